@@ -1,0 +1,78 @@
+"""API key id and secret format.
+
+Modelled on GitHub's token format: a recognisable prefix, a random body from
+`secrets`, and a CRC32 checksum in base62 so a mistyped or forged id is
+rejected without any lookup.
+
+    key id : <prefix><22 base62 = 131 random bits><6 base62 checksum>   e.g. kgk_...
+    secret : kgs_<43 base62 = 256 random bits><6 base62 checksum>
+
+Secrets carry their own fixed prefix so secret scanners can find leaked ones.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import zlib
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+SECRET_PREFIX = "kgs_"
+KEY_ID_RANDOM_CHARS = 22  # 62**22 > 2**130
+SECRET_RANDOM_CHARS = 43  # 62**43 > 2**256
+CHECKSUM_CHARS = 6  # 62**6 > 2**32, holds any CRC32
+VISIBLE_PREFIX_CHARS = 6
+_BODY = re.compile(r"^[0-9A-Za-z]+$")
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, remainder = divmod(number, 62)
+        digits.append(BASE62[remainder])
+    return "".join(reversed(digits))
+
+
+def _checksum(text: str) -> str:
+    return _base62(zlib.crc32(text.encode("ascii")), CHECKSUM_CHARS)
+
+
+def _random_body(length: int) -> str:
+    return "".join(secrets.choice(BASE62) for _ in range(length))
+
+
+def _with_checksum(prefix: str, random_chars: int) -> str:
+    body = prefix + _random_body(random_chars)
+    return body + _checksum(body)
+
+
+def _has_valid_checksum(token: str, prefix: str, random_chars: int) -> bool:
+    if not token.startswith(prefix) or len(token) != len(prefix) + random_chars + CHECKSUM_CHARS:
+        return False
+    rest = token[len(prefix):]
+    if not _BODY.match(rest):
+        return False
+    body, checksum = token[:-CHECKSUM_CHARS], token[-CHECKSUM_CHARS:]
+    return secrets.compare_digest(_checksum(body), checksum)
+
+
+def new_key_id(prefix: str) -> str:
+    return _with_checksum(prefix, KEY_ID_RANDOM_CHARS)
+
+
+def new_secret() -> str:
+    return _with_checksum(SECRET_PREFIX, SECRET_RANDOM_CHARS)
+
+
+def is_well_formed_key_id(key_id: str, prefix: str) -> bool:
+    """Prefix, length, alphabet and checksum: no lookup needed to refuse a bad id."""
+    return isinstance(key_id, str) and _has_valid_checksum(key_id, prefix, KEY_ID_RANDOM_CHARS)
+
+
+def is_well_formed_secret(secret: str) -> bool:
+    return isinstance(secret, str) and _has_valid_checksum(secret, SECRET_PREFIX, SECRET_RANDOM_CHARS)
+
+
+def visible_prefix(key_id: str, prefix: str) -> str:
+    """What lists show of a key id (ZDEX's key prefix): the prefix and six characters."""
+    return key_id[: len(prefix) + VISIBLE_PREFIX_CHARS]

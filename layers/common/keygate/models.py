@@ -1,0 +1,305 @@
+"""Pydantic models: request bodies, stored records and response shapes.
+
+Field names follow GaiaEx (snake_case, `api_key`, `ip_whitelist`, ...), with
+ZDEX's `key_prefix` and 50-character label. Validation that depends on the
+deployment (which permissions are allowed) reads the allowed set from the
+validation context, so the models stay free of configuration lookups.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import unicodedata
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from keygate.config import KNOWN_PERMISSIONS
+
+LABEL_MAX_CHARS = 50
+IP_WHITELIST_MAX_ENTRIES = 30
+EXPIRES_DAYS_MAX = 3650
+_IP_ENTRY_MAX_CHARS = 64
+_FORBIDDEN_LABEL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+SAVE_SECRET_MESSAGE = (
+    "Save your API secret now: it is shown only once and cannot be recovered. "
+    "If you lose it, revoke this key and create a new one."
+)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC timestamps as ISO 8601 with milliseconds and a Z suffix."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ----------------------------------------------------------------- field rules
+def normalise_label(value: str) -> str:
+    label = value.strip()
+    if len(label) > LABEL_MAX_CHARS:
+        raise ValueError(f"label must be at most {LABEL_MAX_CHARS} characters")
+    if any(unicodedata.category(char) in _FORBIDDEN_LABEL_CATEGORIES for char in label):
+        raise ValueError("label must not contain control or invisible formatting characters")
+    return label
+
+
+def normalise_permissions(values: list[str], allowed: tuple[str, ...] | None) -> list[str]:
+    if not values:
+        raise ValueError("permissions must name at least one permission")
+    seen: set[str] = set()
+    for value in values:
+        if value not in KNOWN_PERMISSIONS:
+            raise ValueError(f"unknown permission {value!r}; known permissions are {', '.join(KNOWN_PERMISSIONS)}")
+        if value in seen:
+            raise ValueError(f"permission {value!r} is listed twice")
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"permission {value!r} is not enabled on this exchange")
+        seen.add(value)
+    # Stored and returned in the canonical order, whatever order was sent.
+    return [permission for permission in KNOWN_PERMISSIONS if permission in seen]
+
+
+def normalise_ip_entry(value: str) -> str:
+    if len(value) > _IP_ENTRY_MAX_CHARS or not value.strip():
+        raise ValueError(f"{value[:_IP_ENTRY_MAX_CHARS]!r} is not an IP address or CIDR block")
+    text = value.strip()
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            raise ValueError(f"{text!r} has host bits set; did you mean "
+                             f"{ipaddress.ip_network(text, strict=False)}?") from None
+        raise ValueError(f"{text!r} is not an IP address or CIDR block") from None
+    if network.prefixlen == 0:
+        raise ValueError(f"{text!r} allows every address; omit ip_whitelist for an unrestricted key")
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+def normalise_ip_whitelist(values: list[str]) -> list[str]:
+    if len(values) > IP_WHITELIST_MAX_ENTRIES:
+        raise ValueError(f"ip_whitelist holds at most {IP_WHITELIST_MAX_ENTRIES} entries")
+    normalised: list[str] = []
+    for value in values:
+        entry = normalise_ip_entry(value)
+        if entry not in normalised:
+            normalised.append(entry)
+    return normalised
+
+
+def _allowed_from(info: ValidationInfo) -> tuple[str, ...] | None:
+    return (info.context or {}).get("allowed_permissions")
+
+
+# ------------------------------------------------------------------ requests
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class CreateApiKeyRequest(_Request):
+    label: StrictStr = ""
+    permissions: list[StrictStr] = Field(default_factory=lambda: ["read"])
+    ip_whitelist: list[StrictStr] = Field(default_factory=list)
+    expires_days: Annotated[StrictInt, Field(ge=1, le=EXPIRES_DAYS_MAX)] | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return normalise_label(value)
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return normalise_permissions(value, _allowed_from(info))
+
+    @field_validator("ip_whitelist")
+    @classmethod
+    def _ip_whitelist(cls, value: list[str]) -> list[str]:
+        return normalise_ip_whitelist(value)
+
+    @model_validator(mode="after")
+    def _withdraw_needs_whitelist(self) -> CreateApiKeyRequest:
+        if "withdraw" in self.permissions and not self.ip_whitelist:
+            raise ValueError("the withdraw permission requires a non-empty ip_whitelist")
+        return self
+
+
+class UpdateApiKeyRequest(_Request):
+    """Any subset of the mutable fields; `ip_whitelist: []` removes the restriction."""
+
+    label: StrictStr | None = None
+    permissions: list[StrictStr] | None = None
+    ip_whitelist: list[StrictStr] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("label", "permissions", "ip_whitelist"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} must not be null; leave it out to keep the current value")
+        return data
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_label(value)
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return None if value is None else normalise_permissions(value, _allowed_from(info))
+
+    @field_validator("ip_whitelist")
+    @classmethod
+    def _ip_whitelist(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else normalise_ip_whitelist(value)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateApiKeyRequest:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of label, permissions, ip_whitelist")
+        return self
+
+    def requested_changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+# ------------------------------------------------------------------- records
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class ApiKeyRecord(BaseModel):
+    """A key's metadata as stored in DynamoDB. Never holds the secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    user_id: str
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    status: KeyStatus
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    version: int = 1
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def is_active(self, now: datetime) -> bool:
+        return self.status is KeyStatus.ACTIVE and not self.is_expired(now)
+
+
+class AccountState(BaseModel):
+    """Prerequisites the exchange records for a user (written by its events)."""
+
+    onboarding_completed: bool = False
+    trading_handshake_completed: bool = False
+
+
+class AuditEvent(StrEnum):
+    KEY_CREATED = "key_created"
+    KEY_UPDATED = "key_updated"
+    KEY_REVOKED = "key_revoked"
+
+
+class AuditEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event: AuditEvent
+    api_key: str
+    ip_address: str
+    created_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("created_at")
+    def _iso(self, value: datetime) -> str | None:
+        return iso(value)
+
+
+# ----------------------------------------------------------------- responses
+class _Response(BaseModel):
+    @field_serializer("*", when_used="json")
+    def _timestamps(self, value: Any) -> Any:
+        return iso(value) if isinstance(value, datetime) else value
+
+
+class ApiKeyView(_Response):
+    """A key as lists show it: never a secret."""
+
+    api_key: str
+    key_prefix: str
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    is_active: bool
+
+
+class CreatedApiKey(_Response):
+    api_key: str
+    api_secret: str
+    key_prefix: str
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    message: str = SAVE_SECRET_MESSAGE
+
+
+class ApiKeyList(_Response):
+    api_keys: list[ApiKeyView]
+    count: int
+
+
+class UpdatedApiKey(_Response):
+    api_key: str
+    updated_fields: list[str]
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+
+
+class RevokedApiKey(_Response):
+    api_key: str
+    is_active: bool = False
+    revoked_at: datetime
+    already_revoked: bool
+
+
+class RevokedAll(_Response):
+    revoked_count: int
+    revoked_api_keys: list[str]
+
+
+class AuditLog(_Response):
+    api_key: str
+    entries: list[AuditEntry]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
