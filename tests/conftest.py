@@ -1,0 +1,205 @@
+"""Shared fixtures: the stack's environment and tables come from template.yaml.
+
+`aws` gives an in-process moto account with the template's tables; `client`
+calls the management routes through their real handlers the way API Gateway
+would after the session authorizer let the user in.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from keygate import auth, store
+from keygate.config import reset_config
+from keygate.models import AccountState
+from keygate_dev import template
+from keygate_dev.gateway import ProxyRequest, Response, invoke
+from keygate_dev.identity import LocalIdentityProvider
+from keygate_dev.jwks_server import JwksServer
+
+TABLE_NAME = "keygate-test-keys"
+REGION = "us-east-1"
+ACTION_BY_ROUTE = {
+    ("POST", "/v1/trade/api-keys"): "api_keys:create",
+    ("PATCH", "/v1/trade/api-keys/{api_key}"): "api_keys:update",
+    ("DELETE", "/v1/trade/api-keys/{api_key}"): "api_keys:revoke",
+    ("DELETE", "/v1/trade/api-keys/all"): "api_keys:revoke_all",
+}
+
+
+@pytest.fixture(scope="session")
+def identity() -> LocalIdentityProvider:
+    return LocalIdentityProvider()
+
+
+@pytest.fixture(scope="session")
+def jwks(identity: LocalIdentityProvider) -> Iterator[JwksServer]:
+    with JwksServer(identity) as server:
+        yield server
+
+
+def stack_parameters(identity: LocalIdentityProvider, jwks: JwksServer) -> dict[str, str]:
+    return {
+        "Stage": "test",
+        "SessionIssuer": identity.session_issuer,
+        "SessionJwksUrl": jwks.session_jwks_url,
+        "StepUpIssuer": identity.step_up_issuer,
+        "StepUpJwks": jwks.step_up_jwks_url,
+    }
+
+
+@pytest.fixture
+def stack_env(monkeypatch: pytest.MonkeyPatch, identity: LocalIdentityProvider, jwks: JwksServer,
+              request: pytest.FixtureRequest) -> dict[str, str]:
+    """The CreateApiKeyFunction environment from template.yaml (Globals are shared by all)."""
+    overrides = getattr(request, "param", {}) or {}
+    environment = template.function_environment(
+        "CreateApiKeyFunction", {**stack_parameters(identity, jwks), **overrides}, {"KeysTable": TABLE_NAME})
+    for name, value in {**environment, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_TRACE_DISABLED": "true",
+                        "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    reset_config()
+    store.reset_clients()
+    yield environment
+    reset_config()
+    store.reset_clients()
+
+
+@pytest.fixture
+def aws(stack_env: dict[str, str]) -> Iterator[None]:
+    with mock_aws():
+        template.create_tables(boto3.client("dynamodb", region_name=REGION), {"KeysTable": TABLE_NAME})
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_jwks_cache() -> None:
+    auth._jwks_client.cache_clear()
+
+
+def onboard(user_id: str, *, trade: bool = True) -> None:
+    store.put_account_state(user_id, AccountState(onboarding_completed=True, trading_handshake_completed=trade))
+
+
+@dataclass
+class ApiClient:
+    identity: LocalIdentityProvider
+    source_ip: str = "203.0.113.10"
+
+    def step_up(self, user: str, action: str, **claims: Any) -> str:
+        return self.identity.step_up_token(user, action, **claims)
+
+    def call(self, method: str, path: str, *, user: str | None = "alice", body: Any = None, raw_body: str | None = None,
+             query: str = "", step_up: str | None = "auto", headers: dict[str, str] | None = None,
+             source_ip: str | None = None) -> Response:
+        from keygate_dev.gateway import resolve
+
+        request_headers = {"Content-Type": "application/json", **(headers or {})}
+        resolved = resolve(method, path)
+        action = ACTION_BY_ROUTE.get((method, resolved[0].path)) if resolved else None
+        if step_up == "auto" and action and user:
+            request_headers["X-PASSKEY-TOKEN"] = self.step_up(user, action)
+        elif step_up not in (None, "auto"):
+            request_headers["X-PASSKEY-TOKEN"] = step_up
+        text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+        authorizer = None if user is None else {"principalId": user, "user_id": user}
+        return invoke(ProxyRequest(method=method, path=path, query=query, headers=request_headers, body=text,
+                                   source_ip=source_ip or self.source_ip), authorizer)
+
+    # Convenience wrappers for the routes.
+    def create(self, user: str = "alice", **body: Any) -> Response:
+        return self.call("POST", "/v1/trade/api-keys", user=user, body=body)
+
+    def list(self, user: str = "alice") -> Response:
+        return self.call("GET", "/v1/trade/api-keys", user=user)
+
+    def update(self, key_id: str, user: str = "alice", **body: Any) -> Response:
+        return self.call("PATCH", f"/v1/trade/api-keys/{key_id}", user=user, body=body)
+
+    def revoke(self, key_id: str, user: str = "alice") -> Response:
+        return self.call("DELETE", f"/v1/trade/api-keys/{key_id}", user=user)
+
+    def revoke_all(self, user: str = "alice") -> Response:
+        return self.call("DELETE", "/v1/trade/api-keys/all", user=user)
+
+    def audit(self, key_id: str, user: str = "alice", query: str = "") -> Response:
+        return self.call("GET", f"/v1/trade/api-keys/{key_id}/audit", user=user, query=query)
+
+
+@pytest.fixture
+def client(aws: None, identity: LocalIdentityProvider) -> ApiClient:
+    return ApiClient(identity)
+
+
+@pytest.fixture
+def alice(client: ApiClient) -> str:
+    onboard("alice")
+    return "alice"
+
+
+def assert_error(response: Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """Every refusal has DESIGN.md's shape: {"error": {"code", "message"}}."""
+    assert response.status == status, response.body
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    if status == 503:
+        assert int(response.headers["Retry-After"]) > 0
+    return body["error"]
+
+
+def table_items() -> list[dict[str, Any]]:
+    """Every item of the table, for invariant checks in tests (moto only; production never scans)."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    items, kwargs = [], {"TableName": TABLE_NAME}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(store._from_item(item) for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def secret_names() -> set[str]:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    names, kwargs = set(), {}
+    while True:
+        page = client.list_secrets(**kwargs)
+        names.update(secret["Name"] for secret in page["SecretList"])
+        if "NextToken" not in page:
+            return names
+        kwargs["NextToken"] = page["NextToken"]
+
+
+class FixedClock:
+    def __init__(self, moment: datetime | None = None) -> None:
+        self.moment = moment or datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+        with self._lock:
+            self.moment += timedelta(**delta)
+
+
+def unique_user() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
