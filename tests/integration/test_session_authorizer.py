@@ -1,0 +1,76 @@
+"""SessionAuthorizerFunction: session JWTs checked against the JWKS over HTTP."""
+
+import time
+
+import pytest
+
+from keygate import api
+from keygate_dev.gateway import LambdaContext
+from keygate_dev.identity import SigningKey
+from keygate_dev.template import load_handler
+
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/test/GET/v1/trade/api-keys"
+
+
+@pytest.fixture
+def authorize(stack_env):
+    handler = load_handler("SessionAuthorizerFunction")
+
+    def call(authorization: str | None):
+        event = {"type": "TOKEN", "methodArn": METHOD_ARN}
+        if authorization is not None:
+            event["authorizationToken"] = authorization
+        return handler(event, LambdaContext("SessionAuthorizerFunction"))
+
+    return call
+
+
+def test_valid_session_is_allowed_for_the_whole_stage(authorize, identity):
+    # Given a fresh session token for alice
+    token = identity.session_token("alice")
+    # When the authorizer checks it
+    result = authorize(f"Bearer {token}")
+    # Then alice is the principal, the context names her, and the cached policy covers every route
+    assert result["principalId"] == "alice"
+    assert result["context"] == {"user_id": "alice"}
+    statement = result["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/test/*"
+
+
+@pytest.mark.parametrize("make_header", [
+    pytest.param(lambda idp: None, id="missing"),
+    pytest.param(lambda idp: "", id="empty"),
+    pytest.param(lambda idp: f"Basic {idp.session_token('alice')}", id="wrong-scheme"),
+    pytest.param(lambda idp: "Bearer not-a-jwt", id="garbage"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', now=time.time() - 7200)}", id="expired"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', iss='https://evil.example')}", id="wrong-issuer"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', aud='other-service')}", id="wrong-audience"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', exp=None)}", id="no-expiry"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('', sub='')}", id="empty-subject"),
+    pytest.param(lambda idp: "Bearer " + SigningKey(kid=idp.session_key.kid).sign(
+        {"iss": idp.session_issuer, "aud": idp.audience, "sub": "alice", "exp": int(time.time()) + 60}),
+        id="forged-with-same-kid"),
+    pytest.param(lambda idp: f"Bearer {idp.step_up_token('alice', 'api_keys:create')}", id="step-up-token-as-session"),
+])
+def test_invalid_sessions_are_refused_with_unauthorized(authorize, identity, make_header):
+    # Given a header that is not a valid session
+    header = make_header(identity)
+    # When / Then API Gateway gets the 'Unauthorized' error it maps to 401
+    with pytest.raises(api.AuthorizerDenied, match="^Unauthorized$"):
+        authorize(header)
+
+
+def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
+    # Given a JWKS URL on a closed loopback port
+    from keygate import auth
+    from keygate.config import reset_config
+
+    monkeypatch.setenv("SESSION_JWKS_URL", "http://127.0.0.1:9/jwks.json")
+    reset_config()
+    auth._jwks_client.cache_clear()
+    # When a well-formed session arrives
+    # Then the authorizer fails (AUTHORIZER_FAILURE -> 503 Gateway Response), it neither allows nor says 401
+    with pytest.raises(Exception) as failure:
+        authorize(f"Bearer {identity.session_token('alice')}")
+    assert not isinstance(failure.value, api.AuthorizerDenied)

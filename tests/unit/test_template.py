@@ -1,0 +1,119 @@
+"""template.yaml is the single source of truth: check what it promises."""
+
+from pathlib import Path
+
+import pytest
+
+from keygate_dev import template
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = template.resources("AWS::Serverless::Function")
+SECRET_WRITE_ACTIONS = {"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                        "secretsmanager:UpdateSecret"}
+
+
+def _statements(function_id):
+    for policy in FUNCTIONS[function_id]["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and "Statement" in policy, "only inline least-privilege statements"
+        yield from policy["Statement"]
+
+
+def _actions(function_id):
+    return {action for statement in _statements(function_id) for action in statement["Action"]}
+
+
+def test_runtime_is_python313_on_arm64():
+    globals_ = template.load_template()["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    for function_id, resource in FUNCTIONS.items():
+        assert "Runtime" not in resource["Properties"], function_id
+        assert "Architectures" not in resource["Properties"], function_id
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
+def test_every_function_has_its_handler_file(function_id):
+    code_uri = ROOT / FUNCTIONS[function_id]["Properties"]["CodeUri"]
+    assert (code_uri / "app.py").is_file()
+    assert callable(template.load_handler(function_id))
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
+def test_no_wildcards_and_no_scan(function_id):
+    for statement in _statements(function_id):
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            assert "*" not in action, (function_id, action)
+            assert action not in {"dynamodb:Scan", "dynamodb:BatchWriteItem"}, (function_id, action)
+        assert statement["Resource"] != "*", function_id
+
+
+def test_only_the_create_path_writes_secrets_and_nobody_reads_them_yet():
+    writers = {function_id for function_id in FUNCTIONS if _actions(function_id) & SECRET_WRITE_ACTIONS}
+    assert writers == {"CreateApiKeyFunction"}
+    readers = {function_id for function_id in FUNCTIONS if "secretsmanager:GetSecretValue" in _actions(function_id)}
+    assert readers == set()
+
+
+def test_read_only_routes_cannot_write():
+    for function_id in ("ListApiKeysFunction", "GetApiKeyAuditFunction", "SessionAuthorizerFunction"):
+        assert not {action for action in _actions(function_id)
+                    if action.split(":")[1].startswith(("Put", "Update", "Delete", "Create"))}, function_id
+
+
+def test_secret_permissions_are_scoped_to_the_stage_prefix():
+    for function_id in FUNCTIONS:
+        for statement in _statements(function_id):
+            if any(action.startswith("secretsmanager:") for action in statement["Action"]):
+                assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+                                                            "${AWS::AccountId}:secret:keygate/${Stage}/*"}
+
+
+def test_table_is_protected():
+    table = template.resources("AWS::DynamoDB::Table")["KeysTable"]
+    properties = table["Properties"]
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
+    assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def test_limits_are_parameters_not_constants():
+    parameters = template.load_template()["Parameters"]
+    for name in ("Stage", "MaxActiveKeysPerUser", "AllowedPermissions", "StepUpIssuer", "StepUpJwks",
+                 "StepUpMaxAgeSeconds", "KeyIdPrefix", "LogLevel"):
+        assert name in parameters, name
+    assert parameters["MaxActiveKeysPerUser"]["Default"] == 10
+    assert parameters["AllowedPermissions"]["Default"] == "read,trade"
+    assert parameters["StepUpMaxAgeSeconds"]["Default"] == 300
+
+
+def test_gateway_responses_use_the_error_shape():
+    responses = template.resources("AWS::ApiGateway::GatewayResponse")
+    types = {resource["Properties"]["ResponseType"]: resource["Properties"] for resource in responses.values()}
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
+    for properties in types.values():
+        assert properties["ResponseTemplates"]["application/json"].startswith('{"error": {"code": ')
+    assert types["AUTHORIZER_FAILURE"]["StatusCode"] == "503"
+    assert types["DEFAULT_5XX"]["StatusCode"] == "503"
+
+
+def test_janitor_schedule_matches_the_stated_bound():
+    from keygate.service import JANITOR_PERIOD
+
+    schedule = FUNCTIONS["SecretJanitorFunction"]["Properties"]["Events"]["EveryFiveMinutes"]["Properties"]
+    assert schedule["ScheduleExpression"] == f"rate({int(JANITOR_PERIOD.total_seconds() // 60)} minutes)"
+
+
+def test_management_routes_use_the_session_authorizer():
+    api = template.resources("AWS::Serverless::Api")["KeyGateApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "SessionAuthorizer"
+    assert sorted(template.api_routes()) == sorted([
+        ("DELETE", "/v1/trade/api-keys/all", "RevokeAllApiKeysFunction"),
+        ("DELETE", "/v1/trade/api-keys/{api_key}", "RevokeApiKeyFunction"),
+        ("GET", "/v1/trade/api-keys", "ListApiKeysFunction"),
+        ("GET", "/v1/trade/api-keys/{api_key}/audit", "GetApiKeyAuditFunction"),
+        ("PATCH", "/v1/trade/api-keys/{api_key}", "UpdateApiKeyFunction"),
+        ("POST", "/v1/trade/api-keys", "CreateApiKeyFunction"),
+    ])
