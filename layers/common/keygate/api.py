@@ -12,7 +12,7 @@ import base64
 import binascii
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +37,18 @@ class ApiRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What the signature authorizer needs from API Gateway's REQUEST event."""
+
+    method: str
+    path: str  # decoded, relative to the API root
+    query_pairs: list[tuple[str, str]]
+    headers: Mapping[str, str]  # lower-case names
+    source_ip: str
+    duplicated_headers: frozenset[str] = frozenset()
 
 
 def parse_event(event: dict[str, Any]) -> ApiRequest:
@@ -164,3 +176,52 @@ class AuthorizerDenied(Exception):
 
     def __init__(self) -> None:
         super().__init__("Unauthorized")
+
+
+def deny_policy(principal_id: str, method_arn: str, context: dict[str, str]) -> dict[str, Any]:
+    """A Deny for this request: API Gateway answers 403 (ACCESS_DENIED), whose Gateway
+    Response reads `error_code` / `error_message` from this context."""
+    return {
+        "principalId": principal_id,
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": method_arn}]},
+        "context": context,
+    }
+
+
+def request_path(event: dict[str, Any]) -> str:
+    """The decoded path relative to the API root (no stage, no base-path mapping).
+
+    Rebuilt from the matched resource and its decoded path parameters, which
+    API Gateway gives the same way whatever custom domain mapping is in front.
+    """
+    context = event.get("requestContext") or {}
+    resource = context.get("resourcePath") or event.get("resource")
+    parameters = event.get("pathParameters") or {}
+    if not resource:
+        return event.get("path") or "/"
+    path = resource
+    for name, value in parameters.items():
+        path = path.replace("{" + name + "+}", value).replace("{" + name + "}", value)
+    return path
+
+
+def signed_request(event: dict[str, Any]) -> SignedRequest:
+    """The parts of a REQUEST authorizer event that SIGNING.md's checks read."""
+    multi_headers = event.get("multiValueHeaders") or {}
+    duplicated = frozenset(name.lower() for name, values in multi_headers.items()
+                           if isinstance(values, list) and len(values) > 1)
+    multi_query = event.get("multiValueQueryStringParameters") or {}
+    single_query = event.get("queryStringParameters") or {}
+    pairs = [(name, value) for name, values in multi_query.items() for value in (values or [])] if multi_query \
+        else [(name, value) for name, value in single_query.items() if value is not None]
+    context = event.get("requestContext") or {}
+    return SignedRequest(
+        method=(event.get("httpMethod") or context.get("httpMethod") or "").upper(),
+        path=request_path(event),
+        query_pairs=pairs,
+        headers={name.lower(): value for name, value in (event.get("headers") or {}).items()
+                 if isinstance(value, str)},
+        source_ip=(context.get("identity") or {}).get("sourceIp") or "",
+        duplicated_headers=duplicated,
+    )

@@ -37,12 +37,26 @@ class Config(BaseModel):
     # treat it as an orphan: longer than any create can take (function timeout).
     orphan_grace_seconds: int = Field(alias="ORPHAN_GRACE_SECONDS", default=120, ge=10)
     aws_endpoint_url: str | None = Field(alias="AWS_ENDPOINT_URL", default=None)
+    # Signature authorizer caches: a revoked or expired key is refused within
+    # record_cache_ttl_seconds; secrets are immutable, so they may live longer.
+    record_cache_ttl_seconds: float = Field(alias="RECORD_CACHE_TTL_SECONDS", default=5, ge=0, le=60)
+    secret_cache_ttl_seconds: float = Field(alias="SECRET_CACHE_TTL_SECONDS", default=300, ge=0, le=3600)
+    unknown_key_cache_ttl_seconds: float = Field(alias="UNKNOWN_KEY_CACHE_TTL_SECONDS", default=2, ge=0, le=60)
+    last_used_interval_seconds: int = Field(alias="LAST_USED_INTERVAL_SECONDS", default=60, ge=1)
+    withdrawal_path_prefixes: tuple[str, ...] = Field(alias="WITHDRAWAL_PATH_PREFIXES", default=())
 
-    @field_validator("allowed_permissions", mode="before")
+    @field_validator("allowed_permissions", "withdrawal_path_prefixes", mode="before")
     @classmethod
-    def _split_permissions(cls, value: object) -> object:
+    def _split_comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("withdrawal_path_prefixes")
+    @classmethod
+    def _absolute_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not prefix.startswith("/") for prefix in value):
+            raise ValueError("withdrawal path prefixes must start with '/'")
         return value
 
     @field_validator("allowed_permissions")

@@ -259,6 +259,17 @@ class ApiKeyView(_Response):
     is_active: bool
 
 
+class CallingApiKey(_Response):
+    """What a bot may learn about the key it signs with (like Binance's API restrictions)."""
+
+    api_key: str
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+
+
 class CreatedApiKey(_Response):
     api_key: str
     api_secret: str

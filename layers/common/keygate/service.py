@@ -48,6 +48,7 @@ from keygate.models import (
     AuditEntry,
     AuditEvent,
     AuditLog,
+    CallingApiKey,
     CreateApiKeyRequest,
     CreatedApiKey,
     KeyStatus,
@@ -309,6 +310,17 @@ def _delete_revoked_secrets(key_ids: Iterable[str], now: datetime) -> None:
 def get_api_key_audit(user_id: str, key_id: str, *, limit: int) -> AuditLog:
     _owned_key(user_id, key_id)
     return AuditLog(api_key=key_id, entries=store.query_audit(key_id, limit))
+
+
+# ------------------------------------------------------------ bot-facing
+def describe_calling_key(user_id: str, key_id: str) -> CallingApiKey:
+    """The key the signature authorizer just let in (it passes user and key id in its context)."""
+    record = store.get_key(user_id, key_id) if user_id and key_id else None
+    if record is None:
+        raise KeyNotFound()
+    return CallingApiKey(api_key=record.key_id, label=record.label, permissions=record.permissions,
+                         ip_whitelist=record.ip_whitelist, created_at=record.created_at,
+                         expires_at=record.expires_at)
 
 
 # ------------------------------------------------------------------ janitor

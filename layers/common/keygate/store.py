@@ -6,9 +6,11 @@ Single-table layout (partition key `pk`, sort key `sk`, TTL attribute `expires_t
     USER#<user>     KEYSET              version bumped by every create (optimistic lock
                                         that keeps the active count within the limit)
     USER#<user>     ACCOUNT             onboarding / trading-handshake state
+    USER#<user>     USAGE#<key id>      last use of a key (written by the signature authorizer)
     KEY#<key id>    KEY                 immutable pointer key id -> user (authorizer lookup)
     AUDIT#<key id>  <time>#<uuid>       audit entries, newest first by sort key
     STEPUP#<jti>    STEPUP              used step-up token ids (TTL)
+    NONCE#<key id>#<nonce>  NONCE       used request nonces (TTL)
     SECRET_CLEANUP  <due ms>#<key id>   secrets that must be deleted (outbox for the janitor)
 
 Every access is a GetItem, Query or transaction on a known key: no Scan. AWS
@@ -21,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -189,6 +191,7 @@ def load_user(user_id: str) -> UserSnapshot:
     account = AccountState()
     keyset_version = 0
     keys: list[ApiKeyRecord] = []
+    last_used: dict[str, datetime | None] = {}
     for item in _query_pages(
         TableName=_table(),
         KeyConditionExpression="pk = :pk",
@@ -202,6 +205,10 @@ def load_user(user_id: str) -> UserSnapshot:
             keyset_version = values.get("version", 0)
         elif values["sk"].startswith("KEY#"):
             keys.append(_record_from(values))
+        elif values["sk"].startswith("USAGE#"):
+            last_used[values["sk"].removeprefix("USAGE#")] = _parse_time(values.get("last_used_at"))
+    keys = [record.model_copy(update={"last_used_at": last_used[record.key_id]}) if last_used.get(record.key_id)
+            else record for record in keys]
     return UserSnapshot(account=account, keyset_version=keyset_version, keys=keys)
 
 
@@ -370,12 +377,9 @@ def due_cleanups(now: datetime, limit: int = 500) -> list[PendingCleanup]:
 
 
 def get_key_by_id(key_id: str) -> ApiKeyRecord | None:
-    """Resolve a key id through its immutable pointer (janitor and authorizer)."""
-    pointer = _call("GetItem", _dynamodb().get_item, TableName=_table(),
-                    Key=_key(f"KEY#{key_id}", "KEY"), ConsistentRead=True).get("Item")
-    if pointer is None:
-        return None
-    return get_key(_from_item(pointer)["user_id"], key_id)
+    """Resolve a key id through its immutable pointer (janitor)."""
+    owner = get_key_owner(key_id)
+    return None if owner is None else get_key(owner, key_id)
 
 
 # ------------------------------------------------------------ transactions
@@ -464,3 +468,71 @@ def commit_revocations(changes: Iterable[tuple[ApiKeyRecord, ApiKeyRecord, Audit
         items.append(_audit_put(audit, after.user_id))
         items.append({"Put": {"TableName": _table(), "Item": _cleanup_item(after.key_id, now, "revoked")}})
     _transact("TransactWriteItems", items, step_up_index=None if step_up is None else 0)
+
+
+# ------------------------------------------------- signature authorizer path
+class NonceReused(Exception):
+    """The nonce was already recorded for this key inside its window."""
+
+
+@tracer.capture_method(capture_response=False)
+def get_secret(key_id: str) -> str | None:
+    """The key's HMAC secret (the signature authorizer is the only reader); None if deleted."""
+    try:
+        response = _secretsmanager().get_secret_value(SecretId=secret_name(key_id))
+    except ClientError as error:
+        if error.response["Error"]["Code"] in {"ResourceNotFoundException", "InvalidRequestException"}:
+            return None
+        raise _unavailable("GetSecretValue", error) from error
+    except BotoCoreError as error:
+        raise _unavailable("GetSecretValue", error) from error
+    return response.get("SecretString")
+
+
+def get_key_owner(key_id: str) -> str | None:
+    """The user a key id belongs to, from its immutable pointer (cacheable for ever)."""
+    pointer = _call("GetItem", _dynamodb().get_item, TableName=_table(),
+                    Key=_key(f"KEY#{key_id}", "KEY"), ConsistentRead=True).get("Item")
+    return None if pointer is None else _from_item(pointer)["user_id"]
+
+
+def record_nonce(key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
+    """Record a nonce once per key; a record past its expiry (not yet deleted by TTL) does not count."""
+    try:
+        _dynamodb().put_item(
+            TableName=_table(),
+            Item=_to_item({"pk": f"NONCE#{key_id}#{nonce}", "sk": "NONCE", "type": "nonce",
+                           "expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1}),
+            ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
+            ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise NonceReused() from error
+        raise _unavailable("PutItem", error) from error
+    except BotoCoreError as error:
+        raise _unavailable("PutItem", error) from error
+
+
+def touch_last_used(user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
+    """Refresh the key's last use, at most once per interval across all authorizer instances.
+
+    Kept in its own item (USER#<user> / USAGE#<key id>) so it never races the
+    versioned key record that updates and revocations replace.
+    """
+    cutoff = _iso(now - timedelta(seconds=at_most_every_seconds))
+    try:
+        _dynamodb().update_item(
+            TableName=_table(), Key=_key(_user_pk(user_id), f"USAGE#{key_id}"),
+            UpdateExpression="SET last_used_at = :now, #type = :type",
+            ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
+            ExpressionAttributeNames={"#type": "type"},
+            ExpressionAttributeValues={":now": {"S": _iso(now)}, ":cutoff": {"S": cutoff},
+                                       ":type": {"S": "usage"}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return
+        raise _unavailable("UpdateItem", error) from error
+    except BotoCoreError as error:
+        raise _unavailable("UpdateItem", error) from error
