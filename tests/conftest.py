@@ -7,7 +7,10 @@ would after the session authorizer let the user in.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -203,3 +206,69 @@ class FixedClock:
 
 def unique_user() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def aws_calls(aws: None) -> Iterator[Any]:
+    """Records the layer's AWS calls and injects one fault on demand (tests/integration/faults.py)."""
+    from tests.integration.faults import AwsCalls
+
+    calls = AwsCalls()
+    calls.install()
+    yield calls
+    calls.uninstall()
+
+
+@pytest.fixture
+def atomic_aws(aws: None) -> Iterator[None]:
+    """moto with each request applied atomically, as DynamoDB does, for tests with real threads."""
+    from tests.integration.faults import serialised_moto
+
+    with serialised_moto():
+        yield
+
+
+# ------------------------------------------------- shared checks (issue 2 tests)
+def iso_time(text: str) -> datetime:
+    """A timestamp as the API writes it: ISO 8601 in UTC with milliseconds and a 'Z'."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
+    return datetime.fromisoformat(text)
+
+
+def state_snapshot() -> tuple[list[str], set[str]]:
+    """The whole table and the secret names, comparable before and after a refused request."""
+    return sorted(json.dumps(item, sort_keys=True) for item in table_items()), secret_names()
+
+
+@dataclass
+class CapturedLogs:
+    stream: io.StringIO
+
+    def lines(self) -> list[str]:
+        return self.stream.getvalue().splitlines()
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[CapturedLogs]:
+    """What KeyGate's Logger writes at DEBUG (formatted as CloudWatch receives it) and what any
+    other client-side logger writes at INFO and above; moto's own loggers stand for AWS and are left out."""
+    from keygate.observability import logger as keygate_logger
+
+    stream = io.StringIO()
+    structured = logging.StreamHandler(stream)
+    structured.setFormatter(keygate_logger.registered_formatter)
+    others = logging.StreamHandler(stream)
+    others.addFilter(lambda record: not record.name.startswith((keygate_logger.name, "moto", "werkzeug")))
+    keygate_logging, root = logging.getLogger(keygate_logger.name), logging.getLogger()
+    levels = keygate_logging.level, root.level
+    keygate_logging.addHandler(structured)
+    keygate_logging.setLevel(logging.DEBUG)
+    root.addHandler(others)
+    root.setLevel(logging.INFO)
+    try:
+        yield CapturedLogs(stream)
+    finally:
+        keygate_logging.removeHandler(structured)
+        root.removeHandler(others)
+        keygate_logging.setLevel(levels[0])
+        root.setLevel(levels[1])

@@ -48,15 +48,16 @@ def test_no_wildcards_and_no_scan(function_id):
         assert statement["Resource"] != "*", function_id
 
 
-def test_only_the_create_path_writes_secrets_and_nobody_reads_them_yet():
+def test_only_the_create_path_writes_secrets_and_only_the_signature_authorizer_reads_them():
     writers = {function_id for function_id in FUNCTIONS if _actions(function_id) & SECRET_WRITE_ACTIONS}
     assert writers == {"CreateApiKeyFunction"}
     readers = {function_id for function_id in FUNCTIONS if "secretsmanager:GetSecretValue" in _actions(function_id)}
-    assert readers == set()
+    assert readers == {"SignatureAuthorizerFunction"}
 
 
 def test_read_only_routes_cannot_write():
-    for function_id in ("ListApiKeysFunction", "GetApiKeyAuditFunction", "SessionAuthorizerFunction"):
+    for function_id in ("ListApiKeysFunction", "GetApiKeyAuditFunction", "SessionAuthorizerFunction",
+                        "GetCallingApiKeyFunction", "GetServerTimeFunction"):
         assert not {action for action in _actions(function_id)
                     if action.split(":")[1].startswith(("Put", "Update", "Delete", "Create"))}, function_id
 
@@ -112,7 +113,9 @@ def test_management_routes_use_the_session_authorizer():
     assert sorted(template.api_routes()) == sorted([
         ("DELETE", "/v1/trade/api-keys/all", "RevokeAllApiKeysFunction"),
         ("DELETE", "/v1/trade/api-keys/{api_key}", "RevokeApiKeyFunction"),
+        ("GET", "/v1/time", "GetServerTimeFunction"),
         ("GET", "/v1/trade/api-keys", "ListApiKeysFunction"),
+        ("GET", "/v1/trade/api-keys/self", "GetCallingApiKeyFunction"),
         ("GET", "/v1/trade/api-keys/{api_key}/audit", "GetApiKeyAuditFunction"),
         ("PATCH", "/v1/trade/api-keys/{api_key}", "UpdateApiKeyFunction"),
         ("POST", "/v1/trade/api-keys", "CreateApiKeyFunction"),

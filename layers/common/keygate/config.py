@@ -11,9 +11,10 @@ import os
 import re
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
+NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default
 _KEY_ID_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,11}_$")
 
 
@@ -47,8 +48,11 @@ class Config(BaseModel):
 
     @field_validator("allowed_permissions", "withdrawal_path_prefixes", mode="before")
     @classmethod
-    def _split_comma_separated(cls, value: object) -> object:
+    def _split_comma_separated(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
+            # CloudFormation parameters cannot usefully default to "": the template says "none".
+            if info.field_name == "withdrawal_path_prefixes" and value.strip() == NO_WITHDRAWAL_ROUTES:
+                return ()
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 

@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from keygate.config import KNOWN_PERMISSIONS
 
@@ -77,6 +78,8 @@ def normalise_ip_entry(value: str) -> str:
     if len(value) > _IP_ENTRY_MAX_CHARS or not value.strip():
         raise ValueError(f"{value[:_IP_ENTRY_MAX_CHARS]!r} is not an IP address or CIDR block")
     text = value.strip()
+    if "%" in text:  # an IPv6 zone names an interface of the client's host, never a remote address
+        raise ValueError(f"{text!r} has an IPv6 zone (%...); give the address without it")
     try:
         network = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -107,14 +110,39 @@ def _allowed_from(info: ValidationInfo) -> tuple[str, ...] | None:
 
 
 # ------------------------------------------------------------------ requests
+# The validators' rules stated as JSON Schema for docs/openapi.json. They change
+# the schema only: the validators above still decide (and normalise).
+_LABEL_SCHEMA: JsonDict = {
+    "maxLength": LABEL_MAX_CHARS,
+    "description": f"At most {LABEL_MAX_CHARS} characters after trimming; no control or invisible characters."}
+_PERMISSIONS_SCHEMA: JsonDict = {
+    "items": {"type": "string", "enum": list(KNOWN_PERMISSIONS)}, "minItems": 1, "uniqueItems": True,
+    "description": "withdraw only where the stack enables it, and only with an ip_whitelist."}
+_IP_WHITELIST_SCHEMA: JsonDict = {
+    "items": {"type": "string", "minLength": 1, "maxLength": _IP_ENTRY_MAX_CHARS},
+    "maxItems": IP_WHITELIST_MAX_ENTRIES,
+    "description": "IPv4/IPv6 addresses and CIDR blocks; 0.0.0.0/0 and ::/0 are refused."}
+
+
+def _partial_update_schema(schema: JsonDict) -> None:
+    # At least one field (_something_to_change); null is refused (_no_nulls): a field
+    # left out keeps its current value, so none has a default.
+    schema["minProperties"] = 1
+    properties = schema.get("properties")
+    for field_schema in properties.values() if isinstance(properties, dict) else ():
+        if isinstance(field_schema, dict):
+            field_schema.pop("default", None)
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
 class CreateApiKeyRequest(_Request):
-    label: StrictStr = ""
-    permissions: list[StrictStr] = Field(default_factory=lambda: ["read"])
-    ip_whitelist: list[StrictStr] = Field(default_factory=list)
+    label: StrictStr = Field(default="", json_schema_extra=_LABEL_SCHEMA)
+    permissions: list[StrictStr] = Field(default_factory=lambda: ["read"],
+                                         json_schema_extra=_PERMISSIONS_SCHEMA)
+    ip_whitelist: list[StrictStr] = Field(default_factory=list, json_schema_extra=_IP_WHITELIST_SCHEMA)
     expires_days: Annotated[StrictInt, Field(ge=1, le=EXPIRES_DAYS_MAX)] | None = None
 
     @field_validator("label")
@@ -142,9 +170,13 @@ class CreateApiKeyRequest(_Request):
 class UpdateApiKeyRequest(_Request):
     """Any subset of the mutable fields; `ip_whitelist: []` removes the restriction."""
 
-    label: StrictStr | None = None
-    permissions: list[StrictStr] | None = None
-    ip_whitelist: list[StrictStr] | None = None
+    model_config = ConfigDict(json_schema_extra=_partial_update_schema)
+
+    label: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_LABEL_SCHEMA)
+    permissions: list[StrictStr] | SkipJsonSchema[None] = Field(default=None,
+                                                                json_schema_extra=_PERMISSIONS_SCHEMA)
+    ip_whitelist: list[StrictStr] | SkipJsonSchema[None] = Field(default=None,
+                                                                 json_schema_extra=_IP_WHITELIST_SCHEMA)
 
     @model_validator(mode="before")
     @classmethod
@@ -310,6 +342,23 @@ class RevokedAll(_Response):
 class AuditLog(_Response):
     api_key: str
     entries: list[AuditEntry]
+
+
+class ServerTime(BaseModel):
+    """GET /v1/time: the server's clock in milliseconds since the Unix epoch, for signing bots."""
+
+    server_time: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal, from a handler (api.error_response) or from API Gateway (Gateway Responses)."""
+
+    error: ErrorDetail
 
 
 def now_utc() -> datetime:

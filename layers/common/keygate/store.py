@@ -8,7 +8,8 @@ Single-table layout (partition key `pk`, sort key `sk`, TTL attribute `expires_t
     USER#<user>     ACCOUNT             onboarding / trading-handshake state
     USER#<user>     USAGE#<key id>      last use of a key (written by the signature authorizer)
     KEY#<key id>    KEY                 immutable pointer key id -> user (authorizer lookup)
-    AUDIT#<key id>  <time>#<uuid>       audit entries, newest first by sort key
+    AUDIT#<key id>  <version>#<time>#<uuid>  audit entries, newest first by sort key (the key
+                                        record's version: commit order, whatever the clocks say)
     STEPUP#<jti>    STEPUP              used step-up token ids (TTL)
     NONCE#<key id>#<nonce>  NONCE       used request nonces (TTL)
     SECRET_CLEANUP  <due ms>#<key id>   secrets that must be deleted (outbox for the janitor)
@@ -231,13 +232,15 @@ def put_account_state(user_id: str, state: AccountState) -> None:
 
 
 # ------------------------------------------------------------------- audit
-def _audit_put(entry: AuditEntry, user_id: str) -> dict[str, Any]:
-    sort_key = f"{_iso(entry.created_at)}#{uuid.uuid4().hex}"
+def _audit_put(entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
+    # Ordered by the version the change commits, not by time: a request that lost
+    # a race commits after others with the time it started at.
+    sort_key = f"{changed.version:010d}#{_iso(entry.created_at)}#{uuid.uuid4().hex}"
     return {"Put": {"TableName": _table(), "Item": _to_item({
         "pk": f"AUDIT#{entry.api_key}",
         "sk": sort_key,
         "type": "audit",
-        "user_id": user_id,
+        "user_id": changed.user_id,
         "event": entry.event.value,
         "api_key": entry.api_key,
         "ip_address": entry.ip_address,
@@ -428,7 +431,7 @@ def commit_create(record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *
                  "Item": _to_item({"pk": f"KEY#{record.key_id}", "sk": "KEY", "type": "key_pointer",
                                    "user_id": record.user_id}),
                  "ConditionExpression": "attribute_not_exists(pk)"}},
-        _audit_put(audit, record.user_id),
+        _audit_put(audit, record),
         {"Delete": {"TableName": _table(),
                     "Key": _key(CLEANUP_PARTITION, cleanup_sort_key(record.key_id, cleanup_due))}},
     ]
@@ -449,7 +452,7 @@ def _versioned_update(before: ApiKeyRecord, after: ApiKeyRecord) -> dict[str, An
 def commit_update(before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse,
                   now: datetime) -> None:
     _transact("TransactWriteItems",
-              [_step_up_put(step_up, now), _versioned_update(before, after), _audit_put(audit, after.user_id)],
+              [_step_up_put(step_up, now), _versioned_update(before, after), _audit_put(audit, after)],
               step_up_index=0)
 
 
@@ -465,7 +468,7 @@ def commit_revocations(changes: Iterable[tuple[ApiKeyRecord, ApiKeyRecord, Audit
     items = [] if step_up is None else [_step_up_put(step_up, now)]
     for before, after, audit in changes:
         items.append(_versioned_update(before, after))
-        items.append(_audit_put(audit, after.user_id))
+        items.append(_audit_put(audit, after))
         items.append({"Put": {"TableName": _table(), "Item": _cleanup_item(after.key_id, now, "revoked")}})
     _transact("TransactWriteItems", items, step_up_index=None if step_up is None else 0)
 

@@ -1,0 +1,227 @@
+"""The KG1-HMAC-SHA256 signature authorizer (shared/SIGNING.md), checks in its order.
+
+`SignatureAuthorizer.authorize` takes what API Gateway hands a REQUEST
+authorizer and returns a `Decision`; the Lambda handler only turns that into
+API Gateway's vocabulary. Nothing is read before the cheap checks (headers,
+clock, key id checksum) pass, and nothing is written before checks 1-6 pass.
+
+Caches (per warm Lambda instance, LRU-bounded to CACHE_MAX_ENTRIES each, on a
+monotonic clock):
+- key id -> user: the immutable pointer, for a day;
+- key record: `record_cache_ttl_seconds` (stack parameter RecordCacheTtlSeconds,
+  default 5 s). This is the revocation bound: a key revoked (or narrowed by an
+  update) is refused at most this long after the change committed. Expiry
+  needs no refresh: the cached record carries `expires_at`, checked on every
+  request against the wall clock;
+- unknown key ids: `unknown_key_cache_ttl_seconds` (default 2 s): a key
+  created just now may be refused as unknown for at most this long;
+- secret: `secret_cache_ttl_seconds` (default 300 s). A secret never changes,
+  and a revoked key is refused by its record before its secret is used;
+- last use: `last_used_at` is written at most once per
+  `last_used_interval_seconds` per key, and a failed write never denies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from keygate import keys, signing, store
+from keygate.api import SignedRequest
+from keygate.config import Config
+from keygate.models import ApiKeyRecord, KeyStatus
+from keygate.observability import logger, metrics
+
+CACHE_MAX_ENTRIES = 10_000
+POINTER_CACHE_TTL_SECONDS = 24 * 3600  # key id -> user never changes once written
+READ_METHODS = frozenset({"GET", "HEAD"})
+Value = TypeVar("Value")
+
+
+class TtlCache(Generic[Value]):
+    """A small LRU with a per-entry deadline on a monotonic clock."""
+
+    def __init__(self, monotonic: Callable[[], float], max_entries: int = CACHE_MAX_ENTRIES) -> None:
+        self._entries: OrderedDict[str, tuple[float, Value]] = OrderedDict()
+        self._monotonic = monotonic
+        self._max_entries = max_entries
+
+    def get(self, key: str) -> tuple[bool, Value | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self._monotonic():
+            self._entries.pop(key, None)
+            return False, None
+        self._entries.move_to_end(key)
+        return True, entry[1]
+
+    def put(self, key: str, value: Value, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            return
+        self._entries[key] = (self._monotonic() + ttl_seconds, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    status: int
+    code: str
+    message: str
+    user_id: str | None = None
+    key_id: str | None = None
+    permissions: tuple[str, ...] = ()
+
+    @classmethod
+    def refuse(cls, status: int, code: str, message: str, **known: Any) -> Decision:
+        return cls(allowed=False, status=status, code=code, message=message, **known)
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    record: ApiKeyRecord
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+class SignatureAuthorizer:
+    def __init__(self, config: Config, *, clock_ms: Callable[[], int] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic, storage: Any = store) -> None:
+        """`clock_ms` is the wall clock of check 2 and of expiry; `monotonic` times the caches;
+        `storage` is keygate.store or a stand-in with its interface (tests, benchmarks)."""
+        self._config = config
+        self._store = storage
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._monotonic = monotonic
+        self._owners: TtlCache[str | None] = TtlCache(monotonic)
+        self._records: TtlCache[_CachedKey | None] = TtlCache(monotonic)
+        self._secrets: TtlCache[str] = TtlCache(monotonic)
+        self._last_touched: TtlCache[bool] = TtlCache(monotonic)
+
+    # ------------------------------------------------------------- lookups
+    def _owner(self, key_id: str) -> str | None:
+        found, owner = self._owners.get(key_id)
+        if not found:
+            owner = self._store.get_key_owner(key_id)
+            # Unknown ids are retried soon: the key may have been created a moment ago.
+            self._owners.put(key_id, owner,
+                             POINTER_CACHE_TTL_SECONDS if owner else self._config.unknown_key_cache_ttl_seconds)
+        return owner
+
+    def _key(self, key_id: str) -> _CachedKey | None:
+        found, cached = self._records.get(key_id)
+        if found:
+            return cached
+        owner = self._owner(key_id)
+        record = None if owner is None else self._store.get_key(owner, key_id)
+        cached = None if record is None else _CachedKey(
+            record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist))
+        ttl = self._config.record_cache_ttl_seconds if cached else self._config.unknown_key_cache_ttl_seconds
+        self._records.put(key_id, cached, ttl)
+        return cached
+
+    def _secret(self, key_id: str) -> str | None:
+        found, secret = self._secrets.get(key_id)
+        if found:
+            return secret
+        secret = self._store.get_secret(key_id)
+        if secret is not None:
+            self._secrets.put(key_id, secret, self._config.secret_cache_ttl_seconds)
+        return secret
+
+    # --------------------------------------------------------------- checks
+    def required_permission(self, method: str, path: str) -> str:
+        if any(path == prefix or path.startswith(prefix.rstrip("/") + "/")
+               for prefix in self._config.withdrawal_path_prefixes):
+            return "withdraw"
+        return "read" if method.upper() in READ_METHODS else "trade"
+
+    def authorize(self, request: SignedRequest) -> Decision:
+        """SIGNING.md's checks 1-7, in order. AWS faults raise ServiceUnavailable, never a Decision."""
+        now_ms = self._clock_ms()
+        # 1. headers present and well formed (each exactly once)
+        if request.duplicated_headers & signing.SIGNED_HEADER_NAMES:
+            return Decision.refuse(401, "MALFORMED_HEADER", "Each X-KG-* header must be sent exactly once.")
+        try:
+            signed = signing.parse_signed_headers(request.headers)
+            # 2. timestamp inside the window
+            signing.check_timestamp(signed, now_ms)
+        except signing.SigningError as error:
+            return Decision.refuse(401, error.code, error.message)
+        # 3. key id well formed: no lookup for a malformed or forged id
+        if not keys.is_well_formed_key_id(signed.key_id, self._config.key_id_prefix):
+            return Decision.refuse(401, "INVALID_KEY_ID", "X-KG-API-KEY is not a KeyGate API key id.")
+        # 4. key known, active, not expired; signature equal (constant time)
+        cached = self._key(signed.key_id)
+        if cached is None:
+            return Decision.refuse(401, "UNKNOWN_KEY", "No API key has this id.")
+        record = cached.record
+        known = {"user_id": record.user_id, "key_id": record.key_id}
+        if record.status is KeyStatus.REVOKED:
+            self._secrets.drop(record.key_id)
+            return Decision.refuse(401, "KEY_REVOKED", "This API key has been revoked.", **known)
+        if record.is_expired(_utc(now_ms)):
+            return Decision.refuse(401, "KEY_EXPIRED", "This API key has expired.", **known)
+        secret = self._secret(record.key_id)
+        if secret is None:
+            # Its secret is deleted right after a revocation this instance has not seen yet.
+            logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
+            return Decision.refuse(401, "KEY_REVOKED", "This API key has been revoked.", **known)
+        if not signing.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
+            return Decision.refuse(401, "SIGNATURE_MISMATCH",
+                                   "The signature does not match the request; check the string to sign.", **known)
+        # 5. source IP inside the whitelist (API Gateway's source IP, never a header)
+        if cached.networks and not _ip_allowed(request.source_ip, cached.networks):
+            return Decision.refuse(403, "IP_NOT_ALLOWED", "This API key may not be used from this IP address.",
+                                   **known)
+        # 6. permission the route needs
+        needed = self.required_permission(request.method, request.path)
+        if needed not in record.permissions:
+            return Decision.refuse(403, "PERMISSION_DENIED", f"This API key lacks the {needed} permission.",
+                                   **known)
+        # 7. nonce unused inside its window, recorded only now that 1-6 passed. The record
+        # outlives the last instant the same request could pass check 2.
+        try:
+            self._store.record_nonce(record.key_id, signed.nonce, now_ms=now_ms,
+                               expires_at_ms=signed.timestamp_ms + signed.recv_window_ms + 1)
+        except store.NonceReused:
+            return Decision.refuse(401, "NONCE_REUSED", "This nonce was already used; send a fresh one.", **known)
+        self._touch(record, now_ms)
+        return Decision(allowed=True, status=200, code="OK", message="", permissions=tuple(record.permissions),
+                        **known)
+
+    def _touch(self, record: ApiKeyRecord, now_ms: int) -> None:
+        """Refresh last_used_at at most once a minute per key; never deny for it."""
+        recently, _ = self._last_touched.get(record.key_id)
+        if recently:
+            return
+        self._last_touched.put(record.key_id, True, self._config.last_used_interval_seconds)
+        try:
+            self._store.touch_last_used(record.user_id, record.key_id, _utc(now_ms),
+                                  at_most_every_seconds=self._config.last_used_interval_seconds)
+        except Exception as error:  # noqa: BLE001 - bookkeeping must never turn an allow into a refusal
+            logger.warning("last_used_at not refreshed", extra={"api_key": record.key_id,
+                                                                "error_type": type(error).__name__})
+            metrics.add_metric(name="LastUsedRefreshFailed", unit="Count", value=1)
+
+
+def _utc(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def _ip_allowed(source_ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)

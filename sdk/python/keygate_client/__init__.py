@@ -1,0 +1,30 @@
+"""Client for APIs behind KeyGate's signature authorizer (KG1-HMAC-SHA256, SIGNING.md).
+
+- `sign(key_id, secret, method, path, query_pairs, body)`: the six X-KG-* headers;
+- `HttpxAuth` / `RequestsAuth`: sign every request an httpx or requests client sends
+  (install the `httpx` or `requests` extra);
+- `ServerClock.sync(api_root)`: a clock corrected by its offset to KeyGate's (GET /v1/time);
+- the `keygate-sign` command: a signed curl command, or the response with `--send`.
+
+Standard library only; `_kg1` is the very module the authorizer verifies with.
+"""
+
+from typing import Any
+
+from keygate_client._kg1 import SigningError
+from keygate_client.core import ServerClock, Signer, local_clock_ms, query_pairs, sign, signed_path
+
+__all__ = ["HttpxAuth", "RequestsAuth", "ServerClock", "Signer", "SigningError", "local_clock_ms", "query_pairs",
+           "sign", "signed_path"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The HTTP-library integrations import their library only when asked for.
+    if name == "HttpxAuth":
+        from keygate_client.httpx_auth import HttpxAuth
+        return HttpxAuth
+    if name == "RequestsAuth":
+        from keygate_client.requests_auth import RequestsAuth
+        return RequestsAuth
+    raise AttributeError(f"module 'keygate_client' has no attribute {name!r}")

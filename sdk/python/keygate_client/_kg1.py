@@ -1,0 +1,1 @@
+../../../layers/common/keygate/signing.py

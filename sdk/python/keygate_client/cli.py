@@ -1,0 +1,147 @@
+"""keygate-sign: a signed curl command for one request, or the response itself with --send.
+
+The key comes from the environment (KEYGATE_API_KEY, KEYGATE_API_SECRET), never
+from arguments, which end up in shell history and process lists. The printed
+command carries the signature, not the secret, and is valid for the receive
+window only (5 s unless --recv-window says otherwise): run it at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from keygate_client.core import ServerClock, Signer, api_root_path
+
+KEY_ENV = "KEYGATE_API_KEY"
+SECRET_ENV = "KEYGATE_API_SECRET"
+EXIT_USAGE = 2
+EXIT_NETWORK = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keygate-sign",
+        description=f"Sign one request for a KeyGate-protected API. The key id and secret are read from "
+                    f"{KEY_ENV} and {SECRET_ENV}.")
+    parser.add_argument("url", help="the full URL, query included, e.g. https://host/prod/v1/trade/api-keys/self")
+    parser.add_argument("-X", "--request", dest="method", help="HTTP method (default GET, or POST with a body)")
+    body = parser.add_mutually_exclusive_group()
+    body.add_argument("-d", "--data", help="request body (sent as UTF-8, exactly as given)")
+    body.add_argument("--data-file", help="read the body from this file ('-' for standard input)")
+    parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="an extra header (repeatable); Content-Type defaults to application/json with a body")
+    parser.add_argument("--api-root", help="URL of the API root (stage or base path included); the signed path "
+                                           "is relative to it (default: the stage of execute-api URLs)")
+    parser.add_argument("--recv-window", type=int, metavar="MS", help="receive window, 1..60000 ms (default 5000)")
+    parser.add_argument("--sync-clock", action="store_true", help="correct the clock with GET <api root>/v1/time first")
+    parser.add_argument("--send", action="store_true", help="send the request and print the response")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds for --send and --sync-clock")
+    return parser
+
+
+def _headers(values: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, separator, content = value.partition(":")
+        if not separator or not name.strip():
+            parser.error(f"header {value!r} is not 'NAME: VALUE'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _body(arguments: argparse.Namespace) -> bytes:
+    if arguments.data is not None:
+        return arguments.data.encode("utf-8")
+    if arguments.data_file == "-":
+        return sys.stdin.buffer.read()
+    if arguments.data_file is not None:
+        with open(arguments.data_file, "rb") as file:
+            return file.read()
+    return b""
+
+
+def _api_root(url: str, api_root: str | None) -> str:
+    if api_root is not None:
+        return api_root
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{api_root_path(url)}"
+
+
+def curl_command(method: str, url: str, headers: dict[str, str], body: bytes, data_file: str | None) -> str:
+    words = ["curl", "-sS", "-X", method, url]
+    for name, value in headers.items():
+        words += ["-H", f"{name}: {value}"]
+    if data_file not in (None, "-"):
+        words += ["--data-binary", f"@{data_file}"]
+    elif body:
+        words += ["--data-binary", body.decode("utf-8")]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _send(method: str, url: str, headers: dict[str, str], body: bytes, timeout: float) -> int:
+    request = urllib.request.Request(url, data=body or None, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()
+    print(f"HTTP {status}")
+    sys.stdout.write(text.decode("utf-8", "replace"))
+    if text and not text.endswith(b"\n"):
+        sys.stdout.write("\n")
+    return 0 if status < 400 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    key_id, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
+    if not key_id or not secret:
+        print(f"keygate-sign: set {KEY_ENV} and {SECRET_ENV} (never pass a secret as an argument)", file=sys.stderr)
+        return EXIT_USAGE
+    headers = _headers(arguments.header, parser)
+    try:
+        body = _body(arguments)
+    except OSError as error:
+        parser.error(f"cannot read the body: {error}")
+    if arguments.data_file in (None, "-") and body and (b"\0" in body or not _is_utf8(body)):
+        parser.error("a binary body can only be printed as a curl command from --data-file PATH (or use --send)")
+    method = (arguments.method or ("POST" if body else "GET")).upper()
+    if body and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/json"
+    try:
+        clock = ServerClock.sync(_api_root(arguments.url, arguments.api_root), timeout=arguments.timeout) \
+            if arguments.sync_clock else None
+        signer = Signer(key_id, secret, api_root=arguments.api_root, clock=clock,
+                        recv_window_ms=arguments.recv_window)
+        headers.update(signer.headers_for(method, arguments.url, body))
+        if arguments.send:
+            return _send(method, arguments.url, headers, body, arguments.timeout)
+    except ValueError as error:
+        parser.error(str(error))
+    except OSError as error:  # URLError, timeouts, refused connections
+        print(f"keygate-sign: {error}", file=sys.stderr)
+        return EXIT_NETWORK
+    print(curl_command(method, arguments.url, headers, body, arguments.data_file))
+    window = arguments.recv_window or 5000
+    print(f"# valid for {window} ms from now (X-KG-RECV-WINDOW); run it at once", file=sys.stderr)
+    return 0
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

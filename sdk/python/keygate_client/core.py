@@ -1,0 +1,118 @@
+"""Signing a request as it is sent: URL in, the six X-KG-* headers out.
+
+KG1 signs the decoded path *relative to the API root* (no stage, no base-path
+mapping) and the decoded query pairs. A deployed URL such as
+`https://abc123.execute-api.eu-west-1.amazonaws.com/prod/v1/time` carries the
+stage `/prod` in front, which is not signed: pass `api_root` (the URL up to
+and including the stage or base path) or rely on the default, which strips
+the stage of `*.execute-api.*.amazonaws.com` hosts and nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from keygate_client import _kg1
+
+Clock = Callable[[], int]
+_EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+
+
+def local_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def sign(key_id: str, secret: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]] = (),
+         body: bytes | None = b"", *, timestamp_ms: int | None = None, recv_window_ms: int | None = None,
+         nonce: str | None = None) -> dict[str, str]:
+    """The six X-KG-* headers (X-KG-RECV-WINDOW only when `recv_window_ms` is given).
+
+    `path` is the decoded path relative to the API root, `query_pairs` the
+    decoded (name, value) pairs in any order, repeats included; the nonce
+    comes from `secrets` unless given.
+    """
+    return _kg1.sign_request(key_id, secret, method, path, query_pairs, body, timestamp_ms=timestamp_ms,
+                             recv_window_ms=recv_window_ms, nonce=nonce)
+
+
+def api_root_path(url: str, api_root: str | None = None) -> str:
+    """The path prefix of the API root that a URL's signed path leaves out ("" for none)."""
+    if api_root is not None:
+        return urlsplit(api_root).path.rstrip("/")
+    parts = urlsplit(url)
+    if _EXECUTE_API_HOST.fullmatch(parts.hostname or ""):
+        stage = parts.path.lstrip("/").split("/", 1)[0]
+        return f"/{stage}" if stage else ""
+    return ""
+
+
+def signed_path(url: str, api_root: str | None = None) -> str:
+    """The decoded path relative to the API root, from a URL as sent (percent-encoded)."""
+    path = urlsplit(url).path or "/"
+    root = api_root_path(url, api_root)
+    if root:
+        if path != root and not path.startswith(root + "/"):
+            raise ValueError(f"the URL path {path!r} is not under the API root {root!r}")
+        path = path[len(root):] or "/"
+    return unquote(path)
+
+
+def query_pairs(url: str) -> list[tuple[str, str]]:
+    """The decoded query pairs as API Gateway hands them on (`+` is a space, `a` is `a=`)."""
+    return parse_qsl(urlsplit(url).query, keep_blank_values=True)
+
+
+class Signer:
+    """Signs whole requests with one key; what HttpxAuth, RequestsAuth and the CLI share."""
+
+    def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
+                 recv_window_ms: int | None = None) -> None:
+        self.key_id = key_id
+        self._secret = secret
+        self.api_root = api_root
+        self.clock = clock or local_clock_ms
+        self.recv_window_ms = recv_window_ms
+
+    def headers_for(self, method: str, url: str, body: bytes | None) -> dict[str, str]:
+        return sign(self.key_id, self._secret, method, signed_path(url, self.api_root), query_pairs(url), body,
+                    timestamp_ms=self.clock(), recv_window_ms=self.recv_window_ms)
+
+    def __repr__(self) -> str:  # never the secret
+        return f"{type(self).__name__}(key_id={self.key_id!r}, api_root={self.api_root!r})"
+
+
+class ServerClock:
+    """The local clock corrected by its offset to KeyGate's clock; call it for milliseconds.
+
+    KeyGate refuses timestamps more than 1 s ahead of its clock or older than
+    the receive window, so a bot whose clock drifts should sync at start-up
+    (and now and then): `clock = ServerClock.sync(api_root)`.
+    """
+
+    def __init__(self, offset_ms: int = 0) -> None:
+        self.offset_ms = offset_ms
+
+    def __call__(self) -> int:
+        return local_clock_ms() + self.offset_ms
+
+    @classmethod
+    def sync(cls, api_root: str, *, samples: int = 3, timeout: float = 5.0) -> ServerClock:
+        """Measure the offset with GET <api_root>/v1/time, keeping the sample with the shortest round trip."""
+        best: tuple[int, int] | None = None
+        for _ in range(max(1, samples)):
+            sent = local_clock_ms()
+            with urllib.request.urlopen(api_root.rstrip("/") + "/v1/time", timeout=timeout) as response:
+                server_ms = int(json.load(response)["server_time"])
+            received = local_clock_ms()
+            round_trip, offset = received - sent, server_ms - (sent + received) // 2
+            if best is None or round_trip < best[0]:
+                best = (round_trip, offset)
+        return cls(best[1])
+
+    def __repr__(self) -> str:
+        return f"ServerClock(offset_ms={self.offset_ms})"

@@ -1,0 +1,33 @@
+"""httpx integration (`pip install keygate-client[httpx]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+try:
+    import httpx
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError("HttpxAuth needs httpx: pip install 'keygate-client[httpx]'") from error
+
+from keygate_client.core import Clock, Signer
+
+
+class HttpxAuth(httpx.Auth):
+    """Signs each request as it is sent: method, URL path and query, body bytes.
+
+    `api_root` is the URL up to the stage or base path (see keygate_client.core);
+    `clock` returns milliseconds (a ServerClock, say).
+    """
+
+    requires_request_body = True  # httpx reads a streamed body before auth_flow sees it
+
+    def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
+                 recv_window_ms: int | None = None) -> None:
+        self.signer = Signer(key_id, secret, api_root=api_root, clock=clock, recv_window_ms=recv_window_ms)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self.signer.headers_for(request.method, str(request.url), request.content))
+        yield request
+
+    def __repr__(self) -> str:
+        return f"HttpxAuth({self.signer!r})"

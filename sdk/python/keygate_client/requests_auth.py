@@ -1,0 +1,37 @@
+"""requests integration (`pip install keygate-client[requests]`)."""
+
+from __future__ import annotations
+
+try:
+    from requests import PreparedRequest
+    from requests.auth import AuthBase
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError("RequestsAuth needs requests: pip install 'keygate-client[requests]'") from error
+
+from keygate_client.core import Clock, Signer
+
+
+class RequestsAuth(AuthBase):
+    """Signs each prepared request: method, URL path and query, body bytes.
+
+    A `str` body is sent as UTF-8 (requests alone would send it as Latin-1);
+    a streamed body cannot be signed before it is read, so it is refused.
+    """
+
+    def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
+                 recv_window_ms: int | None = None) -> None:
+        self.signer = Signer(key_id, secret, api_root=api_root, clock=clock, recv_window_ms=recv_window_ms)
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+            request.body = body
+            request.headers["Content-Length"] = str(len(body))
+        elif body is not None and not isinstance(body, bytes):
+            raise TypeError("RequestsAuth signs bytes or str bodies; read a file or stream into bytes first")
+        request.headers.update(self.signer.headers_for(request.method or "GET", request.url or "", body))
+        return request
+
+    def __repr__(self) -> str:
+        return f"RequestsAuth({self.signer!r})"

@@ -1,0 +1,55 @@
+"""The bot-facing routes: GET /v1/time (no auth) and GET /v1/trade/api-keys/self (behind the signature)."""
+
+import time
+
+from keygate_dev.gateway import ProxyRequest, invoke, resolve
+from tests.conftest import assert_error
+from tests.integration.test_signature_authorizer import BOT_IP, STAGE, gate  # noqa: F401 (fixture)
+
+
+def test_server_time_needs_no_auth_and_is_in_milliseconds(client):
+    # When anyone asks for the time, without any credential
+    before = time.time_ns() // 1_000_000
+    response = invoke(ProxyRequest("GET", "/v1/time"), authorizer=None)
+    after = time.time_ns() // 1_000_000
+    # Then it is the server's clock in ms since the epoch, never cached by a proxy
+    assert response.status == 200
+    assert set(response.json()) == {"server_time"}
+    assert before <= response.json()["server_time"] <= after
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_self_is_its_own_route_not_a_key_id():
+    route, parameters = resolve("GET", "/v1/trade/api-keys/self")
+    assert (route.function_id, parameters) == ("GetCallingApiKeyFunction", {})
+
+
+def test_a_bot_reads_its_own_key_restrictions(gate):
+    # Given a key with a label, permissions, a whitelist and an expiry
+    key = gate.create_key(label="grid bot", permissions=["read", "trade"], ip_whitelist=["203.0.113.0/24"],
+                          expires_days=30)
+    # When the bot signs GET /v1/trade/api-keys/self and API Gateway passes the authorizer's context on
+    headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
+    allowed = gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers))
+    response = invoke(ProxyRequest("GET", "/v1/trade/api-keys/self", headers=headers, source_ip=BOT_IP, stage=STAGE),
+                      allowed.gateway_authorizer())
+    # Then it sees what its key may do, and nothing secret
+    assert response.status == 200, response.body
+    body = response.json()
+    assert {name: body[name] for name in ("api_key", "label", "permissions", "ip_whitelist")} == {
+        "api_key": key[0], "label": "grid bot", "permissions": ["read", "trade"], "ip_whitelist": ["203.0.113.0/24"]}
+    assert body["expires_at"].endswith("Z") and body["created_at"].endswith("Z")
+    assert set(body) == {"api_key", "label", "permissions", "ip_whitelist", "created_at", "expires_at"}
+    assert key[1] not in response.body
+
+
+def test_self_without_the_authorizers_context_is_refused(client):
+    assert_error(invoke(ProxyRequest("GET", "/v1/trade/api-keys/self"), authorizer=None), 401, "UNAUTHORIZED")
+
+
+def test_self_for_a_key_the_context_does_not_name_is_not_found(gate):
+    key = gate.create_key()
+    forged_context = {"principalId": "alice", "user_id": "alice", "key_id": key[0][:-1] + "0"}
+    assert_error(invoke(ProxyRequest("GET", "/v1/trade/api-keys/self"), forged_context), 404, "KEY_NOT_FOUND")
+    other_users = {"principalId": "bob", "user_id": "bob", "key_id": key[0]}
+    assert_error(invoke(ProxyRequest("GET", "/v1/trade/api-keys/self"), other_users), 404, "KEY_NOT_FOUND")

@@ -1,0 +1,378 @@
+"""SignatureAuthorizerFunction through its real handler, against moto, with keys made by the create path.
+
+Events are shaped like API Gateway's REQUEST authorizer events; the outcome
+is read the way API Gateway reads it (Allow -> 200, Deny -> 403 ACCESS_DENIED,
+an "Unauthorized" error -> 401, any other error -> 503 AUTHORIZER_FAILURE).
+The handler's authorizer gets injected clocks, so time moves without sleeping.
+The `gate` fixture is also used by test_bot_endpoints.py and test_protected_example.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+import keygate_client
+from keygate import api, keys, signing
+from keygate.authorizer import SignatureAuthorizer
+from keygate.config import get_config, reset_config
+from keygate_dev import template
+from keygate_dev.gateway import LambdaContext, ProxyRequest, Route, authorizer_event, resolve
+from tests.conftest import REGION, TABLE_NAME, ApiClient, onboard, stack_parameters, table_items
+from tests.integration.faults import Fault, Mode
+
+FUNCTION_ID = "SignatureAuthorizerFunction"
+STAGE = "test"
+STAGE_URL = f"https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/{STAGE}"
+BOT_IP = "203.0.113.10"
+
+
+@dataclass
+class Outcome:
+    """What API Gateway makes of the authorizer's answer."""
+
+    status: int
+    policy: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+    @property
+    def context(self) -> dict[str, str]:
+        return (self.policy or {}).get("context") or {}
+
+    def gateway_authorizer(self) -> dict[str, str]:
+        """requestContext.authorizer as the backend receives it after an Allow."""
+        assert self.status == 200, self
+        return {"principalId": self.policy["principalId"], **self.context}
+
+
+@dataclass
+class Clocks:
+    wall_ms: int
+    monotonic: float = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall_ms += round(seconds * 1000)
+        self.monotonic += seconds
+
+
+@dataclass
+class Gate:
+    client: ApiClient
+    clocks: Clocks
+    handler: Any
+
+    def create_key(self, user: str = "alice", **fields: Any) -> tuple[str, str]:
+        onboard(user)
+        created = self.client.create(user, **fields)
+        assert created.status == 201, created.body
+        return created.json()["api_key"], created.json()["api_secret"]
+
+    def headers(self, key: tuple[str, str], method: str, path: str, query: str = "", body: bytes = b"",
+                **sdk: Any) -> dict[str, str]:
+        signer = keygate_client.Signer(*key, clock=sdk.pop("clock", lambda: self.clocks.wall_ms), **sdk)
+        return signer.headers_for(method, STAGE_URL + path + (f"?{query}" if query else ""), body)
+
+    def event(self, method: str, path: str, query: str, headers: dict[str, str],
+              source_ip: str = BOT_IP) -> dict[str, Any]:
+        resolved = resolve(method, path)
+        route, parameters = resolved if resolved else (Route(method, path, "DownstreamApi"), {})
+        return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, STAGE), route,
+                                parameters)
+
+    def invoke(self, event: dict[str, Any]) -> Outcome:
+        try:
+            policy = self.handler(event, LambdaContext(FUNCTION_ID))
+        except api.AuthorizerDenied as refused:
+            return Outcome(401, error=refused)
+        except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_FAILURE
+            return Outcome(503, error=failure)
+        effects = {statement["Effect"] for statement in policy["policyDocument"]["Statement"]}
+        return Outcome(200 if effects == {"Allow"} else 403, policy=policy)
+
+    def send(self, key: tuple[str, str], method: str = "GET", path: str = "/v1/trade/api-keys/self",
+             query: str = "", body: bytes = b"", *, source_ip: str = BOT_IP,
+             extra_headers: dict[str, str] | None = None, **sdk: Any) -> Outcome:
+        headers = {**self.headers(key, method, path, query, body, **sdk), **(extra_headers or {})}
+        return self.invoke(self.event(method, path, query, headers, source_ip))
+
+
+def authorizer_environment(overrides: dict[str, str], identity: Any, jwks: Any) -> dict[str, str]:
+    return template.function_environment(FUNCTION_ID, {**stack_parameters(identity, jwks), **overrides},
+                                         {"KeysTable": TABLE_NAME})
+
+
+@pytest.fixture
+def gate(client, identity, jwks, monkeypatch, request) -> Gate:
+    """The authorizer as deployed (template environment), with clocks the test moves."""
+    overrides = request.node.callspec.params.get("stack_env", {}) if hasattr(request.node, "callspec") else {}
+    for name, value in authorizer_environment(overrides, identity, jwks).items():
+        monkeypatch.setenv(name, value)
+    reset_config()
+    clocks = Clocks(wall_ms=time.time_ns() // 1_000_000)
+    handler = template.load_handler(FUNCTION_ID)
+    # A fresh warm instance per test: its caches must not outlive this test's moto account.
+    monkeypatch.setattr(template.module_for(FUNCTION_ID), "_authorizer", SignatureAuthorizer(
+        get_config(), clock_ms=lambda: clocks.wall_ms, monotonic=lambda: clocks.monotonic))
+    return Gate(client, clocks, handler)
+
+
+def logged_codes(captured_logs) -> list[str]:
+    return [json.loads(line).get("error_code") for line in captured_logs.lines()
+            if line.startswith("{") and json.loads(line).get("message") == "signature checked"]
+
+
+# -------------------------------------------------------------------- allow
+def test_a_signed_request_is_allowed_for_its_own_method_arn_only(gate):
+    # Given a read key created through the API
+    key = gate.create_key(label="bot")
+    # When the bot's signed GET /v1/trade/api-keys/self reaches the authorizer
+    event = gate.event("GET", "/v1/trade/api-keys/self", "", gate.headers(key, "GET", "/v1/trade/api-keys/self"))
+    outcome = gate.invoke(event)
+    # Then API Gateway gets an Allow for exactly this method ARN, with the user as principal and a flat context
+    assert outcome.status == 200
+    assert outcome.policy["principalId"] == "alice"
+    assert outcome.policy["policyDocument"]["Statement"] == [
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}]
+    assert event["methodArn"].endswith(f"/{STAGE}/GET/v1/trade/api-keys/self")
+    assert outcome.context == {"user_id": "alice", "key_id": key[0], "permissions": "read"}
+    assert key[1] not in json.dumps(outcome.policy)
+
+
+def test_the_nonce_and_last_use_are_recorded_after_an_allow(gate):
+    key = gate.create_key()
+    headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
+    assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers)).status == 200
+    items = {item["pk"]: item for item in table_items()}
+    nonce = items[f"NONCE#{key[0]}#{headers['X-KG-NONCE']}"]
+    assert nonce["expires_at_ms"] == int(headers["X-KG-TIMESTAMP"]) + signing.DEFAULT_RECV_WINDOW_MS + 1
+    assert nonce["expires_ttl"] > time.time()
+    assert any(item["sk"] == f"USAGE#{key[0]}" and item.get("last_used_at") for item in table_items())
+    listed = gate.client.list().json()["api_keys"][0]
+    assert listed["last_used_at"] is not None
+
+
+# ------------------------------------------------------------ 401 refusals
+def test_replay_is_refused_with_a_401(gate, captured_logs):
+    key = gate.create_key()
+    headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
+    event = gate.event("GET", "/v1/trade/api-keys/self", "", headers)
+    assert gate.invoke(event).status == 200
+    gate.clocks.advance(1.0)
+    replay = gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers))
+    assert replay.status == 401 and str(replay.error) == "Unauthorized"
+    assert logged_codes(captured_logs)[-1] == "NONCE_REUSED"
+
+
+def test_an_expired_nonce_record_that_ttl_has_not_deleted_does_not_block(gate):
+    # Given a request whose nonce was recorded, and a moment past its expiry
+    key = gate.create_key()
+    nonce = "lingering-nonce-0123456789"
+    first = keygate_client.sign(*key, "GET", "/v1/trade/api-keys/self", timestamp_ms=gate.clocks.wall_ms, nonce=nonce)
+    assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", first)).status == 200
+    gate.clocks.advance(5.002)
+    # And DynamoDB's TTL has not deleted the record yet (moto never does: this is that lateness)
+    assert any(item["pk"] == f"NONCE#{key[0]}#{nonce}" for item in table_items())
+    # When a new request uses the same nonce
+    second = keygate_client.sign(*key, "GET", "/v1/trade/api-keys/self", timestamp_ms=gate.clocks.wall_ms,
+                                 nonce=nonce)
+    # Then the stale record does not block it
+    assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", second)).status == 200
+
+
+def test_a_revoked_key_is_refused_within_the_record_ttl(gate, captured_logs):
+    # Given a key the authorizer has just let in (record and secret cached)
+    key = gate.create_key()
+    assert gate.send(key).status == 200
+    # When the user revokes it (the secret is deleted at once)
+    assert gate.client.revoke(key[0]).status == 200
+    # Then the cached record may still pass it for less than RecordCacheTtlSeconds (5 s) ...
+    ttl = get_config().record_cache_ttl_seconds
+    assert ttl == 5
+    gate.clocks.advance(ttl - 0.001)
+    assert gate.send(key).status == 200
+    # ... and from then on it is refused
+    gate.clocks.advance(0.001)
+    assert gate.send(key).status == 401
+    assert logged_codes(captured_logs)[-1] == "KEY_REVOKED"
+
+
+def test_a_key_revoked_before_first_use_is_refused_at_once(gate, captured_logs):
+    key = gate.create_key()
+    assert gate.client.revoke(key[0]).status == 200
+    assert gate.send(key).status == 401
+    assert logged_codes(captured_logs)[-1] == "KEY_REVOKED"
+
+
+def test_an_expired_key_is_refused(gate, captured_logs):
+    key = gate.create_key(expires_days=1)
+    assert gate.send(key).status == 200
+    gate.clocks.advance(24 * 3600 + 1)  # the gate clock started just before the create
+    assert gate.send(key).status == 401
+    assert logged_codes(captured_logs)[-1] == "KEY_EXPIRED"
+
+
+@pytest.mark.parametrize(("case", "code"), [
+    ("wrong secret", "SIGNATURE_MISMATCH"), ("forged key id", "INVALID_KEY_ID"),
+    ("late", "TIMESTAMP_OUT_OF_WINDOW"), ("early", "TIMESTAMP_OUT_OF_WINDOW"),
+])
+def test_refusals_are_401_and_log_their_code(gate, captured_logs, case, code):
+    key = gate.create_key()
+    sent = {
+        "wrong secret": lambda: gate.send((key[0], keys.new_secret())),
+        "forged key id": lambda: gate.send(("kgk_" + "A" * 28, key[1])),
+        "late": lambda: gate.send(key, clock=lambda: gate.clocks.wall_ms - 5001),
+        "early": lambda: gate.send(key, clock=lambda: gate.clocks.wall_ms + 1001),
+    }[case]()
+    assert sent.status == 401 and str(sent.error) == "Unauthorized"
+    assert logged_codes(captured_logs)[-1] == code
+
+
+def test_an_unknown_but_well_formed_key_id_is_looked_up_and_refused(gate, captured_logs):
+    outcome = gate.send((keys.new_key_id("kgk_"), keys.new_secret()))
+    assert outcome.status == 401
+    assert logged_codes(captured_logs)[-1] == "UNKNOWN_KEY"
+
+
+@pytest.mark.parametrize("name", sorted(signing.SIGNED_HEADER_NAMES))
+@pytest.mark.parametrize("value", [None, "", "x" * 20_000, "ü" * 32], ids=["missing", "empty", "huge", "non-ascii"])
+def test_malformed_headers_are_401_without_any_aws_call(gate, aws_calls, name, value):
+    # Given a correctly signed request (checks 1-3 need no stored key) with one header spoiled
+    key = (keys.new_key_id("kgk_"), keys.new_secret())
+    headers = {header.lower(): text for header, text in gate.headers(key, "GET", "/v1/trade/api-keys/self",
+                                                                     recv_window_ms=5000).items()}
+    if value is None:
+        del headers[name]
+    else:
+        headers[name] = value
+    # When it reaches the handler
+    with aws_calls.recording() as calls:
+        outcome = gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers))
+    # Then it is API Gateway's 401, never an exception of another kind, and nothing was looked up
+    assert outcome.status == 401 and str(outcome.error) == "Unauthorized"
+    if name == "x-kg-recv-window" and value is None:
+        return  # optional header: the request is well formed and fails later (here: an unknown key)
+    assert calls == []
+
+
+def test_a_header_sent_twice_is_refused(gate):
+    key = gate.create_key()
+    headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
+    event = gate.event("GET", "/v1/trade/api-keys/self", "", headers)
+    event["multiValueHeaders"]["X-KG-SIGNATURE"] = [headers["X-KG-SIGNATURE"], "0" * 64]
+    assert gate.invoke(event).status == 401
+
+
+@pytest.mark.parametrize("window", ["0", "60001", "five"])
+def test_an_invalid_recv_window_is_401(gate, window):
+    key = gate.create_key()
+    headers = {**gate.headers(key, "GET", "/v1/trade/api-keys/self"), "X-KG-RECV-WINDOW": window}
+    assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers)).status == 401
+
+
+# ------------------------------------------------------------ 403 refusals
+@pytest.mark.parametrize(("whitelist", "source_ip", "status"), [
+    (["198.51.100.7"], "198.51.100.7", 200), (["198.51.100.7"], "198.51.100.8", 403),
+    (["198.51.100.0/24"], "198.51.100.200", 200), (["198.51.100.0/24"], "198.51.99.1", 403),
+    (["2001:db8::/48"], "2001:db8:0:1::5", 200), (["2001:db8::/48"], "2001:db8:1::5", 403),
+    (["2001:db8::7", "198.51.100.7"], "2001:db8::7", 200),
+])
+def test_ip_whitelist_v4_v6_and_cidr(gate, whitelist, source_ip, status):
+    key = gate.create_key(ip_whitelist=whitelist)
+    outcome = gate.send(key, source_ip=source_ip)
+    assert outcome.status == status
+    if status == 403:
+        assert outcome.context == {"error_code": "IP_NOT_ALLOWED",
+                                   "error_message": "This API key may not be used from this IP address."}
+
+
+def test_a_spoofed_x_forwarded_for_changes_nothing(gate):
+    key = gate.create_key(ip_whitelist=["198.51.100.7"])
+    spoofed = {"X-Forwarded-For": "198.51.100.7", "X-Real-Ip": "198.51.100.7"}
+    assert gate.send(key, source_ip="192.0.2.66", extra_headers=spoofed).status == 403
+
+
+def test_a_read_only_key_is_refused_on_a_post_with_403_and_writes_no_nonce(gate, aws_calls):
+    # Given a read-only key and a signed POST to a trade route of a downstream API
+    key = gate.create_key(permissions=["read"])
+    with aws_calls.recording() as calls:
+        outcome = gate.send(key, "POST", "/v1/trade/orders", body=b'{"symbol":"BTC-USDT","side":"buy","qty":"1"}')
+    # Then the authorizer denies it explicitly; the ACCESS_DENIED response renders the context
+    assert outcome.status == 403
+    assert outcome.policy["principalId"] == "alice"
+    assert outcome.policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert outcome.context == {"error_code": "PERMISSION_DENIED",
+                               "error_message": "This API key lacks the trade permission."}
+    assert "dynamodb.PutItem" not in calls and "dynamodb.UpdateItem" not in calls
+
+
+@pytest.mark.parametrize("stack_env", [{"AllowedPermissions": "read,trade,withdraw",
+                                        "WithdrawalPathPrefixes": "/v1/wallet/withdrawals,/v1/wallet/addresses"}],
+                         indirect=True)
+def test_withdrawal_routes_need_the_withdraw_permission(gate):
+    # Given the stack parameter naming the withdrawal routes, a trading key and a withdrawal key
+    assert get_config().withdrawal_path_prefixes == ("/v1/wallet/withdrawals", "/v1/wallet/addresses")
+    trader = gate.create_key(permissions=["read", "trade"])
+    withdrawer = gate.create_key(user="bob", permissions=["read", "withdraw"], ip_whitelist=[BOT_IP])
+    # Then only the withdrawal key passes on those prefixes, whatever the method
+    assert gate.send(trader, "POST", "/v1/wallet/withdrawals").context["error_code"] == "PERMISSION_DENIED"
+    assert gate.send(trader, "GET", "/v1/wallet/addresses/btc").status == 403
+    assert gate.send(withdrawer, "POST", "/v1/wallet/withdrawals").status == 200
+    assert gate.send(withdrawer, "GET", "/v1/wallet/addresses/btc").status == 200
+    # And elsewhere the usual read/trade rule applies
+    assert gate.send(withdrawer, "POST", "/v1/trade/orders").status == 403
+    assert gate.send(trader, "POST", "/v1/trade/orders").status == 200
+
+
+def test_the_default_stack_has_no_withdrawal_routes(gate):
+    assert get_config().withdrawal_path_prefixes == ()
+
+
+# ---------------------------------------------------------------- secrets
+def test_the_secret_never_appears_in_logs_context_or_policy(gate, captured_logs):
+    key = gate.create_key(permissions=["read"], ip_whitelist=[BOT_IP])
+    outcomes = [gate.send(key), gate.send(key, "POST", "/v1/trade/orders"), gate.send(key, source_ip="192.0.2.1"),
+                gate.send((key[0], key[1][:-1] + "x"))]
+    assert [outcome.status for outcome in outcomes] == [200, 403, 403, 401]
+    for outcome in outcomes:
+        assert key[1] not in json.dumps(outcome.policy) and key[1] not in repr(outcome.error)
+    assert captured_logs.lines() and not any(key[1] in line for line in captured_logs.lines())
+
+
+# ------------------------------------------------------------------ faults
+@pytest.mark.parametrize("operation", ["dynamodb.GetItem", "secretsmanager.GetSecretValue", "dynamodb.PutItem"])
+def test_an_aws_fault_fails_the_authorizer_instead_of_allowing_or_401(gate, aws_calls, operation):
+    # Given a key, and the AWS call failing
+    key = gate.create_key()
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation=operation))
+    # When a correctly signed request arrives
+    outcome = gate.send(key)
+    # Then the authorizer raises something other than "Unauthorized": API Gateway answers AUTHORIZER_FAILURE (503)
+    assert outcome.status == 503, outcome
+    assert str(outcome.error) != "Unauthorized"
+
+
+def test_a_failed_last_use_refresh_never_denies(gate, aws_calls):
+    key = gate.create_key()
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation="dynamodb.UpdateItem"))
+    assert gate.send(key).status == 200
+
+
+def test_secrets_manager_unreachable_for_a_cached_secret_changes_nothing(gate, aws_calls):
+    key = gate.create_key()
+    assert gate.send(key).status == 200
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation="secretsmanager.GetSecretValue"))
+    gate.clocks.advance(6.0)
+    assert gate.send(key).status == 200
+
+
+def test_the_authorizer_is_the_only_reader_of_the_secret(gate):
+    # The secret the authorizer reads is the one the create path wrote (same name, same stage prefix)
+    key = gate.create_key()
+    stored = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
+        SecretId=f"keygate/{STAGE}/{key[0]}")["SecretString"]
+    assert stored == key[1]

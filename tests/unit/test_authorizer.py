@@ -1,0 +1,538 @@
+"""SignatureAuthorizer's decisions, pure logic: SIGNING.md's checks in order, over a stand-in store.
+
+The stand-in keeps records, secrets and nonces in memory with DynamoDB's
+conditional-write rule for nonces; the wall clock and the cache clock are
+injected, so bounds are checked without sleeping. The real store and handler
+are exercised against moto in tests/integration/test_signature_authorizer*.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import keygate_client
+from keygate import api, keys, signing, store
+from keygate.authorizer import SignatureAuthorizer, TtlCache
+from keygate.config import Config
+from keygate.errors import ServiceUnavailable
+from keygate.models import ApiKeyRecord, KeyStatus
+from keygate_dev.gateway import ProxyRequest, Route, authorizer_event
+
+PREFIX = "kgk_"
+STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
+NOW_MS = 1_795_000_000_000
+SOURCE_IP = "203.0.113.10"
+ALL_PERMISSIONS = ["read", "trade", "withdraw"]
+
+
+def make_config(**settings_: object) -> Config:
+    return Config.model_validate({"STAGE": "test", "TABLE_NAME": "keys", "SECRET_NAME_PREFIX": "keygate/test/",
+                                  "STEP_UP_ISSUER": "https://idp", "STEP_UP_JWKS_URL": "https://idp/jwks",
+                                  **{name.upper(): value for name, value in settings_.items()}})
+
+
+@dataclass
+class FakeStore:
+    """keygate.store's authorizer interface in memory; `calls` lists what was asked, in order."""
+
+    now_ms: int = NOW_MS
+    records: dict[str, ApiKeyRecord] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    nonces: dict[tuple[str, str], int] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)
+    NonceReused = store.NonceReused
+
+    def _call(self, operation: str) -> None:
+        self.calls.append(operation)
+        if operation in self.failing:
+            raise ServiceUnavailable()
+
+    def get_key_owner(self, key_id: str) -> str | None:
+        self._call("get_key_owner")
+        record = self.records.get(key_id)
+        return None if record is None else record.user_id
+
+    def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        self._call("get_key")
+        record = self.records.get(key_id)
+        return record if record is not None and record.user_id == user_id else None
+
+    def get_secret(self, key_id: str) -> str | None:
+        self._call("get_secret")
+        return self.secrets.get(key_id)
+
+    def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
+        self._call("record_nonce")
+        # DynamoDB's rule as store.record_nonce writes it: attribute_not_exists OR expires_at_ms < now.
+        existing = self.nonces.get((key_id, nonce))
+        if existing is not None and not existing < now_ms:
+            raise store.NonceReused()
+        self.nonces[(key_id, nonce)] = expires_at_ms
+
+    def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
+        self._call("touch_last_used")
+
+    def add_key(self, *, user_id: str = "alice", permissions: list[str] | None = None,
+                ip_whitelist: list[str] | None = None, secret: str | None = None,
+                expires_at: datetime | None = None) -> tuple[str, str]:
+        key_id, secret = keys.new_key_id(PREFIX), secret or keys.new_secret()
+        self.records[key_id] = ApiKeyRecord(
+            key_id=key_id, user_id=user_id, label="bot", permissions=permissions or ["read", "trade"],
+            ip_whitelist=ip_whitelist or [], status=KeyStatus.ACTIVE,
+            created_at=datetime.fromtimestamp(NOW_MS / 1000, UTC) - timedelta(days=1), expires_at=expires_at)
+        self.secrets[key_id] = secret
+        return key_id, secret
+
+    def revoke(self, key_id: str) -> None:
+        self.records[key_id] = self.records[key_id].model_copy(update={"status": KeyStatus.REVOKED})
+        del self.secrets[key_id]
+
+
+@dataclass
+class Clocks:
+    wall_ms: int = NOW_MS
+    monotonic: float = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall_ms += round(seconds * 1000)
+        self.monotonic += seconds
+
+
+@dataclass
+class Bot:
+    """Sends signed requests, the way the SDK signs them, as API Gateway's REQUEST events."""
+
+    key_id: str
+    secret: str
+    clocks: Clocks
+
+    def headers(self, method: str, path: str, query: str = "", body: bytes = b"", **sdk: object) -> dict[str, str]:
+        url = f"{STAGE_URL}{path}" + (f"?{query}" if query else "")
+        signer = keygate_client.Signer(self.key_id, self.secret, clock=sdk.pop("clock", lambda: self.clocks.wall_ms),
+                                       **sdk)
+        return signer.headers_for(method, url, body)
+
+    def request(self, method: str = "GET", path: str = "/v1/trade/api-keys/self", query: str = "", body: bytes = b"",
+                *, source_ip: str = SOURCE_IP, extra_headers: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None, **sdk: object) -> api.SignedRequest:
+        sent = headers if headers is not None else self.headers(method, path, query, body, **sdk)
+        return api.signed_request(event(method, path, query, {**sent, **(extra_headers or {})}, source_ip))
+
+
+def event(method: str, path: str, query: str, headers: dict[str, str], source_ip: str = SOURCE_IP) -> dict:
+    """API Gateway's REQUEST authorizer event for a route `/{proxy+}` (path parameters as sent)."""
+    route = Route(method, "/{proxy+}", "AnyFunction")
+    return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, "prod"), route,
+                            {"proxy": path.lstrip("/")})
+
+
+@pytest.fixture
+def world():
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic, storage=storage)
+    key_id, secret = storage.add_key()
+    return authorizer, storage, clocks, Bot(key_id, secret, clocks)
+
+
+# ------------------------------------------------------------------- allow
+def test_a_signed_request_is_allowed_with_a_flat_context(world):
+    authorizer, storage, _, bot = world
+    # When the bot's signed GET reaches the authorizer
+    decision = authorizer.authorize(bot.request())
+    # Then it is allowed for the key's user, with the key and its permissions, and the nonce is recorded
+    assert (decision.allowed, decision.status, decision.user_id, decision.key_id) == (True, 200, "alice", bot.key_id)
+    assert decision.permissions == ("read", "trade")
+    assert storage.calls == ["get_key_owner", "get_key", "get_secret", "record_nonce", "touch_last_used"]
+
+
+def test_worked_examples_are_accepted_by_the_authorizer_byte_for_byte(monkeypatch):
+    # Given SIGNING.md's illustrative key id (not the real format, so check 3 is told to accept it)
+    storage, clocks = FakeStore(), Clocks(wall_ms=1767225601234)
+    monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == "kg_live_example_key_id")
+    storage.records["kg_live_example_key_id"] = ApiKeyRecord(
+        key_id="kg_live_example_key_id", user_id="alice", label="", permissions=["read", "trade"], ip_whitelist=[],
+        status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC))
+    storage.secrets["kg_live_example_key_id"] = "kgs_example_secret_do_not_use"
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    get = {"X-KG-API-KEY": "kg_live_example_key_id", "X-KG-TIMESTAMP": "1767225600000", "X-KG-RECV-WINDOW": "5000",
+           "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8a", "X-KG-CONTENT-SHA256": signing.EMPTY_BODY_SHA256,
+           "X-KG-SIGNATURE": "458772e593bd5f81e4cb9b146b16e1e8a75a42580340dd6f32473997dbd907b8"}
+    post = {"x-kg-api-key": "kg_live_example_key_id", "x-kg-timestamp": "1767225601234",
+            "x-kg-nonce": "Zx9_-abcdefghijklmnop",
+            "x-kg-content-sha256": "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911",
+            "x-kg-signature": "23f9060393b44bb2a737180972e288379a142a69cc142a08f262a973f7a04ff2"}
+    # When API Gateway hands over the two example requests exactly as the page writes them
+    get_decision = authorizer.authorize(api.signed_request(event("GET", "/v1/trade/api-keys/self", "", get)))
+    post_decision = authorizer.authorize(api.signed_request(event(
+        "POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10", post)))
+    # Then both are allowed
+    assert get_decision.allowed, get_decision
+    assert post_decision.allowed, post_decision
+
+
+# ----------------------------------------------------- checks 1-3: no lookup
+@pytest.mark.parametrize("name", sorted(signing.SIGNED_HEADER_NAMES))
+@pytest.mark.parametrize("value", [None, "", "9" * 70_000, "ключ-ключ-ключ-ключ", "abc\r\nX-Evil: 1"],
+                         ids=["missing", "empty", "huge", "non-ascii", "crlf"])
+def test_every_malformed_header_is_a_401_before_any_lookup(world, name, value):
+    authorizer, storage, _, bot = world
+    sent = {key.lower(): text for key, text in bot.headers("GET", "/v1/trade/api-keys/self").items()}
+    if value is None:
+        sent.pop(name, None)
+    else:
+        sent[name] = value
+    decision = authorizer.authorize(bot.request(headers=sent))
+    if name == "x-kg-recv-window" and value is None:
+        # X-KG-RECV-WINDOW is optional (absent means 5000 ms); this bot never sends it.
+        assert decision.allowed
+        return
+    assert (decision.allowed, decision.status) == (False, 401)
+    assert decision.code in {"MISSING_HEADER", "MALFORMED_HEADER"}
+    assert storage.calls == []
+
+
+def test_a_header_repeated_in_multi_value_headers_is_refused(world):
+    authorizer, storage, _, bot = world
+    sent = bot.headers("GET", "/v1/trade/api-keys/self")
+    raw = event("GET", "/v1/trade/api-keys/self", "", sent)
+    raw["multiValueHeaders"]["X-KG-NONCE"] = [sent["X-KG-NONCE"], "another-nonce-0123456789"]
+    decision = authorizer.authorize(api.signed_request(raw))
+    assert (decision.status, decision.code) == (401, "MALFORMED_HEADER")
+    assert storage.calls == []
+
+
+def test_a_header_repeated_under_two_spellings_is_refused(world):
+    authorizer, storage, _, bot = world
+    sent = bot.headers("GET", "/v1/trade/api-keys/self")
+    decision = authorizer.authorize(bot.request(headers={**sent, "x-kg-signature": "0" * 64}))
+    assert (decision.status, decision.code) == (401, "MALFORMED_HEADER")
+
+
+@pytest.mark.parametrize(("offset_ms", "window", "allowed"), [
+    (+1000, None, True), (+1001, None, False), (-5000, None, True), (-5001, None, False),
+    (-60000, 60000, True), (-60001, 60000, False), (-1, 1, True), (-2, 1, False),
+])
+def test_window_edges(world, offset_ms, window, allowed):
+    authorizer, storage, clocks, bot = world
+    # Given a request stamped offset_ms away from the server's clock
+    request = bot.request(clock=lambda: clocks.wall_ms + offset_ms, recv_window_ms=window)
+    # When it is checked
+    decision = authorizer.authorize(request)
+    # Then exactly the requests inside [now - window, now + 1000] pass, and a refusal reads nothing
+    assert decision.allowed is allowed, decision
+    if not allowed:
+        assert (decision.status, decision.code, storage.calls) == (401, "TIMESTAMP_OUT_OF_WINDOW", [])
+
+
+@pytest.mark.parametrize("window", ["0", "60001", "5s", "-1", ""])
+def test_invalid_recv_window_is_401(world, window):
+    authorizer, storage, _, bot = world
+    sent = {**bot.headers("GET", "/v1/trade/api-keys/self"), "X-KG-RECV-WINDOW": window}
+    decision = authorizer.authorize(bot.request(headers=sent))
+    assert (decision.status, decision.code, storage.calls) == (401, "MALFORMED_HEADER", [])
+
+
+@pytest.mark.parametrize("key_id", ["kgk_" + "A" * 28, "kgx_" + "A" * 28, "kgk_short", "kg_live_example_key_id"])
+def test_malformed_or_forged_key_id_is_401_without_any_lookup(world, key_id):
+    authorizer, storage, clocks, bot = world
+    decision = authorizer.authorize(Bot(key_id, bot.secret, clocks).request())
+    assert (decision.status, decision.code, storage.calls) == (401, "INVALID_KEY_ID", [])
+
+
+# ------------------------------------------------------------------ check 4
+def test_unknown_key_is_401_and_negatively_cached_briefly(world):
+    authorizer, storage, clocks, bot = world
+    stranger = Bot(keys.new_key_id(PREFIX), keys.new_secret(), clocks)
+    assert authorizer.authorize(stranger.request()).code == "UNKNOWN_KEY"
+    assert authorizer.authorize(stranger.request()).code == "UNKNOWN_KEY"
+    assert storage.calls == ["get_key_owner"]
+    # After the negative cache's 2 s the id is looked up again (it may have been created since)
+    clocks.advance(2.0)
+    authorizer.authorize(stranger.request())
+    assert storage.calls.count("get_key_owner") == 2
+
+
+def test_wrong_secret_is_a_signature_mismatch_and_writes_nothing(world):
+    authorizer, storage, clocks, bot = world
+    decision = authorizer.authorize(Bot(bot.key_id, keys.new_secret(), clocks).request())
+    assert (decision.status, decision.code) == (401, "SIGNATURE_MISMATCH")
+    assert "record_nonce" not in storage.calls and "touch_last_used" not in storage.calls
+
+
+def test_revoked_key_is_refused_within_the_record_ttl(world):
+    authorizer, storage, clocks, bot = world
+    # Given a key the authorizer has just seen (record and secret cached)
+    assert authorizer.authorize(bot.request()).allowed
+    # When it is revoked (the record flips, the secret is deleted)
+    storage.revoke(bot.key_id)
+    # Then the cached record may let it through for less than the record TTL (5 s) ...
+    clocks.advance(4.999)
+    assert authorizer.authorize(bot.request()).allowed
+    # ... and from the TTL on it is refused as revoked, without using its secret
+    clocks.advance(0.001)
+    decision = authorizer.authorize(bot.request())
+    assert (decision.status, decision.code) == (401, "KEY_REVOKED")
+
+
+def test_record_ttl_parameter_sets_the_revocation_bound():
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(record_cache_ttl_seconds=1), clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic, storage=storage)
+    bot = Bot(*storage.add_key(), clocks)
+    assert authorizer.authorize(bot.request()).allowed
+    storage.revoke(bot.key_id)
+    clocks.advance(1.0)
+    assert authorizer.authorize(bot.request()).code == "KEY_REVOKED"
+
+
+def test_expired_key_is_refused_from_its_expiry_even_while_cached():
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic, storage=storage)
+    expires_at = datetime.fromtimestamp((NOW_MS + 1500) / 1000, UTC)
+    bot = Bot(*storage.add_key(expires_at=expires_at), clocks)
+    assert authorizer.authorize(bot.request()).allowed
+    clocks.advance(1.499)
+    assert authorizer.authorize(bot.request()).allowed
+    clocks.advance(0.001)
+    assert authorizer.authorize(bot.request()).code == "KEY_EXPIRED"
+
+
+def test_the_secret_is_read_once_per_secret_ttl_and_the_record_once_per_record_ttl(world):
+    authorizer, storage, clocks, bot = world
+    for _ in range(10):
+        assert authorizer.authorize(bot.request()).allowed
+        clocks.advance(1.0)
+    # 10 s: the record twice (0 s, 5 s), the pointer and the secret once
+    assert storage.calls.count("get_key") == 2
+    assert storage.calls.count("get_key_owner") == 1
+    assert storage.calls.count("get_secret") == 1
+
+
+# ---------------------------------------------------------- checks 5 and 6
+@pytest.mark.parametrize(("whitelist", "source_ip", "allowed"), [
+    (["198.51.100.7"], "198.51.100.7", True), (["198.51.100.7"], "198.51.100.8", False),
+    (["198.51.100.0/24"], "198.51.100.255", True), (["198.51.100.0/24"], "198.51.101.1", False),
+    (["2001:db8::/48"], "2001:db8:0:ffff::1", True), (["2001:db8::/48"], "2001:db9::1", False),
+    (["2001:db8::1"], "2001:db8::1", True), (["2001:db8::1"], "2001:db8::2", False),
+    (["198.51.100.7"], "::ffff:198.51.100.7", True), (["198.51.100.0/24"], "2001:db8::1", False),
+    (["198.51.100.7"], "", False), (["198.51.100.7"], "not-an-ip", False),
+])
+def test_ip_whitelist(whitelist, source_ip, allowed):
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    bot = Bot(*storage.add_key(ip_whitelist=whitelist), clocks)
+    decision = authorizer.authorize(bot.request(source_ip=source_ip))
+    assert decision.allowed is allowed
+    if not allowed:
+        assert (decision.status, decision.code) == (403, "IP_NOT_ALLOWED")
+        assert "record_nonce" not in storage.calls
+
+
+def test_x_forwarded_for_changes_nothing():
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    bot = Bot(*storage.add_key(ip_whitelist=["198.51.100.7"]), clocks)
+    spoofed = {"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.7", "Forwarded": "for=198.51.100.7"}
+    assert authorizer.authorize(bot.request(source_ip="203.0.113.66", extra_headers=spoofed)).code == "IP_NOT_ALLOWED"
+    honest = {"X-Forwarded-For": "203.0.113.66, 198.51.100.7"}
+    assert authorizer.authorize(bot.request(source_ip="198.51.100.7", extra_headers=honest)).allowed
+
+
+@pytest.mark.parametrize(("permissions", "method", "allowed"), [
+    (["read"], "GET", True), (["read"], "HEAD", True), (["read"], "POST", False), (["read"], "DELETE", False),
+    (["read", "trade"], "POST", True), (["read", "trade"], "PATCH", True), (["trade"], "GET", False),
+])
+def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allowed):
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    bot = Bot(*storage.add_key(permissions=permissions), clocks)
+    decision = authorizer.authorize(bot.request(method, "/v1/trade/orders", body=b'{"qty": "1"}'))
+    assert decision.allowed is allowed
+    if not allowed:
+        assert (decision.status, decision.code) == (403, "PERMISSION_DENIED")
+        assert "record_nonce" not in storage.calls
+
+
+@pytest.mark.parametrize(("permissions", "method", "path", "allowed"), [
+    (["read", "trade"], "POST", "/v1/wallet/withdrawals", False),
+    (["read", "trade"], "GET", "/v1/wallet/withdrawals/w-1", False),
+    (["read", "trade", "withdraw"], "POST", "/v1/wallet/withdrawals", True),
+    (["read", "withdraw"], "GET", "/v1/wallet/withdrawals/w-1", True),
+    (["read", "trade"], "POST", "/v1/wallet/withdrawals-history", True),  # a prefix is a whole segment
+    (["read", "trade"], "POST", "/v1/transfers/internal", False),
+])
+def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
+    storage, clocks = FakeStore(), Clocks()
+    config = make_config(withdrawal_path_prefixes="/v1/wallet/withdrawals, /v1/transfers/")
+    authorizer = SignatureAuthorizer(config, clock_ms=lambda: clocks.wall_ms, storage=storage)
+    bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
+    decision = authorizer.authorize(bot.request(method, path))
+    assert decision.allowed is allowed, decision
+    if not allowed:
+        assert (decision.status, decision.code) == (403, "PERMISSION_DENIED")
+        assert "withdraw" in decision.message
+
+
+def test_refusal_messages_fit_the_access_denied_template():
+    # The ACCESS_DENIED Gateway Response pastes the message between JSON quotes, unescaped.
+    storage, clocks = FakeStore(), Clocks()
+    config = make_config(withdrawal_path_prefixes="/v1/wallet")
+    authorizer = SignatureAuthorizer(config, clock_ms=lambda: clocks.wall_ms, storage=storage)
+    for permissions, ip in ((["read"], "203.0.113.10"), (["read", "trade"], "192.0.2.1")):
+        bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
+        for path in ("/v1/trade/orders", "/v1/wallet/x"):
+            decision = authorizer.authorize(bot.request("POST", path, source_ip=ip))
+            assert decision.status == 403
+            rendered = f'{{"error": {{"code": "{decision.code}", "message": "{decision.message}"}}}}'
+            assert json.loads(rendered)["error"]["message"] == decision.message
+
+
+# ------------------------------------------------------------------ check 7
+def test_replay_is_refused_until_the_window_has_passed(world):
+    authorizer, storage, clocks, bot = world
+    sent = bot.headers("GET", "/v1/trade/api-keys/self")
+    assert authorizer.authorize(bot.request(headers=sent)).allowed
+    # The same request again, inside its window: refused, and nothing else happens
+    clocks.advance(4.0)
+    decision = authorizer.authorize(bot.request(headers=sent))
+    assert (decision.status, decision.code) == (401, "NONCE_REUSED")
+    # After the window the time check refuses it before the nonce is even looked at
+    clocks.advance(1.001)
+    assert authorizer.authorize(bot.request(headers=sent)).code == "TIMESTAMP_OUT_OF_WINDOW"
+
+
+def test_a_nonce_may_be_used_again_once_its_record_has_expired(world):
+    authorizer, storage, clocks, bot = world
+    nonce = "reused-nonce-0123456789"
+    first = bot.request(headers={**_signed_with_nonce(bot, nonce)})
+    assert authorizer.authorize(first).allowed
+    # Given the record is past its expiry but DynamoDB's TTL has not deleted it yet (it lingers in `nonces`)
+    clocks.advance(5.002)
+    assert (bot.key_id, nonce) in storage.nonces
+    # Then a new request with the same nonce is not blocked by the stale record
+    assert authorizer.authorize(bot.request(headers=_signed_with_nonce(bot, nonce))).allowed
+
+
+def _signed_with_nonce(bot: Bot, nonce: str) -> dict[str, str]:
+    return keygate_client.sign(bot.key_id, bot.secret, "GET", "/v1/trade/api-keys/self",
+                               timestamp_ms=bot.clocks.wall_ms, nonce=nonce)
+
+
+def test_nonces_are_per_key(world):
+    authorizer, storage, clocks, bot = world
+    other = Bot(*storage.add_key(), clocks)
+    nonce = "shared-nonce-0123456789"
+    assert authorizer.authorize(bot.request(headers=_signed_with_nonce(bot, nonce))).allowed
+    assert authorizer.authorize(other.request(headers=_signed_with_nonce(other, nonce))).allowed
+
+
+# ------------------------------------------------------- last use and faults
+def test_last_used_is_written_at_most_once_a_minute_and_a_failure_never_denies(world):
+    authorizer, storage, clocks, bot = world
+    storage.failing.add("touch_last_used")
+    for _ in range(5):
+        assert authorizer.authorize(bot.request()).allowed
+        clocks.advance(20.0)
+    # 0 s, 60 s (at 80 s of requests: 0, 20, 40, 60, 80)
+    assert storage.calls.count("touch_last_used") == 2
+
+
+@pytest.mark.parametrize("operation", ["get_key_owner", "get_key", "get_secret", "record_nonce"])
+def test_storage_faults_raise_instead_of_deciding(world, operation):
+    authorizer, storage, _, bot = world
+    storage.failing.add(operation)
+    with pytest.raises(ServiceUnavailable):
+        authorizer.authorize(bot.request())
+
+
+def test_the_secret_never_leaves_in_a_decision(world):
+    authorizer, storage, clocks, bot = world
+    decisions = [authorizer.authorize(bot.request()), authorizer.authorize(bot.request("POST", "/v1/x")),
+                 authorizer.authorize(Bot(bot.key_id, keys.new_secret(), clocks).request())]
+    for decision in decisions:
+        assert bot.secret not in repr(decision)
+
+
+# ------------------------------------------------- any signed change is a 401
+COMPONENTS = ["method", "path", "query", "body_digest", "timestamp", "recv_window", "nonce", "key_id"]
+segment = st.text(min_size=1, max_size=12).filter(lambda text: text not in {".", ".."})
+query_pair = st.tuples(st.one_of(st.sampled_from(["a", "symbol", "a b", "é"]), st.text(min_size=1, max_size=8)),
+                       st.text(max_size=8))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+       segments=st.lists(segment, min_size=1, max_size=4),
+       pairs=st.lists(query_pair, max_size=5),
+       body=st.binary(max_size=64),
+       window=st.one_of(st.none(), st.integers(min_value=1000, max_value=60000)),
+       component=st.sampled_from(COMPONENTS),
+       data=st.data())
+def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segments, pairs, body, window, component,
+                                                                  data):
+    # Given two keys with the same secret, and a request signed with the first
+    storage, clocks = FakeStore(), Clocks()
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    key_id, secret = storage.add_key(permissions=ALL_PERMISSIONS[:2])
+    twin_id, _ = storage.add_key(permissions=ALL_PERMISSIONS[:2], secret=secret)
+    path = "/" + "/".join(quote(part, safe="") for part in segments)
+    query = "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in pairs)
+    sent = keygate_client.sign(key_id, secret, method, "/" + "/".join(segments), pairs, body,
+                               timestamp_ms=clocks.wall_ms - 500, recv_window_ms=window)
+    # When one signed component differs between what was signed and what arrives
+    tampered = dict(sent)
+    tampered_method, tampered_path, tampered_query = method, path, query
+    if component == "method":
+        tampered_method = data.draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]).filter(
+            lambda other: other != method))
+    elif component == "path":
+        tampered_path = path + "/" + quote(data.draw(segment), safe="")
+    elif component == "query":
+        extra = data.draw(query_pair)
+        tampered_query = "&".join(filter(None, [query, f"{quote(extra[0], safe='')}={quote(extra[1], safe='')}"]))
+    elif component == "body_digest":
+        other_body = data.draw(st.binary(max_size=64).filter(lambda other: other != body))
+        tampered["X-KG-CONTENT-SHA256"] = signing.content_sha256(other_body)
+    elif component == "timestamp":
+        tampered["X-KG-TIMESTAMP"] = str(int(sent["X-KG-TIMESTAMP"]) + data.draw(st.sampled_from([-1, 1, 400])))
+    elif component == "recv_window":
+        tampered["X-KG-RECV-WINDOW"] = str(data.draw(st.integers(min_value=1000, max_value=60000).filter(
+            lambda other: str(other) != sent.get("X-KG-RECV-WINDOW"))))
+    elif component == "nonce":
+        tampered["X-KG-NONCE"] = data.draw(st.from_regex(r"[A-Za-z0-9_-]{16,64}", fullmatch=True).filter(
+            lambda other: other != sent["X-KG-NONCE"]))
+    elif component == "key_id":
+        tampered["X-KG-API-KEY"] = twin_id
+    refused = authorizer.authorize(api.signed_request(event(tampered_method, tampered_path, tampered_query,
+                                                            tampered)))
+    # Then the tampered request is a 401 signature mismatch that wrote nothing ...
+    assert (refused.allowed, refused.status, refused.code) == (False, 401, "SIGNATURE_MISMATCH"), component
+    assert "record_nonce" not in storage.calls
+    # ... while the request as signed is allowed
+    allowed = authorizer.authorize(api.signed_request(event(method, path, query, sent)))
+    assert allowed.allowed, allowed
+
+
+# ------------------------------------------------------------- the caches
+def test_ttl_cache_is_bounded_and_expires_on_the_monotonic_clock():
+    now = [0.0]
+    cache: TtlCache[int] = TtlCache(lambda: now[0], max_entries=3)
+    for number in range(5):
+        cache.put(str(number), number, 10)
+    assert [cache.get(str(number))[0] for number in range(5)] == [False, False, True, True, True]
+    now[0] = 9.999
+    assert cache.get("4") == (True, 4)
+    now[0] = 10.0
+    assert cache.get("4") == (False, None)
+    cache.put("zero-ttl", 1, 0)
+    assert cache.get("zero-ttl") == (False, None)

@@ -1,0 +1,200 @@
+"""keygate_client: what the SDK signs is what the authorizer verifies, for requests as really sent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import keygate_client
+from keygate import api, keys, signing
+from keygate.authorizer import SignatureAuthorizer
+from keygate_client import core
+from tests.unit.test_authorizer import STAGE_URL, Clocks, FakeStore, event, make_config
+
+segment = st.text(min_size=1, max_size=10).filter(lambda text: text not in {".", ".."})
+# Names and values full of what URLs reserve, plus unicode, with repeats likely.
+reserved = st.text(alphabet=st.sampled_from(list("&=+?#/%;, @:$!'()*[]") + ["é", "€", "🙂", "a", "Z", "~", " "]),
+                   max_size=6)
+name = st.one_of(st.sampled_from(["a", "a b", "q", "é"]), reserved.filter(bool))
+pairs_strategy = st.lists(st.tuples(name, st.one_of(reserved, st.text(max_size=6))), max_size=6)
+
+
+def authorizer_and_key() -> tuple[SignatureAuthorizer, str, str, Clocks]:
+    storage, clocks = FakeStore(), Clocks()
+    key_id, secret = storage.add_key(permissions=["read", "trade"])
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    return authorizer, key_id, secret, clocks
+
+
+def event_from_wire(method: str, target: str, sent_pairs: list[tuple[str, str]], headers: dict[str, str]) -> dict:
+    """API Gateway's view of the bytes on the wire: the path as sent, the query decoded (ground truth)."""
+    path = urlsplit(target).path
+    assert path.startswith("/prod/")
+    raw = event(method, path.removeprefix("/prod"), "", headers)
+    multi: dict[str, list[str]] = {}
+    for key, value in sent_pairs:
+        multi.setdefault(key, []).append(value)
+    raw["multiValueQueryStringParameters"] = multi or None
+    raw["queryStringParameters"] = {key: values[-1] for key, values in multi.items()} or None
+    return raw
+
+
+@settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(method=st.sampled_from(["GET", "POST", "DELETE"]), segments=st.lists(segment, min_size=1, max_size=4),
+       pairs=pairs_strategy, body=st.binary(max_size=40))
+def test_httpx_auth_and_the_authorizer_agree(method, segments, pairs, body):
+    # Given an httpx client signing with HttpxAuth against a deployed stage
+    authorizer, key_id, secret, clocks = authorizer_and_key()
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    auth = keygate_client.HttpxAuth(key_id, secret, clock=lambda: clocks.wall_ms)
+    url = STAGE_URL + "/" + "/".join(quote(part, safe="") for part in segments)
+    # When it sends a request with an arbitrary path, query and body
+    with httpx.Client(transport=transport, auth=auth) as client:
+        client.request(method, url, params=pairs, content=body)
+    request = sent[0]
+    # Then the query on the wire decodes to the pairs given (httpx groups repeats), and the authorizer allows it
+    assert sorted(keygate_client.query_pairs(str(request.url))) == sorted(pairs)
+    decision = authorizer.authorize(api.signed_request(
+        event_from_wire(method, request.url.raw_path.decode("ascii"), pairs, dict(request.headers))))
+    assert decision.allowed, decision
+    assert request.headers["X-KG-CONTENT-SHA256"] == signing.content_sha256(body)
+
+
+@settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(method=st.sampled_from(["GET", "PUT"]), segments=st.lists(segment, min_size=1, max_size=4),
+       pairs=pairs_strategy, text=st.text(max_size=20))
+def test_requests_auth_and_the_authorizer_agree(method, segments, pairs, text):
+    # Given a requests request with an arbitrary path, query and a text body
+    authorizer, key_id, secret, clocks = authorizer_and_key()
+    url = STAGE_URL + "/" + "/".join(quote(part, safe="") for part in segments)
+    prepared = requests.Request(method, url, params=pairs, data=text.encode("utf-8") if text else None).prepare()
+    # When RequestsAuth signs it
+    signed = keygate_client.RequestsAuth(key_id, secret, clock=lambda: clocks.wall_ms)(prepared)
+    # Then the authorizer allows what would go on the wire
+    assert keygate_client.query_pairs(signed.url) == pairs
+    decision = authorizer.authorize(api.signed_request(
+        event_from_wire(method, urlsplit(signed.url).path, pairs, dict(signed.headers))))
+    assert decision.allowed, decision
+
+
+def test_requests_auth_sends_a_str_body_as_the_utf8_it_signed():
+    prepared = requests.Request("POST", STAGE_URL + "/v1/trade/orders", data="qty=½").prepare()
+    signed = keygate_client.RequestsAuth("kgk_x", "secret")(prepared)
+    assert signed.body == "qty=½".encode()
+    assert signed.headers["Content-Length"] == str(len("qty=½".encode()))
+    assert signed.headers["X-KG-CONTENT-SHA256"] == signing.content_sha256("qty=½".encode())
+
+
+def test_requests_auth_refuses_a_stream_it_cannot_sign():
+    prepared = requests.Request("POST", STAGE_URL + "/v1/trade/orders").prepare()
+    prepared.body = iter([b"chunk"])
+    with pytest.raises(TypeError):
+        keygate_client.RequestsAuth("kgk_x", "secret")(prepared)
+
+
+def test_httpx_auth_signs_a_streamed_body():
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    with httpx.Client(transport=transport, auth=keygate_client.HttpxAuth("kgk_x", "secret")) as client:
+        client.post(STAGE_URL + "/v1/trade/orders", content=iter([b'{"qty":', b'"1"}']))
+    assert sent[0].headers["X-KG-CONTENT-SHA256"] == signing.content_sha256(b'{"qty":"1"}')
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keygate_client.HttpxAuth("kgk_x", "kgs_super_secret"),
+    lambda: keygate_client.RequestsAuth("kgk_x", "kgs_super_secret"),
+    lambda: keygate_client.Signer("kgk_x", "kgs_super_secret"),
+])
+def test_reprs_never_show_the_secret(make):
+    assert "kgs_super_secret" not in repr(make())
+
+
+def test_the_default_api_root_strips_only_an_execute_api_stage():
+    assert keygate_client.signed_path(STAGE_URL + "/v1/time") == "/v1/time"
+    assert keygate_client.signed_path("https://k3yg4t3abc.execute-api.cn-north-1.amazonaws.com.cn/dev/v1/x") == "/v1/x"
+    assert keygate_client.signed_path("http://127.0.0.1:3000/v1/time") == "/v1/time"
+    assert keygate_client.signed_path("https://api.example.com/prod/v1/time") == "/prod/v1/time"
+    assert keygate_client.signed_path("https://api.example.com/prod/v1/time", "https://api.example.com/prod/") \
+        == "/v1/time"
+
+
+def test_importing_the_sdk_needs_no_server_side_package():
+    # Given a fresh interpreter, when the SDK is imported and used, then boto3, Powertools and pydantic stay unloaded
+    code = ("import sys, keygate_client; keygate_client.sign('k', 's', 'GET', '/v1/time'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'boto3', 'botocore', 'aws_lambda_powertools', 'pydantic', 'keygate', 'httpx', 'requests'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ clock
+class _TimeServer(BaseHTTPRequestHandler):
+    server_times: list[int] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        assert self.path == "/prod/v1/time"
+        body = json.dumps({"server_time": self.server_times.pop(0)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def time_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TimeServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/prod"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_server_clock_keeps_the_offset_of_the_shortest_round_trip(time_server, monkeypatch):
+    # Given a server 1 hour ahead, and local clock readings around three requests (round trips 30, 10, 20 ms)
+    local = iter([1000, 1030, 2000, 2010, 3000, 3020])
+    monkeypatch.setattr(core, "local_clock_ms", lambda: next(local))
+    _TimeServer.server_times = [3_601_015, 3_602_005, 3_603_010]
+    # When the clock syncs
+    clock = keygate_client.ServerClock.sync(time_server, samples=3)
+    # Then the offset is the one measured on the shortest round trip (server time minus the midpoint)
+    assert clock.offset_ms == 3_602_005 - 2005
+    monkeypatch.setattr(core, "local_clock_ms", lambda: 10_000)
+    assert clock() == 10_000 + 3_600_000
+
+
+def test_a_server_clock_makes_a_skewed_bot_acceptable():
+    # Given a bot whose clock runs 10 s behind the server's
+    authorizer, key_id, secret, clocks = authorizer_and_key()
+    skewed = lambda: clocks.wall_ms - 10_000  # noqa: E731
+    late = keygate_client.Signer(key_id, secret, clock=skewed).headers_for("GET", STAGE_URL + "/v1/x", b"")
+    assert authorizer.authorize(api.signed_request(event("GET", "/v1/x", "", late))).code == "TIMESTAMP_OUT_OF_WINDOW"
+    # When it corrects its clock by the measured offset
+    corrected = keygate_client.ServerClock(offset_ms=10_000)
+    corrected_now = lambda: skewed() + corrected.offset_ms  # noqa: E731
+    fixed = keygate_client.Signer(key_id, secret, clock=corrected_now).headers_for("GET", STAGE_URL + "/v1/x", b"")
+    # Then its requests are inside the window
+    assert authorizer.authorize(api.signed_request(event("GET", "/v1/x", "", fixed))).allowed
+
+
+def test_sign_accepts_only_what_signing_md_allows():
+    with pytest.raises(ValueError):
+        keygate_client.sign(keys.new_key_id("kgk_"), "s", "GET", "/v1/time", recv_window_ms=0)

@@ -1,0 +1,168 @@
+"""keygate-sign: a ready-to-run signed curl command, or the response itself with --send."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pytest
+
+from keygate import keys, signing
+from keygate_client import cli
+
+KEY_ID = keys.new_key_id("kgk_")
+SECRET = keys.new_secret()
+STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
+
+
+@pytest.fixture
+def key_in_env(monkeypatch):
+    monkeypatch.setenv(cli.KEY_ENV, KEY_ID)
+    monkeypatch.setenv(cli.SECRET_ENV, SECRET)
+
+
+def parse_curl(command: str) -> tuple[str, str, dict[str, str], list[str]]:
+    words = shlex.split(command)
+    assert words[:2] == ["curl", "-sS"] and words[2] == "-X"
+    method, url, rest = words[3], words[4], words[5:]
+    headers, data = {}, []
+    while rest:
+        flag, value, rest = rest[0], rest[1], rest[2:]
+        if flag == "-H":
+            name, _, content = value.partition(": ")
+            headers[name] = content
+        else:
+            assert flag == "--data-binary"
+            data.append(value)
+    return method, url, headers, data
+
+
+def verifies(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> bool:
+    signed = signing.parse_signed_headers(headers)
+    return signing.verify_signature(signed, SECRET, method, path, parse_qsl(query, keep_blank_values=True)) \
+        and signing.body_matches(body, signed.content_sha256)
+
+
+def test_without_the_key_in_the_environment_it_refuses(monkeypatch, capsys):
+    monkeypatch.delenv(cli.KEY_ENV, raising=False)
+    monkeypatch.delenv(cli.SECRET_ENV, raising=False)
+    assert cli.main([f"{STAGE_URL}/v1/trade/api-keys/self"]) == cli.EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == "" and cli.KEY_ENV in captured.err and cli.SECRET_ENV in captured.err
+
+
+def test_there_is_no_way_to_pass_the_secret_as_an_argument(key_in_env, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--secret", SECRET, f"{STAGE_URL}/v1/time"])
+    assert exited.value.code == 2
+
+
+def test_prints_a_signed_get_that_verifies_and_never_the_secret(key_in_env, capsys):
+    # When the bot author asks for a signed GET with a query
+    assert cli.main([f"{STAGE_URL}/v1/trade/api-keys/self?x=1&y=a+b&y=%2F", "--recv-window", "60000"]) == 0
+    captured = capsys.readouterr()
+    method, url, headers, data = parse_curl(captured.out.strip())
+    # Then the command carries the six headers, signed over the path without the stage
+    assert (method, url, data) == ("GET", f"{STAGE_URL}/v1/trade/api-keys/self?x=1&y=a+b&y=%2F", [])
+    assert headers["X-KG-API-KEY"] == KEY_ID and headers["X-KG-RECV-WINDOW"] == "60000"
+    assert verifies("GET", "/v1/trade/api-keys/self", "x=1&y=a+b&y=%2F", headers, b"")
+    assert SECRET not in captured.out + captured.err
+    assert "60000 ms" in captured.err
+
+
+def test_prints_a_signed_post_with_the_exact_body(key_in_env, capsys):
+    body = '{"symbol":"BTC-USDT","side":"buy","qty":"0.5","note":"it\'s €"}'
+    assert cli.main([f"{STAGE_URL}/v1/trade/orders", "-d", body]) == 0
+    method, _, headers, data = parse_curl(capsys.readouterr().out.strip())
+    assert method == "POST" and data == [body] and headers["Content-Type"] == "application/json"
+    assert verifies("POST", "/v1/trade/orders", "", headers, body.encode())
+
+
+def test_a_body_file_is_referenced_not_inlined(key_in_env, capsys, tmp_path):
+    payload = tmp_path / "order.json"
+    payload.write_bytes(b'{"qty": "1"}\n')
+    assert cli.main([f"{STAGE_URL}/v1/trade/orders", "--data-file", str(payload), "-X", "put",
+                     "-H", "Content-Type: application/x-ndjson"]) == 0
+    method, _, headers, data = parse_curl(capsys.readouterr().out.strip())
+    assert (method, data, headers["Content-Type"]) == ("PUT", [f"@{payload}"], "application/x-ndjson")
+    assert verifies("PUT", "/v1/trade/orders", "", headers, payload.read_bytes())
+
+
+def test_a_binary_body_from_standard_input_cannot_be_printed(key_in_env, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\x00\xff")))
+    with pytest.raises(SystemExit) as exited:
+        cli.main([f"{STAGE_URL}/v1/trade/orders", "--data-file", "-"])
+    assert exited.value.code == 2
+
+
+def test_a_url_outside_the_api_root_is_a_usage_error(key_in_env):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["https://api.example.com/other/v1/time", "--api-root", "https://api.example.com/trading"])
+    assert exited.value.code == 2
+
+
+# ------------------------------------------------------------ --send
+class _CheckingServer(BaseHTTPRequestHandler):
+    """Verifies KG1 like the authorizer would (stage /prod) and answers what it found."""
+
+    def _answer(self) -> None:
+        parts = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if parts.path == "/prod/v1/time":
+            status, payload = 200, {"server_time": time.time_ns() // 1_000_000}
+        elif verifies(self.command, unquote(parts.path.removeprefix("/prod")), parts.query,
+                      dict(self.headers.items()), body):
+            status, payload = 200, {"verified": True, "body": body.decode()}
+        else:
+            status, payload = 401, {"error": {"code": "UNAUTHORIZED", "message": "refused"}}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def api_root() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CheckingServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/prod"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_send_prints_the_response_of_a_verified_request(key_in_env, api_root, capsys):
+    # When the request is sent (clock synced first) to a server that checks KG1
+    code = cli.main([f"{api_root}/v1/trade/orders?side=buy", "-d", '{"qty":"1"}', "--api-root", api_root,
+                     "--sync-clock", "--send"])
+    # Then the server verified it and the response is printed
+    output = capsys.readouterr().out.splitlines()
+    assert code == 0 and output[0] == "HTTP 200"
+    assert json.loads(output[1]) == {"verified": True, "body": '{"qty":"1"}'}
+
+
+def test_send_exits_non_zero_on_a_refusal(monkeypatch, api_root, capsys):
+    monkeypatch.setenv(cli.KEY_ENV, KEY_ID)
+    monkeypatch.setenv(cli.SECRET_ENV, keys.new_secret())  # not the secret the server knows
+    assert cli.main([f"{api_root}/v1/trade/api-keys/self", "--api-root", api_root, "--send"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == "HTTP 401"
+
+
+def test_send_to_a_closed_port_is_a_network_error(key_in_env, capsys):
+    assert cli.main(["http://127.0.0.1:9/v1/time", "--send", "--timeout", "2"]) == cli.EXIT_NETWORK
+    assert "keygate-sign:" in capsys.readouterr().err

@@ -1,0 +1,299 @@
+"""keygate.signing: SIGNING.md's canonical form, header rules and clock window, byte for byte."""
+
+import ast
+import hashlib
+import hmac
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import keygate_client
+from keygate import signing
+from keygate_client import _kg1
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "kgs_example_secret_do_not_use"
+KEY_ID = "kg_live_example_key_id"
+GET_STRING_TO_SIGN = (
+    "KG1-HMAC-SHA256\n1767225600000\n5000\nn0nce-3f9c2a7e1b4d4c8a\nkg_live_example_key_id\nGET\n"
+    "/v1/trade/api-keys/self\n\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+GET_SIGNATURE = "458772e593bd5f81e4cb9b146b16e1e8a75a42580340dd6f32473997dbd907b8"
+POST_BODY = b'{"symbol":"BTC-USDT","side":"buy","qty":"0.5"}'
+POST_QUERY = "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10"
+POST_STRING_TO_SIGN = (
+    "KG1-HMAC-SHA256\n1767225601234\n\nZx9_-abcdefghijklmnop\nkg_live_example_key_id\nPOST\n/v1/trade/orders\n"
+    "a=10&a=2&client%20id=a%20b%2Fc&symbol=BTC-USDT\n"
+    "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911")
+POST_SIGNATURE = "23f9060393b44bb2a737180972e288379a142a69cc142a08f262a973f7a04ff2"
+EXECUTE_API = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
+
+
+def valid_headers(**changes):
+    headers = {"X-KG-API-KEY": KEY_ID, "X-KG-TIMESTAMP": "1767225600000", "X-KG-RECV-WINDOW": "5000",
+               "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8a", "X-KG-CONTENT-SHA256": signing.EMPTY_BODY_SHA256,
+               "X-KG-SIGNATURE": GET_SIGNATURE}
+    for name, value in changes.items():
+        name = name.replace("_", "-")
+        if value is None:
+            headers.pop(name)
+        else:
+            headers[name] = value
+    return headers
+
+
+# ------------------------------------------------------------- worked examples
+def test_worked_example_get_string_to_sign_and_signature():
+    # Given SIGNING.md's GET example
+    text = signing.string_to_sign(timestamp="1767225600000", recv_window="5000", nonce="n0nce-3f9c2a7e1b4d4c8a",
+                                  key_id=KEY_ID, method="GET", path="/v1/trade/api-keys/self", query_pairs=[],
+                                  content_sha256=signing.content_sha256(b""))
+    # Then the string to sign and its HMAC are the page's, byte for byte
+    assert text == GET_STRING_TO_SIGN
+    assert signing.signature(SECRET, text) == GET_SIGNATURE
+
+
+def test_worked_example_post_string_to_sign_and_signature():
+    # Given SIGNING.md's POST example with its decoded query (repeats kept, a space and a slash in values)
+    pairs = keygate_client.query_pairs(f"https://h/v1/trade/orders?{POST_QUERY}")
+    assert pairs == [("symbol", "BTC-USDT"), ("client id", "a b/c"), ("a", "2"), ("a", "10")]
+    text = signing.string_to_sign(timestamp="1767225601234", recv_window="", nonce="Zx9_-abcdefghijklmnop",
+                                  key_id=KEY_ID, method="POST", path="/v1/trade/orders", query_pairs=pairs,
+                                  content_sha256=signing.content_sha256(POST_BODY))
+    # Then it matches the page byte for byte, and so does the signature
+    assert text == POST_STRING_TO_SIGN
+    assert signing.signature(SECRET, text) == POST_SIGNATURE
+
+
+def test_sdk_sign_reproduces_both_worked_examples():
+    # When the SDK signs the examples (the POST without a recv window header)
+    get = keygate_client.sign(KEY_ID, SECRET, "GET", "/v1/trade/api-keys/self", timestamp_ms=1767225600000,
+                              recv_window_ms=5000, nonce="n0nce-3f9c2a7e1b4d4c8a")
+    post = keygate_client.sign(KEY_ID, SECRET, "post", "/v1/trade/orders",
+                               keygate_client.query_pairs("?" + POST_QUERY), POST_BODY,
+                               timestamp_ms=1767225601234, nonce="Zx9_-abcdefghijklmnop")
+    # Then it sends the page's headers and signatures
+    assert get == valid_headers()
+    assert post == {"X-KG-API-KEY": KEY_ID, "X-KG-TIMESTAMP": "1767225601234", "X-KG-NONCE": "Zx9_-abcdefghijklmnop",
+                    "X-KG-CONTENT-SHA256": "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911",
+                    "X-KG-SIGNATURE": POST_SIGNATURE}
+
+
+def test_sdk_signer_strips_the_stage_or_base_path_of_a_deployed_url():
+    pairs = [("symbol", "BTC-USDT"), ("client id", "a b/c"), ("a", "2"), ("a", "10")]
+    for url, root, prefix in ((f"{EXECUTE_API}/v1/trade/orders?{POST_QUERY}", None, "/prod"),
+                              (f"https://api.example.com/trading/v1/trade/orders?{POST_QUERY}",
+                               "https://api.example.com/trading", "/trading")):
+        # Given a signer for a deployed stage, or for a custom domain's base path
+        signer = keygate_client.Signer(KEY_ID, SECRET, api_root=root, clock=lambda: 1767225601234)
+        # When it signs the URL as sent
+        signed = signing.parse_signed_headers(signer.headers_for("POST", url, POST_BODY))
+        # Then the signature covers the path relative to the API root, not the stage or base path
+        assert signed.timestamp == "1767225601234" and signed.content_sha256 == signing.content_sha256(POST_BODY)
+        assert signing.verify_signature(signed, SECRET, "POST", "/v1/trade/orders", pairs)
+        assert not signing.verify_signature(signed, SECRET, "POST", prefix + "/v1/trade/orders", pairs)
+
+
+def test_a_url_outside_the_api_root_is_refused_before_signing():
+    with pytest.raises(ValueError):
+        keygate_client.signed_path("https://api.example.com/other/v1/time", "https://api.example.com/trading")
+
+
+def test_the_shell_recipe_in_signing_md_computes_the_same_hmac():
+    # Given the printf line of SIGNING.md (what `openssl dgst -sha256 -hmac` hashes)
+    message = ("KG1-HMAC-SHA256\\n1767225600000\\n5000\\nn0nce-3f9c2a7e1b4d4c8a\\nkg_live_example_key_id\\nGET\\n"
+               "/v1/trade/api-keys/self\\n\\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    # Then printf's escapes give exactly our string to sign, with no trailing newline
+    printed = message.replace("\\n", "\n")
+    assert printed == GET_STRING_TO_SIGN and not printed.endswith("\n")
+    assert hmac.new(SECRET.encode(), printed.encode(), hashlib.sha256).hexdigest() == GET_SIGNATURE
+
+
+# ---------------------------------------------------------- one implementation
+def test_the_sdk_ships_the_layers_signing_module_through_a_relative_symlink():
+    link = ROOT / "sdk/python/keygate_client/_kg1.py"
+    assert link.is_symlink()
+    assert not os.path.isabs(os.readlink(link))
+    assert os.path.samefile(link, ROOT / "layers/common/keygate/signing.py")
+    assert os.path.samefile(_kg1.__file__, signing.__file__)
+
+
+def test_signing_imports_nothing_but_the_standard_library():
+    # The SDK ships this file: it must import neither keygate nor any third-party package.
+    tree = ast.parse(Path(signing.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+
+
+# --------------------------------------------------------------- canonical form
+@given(st.text())
+def test_enc_leaves_only_unreserved_characters_and_upper_case_escapes(text):
+    encoded = signing.enc(text)
+    assert unquote(encoded) == text
+    plain = encoded.replace("%", "")
+    assert all(char.isascii() and (char.isalnum() or char in "-._~") for char in plain)
+    escapes = [encoded[index + 1:index + 3] for index, char in enumerate(encoded) if char == "%"]
+    assert all(len(escape) == 2 and escape == escape.upper() for escape in escapes)
+
+
+@pytest.mark.parametrize(("text", "encoded"), [
+    ("AZaz09-._~", "AZaz09-._~"), (" ", "%20"), ("/", "%2F"), ("+", "%2B"), ("=", "%3D"), ("&", "%26"),
+    ("é", "%C3%A9"), ("€", "%E2%82%AC"), ("🙂", "%F0%9F%99%82"), ("*", "%2A"), ("%", "%25"),
+])
+def test_enc_examples(text, encoded):
+    assert signing.enc(text) == encoded
+
+
+def test_canonical_path_encodes_each_segment():
+    assert signing.canonical_path("/v1/trade/api-keys/self") == "/v1/trade/api-keys/self"
+    assert signing.canonical_path("/v1/orders/a b/ü~") == "/v1/orders/a%20b/%C3%BC~"
+
+
+def test_canonical_query_sorts_encoded_pairs_in_byte_order_and_keeps_repeats():
+    pairs = [("b", "2"), ("a", "10"), ("a", "2"), ("flag", ""), ("Z", "x"), ("a b", "/"), ("é", "1")]
+    # Upper case sorts before lower case, "%" (0x25) before letters, and "10" before "2".
+    assert signing.canonical_query(pairs) == "%C3%A9=1&Z=x&a=10&a=2&a%20b=%2F&b=2&flag="
+    assert signing.canonical_query([]) == ""
+
+
+# ------------------------------------------------------------------ check 1
+def test_valid_headers_parse_with_names_in_any_case():
+    headers = {name.lower() if index % 2 else name: value for index, (name, value) in enumerate(valid_headers().items())}
+    parsed = signing.parse_signed_headers(headers)
+    assert (parsed.key_id, parsed.timestamp_ms, parsed.recv_window_ms) == (KEY_ID, 1767225600000, 5000)
+
+
+def test_absent_recv_window_is_5000_and_signed_as_empty():
+    parsed = signing.parse_signed_headers(valid_headers(X_KG_RECV_WINDOW=None))
+    assert (parsed.recv_window, parsed.recv_window_ms) == ("", 5000)
+
+
+@pytest.mark.parametrize("name", sorted(signing.SIGNED_HEADER_NAMES - {"x-kg-recv-window"}))
+def test_each_missing_required_header_is_named(name):
+    headers = {key: value for key, value in valid_headers().items() if key.lower() != name}
+    with pytest.raises(signing.SigningError) as refused:
+        signing.parse_signed_headers(headers)
+    assert refused.value.code == "MISSING_HEADER" and name.upper() in refused.value.message
+
+
+BAD_VALUES = {
+    "empty": "", "huge": "7" * 100_000, "non-ascii": "ñ" * 20, "trailing newline": "{good}\n",
+    "inner space": "{good} ", "control": "\x00" * 20,
+}
+
+
+@pytest.mark.parametrize("name", sorted(signing.SIGNED_HEADER_NAMES))
+@pytest.mark.parametrize("kind", sorted(BAD_VALUES))
+def test_malformed_values_of_every_header_are_refused(name, kind):
+    good = {key.lower(): value for key, value in valid_headers().items()}[name]
+    headers = {**{key.lower(): value for key, value in valid_headers().items()},
+               name: BAD_VALUES[kind].format(good=good)}
+    with pytest.raises(signing.SigningError) as refused:
+        signing.parse_signed_headers(headers)
+    assert refused.value.code == "MALFORMED_HEADER"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("X-KG-TIMESTAMP", "-1767225600000"), ("X-KG-TIMESTAMP", "1767225600000.5"), ("X-KG-TIMESTAMP", "1e12"),
+    ("X-KG-TIMESTAMP", "١٧٦٧٢٢٥٦٠٠٠٠٠"),  # Arabic-Indic digits are digits to str.isdigit, not to SIGNING.md
+    ("X-KG-RECV-WINDOW", "0"), ("X-KG-RECV-WINDOW", "60001"), ("X-KG-RECV-WINDOW", "five"),
+    ("X-KG-RECV-WINDOW", "-5"), ("X-KG-RECV-WINDOW", "5000.0"),
+    ("X-KG-NONCE", "a" * 15), ("X-KG-NONCE", "a" * 65), ("X-KG-NONCE", "abcdefghijklmnop!"),
+    ("X-KG-CONTENT-SHA256", signing.EMPTY_BODY_SHA256.upper()), ("X-KG-CONTENT-SHA256", "ab" * 31),
+    ("X-KG-SIGNATURE", GET_SIGNATURE.upper()), ("X-KG-SIGNATURE", GET_SIGNATURE + "0"),
+    ("X-KG-API-KEY", "kg key"),
+])
+def test_values_outside_the_grammar_are_malformed(name, value):
+    with pytest.raises(signing.SigningError) as refused:
+        signing.parse_signed_headers(valid_headers(**{name.replace("-", "_"): value}))
+    assert refused.value.code == "MALFORMED_HEADER"
+
+
+@pytest.mark.parametrize("window", ["1", "60000", "00500"])
+def test_recv_window_bounds_are_inclusive(window):
+    assert signing.parse_signed_headers(valid_headers(X_KG_RECV_WINDOW=window)).recv_window == window
+
+
+def test_nonce_lengths_16_and_64_are_accepted():
+    for nonce in ("a" * 16, "Zz09_-" * 10 + "abcd"):
+        assert signing.parse_signed_headers(valid_headers(X_KG_NONCE=nonce)).nonce == nonce
+
+
+def test_a_header_sent_twice_in_different_case_is_refused():
+    headers = {**valid_headers(), "x-kg-nonce": "another-nonce-0123456789"}
+    with pytest.raises(signing.SigningError) as refused:
+        signing.parse_signed_headers(headers)
+    assert refused.value.code == "MALFORMED_HEADER"
+
+
+# ------------------------------------------------------------------ check 2
+NOW = 1_767_225_600_000
+
+
+@pytest.mark.parametrize(("timestamp", "window", "allowed"), [
+    (NOW + 1000, None, True), (NOW + 1001, None, False),
+    (NOW - 5000, None, True), (NOW - 5001, None, False),
+    (NOW - 1, "1", True), (NOW - 2, "1", False),
+    (NOW - 60000, "60000", True), (NOW - 60001, "60000", False),
+    (NOW + 1000, "1", True), (NOW, None, True),
+])
+def test_timestamp_window_edges(timestamp, window, allowed):
+    parsed = signing.parse_signed_headers(valid_headers(X_KG_TIMESTAMP=str(timestamp), X_KG_RECV_WINDOW=window))
+    if allowed:
+        signing.check_timestamp(parsed, NOW)
+    else:
+        with pytest.raises(signing.SigningError) as refused:
+            signing.check_timestamp(parsed, NOW)
+        assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW"
+
+
+# ---------------------------------------------------------- verify and bodies
+def test_verify_signature_accepts_the_example_and_refuses_any_other_signature():
+    parsed = signing.parse_signed_headers(valid_headers())
+    assert signing.verify_signature(parsed, SECRET, "GET", "/v1/trade/api-keys/self", [])
+    assert not signing.verify_signature(parsed, SECRET + "x", "GET", "/v1/trade/api-keys/self", [])
+    forged = signing.parse_signed_headers(valid_headers(X_KG_SIGNATURE="0" * 64))
+    assert not signing.verify_signature(forged, SECRET, "GET", "/v1/trade/api-keys/self", [])
+
+
+@pytest.mark.parametrize(("body", "digest", "matches"), [
+    (POST_BODY, "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911", True),
+    (None, signing.EMPTY_BODY_SHA256, True), (b"", signing.EMPTY_BODY_SHA256, True),
+    (POST_BODY + b" ", "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911", False),
+    (POST_BODY, "91231EEC0D583C2A980FCD99DB802310853C1BB38F22B57952D06F63B7D5A911", False),
+    (POST_BODY, None, False), (POST_BODY, "", False),
+])
+def test_body_matches(body, digest, matches):
+    assert signing.body_matches(body, digest) is matches
+
+
+def test_sign_request_refuses_what_it_could_not_send():
+    with pytest.raises(ValueError):
+        signing.sign_request(KEY_ID, SECRET, "GET", "v1/no-leading-slash")
+    with pytest.raises(ValueError):
+        signing.sign_request(KEY_ID, SECRET, "GET", "/v1/time", recv_window_ms=60001)
+    with pytest.raises(ValueError):
+        signing.sign_request(KEY_ID, SECRET, "GET", "/v1/time", nonce="short")
+
+
+def test_generated_nonces_follow_the_grammar_and_differ():
+    nonces = {signing.new_nonce() for _ in range(100)}
+    assert len(nonces) == 100
+    for nonce in nonces:
+        assert signing.parse_signed_headers(valid_headers(X_KG_NONCE=nonce)).nonce == nonce
+
+
+@given(st.lists(st.text(min_size=1).filter(lambda s: s not in {".", ".."}), min_size=1, max_size=4))
+def test_sdk_signed_path_decodes_what_the_url_encodes(segments):
+    # Given a path whose segments are percent-encoded into a deployed URL
+    url = f"{EXECUTE_API}/" + "/".join(quote(segment, safe="") for segment in segments)
+    # Then the signed path is the decoded path relative to the API root
+    assert keygate_client.signed_path(url) == "/" + "/".join(segments)
