@@ -1,0 +1,84 @@
+"""GET /v1/trade/api-keys/{api_key}/audit?limit=: the key's lifecycle log, newest first."""
+
+from datetime import timedelta
+
+import pytest
+
+from keygate import keys, service
+from keygate.models import UpdateApiKeyRequest, now_utc
+from keygate_dev.events import seed_key
+from tests.conftest import assert_error, iso_time
+
+ENTRY_FIELDS = {"event", "api_key", "ip_address", "created_at", "details"}
+
+
+@pytest.fixture
+def key_with_history(alice, identity):
+    """A key created 25 minutes ago and renamed once a minute since: 25 entries, a minute apart."""
+    start = now_utc() - timedelta(minutes=25)
+    key_id = seed_key(identity, "alice", at=start, label="v0").api_key
+    for minute in range(1, 25):
+        moment = start + timedelta(minutes=minute)
+        token = identity.step_up_token("alice", "api_keys:update", now=moment.timestamp(), lifetime_seconds=3600)
+        service.update_api_key("alice", key_id, UpdateApiKeyRequest(label=f"v{minute}"), step_up_token=token,
+                               source_ip="198.51.100.1", clock=lambda moment=moment: moment)
+    return key_id
+
+
+def test_the_log_shows_every_lifecycle_event_newest_first(client, alice):
+    # Given a key created, updated and revoked through the API from known addresses
+    key_id = client.call("POST", "/v1/trade/api-keys", body={"label": "bot"}, source_ip="198.51.100.1").json()[
+        "api_key"]
+    client.call("PATCH", f"/v1/trade/api-keys/{key_id}", body={"label": "bot2"}, source_ip="198.51.100.2",
+                headers={"X-Forwarded-For": "192.0.2.66"})
+    client.call("DELETE", f"/v1/trade/api-keys/{key_id}", source_ip="2001:db8::3")
+    # When its audit log is read
+    response = client.audit(key_id)
+    # Then it holds the three events newest first, with API Gateway's source IPs (never a header's)
+    assert response.status == 200, response.body
+    log = response.json()
+    assert set(log) == {"api_key", "entries"} and log["api_key"] == key_id
+    assert [(entry["event"], entry["ip_address"]) for entry in log["entries"]] == [
+        ("key_revoked", "2001:db8::3"), ("key_updated", "198.51.100.2"), ("key_created", "198.51.100.1")]
+    for entry in log["entries"]:
+        assert set(entry) == ENTRY_FIELDS and entry["api_key"] == key_id
+    times = [iso_time(entry["created_at"]) for entry in log["entries"]]
+    assert times == sorted(times, reverse=True)
+    assert log["entries"][0]["details"] == {"reason": "user_request"}
+
+
+def test_the_default_limit_is_20_newest(client, key_with_history):
+    entries = client.audit(key_with_history).json()["entries"]
+    assert len(entries) == 20
+    assert [entry["details"]["changes"]["label"]["to"] for entry in entries] == [f"v{n}" for n in range(24, 4, -1)]
+
+
+@pytest.mark.parametrize(("limit", "expected"), [("1", 1), ("7", 7), ("100", 25), ("", 20)])
+def test_limit_chooses_how_many_newest_entries(client, key_with_history, limit, expected):
+    entries = client.audit(key_with_history, query=f"limit={limit}").json()["entries"]
+    assert len(entries) == expected
+    assert entries[0]["details"]["changes"]["label"]["to"] == "v24"
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "1e2", "%201", "10x", "\u0661", "99999999999999999999"])
+def test_a_limit_outside_1_to_100_is_refused(client, alice, limit):
+    key_id = client.create().json()["api_key"]
+    error = assert_error(client.audit(key_id, query=f"limit={limit}"), 400, "INVALID_REQUEST")
+    assert "limit" in error["message"]
+
+
+def test_a_revoked_keys_log_stays_readable(client, alice):
+    key_id = client.create().json()["api_key"]
+    client.revoke(key_id)
+    assert [entry["event"] for entry in client.audit(key_id).json()["entries"]] == ["key_revoked", "key_created"]
+
+
+@pytest.mark.parametrize("key_id_text", [keys.new_key_id("kgk_"), "kgk_nope", "all"],
+                         ids=["well-formed-unknown", "malformed", "the-word-all"])
+def test_an_unknown_or_malformed_key_is_not_found(client, alice, key_id_text):
+    assert_error(client.audit(key_id_text), 404, "KEY_NOT_FOUND")
+
+
+def test_the_audit_log_needs_a_session(client, alice):
+    key_id = client.create().json()["api_key"]
+    assert_error(client.audit(key_id, user=None), 401, "UNAUTHORIZED")

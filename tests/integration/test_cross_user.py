@@ -1,0 +1,81 @@
+"""Invariant 1: a user never sees or changes another user's keys (404, and nothing changes)."""
+
+import pytest
+
+from keygate import keys, store
+from tests.conftest import assert_error, onboard, state_snapshot, table_items
+
+KEY_ROUTES = {
+    "update": ("PATCH", "/v1/trade/api-keys/{key}", {"label": "mine now", "ip_whitelist": []}),
+    "revoke": ("DELETE", "/v1/trade/api-keys/{key}", None),
+    "audit": ("GET", "/v1/trade/api-keys/{key}/audit", None),
+}
+
+
+@pytest.fixture
+def alices_key(client, alice):
+    created = client.create(label="alice's bot", permissions=["read", "trade"], ip_whitelist=["198.51.100.7"])
+    assert created.status == 201
+    onboard("bob")
+    return created.json()["api_key"]
+
+
+def _alices_items():
+    return sorted((item for item in table_items() if "STEPUP#" not in item["pk"]), key=lambda item: (
+        item["pk"], item["sk"]))
+
+
+@pytest.mark.parametrize("route", sorted(KEY_ROUTES))
+def test_another_users_key_is_not_found_and_unchanged(client, alices_key, route):
+    # Given alice's key, and bob with a valid session and step-up token of his own
+    method, path, body = KEY_ROUTES[route]
+    before = state_snapshot()
+    # When bob calls the route on alice's key
+    response = client.call(method, path.format(key=alices_key), user="bob", body=body)
+    # Then he gets exactly what an unknown key gets, and nothing changed (not even his token was recorded)
+    error = assert_error(response, 404, "KEY_NOT_FOUND")
+    unknown = client.call(method, path.format(key=keys.new_key_id("kgk_")), user="bob", body=body)
+    assert error == unknown.json()["error"]
+    assert state_snapshot() == before
+    assert store.secret_exists(alices_key)
+
+
+@pytest.mark.parametrize("route", ["update", "revoke"])
+def test_a_step_up_token_of_the_owner_does_not_help_another_user(client, identity, alices_key, route):
+    # Given bob holding a step-up token issued to alice
+    method, path, body = KEY_ROUTES[route]
+    stolen = identity.step_up_token("alice", "api_keys:update" if route == "update" else "api_keys:revoke")
+    before = state_snapshot()
+    # When he uses it on her key with his session
+    response = client.call(method, path.format(key=alices_key), user="bob", body=body, step_up=stolen)
+    # Then it is refused and nothing changes
+    assert_error(response, 403, "STEP_UP_REQUIRED")
+    assert state_snapshot() == before
+
+
+def test_another_users_revoke_all_leaves_alices_keys_alone(client, alices_key):
+    # Given alice's active key
+    before = _alices_items()
+    # When bob revokes all his keys
+    response = client.revoke_all(user="bob")
+    # Then he revoked none of hers
+    assert response.json() == {"revoked_count": 0, "revoked_api_keys": []}
+    assert _alices_items() == before
+    assert store.secret_exists(alices_key)
+    assert client.list().json()["api_keys"][0]["is_active"] is True
+
+
+def test_another_users_list_does_not_show_alices_keys(client, alices_key):
+    # Given alice's key and one of bob's
+    bobs_key = client.create(user="bob").json()["api_key"]
+    # When each lists their keys
+    # Then each sees only their own
+    assert [view["api_key"] for view in client.list(user="bob").json()["api_keys"]] == [bobs_key]
+    assert [view["api_key"] for view in client.list(user="alice").json()["api_keys"]] == [alices_key]
+
+
+def test_a_user_id_that_looks_like_a_prefix_of_another_sees_nothing(client, alices_key):
+    # Partition keys are exact: "ali" or "alice#" must not match alice's items.
+    for user in ("ali", "alice#", "ALICE", "alice "):
+        assert client.list(user=user).json() == {"api_keys": [], "count": 0}
+        assert_error(client.audit(alices_key, user=user), 404, "KEY_NOT_FOUND")

@@ -1,0 +1,188 @@
+"""Each AWS call of each lifecycle path fails in turn (issues 2 and 5, DESIGN.md invariants 3 and 4).
+
+For every path (create, update, revoke, revoke-all) a clean run through the
+real handler records the AWS calls it makes; then, for each of those calls on
+a fresh user, the call fails before reaching AWS, succeeds and the Lambda dies
+right after, or succeeds and its response is lost. Afterwards: the caller got
+503 with Retry-After (or its 200 when only a best-effort secret deletion after
+a committed revocation failed), every invariant holds before and after the
+secret janitor, and the step-up token is spent exactly when the change committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from keygate import service
+from keygate.config import get_config
+from keygate_dev.gateway import Response
+from tests.conftest import ApiClient, FixedClock, assert_error, onboard, unique_user
+from tests.integration.faults import AwsCalls, Fault, HandlerCrashed, Mode, empty_aws
+from tests.invariants import StoredState, check_invariants
+
+COMMIT = "dynamodb.TransactWriteItems"
+# A read whose response is lost is a failed read: LOST_RESPONSE only adds cases for writes.
+READS = {"dynamodb.Query", "dynamodb.GetItem", "secretsmanager.DescribeSecret", "secretsmanager.GetSecretValue"}
+# After a revocation committed, deleting the secret and its cleanup entry is
+# best effort: the committed cleanup entry makes the janitor finish the job.
+BEST_EFFORT_AFTER_REVOCATION = {"secretsmanager.DeleteSecret", "dynamodb.DeleteItem"}
+
+
+@dataclass(frozen=True)
+class LifecyclePath:
+    name: str
+    action: str
+    success_status: int
+    must_call: frozenset[str]  # a clean run that misses one of these was not recorded properly
+    prepare: Callable[[ApiClient, str], list[str]]  # the user's key ids before the request
+    send: Callable[[ApiClient, str, list[str], str], Response]
+
+
+def create_keys(client: ApiClient, user: str, count: int, **body: object) -> list[str]:
+    key_ids = []
+    for _ in range(count):
+        created = client.create(user, **body)
+        assert created.status == 201, created.body
+        key_ids.append(created.json()["api_key"])
+    return key_ids
+
+
+PATHS = [
+    LifecyclePath(
+        "create", "api_keys:create", 201, frozenset({"dynamodb.Query", "secretsmanager.CreateSecret", COMMIT}),
+        prepare=lambda client, user: [],
+        send=lambda client, user, keys, token: client.call(
+            "POST", "/v1/trade/api-keys", user=user, step_up=token,
+            body={"label": "bot", "permissions": ["read", "trade"], "ip_whitelist": ["198.51.100.0/24"]}),
+    ),
+    LifecyclePath(
+        # Adding a permission re-reads the account's prerequisites: one more call to fail.
+        "update", "api_keys:update", 200, frozenset({"dynamodb.GetItem", "dynamodb.Query", COMMIT}),
+        prepare=lambda client, user: create_keys(client, user, 1),
+        send=lambda client, user, keys, token: client.call(
+            "PATCH", f"/v1/trade/api-keys/{keys[0]}", user=user, step_up=token,
+            body={"label": "renamed", "permissions": ["read", "trade"]}),
+    ),
+    LifecyclePath(
+        "revoke", "api_keys:revoke", 200, frozenset({COMMIT, *BEST_EFFORT_AFTER_REVOCATION}),
+        prepare=lambda client, user: create_keys(client, user, 1),
+        send=lambda client, user, keys, token: client.call(
+            "DELETE", f"/v1/trade/api-keys/{keys[0]}", user=user, step_up=token),
+    ),
+    LifecyclePath(
+        "revoke-all", "api_keys:revoke_all", 200, frozenset({"dynamodb.Query", COMMIT, *BEST_EFFORT_AFTER_REVOCATION}),
+        prepare=lambda client, user: create_keys(client, user, 2),
+        send=lambda client, user, keys, token: client.call(
+            "DELETE", "/v1/trade/api-keys/all", user=user, step_up=token),
+    ),
+]
+
+
+def janitor_clock() -> FixedClock:
+    """A janitor run after every cleanup entry written so far fell due."""
+    grace = timedelta(seconds=get_config().orphan_grace_seconds)
+    return FixedClock(datetime.now(UTC) + grace + service.JANITOR_PERIOD)
+
+
+def audit_entry_count(state: StoredState) -> int:
+    return sum(len(entries) for entries in state.audit.values())
+
+
+def record_clean_run(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath) -> list[str]:
+    user = unique_user()
+    onboard(user)
+    keys = path.prepare(client, user)
+    with aws_calls.recording() as operations:
+        response = path.send(client, user, keys, client.step_up(user, path.action))
+    assert response.status == path.success_status, response.body
+    assert path.must_call <= set(operations), operations
+    check_invariants(settled=True)
+    return operations
+
+
+def run_with_fault(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath, mode: Mode, index: int,
+                   operation: str, commit_at: int) -> None:
+    # Given a fresh user in the state the path starts from, and a step-up token for the action
+    empty_aws()
+    user = unique_user()
+    onboard(user)
+    keys = path.prepare(client, user)
+    token = client.step_up(user, path.action)
+    audit_before = len(keys)  # one key_created entry per prepared key
+
+    # When the index-th AWS call of the request fails
+    fault = aws_calls.arm(Fault(mode, index=index))
+    response, crashed = None, False
+    try:
+        response = path.send(client, user, keys, token)
+    except HandlerCrashed:
+        crashed = True
+    finally:
+        aws_calls.disarm()
+
+    # Then the fault hit the call the clean run made at that position
+    assert fault.fired_at == operation
+    assert crashed == (mode is Mode.CRASH_AFTER)
+    # And no invariant is broken even before the janitor ran (an orphan secret is queued for deletion)
+    after_fault = check_invariants(settled=False)
+    # And the change committed exactly when the commit itself went through
+    committed = audit_entry_count(after_fault) > audit_before
+    assert committed == (index > commit_at or (index == commit_at and mode is not Mode.FAIL_BEFORE))
+    if response is not None:
+        if index > commit_at:
+            # Only the best-effort secret deletion after a committed revocation can
+            # fail after the commit, and the caller rightly gets the revocation's 200.
+            assert operation in BEST_EFFORT_AFTER_REVOCATION
+            assert response.status == path.success_status, response.body
+        else:
+            assert_error(response, 503, "SERVICE_UNAVAILABLE")
+
+    # And after the janitor ran no orphan is left and every committed key kept its secret
+    report = service.run_secret_janitor(clock=janitor_clock())
+    assert report.failed == []
+    check_invariants(settled=True)
+
+    # When the caller retries with the same step-up token
+    retry = path.send(client, user, keys, token)
+    # Then a failed mutation did not spend it, and a committed one did
+    if committed:
+        assert_error(retry, 403, "STEP_UP_REQUIRED")
+    else:
+        assert retry.status == path.success_status, retry.body
+    check_invariants(settled=True)
+
+
+@pytest.mark.parametrize("mode", list(Mode), ids=str)
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.name)
+def test_each_aws_call_failing_in_turn_keeps_every_invariant(client, aws_calls, path, mode):
+    # Given the AWS calls a clean run of the path makes, the last transaction being its commit
+    operations = record_clean_run(client, aws_calls, path)
+    commit_at = max(position for position, operation in enumerate(operations) if operation == COMMIT)
+    # When each of them fails in turn, Then the caller and the stored state are as described above
+    for index, operation in enumerate(operations):
+        if mode is Mode.LOST_RESPONSE and operation in READS:
+            continue
+        try:
+            run_with_fault(client, aws_calls, path, mode, index, operation, commit_at)
+        except AssertionError as error:
+            raise AssertionError(f"{path.name}, {mode} at call #{index} ({operation}): {error}") from error
+
+
+def test_a_timed_out_create_that_committed_keeps_its_secret(client, aws_calls):
+    # Given an onboarded user
+    onboard("carol")
+    # When the create's commit goes through but its response is lost
+    aws_calls.arm(Fault(Mode.LOST_RESPONSE, operation=COMMIT))
+    response = client.create("carol", label="bot")
+    # Then the caller is told to retry
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    # And the key exists, is active and keeps its secret once the janitor ran past the grace period
+    service.run_secret_janitor(clock=janitor_clock())
+    state = check_invariants(settled=True)
+    [record] = [record for record in state.keys.values() if record.user_id == "carol"]
+    assert record.is_active(datetime.now(UTC))
+    assert record.key_id in state.secrets
