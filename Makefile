@@ -7,19 +7,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | sha1sum | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: test unit integration template-check lock clean
+.PHONY: test dev unit integration template-check lock clean openapi bench
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@python=$$(scripts/find-python313) && \
 	  { [ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { rm -rf $(VENV) && $$python -m venv $(VENV); }; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e sdk/python
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## Set up the environment if needed, then run every test and the template checks.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 	$(MAKE) --no-print-directory template-check
+
+## Set up the environment if needed, then serve the whole API on 127.0.0.1:$(PORT) (default 3000),
+## Docker-free, on an embedded AWS emulation (docs/local-development.md). Ctrl-C stops it.
+dev: $(STAMP)
+	$(BIN)/keygate dev serve $(if $(PORT),--port $(PORT))
 
 ## sam validate --lint and sam build (arm64 wheels for the layer).
 template-check: $(STAMP)
@@ -28,6 +34,15 @@ template-check: $(STAMP)
 
 unit integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/$@
+
+## Run every benchmark (a few minutes, on a quiet machine), print the table and write
+## benchmarks/results/benchmarks.json (docs/performance.md). QUICK=1 for the short smoke run.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick)
+
+## Regenerate docs/openapi.json from the code (tests/unit/test_openapi.py fails when it drifts).
+openapi: $(STAMP)
+	$(BIN)/python -m keygate_dev.openapi --write
 
 ## Re-pin requirements/dev.txt from requirements/dev.in.
 lock:

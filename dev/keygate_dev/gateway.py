@@ -107,6 +107,17 @@ def proxy_event(request: ProxyRequest, route: Route, path_parameters: dict[str, 
     }
 
 
+def authorizer_event(request: ProxyRequest, route: Route, path_parameters: dict[str, str], *,
+                     account: str = "123456789012", api_id: str = "k3yg4t3abc") -> dict[str, Any]:
+    """The REQUEST authorizer event API Gateway (REST) sends before it invokes `route`: the proxy
+    event's request fields without the body (an authorizer never sees it), the type and the method ARN.
+    Like API Gateway, path parameters stay as sent (percent-encoded) and the query is decoded."""
+    event = proxy_event(request, route, path_parameters, authorizer=None)
+    del event["body"], event["isBase64Encoded"], event["requestContext"]["authorizer"]
+    method_arn = f"arn:aws:execute-api:us-east-1:{account}:{api_id}/{request.stage}/{request.method}{request.path}"
+    return {"type": "REQUEST", "methodArn": method_arn, **event}
+
+
 def invoke(request: ProxyRequest, authorizer: dict[str, str] | None, context: Any = None) -> Response:
     """Route and run one request through its Lambda handler in this process."""
     resolved = resolve(request.method, request.path)

@@ -13,24 +13,27 @@ from samcli.yamlhelper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
+# The downstream example that attaches KeyGate's exported SignatureAuthorizer;
+# every function below takes `template_path` to read it the same way.
+EXAMPLE_TEMPLATE_PATH = ROOT / "examples" / "protected-api" / "template.yaml"
 # Attributes of AWS::DynamoDB::Table that create_table understands; the rest
 # (TTL, PITR, deletion protection) are separate API calls or deployment-only.
 _CREATE_TABLE_PROPERTIES = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
                             "LocalSecondaryIndexes")
 
 
-@lru_cache(maxsize=1)
-def load_template() -> dict[str, Any]:
-    return yaml_parse(TEMPLATE_PATH.read_text())
+@lru_cache(maxsize=4)
+def load_template(template_path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    return yaml_parse(Path(template_path).read_text())
 
 
-def resources(resource_type: str) -> dict[str, dict[str, Any]]:
-    return {name: resource for name, resource in load_template()["Resources"].items()
+def resources(resource_type: str, template_path: Path = TEMPLATE_PATH) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in load_template(template_path)["Resources"].items()
             if resource["Type"] == resource_type}
 
 
-def parameter_defaults() -> dict[str, str]:
-    return {name: str(spec["Default"]) for name, spec in load_template()["Parameters"].items()
+def parameter_defaults(template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
+    return {name: str(spec["Default"]) for name, spec in load_template(template_path)["Parameters"].items()
             if "Default" in spec}
 
 
@@ -48,9 +51,39 @@ def create_tables(dynamodb: Any, table_names: dict[str, str]) -> None:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
 
 
-def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str]) -> str:
+_NO_VALUE = object()  # AWS::NoValue: CloudFormation leaves the property out
+
+
+def _condition(name: str, template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    return _evaluate(template.get("Conditions", {})[name], template, parameters)
+
+
+def _evaluate(expression: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """The condition functions CloudFormation evaluates before deploying (Equals, Not, And, Or, Condition)."""
+    if isinstance(expression, dict) and len(expression) == 1:
+        (function, argument), = expression.items()
+        if function == "Fn::Equals":
+            left, right = (_evaluate(item, template, parameters) for item in argument)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not _evaluate(argument[0], template, parameters)
+        if function == "Fn::And":
+            return all(_evaluate(item, template, parameters) for item in argument)
+        if function == "Fn::Or":
+            return any(_evaluate(item, template, parameters) for item in argument)
+        if function == "Condition":
+            return _condition(argument, template, parameters)
+        if function == "Ref":
+            return parameters[argument]
+    return expression
+
+
+def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str],
+             template: dict[str, Any] | None = None) -> Any:
     if isinstance(value, (str, int, float)):
         return str(value)
+    if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+        return _NO_VALUE
     if isinstance(value, dict) and "Ref" in value:
         name = value["Ref"]
         if name in references:
@@ -61,31 +94,39 @@ def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str])
         for name, replacement in {**parameters, **references}.items():
             text = text.replace("${" + name + "}", replacement)
         return text
+    if isinstance(value, dict) and "Fn::If" in value and template is not None:
+        condition, when_true, when_false = value["Fn::If"]
+        chosen = when_true if _condition(condition, template, parameters) else when_false
+        return _resolve(chosen, parameters, references, template)
     raise ValueError(f"cannot resolve {value!r} outside CloudFormation")
 
 
-def function_environment(function_id: str, parameters: dict[str, str], references: dict[str, str]) -> dict[str, str]:
+def function_environment(function_id: str, parameters: dict[str, str], references: dict[str, str],
+                         template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
     """The environment CloudFormation would give a function: Globals, then its own."""
-    template = load_template()
-    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    template = load_template(template_path)
+    variables = dict(template["Globals"]["Function"].get("Environment", {}).get("Variables", {}))
     own = template["Resources"][function_id]["Properties"].get("Environment", {}).get("Variables", {})
     variables.update(own)
-    merged_parameters = {**parameter_defaults(), **parameters}
-    return {name: _resolve(value, merged_parameters, references) for name, value in variables.items()}
+    merged_parameters = {**parameter_defaults(template_path), **parameters}
+    resolved = {name: _resolve(value, merged_parameters, references, template) for name, value in variables.items()}
+    return {name: value for name, value in resolved.items() if value is not _NO_VALUE}
 
 
-def function_ids() -> list[str]:
-    return sorted(resources("AWS::Serverless::Function"))
+def function_ids(template_path: Path = TEMPLATE_PATH) -> list[str]:
+    return sorted(resources("AWS::Serverless::Function", template_path))
 
 
-def load_handler(function_id: str) -> Any:
+def load_handler(function_id: str, template_path: Path = TEMPLATE_PATH) -> Any:
     """Import a function's handler from its CodeUri, as Lambda would (module per function)."""
-    template = load_template()
+    template = load_template(template_path)
     properties = template["Resources"][function_id]["Properties"]
     handler = properties.get("Handler") or template["Globals"]["Function"]["Handler"]
     module_name, _, attribute = handler.rpartition(".")
-    path = ROOT / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
-    unique = f"keygate_function_{function_id}"
+    path = Path(template_path).parent / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
+    # The main template's modules keep their historical names (tests use module_for).
+    stack = "" if Path(template_path) == TEMPLATE_PATH else f"{Path(template_path).parent.name.replace('-', '_')}_"
+    unique = f"keygate_function_{stack}{function_id}"
     module = sys.modules.get(unique)
     if module is None:
         spec = importlib.util.spec_from_file_location(unique, path)

@@ -1,0 +1,209 @@
+"""`keygate dev ...`: the local stage's command line (installed as .venv/bin/keygate).
+
+    keygate dev serve   [--port N] [--parameter-overrides K=V ...] [--env-vars env.json]
+    keygate dev token   --user alice [--lifetime SECONDS]        prints a session JWT
+    keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
+    keygate dev onboard --user alice [--no-trade]                onboarding (+ trading handshake) state
+    keygate dev invoke  <FunctionLogicalId> events/<file>.json   one function, one event, in-process
+                        [more event files]                       (then a JSON object: file -> result)
+
+Tokens are signed with the local stage's keys (in the state directory), which
+only the local server trusts; nothing here exists in a deployed stage (dev/ is
+in no CodeUri). Tokens go alone to stdout, so scripts can capture them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from keygate_dev import state
+from keygate_dev.emulation import EmulationError
+
+STEP_UP_ACTIONS = ("api_keys:create", "api_keys:update", "api_keys:revoke", "api_keys:revoke_all")
+
+
+class CliError(Exception):
+    """Shown as one line on stderr; the command exits 1."""
+
+
+# ---------------------------------------------------------------- arguments
+def _parameter_overrides(values: Sequence[str]) -> dict[str, str]:
+    """`K=V` items, as `sam deploy --parameter-overrides` takes them (one argument may hold several)."""
+    overrides = {}
+    for item in (part for value in values for part in value.split()):
+        name, separator, value = item.partition("=")
+        if not separator or not name:
+            raise CliError(f"--parameter-overrides takes Name=Value items, not {item!r}")
+        overrides[name.removeprefix("ParameterKey=")] = value
+    return overrides
+
+
+def _env_vars(path: str | None) -> dict[str, dict[str, str]]:
+    """A `sam local --env-vars` file: {"FunctionLogicalId" | "Parameters": {"VARIABLE": "value"}}."""
+    if not path:
+        return {}
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise CliError(f"--env-vars {path}: {error}") from None
+    if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
+        raise CliError(f"--env-vars {path}: expected {{\"FunctionLogicalId\": {{\"VARIABLE\": \"value\"}}}}")
+    return {scope: {name: str(value) for name, value in variables.items()} for scope, variables in document.items()}
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keygate", description="KeyGate developer tools (local stage only).")
+    groups = parser.add_subparsers(dest="group", required=True)
+    dev = groups.add_parser("dev", help="the local stage: server, tokens, accounts, invocations")
+    commands = dev.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the whole API on 127.0.0.1 (what `make dev` runs)")
+    serve.add_argument("--port", type=_port, default=_port(os.environ.get("PORT") or "3000"),
+                       help="port on 127.0.0.1 (default: $PORT or 3000; 0 picks a free one)")
+    serve.add_argument("--parameter-overrides", nargs="*", default=[],
+                       help="stack parameters, e.g. RecordCacheTtlSeconds=1 (also $KEYGATE_PARAMETER_OVERRIDES)")
+    serve.add_argument("--env-vars", default=os.environ.get("KEYGATE_ENV_VARS"),
+                       help="JSON file of function environment overrides, as `sam local --env-vars`")
+    serve.add_argument("--demo-user", default="demo", help="user seeded with onboarding and trading handshake")
+
+    token = commands.add_parser("token", help="print a session JWT for a user")
+    token.add_argument("--user", required=True)
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires (default 3600)")
+
+    step_up = commands.add_parser("step-up", help="print a passkey step-up token for one action")
+    step_up.add_argument("--user", required=True)
+    step_up.add_argument("--action", required=True, choices=STEP_UP_ACTIONS)
+
+    onboard = commands.add_parser("onboard", help="give a user the onboarding and trading-handshake state")
+    onboard.add_argument("--user", required=True)
+    onboard.add_argument("--no-trade", action="store_true", help="onboarded, but no trading handshake yet")
+
+    invoke = commands.add_parser("invoke", help="run one function with one event, like `sam local invoke`")
+    invoke.add_argument("function_id", metavar="FunctionLogicalId")
+    invoke.add_argument("events", type=Path, nargs="+", metavar="EVENT_FILE",
+                        help="the event; with several, one JSON object maps each file to its result")
+    invoke.add_argument("--env-vars", default=None, help="as `sam local invoke --env-vars` (env.json shape)")
+    invoke.add_argument("--shared-users", action="store_true",
+                        help="use the event's user names as they are (default: fresh users for each run)")
+    return parser
+
+
+# ----------------------------------------------------------------- commands
+def _serve(arguments: argparse.Namespace) -> None:
+    from keygate_dev.server import ServeError, serve
+
+    overrides = _parameter_overrides([os.environ.get("KEYGATE_PARAMETER_OVERRIDES", ""),
+                                      *arguments.parameter_overrides])
+    try:
+        serve(arguments.port, parameter_overrides=overrides, env_overrides=_env_vars(arguments.env_vars),
+              demo_user=arguments.demo_user)
+    except ServeError as error:
+        raise CliError(str(error)) from None
+
+
+def _onboard(arguments: argparse.Namespace) -> None:
+    from keygate_dev.server import LocalStage
+
+    info = state.running_server()
+    if info is None:
+        raise CliError(f"No local server runs for {state.state_dir()}: start it with `make dev` first "
+                       "(its data lives as long as it runs).")
+    LocalStage.of_running_server(info, state.load_identity()).onboard(arguments.user, trade=not arguments.no_trade)
+    handshake = "without" if arguments.no_trade else "with"
+    print(f"{arguments.user}: onboarding completed, {handshake} the trading handshake ({info.api_url}).",
+          file=sys.stderr)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Function logs go to stderr, the result alone to stdout (as `sam local invoke` does).
+
+    At the descriptor level: the layer's logger holds the original sys.stdout stream.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _invoke(arguments: argparse.Namespace) -> None:
+    from keygate_dev.server import LocalStage, local_backend
+
+    missing = [str(path) for path in arguments.events if not path.is_file()]
+    if missing:
+        raise CliError(f"No event file {', '.join(missing)}.")
+    identity = state.load_identity()
+    env_overrides = _env_vars(arguments.env_vars)
+    info = state.running_server()
+
+    def run(stage: LocalStage) -> dict[str, Any]:
+        from keygate_dev import events
+
+        function = stage.runner.function(arguments.function_id)
+        if function.template_path != events.template.TEMPLATE_PATH:
+            raise CliError(f"{arguments.function_id} belongs to {function.template_path}; invoke runs template.yaml's "
+                           "functions (the example's are served by `keygate dev serve`).")
+        with stage.runner.environment_of(arguments.function_id), _stdout_to_stderr():
+            return {str(path): events.run_event(arguments.function_id, path, identity,
+                                                isolated=not arguments.shared_users) for path in arguments.events}
+
+    try:
+        if info is not None:
+            if env_overrides:
+                info.env_overrides = {**info.env_overrides, **env_overrides}
+            result = run(LocalStage.of_running_server(info, identity))
+        else:
+            with local_backend(identity, env_overrides=env_overrides) as (stage, _):
+                result = run(stage)
+    except LookupError as error:
+        raise CliError(str(error.args[0])) from None
+    print(json.dumps(next(iter(result.values())) if len(result) == 1 else result, indent=2))
+
+
+def _token(arguments: argparse.Namespace) -> None:
+    print(state.load_identity().session_token(arguments.user, lifetime_seconds=arguments.lifetime))
+
+
+def _step_up(arguments: argparse.Namespace) -> None:
+    print(state.load_identity().step_up_token(arguments.user, arguments.action))
+
+
+COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        COMMANDS[arguments.command](arguments)
+    except (CliError, state.StateError, EmulationError) as error:
+        print(f"keygate: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""`keygate dev serve` (what `make dev` runs): the whole API on 127.0.0.1, no Docker, no AWS account.
+
+One process holds everything, in threads:
+
+- the AWS backend (keygate_dev.emulation: moto's server by default),
+- the local identity provider's JWKS on its own 127.0.0.1 port (keygate_dev.jwks_server),
+  trusted by the stack parameters SessionJwksUrl / StepUpJwks exactly like a real IdP,
+- SAM CLI's local API Gateway with the in-process Lambda runner (keygate_dev.local_api).
+
+While it runs, `<state dir>/server.json` tells the other `keygate dev` commands where it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TextIO
+
+from werkzeug.serving import make_server
+
+from keygate_dev import state
+from keygate_dev.emulation import AwsEmulation
+from keygate_dev.identity import LocalIdentityProvider
+from keygate_dev.jwks_server import JwksServer
+from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 3000
+LOCAL_STAGE = "local"
+DEMO_USER = "demo"
+READY_LINE = "KeyGate local API listening on"
+
+
+class ServeError(Exception):
+    """The server cannot start for a reason the user can fix (shown as one line, no traceback)."""
+
+
+def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, step_up_jwks_url: str,
+                     overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The stack parameters of the local stage: the identity parameters point at the local IdP."""
+    return {"Stage": LOCAL_STAGE, "SessionIssuer": identity.session_issuer, "SessionJwksUrl": session_jwks_url,
+            "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
+            "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.audience, **(overrides or {})}
+
+
+@dataclass
+class LocalStage:
+    """The functions of the local stage, wired to one AWS backend and one identity provider."""
+
+    runner: InProcessLambdaRunner
+    identity: LocalIdentityProvider
+    parameters: dict[str, str]
+
+    @classmethod
+    def build(cls, identity: LocalIdentityProvider, parameters: dict[str, str], table_name: str,
+              aws_environment: Mapping[str, str],
+              env_overrides: Mapping[str, Mapping[str, str]] | None = None) -> LocalStage:
+        functions = local_functions(parameters, table_name, aws_environment, env_overrides)
+        return cls(InProcessLambdaRunner(functions), identity, parameters)
+
+    @classmethod
+    def of_running_server(cls, info: state.ServerInfo, identity: LocalIdentityProvider) -> LocalStage:
+        return cls.build(identity, info.parameters, info.table_name, info.aws_environment, info.env_overrides)
+
+    def onboard(self, user_id: str, *, trade: bool = True) -> None:
+        """Give a user the onboarding (and trading-handshake) state the prerequisites check reads."""
+        with self.runner.environment_of("CreateApiKeyFunction"):
+            from keygate import store
+            from keygate.models import AccountState
+
+            store.put_account_state(user_id, AccountState(onboarding_completed=True,
+                                                          trading_handshake_completed=trade))
+
+
+@contextmanager
+def local_backend(identity: LocalIdentityProvider, parameter_overrides: Mapping[str, str] | None = None,
+                  env_overrides: Mapping[str, Mapping[str, str]] | None = None
+                  ) -> Iterator[tuple[LocalStage, AwsEmulation]]:
+    """JWKS server + AWS backend + the stage's functions, for the server or for one `keygate dev invoke`."""
+    with JwksServer(identity) as jwks, AwsEmulation() as aws:
+        parameters = local_parameters(identity, jwks.session_jwks_url, jwks.step_up_jwks_url, parameter_overrides)
+        yield LocalStage.build(identity, parameters, aws.table_name, aws.function_environment(), env_overrides), aws
+
+
+def _listening_socket(port: int) -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse it at once
+    try:
+        listener.bind((HOST, port))
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ServeError(f"Port {port} on {HOST} is already in use: stop what uses it, or choose another "
+                             f"port (make dev PORT=3001).") from None
+        raise ServeError(f"Cannot listen on {HOST}:{port}: {error.strerror}.") from None
+    return listener
+
+
+def walkthrough(base_url: str, demo_user: str) -> str:
+    keygate = ".venv/bin/keygate"
+    extract = ".venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'"
+    return f"""
+Demo user "{demo_user}" has completed onboarding and the trading handshake. In another terminal:
+
+  KG={base_url}
+  # 1. a session token and a passkey step-up token (the app's login and passkey prompt)
+  SESSION=$({keygate} dev token --user {demo_user})
+  STEP_UP=$({keygate} dev step-up --user {demo_user} --action api_keys:create)
+  # 2. create a key (the secret is shown in this answer only)
+  CREATED=$(curl -s -X POST "$KG/v1/trade/api-keys" -H "Authorization: Bearer $SESSION" \\
+      -H "X-PASSKEY-TOKEN: $STEP_UP" -H 'Content-Type: application/json' \\
+      -d '{{"label": "my bot", "permissions": ["read", "trade"], "ip_whitelist": ["127.0.0.1"]}}')
+  echo "$CREATED"
+  export KEYGATE_API_KEY=$(echo "$CREATED" | {extract} api_key)
+  export KEYGATE_API_SECRET=$(echo "$CREATED" | {extract} api_secret)
+  # 3. sign a request with the SDK, as a bot
+  .venv/bin/keygate-sign GET "$KG/v1/trade/api-keys/self"
+  # 4. revoke the key
+  curl -s -X DELETE "$KG/v1/trade/api-keys/$KEYGATE_API_KEY" -H "Authorization: Bearer $SESSION" \\
+      -H "X-PASSKEY-TOKEN: $({keygate} dev step-up --user {demo_user} --action api_keys:revoke)"
+
+Other users: {keygate} dev onboard --user alice [--no-trade]. One function, one event, no HTTP:
+{keygate} dev invoke CreateApiKeyFunction events/create_api_key.201.json. Ctrl-C stops the server.
+"""
+
+
+def _quiet_libraries() -> None:
+    """The gateway reports its own decisions (keygate.local); SAM CLI's would repeat them as errors."""
+    logging.getLogger("samcli").setLevel(logging.CRITICAL)
+    local = logging.getLogger("keygate.local")
+    if not local.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("keygate-local: %(message)s"))
+        local.addHandler(handler)
+        local.setLevel(logging.INFO)
+        local.propagate = False
+    # A handler that records no metric is normal here; Powertools warns about it once per process.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+class _Stop(KeyboardInterrupt):
+    """SIGTERM, turned into an exception in the main thread like Ctrl-C."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | None = None,
+          env_overrides: Mapping[str, Mapping[str, str]] | None = None, demo_user: str = DEMO_USER,
+          out: TextIO = sys.stdout) -> None:
+    """Run until Ctrl-C or SIGTERM; raises ServeError for problems the user can fix."""
+    from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
+
+    os.environ["SAM_CLI_TELEMETRY"] = "0"  # SAM CLI's emulator would otherwise report usage
+    _quiet_libraries()
+    identity = state.load_identity()
+    already = state.running_server()
+    if already is not None:
+        raise ServeError(f"A local server already runs for {state.state_dir()} (pid {already.pid}, "
+                         f"{already.api_url}); stop it, or set KEYGATE_STATE_DIR for a second one.")
+    listener = _listening_socket(port)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop)
+    info: state.ServerInfo | None = None
+    server = None
+    try:
+        with local_backend(identity, parameter_overrides, env_overrides) as (stage, aws):
+            bound_port = listener.getsockname()[1]
+            definition = LocalApiDefinition.load(stage.runner, stage.parameters)
+            service = KeyGateLocalApigwService(definition, stage.runner, port=bound_port, host=HOST)
+            service.create()
+            stage.onboard(demo_user)
+            server = make_server(HOST, bound_port, service.app, threaded=True, fd=listener.fileno())
+            base_url = f"http://{HOST}:{bound_port}"
+            info = state.ServerInfo(pid=os.getpid(), api_url=base_url, aws_endpoint_url=aws.endpoint_url,
+                                    aws_mode=aws.mode, aws_environment=aws.function_environment(),
+                                    table_name=aws.table_name, parameters=stage.parameters,
+                                    region=aws.region, env_overrides={k: dict(v) for k, v in
+                                                                      (env_overrides or {}).items()})
+            info.save()
+            backend = {"embedded": f"embedded moto server at {aws.endpoint_url}",
+                       "endpoint": f"AWS emulator at {aws.endpoint_url}",
+                       "real": f"real AWS ({aws.region}, table {aws.table_name})"}[aws.mode]
+            print(walkthrough(base_url, demo_user), file=out)
+            print(f"AWS: {backend}; state: {state.state_dir()}", file=out)
+            print(f"{READY_LINE} {base_url}", file=out, flush=True)
+            try:
+                server.serve_forever()
+            except (KeyboardInterrupt, _Stop):
+                pass
+            # A second Ctrl-C during clean-up must not leave the port or server.json behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    finally:
+        if server is not None:
+            server.server_close()
+        listener.close()
+        if info is not None:
+            info.remove()
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    print("KeyGate local server stopped.", file=out, flush=True)

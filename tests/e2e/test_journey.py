@@ -1,0 +1,145 @@
+"""One user and one bot, over real HTTP, against the local server (`keygate dev serve`).
+
+The app's side uses the `keygate dev` tokens and plain HTTP; the bot's side is
+the client SDK (keygate_client), exactly as a bot author would use it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+
+import keygate_client
+from keygate_client import RequestsAuth, ServerClock
+
+from .conftest import RECORD_CACHE_TTL_SECONDS, LocalServer
+
+USER = "e2e-trader"
+ORDER = {"symbol": "BTC-USD", "side": "buy", "qty": "0.25"}
+TIMEOUT = 30
+
+
+class App:
+    """The exchange's app: session token and passkey step-up tokens from the local identity provider."""
+
+    def __init__(self, server: LocalServer, user: str) -> None:
+        self.server = server
+        self.user = user
+        self.session = server.keygate("token", "--user", user).stdout.strip()
+
+    def call(self, method: str, path: str, *, action: str | None = None, body: dict | None = None
+             ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.session}"}
+        if action:
+            headers["X-PASSKEY-TOKEN"] = self.server.keygate("step-up", "--user", self.user,
+                                                             "--action", action).stdout.strip()
+        return requests.request(method, self.server.base_url + path, headers=headers, json=body, timeout=TIMEOUT)
+
+
+def error_code(response: requests.Response) -> str:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return body["error"]["code"]
+
+
+def test_a_key_from_creation_to_revocation(local_server: LocalServer):
+    base = local_server.base_url
+    # Given a user who completed onboarding and the trading handshake, signed in to the app
+    local_server.keygate("onboard", "--user", USER)
+    app = App(local_server, USER)
+
+    # When they confirm with a passkey and create a read+trade key restricted to this machine
+    created = app.call("POST", "/v1/trade/api-keys", action="api_keys:create",
+                       body={"label": "e2e bot", "permissions": ["read", "trade"], "ip_whitelist": ["127.0.0.1"]})
+    # Then the key and its secret are returned once
+    assert created.status_code == 201, created.text
+    key = created.json()
+    assert key["permissions"] == ["read", "trade"] and key["ip_whitelist"] == ["127.0.0.1"]
+
+    # Given a bot configured with that key, its clock synced to the server's
+    clock = ServerClock.sync(base)
+    bot = requests.Session()
+    bot.auth = RequestsAuth(key["api_key"], key["api_secret"], clock=clock)
+
+    # When it asks which key it is using, Then the signature authorizer lets it in
+    me = bot.get(base + "/v1/trade/api-keys/self", timeout=TIMEOUT)
+    assert me.status_code == 200, me.text
+    assert me.json()["api_key"] == key["api_key"]
+    assert me.json()["permissions"] == ["read", "trade"]
+
+    # When it places a signed order on the protected example API
+    order = bot.post(base + "/v1/trade/orders", json=ORDER, timeout=TIMEOUT)
+    # Then the backend acted on the verified body, for this key's owner
+    assert order.status_code == 200, order.text
+    assert order.json()["order"] == ORDER
+    assert order.json()["caller"]["user_id"] == USER and order.json()["caller"]["api_key"] == key["api_key"]
+
+    # When an eavesdropper replays exactly that request
+    replayed = requests.Session().send(order.request, timeout=TIMEOUT)
+    # Then it is refused (the nonce was used)
+    assert replayed.status_code == 401, replayed.text
+    assert error_code(replayed) == "UNAUTHORIZED"
+
+    # When a freshly signed request carries another body than the one signed
+    signed_body = json.dumps(ORDER).encode()
+    headers = keygate_client.sign(key["api_key"], key["api_secret"], "POST", "/v1/trade/orders", (), signed_body,
+                                  timestamp_ms=clock())
+    tampered = requests.post(base + "/v1/trade/orders", data=json.dumps({**ORDER, "qty": "250"}).encode(),
+                             headers={**headers, "Content-Type": "application/json"}, timeout=TIMEOUT)
+    # Then the backend refuses it: the signature passed, the body digest did not
+    assert tampered.status_code == 401, tampered.text
+    assert error_code(tampered) == "BODY_DIGEST_MISMATCH"
+
+    # Given a second key that may only read
+    read_only = app.call("POST", "/v1/trade/api-keys", action="api_keys:create",
+                         body={"label": "e2e reader", "permissions": ["read"]}).json()
+    reader = RequestsAuth(read_only["api_key"], read_only["api_secret"], clock=clock)
+    # When it tries to place an order, Then the authorizer denies it with the reason
+    denied = requests.post(base + "/v1/trade/orders", json=ORDER, auth=reader, timeout=TIMEOUT)
+    assert denied.status_code == 403, denied.text
+    assert error_code(denied) == "PERMISSION_DENIED"
+
+    # When the user lists their keys, Then the bot's key shows when it was last used
+    listed = {entry["api_key"]: entry for entry in app.call("GET", "/v1/trade/api-keys").json()["api_keys"]}
+    assert listed[key["api_key"]]["last_used_at"] is not None
+    assert listed[key["api_key"]]["is_active"] is True
+
+    # When the user renames the key, then revokes it
+    renamed = app.call("PATCH", f"/v1/trade/api-keys/{key['api_key']}", action="api_keys:update",
+                       body={"label": "e2e bot (retired)"})
+    assert renamed.status_code == 200 and renamed.json()["updated_fields"] == ["label"], renamed.text
+    revoked = app.call("DELETE", f"/v1/trade/api-keys/{key['api_key']}", action="api_keys:revoke")
+    assert revoked.status_code == 200 and revoked.json()["is_active"] is False, revoked.text
+    # Then once the stated bound (the authorizer's key-record cache TTL) has passed, the bot is refused
+    time.sleep(RECORD_CACHE_TTL_SECONDS + 0.2)
+    refused = bot.get(base + "/v1/trade/api-keys/self", timeout=TIMEOUT)
+    assert refused.status_code == 401, refused.text
+
+    # And the audit log tells the key's story, newest first
+    audit = app.call("GET", f"/v1/trade/api-keys/{key['api_key']}/audit")
+    assert audit.status_code == 200, audit.text
+    assert [entry["event"] for entry in audit.json()["entries"]] == ["key_revoked", "key_updated", "key_created"]
+
+    # When the user revokes everything in an emergency
+    emergency = app.call("DELETE", "/v1/trade/api-keys/all", action="api_keys:revoke_all")
+    # Then the remaining active key is revoked and none is left active
+    assert emergency.status_code == 200, emergency.text
+    assert emergency.json()["revoked_api_keys"] == [read_only["api_key"]]
+    assert not any(entry["is_active"] for entry in app.call("GET", "/v1/trade/api-keys").json()["api_keys"])
+
+
+def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
+    base = local_server.base_url
+    # When a client calls an app route without a session, an unknown route, and the public clock
+    anonymous = requests.get(base + "/v1/trade/api-keys", timeout=TIMEOUT)
+    unknown = requests.get(base + "/v1/trade/nothing-here", timeout=TIMEOUT)
+    clock = requests.get(base + "/v1/time", timeout=TIMEOUT)
+    unsigned = requests.post(base + "/v1/trade/orders", json=ORDER, timeout=TIMEOUT)
+    # Then the template's Gateway Responses answer what API Gateway answers by itself
+    assert anonymous.status_code == 401 and error_code(anonymous) == "UNAUTHORIZED"
+    assert unknown.status_code == 403 and error_code(unknown) == "BAD_REQUEST"
+    assert unsigned.status_code == 401 and error_code(unsigned) == "UNAUTHORIZED"
+    # And the time route needs no authorizer
+    assert clock.status_code == 200 and abs(clock.json()["server_time"] - time.time() * 1000) < 60_000
