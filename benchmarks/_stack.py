@@ -1,0 +1,155 @@
+"""A local KeyGate stack for the benchmarks, built the way the tests build theirs.
+
+template.yaml gives the environment and the table (tests/conftest.py's
+parameters and names); moto stands in for DynamoDB and Secrets Manager, either
+in this process (`mock_aws`, for counting calls) or as a server on 127.0.0.1
+(for cold starts, whose fresh interpreters reach it through AWS_ENDPOINT_URL).
+The local identity provider signs session and step-up tokens. Nothing leaves
+the machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from keygate import store
+from keygate.config import reset_config
+from keygate.models import CreatedApiKey
+from keygate.observability import logger, metrics
+from keygate_dev import template
+from keygate_dev.events import seed_key
+from keygate_dev.identity import LocalIdentityProvider
+from keygate_dev.jwks_server import JwksServer
+from tests.conftest import REGION, TABLE_NAME, onboard, stack_parameters
+
+# Credentials moto accepts; nothing here can reach AWS.
+AWS_BASICS = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+              "AWS_SECRET_ACCESS_KEY": "testing"}
+# The management routes' environment (Globals only); functions the template does not list yet get it too.
+REFERENCE_FUNCTION = "CreateApiKeyFunction"
+
+
+def function_environment(function_id: str, parameters: dict[str, str]) -> dict[str, str]:
+    """What CloudFormation would set for this function (Globals only while the template lacks it)."""
+    known = function_id in template.function_ids()
+    return template.function_environment(function_id if known else REFERENCE_FUNCTION, parameters,
+                                         {"KeysTable": TABLE_NAME})
+
+
+def function_property(function_id: str, name: str) -> Any:
+    """A function property from template.yaml, falling back to Globals.Function."""
+    loaded = template.load_template()
+    own = loaded["Resources"].get(function_id, {}).get("Properties", {})
+    return own.get(name, loaded["Globals"]["Function"].get(name))
+
+
+@dataclass
+class LocalStack:
+    identity: LocalIdentityProvider
+    parameters: dict[str, str]
+    endpoint_url: str | None  # the moto server's URL, or None in-process
+
+    def environment(self, function_id: str) -> dict[str, str]:
+        endpoint = {"AWS_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
+        return {**function_environment(function_id, self.parameters), **AWS_BASICS, **endpoint}
+
+    def user_with_keys(self, user_id: str, count: int, **fields: Any) -> list[CreatedApiKey]:
+        """An onboarded user holding `count` active keys, created through the service."""
+        onboard(user_id)
+        created = []
+        for number in range(count):
+            created.append(seed_key(self.identity, user_id, label=f"bench {number}", **fields))
+            # Powertools prints its buffer once it holds 100 values, disabled or not: seeding emits none.
+            metrics.clear_metrics()
+        return created
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in [*values, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(values)
+    reset_config()
+    store.reset_clients()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_config()
+        store.reset_clients()
+
+
+@contextmanager
+def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
+    """The stack with this process configured as the CreateApiKeyFunction (quiet logs, no traces)."""
+    identity = LocalIdentityProvider()
+    with ExitStack() as stack:
+        jwks = stack.enter_context(JwksServer(identity))
+        endpoint_url = None
+        if server:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+            moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            moto_server.start()
+            stack.callback(moto_server.stop)
+            host, port = moto_server.get_host_and_port()
+            endpoint_url = f"http://{host}:{port}"
+        parameters = {**stack_parameters(identity, jwks), "LogLevel": "WARNING"}
+        local = LocalStack(identity, parameters, endpoint_url)
+        stack.enter_context(_environment({**local.environment(REFERENCE_FUNCTION),
+                                          "POWERTOOLS_TRACE_DISABLED": "true",
+                                          "POWERTOOLS_METRICS_DISABLED": "true"}))
+        # The logger exists since import: quiet it directly (seeding would log every key it creates).
+        stack.callback(logger.setLevel, logger.log_level)
+        logger.setLevel("WARNING")
+        if not server:
+            stack.enter_context(mock_aws())
+        template.create_tables(boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url),
+                               {"KeysTable": TABLE_NAME})
+        yield local
+
+
+@dataclass
+class CallRecorder:
+    """The AWS operations the layer's own clients make, as "service.Operation" counts.
+
+    Hooked on botocore's `provide-client-params` event of `keygate.store`'s
+    cached clients, so it counts the calls the code makes (not HTTP retries)
+    and sees their parameters: how many items each transaction holds.
+    """
+
+    calls: Counter[str] = field(default_factory=Counter)
+    transaction_items: int = 0
+    _clients: list[Any] = field(default_factory=list)
+
+    def __enter__(self) -> CallRecorder:
+        for client in (store._dynamodb(), store._secretsmanager()):
+            client.meta.events.register("provide-client-params.*.*", self._record)
+            self._clients.append(client)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self._clients:
+            client.meta.events.unregister("provide-client-params.*.*", self._record)
+        self._clients.clear()
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+        self.transaction_items += len(params.get("TransactItems", ()))
+
+    def total(self) -> int:
+        return sum(self.calls.values())

@@ -1,0 +1,281 @@
+"""Benchmark of the KG1 signature authorizer (issue 3). A script, not a test:
+
+    .venv/bin/python benchmarks/authorizer_bench.py [--quick]
+
+Prints two tables and writes benchmarks/results/authorizer.json:
+
+1. Warm-path latency: `api.signed_request(event)` + `SignatureAuthorizer.authorize`
+   with the key record and secret cached, next to a bare
+   `hmac.new(...).hexdigest()` + `compare_digest` over the same string to sign,
+   as a ratio (target: at most 25 at p50). The one write of the warm path (the
+   nonce's conditional PutItem) is network I/O, so it goes to an in-memory
+   stand-in here and is counted in table 2 instead; the full Lambda handler
+   (plus its structured log line) is shown for information.
+2. AWS calls per 1,000 requests, by service and operation, on one hot key and
+   spread over 100 keys (20 with --quick), keys created through the service,
+   against in-process moto with a simulated clock at --rate requests per second
+   (the authorizer's caches run on it, so the counts are those of real time at
+   that rate), next to a naive authorizer: the same code with every cache
+   defeated, reading the key and the secret on every request. Targets: Secrets
+   Manager at most one call per key per secret TTL; DynamoDB key reads at most
+   one per key per record TTL (plus the key id's immutable pointer, once per
+   key), nonce writes (PutItem) and last-use updates (UpdateItem) aside.
+
+One warm Lambda instance is measured; N concurrent instances each keep their
+own caches, so multiply the cached figures by N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
+    sys.path.insert(0, str(ROOT))
+
+import keygate_client  # noqa: E402
+from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402
+from keygate import api, signing, store  # noqa: E402
+from keygate.authorizer import SignatureAuthorizer  # noqa: E402
+from keygate.config import Config, get_config  # noqa: E402
+from keygate_dev import template  # noqa: E402
+from keygate_dev.gateway import LambdaContext, ProxyRequest, authorizer_event, resolve  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "authorizer.json"
+STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/bench"
+PATH = "/v1/trade/api-keys/self"
+RATIO_TARGET = 25
+KEYS_PER_USER = 10  # the stack's default key limit
+MANY_KEYS = 100
+
+
+@dataclass
+class SimulatedClock:
+    """Wall clock (ms) and monotonic clock (s) that move only when told.
+
+    `defeat_caches` makes every request a day later on the monotonic clock, so
+    no cache entry survives: the naive authorizer, reading everything each time.
+    """
+
+    wall_ms: int
+    defeat_caches: bool = False
+    requests: int = 0
+
+    def now_ms(self) -> int:
+        return self.wall_ms
+
+    def monotonic(self) -> float:
+        return self.requests * 86_400.0 if self.defeat_caches else self.wall_ms / 1000
+
+    def advance_ms(self, milliseconds: float) -> None:
+        self.wall_ms += round(milliseconds)
+        self.requests += 1
+
+
+def signed_event(key: tuple[str, str], now_ms: int) -> dict[str, Any]:
+    """A bot's signed GET /v1/trade/api-keys/self, as API Gateway's REQUEST authorizer event."""
+    headers = keygate_client.Signer(*key, clock=lambda: now_ms).headers_for("GET", STAGE_URL + PATH, b"")
+    route, parameters = resolve("GET", PATH)
+    return authorizer_event(ProxyRequest("GET", PATH, "", headers, None, "203.0.113.10", "bench"), route, parameters)
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+    return {"p50_us": round(statistics.median(ordered) / 1000, 3),
+            "p99_us": round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] / 1000, 3)}
+
+
+class InMemoryWrites:
+    """keygate.store for reads; the nonce and last-use writes in memory (the I/O left out of table 1)."""
+
+    NonceReused = store.NonceReused
+    get_key_owner = staticmethod(store.get_key_owner)
+    get_key = staticmethod(store.get_key)
+    get_secret = staticmethod(store.get_secret)
+
+    def __init__(self) -> None:
+        self.nonces: set[tuple[str, str]] = set()
+
+    def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
+        if (key_id, nonce) in self.nonces:
+            raise store.NonceReused()
+        self.nonces.add((key_id, nonce))
+
+    def touch_last_used(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _timed(function: Callable[[], Any], samples: list[int]) -> Any:
+    started = time.perf_counter_ns()
+    result = function()
+    samples.append(time.perf_counter_ns() - started)
+    return result
+
+
+def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
+    clock = SimulatedClock(time.time_ns() // 1_000_000)
+    authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic,
+                                     storage=InMemoryWrites())
+    prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
+    assert authorizer.authorize(api.signed_request(prepared[0])).allowed  # warm: record and secret cached
+    authorizer_ns: list[int] = []
+    for event in prepared[1:]:
+        decision = _timed(lambda: authorizer.authorize(api.signed_request(event)), authorizer_ns)  # noqa: B023
+        assert decision.allowed, decision
+
+    # The bare HMAC over the very string the authorizer verified last.
+    signed = signing.parse_signed_headers(prepared[-1]["headers"])
+    text = signing.string_to_sign(timestamp=signed.timestamp, recv_window=signed.recv_window, nonce=signed.nonce,
+                                  key_id=signed.key_id, method="GET", path=PATH, query_pairs=[],
+                                  content_sha256=signed.content_sha256)
+    secret_bytes, message, sent = key[1].encode(), text.encode(), signed.signature
+    bare_ns: list[int] = []
+    for _ in range(iterations):
+        assert _timed(lambda: hmac.compare_digest(hmac.new(secret_bytes, message, hashlib.sha256).hexdigest(), sent),
+                      bare_ns)
+
+    # The deployed handler: the same, plus Powertools' context injection and one structured log line.
+    module = template.module_for("SignatureAuthorizerFunction")
+    module._authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic,
+                                             storage=InMemoryWrites())
+    handler, context = template.load_handler("SignatureAuthorizerFunction"), LambdaContext("SignatureAuthorizer")
+    prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
+    handler_ns: list[int] = []
+    try:
+        with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+            handler(prepared[0], context)
+            for event in prepared[1:]:
+                _timed(lambda: handler(event, context), handler_ns)  # noqa: B023
+    finally:
+        module._authorizer = None
+
+    authorizer_stats, bare_stats = percentiles(authorizer_ns), percentiles(bare_ns)
+    return {"iterations": iterations, "authorizer": authorizer_stats, "bare_hmac": bare_stats,
+            "handler": percentiles(handler_ns),
+            "ratio_p50": round(authorizer_stats["p50_us"] / bare_stats["p50_us"], 2),
+            "ratio_p99": round(authorizer_stats["p99_us"] / bare_stats["p99_us"], 2), "target_ratio_p50": RATIO_TARGET}
+
+
+def call_counts(key_set: list[tuple[str, str]], requests: int, rate_per_second: float, *,
+                naive: bool) -> dict[str, Any]:
+    """`requests` requests at `rate_per_second`, round-robin over `key_set`, against moto."""
+    clock = SimulatedClock(time.time_ns() // 1_000_000, defeat_caches=naive)
+    authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    with CallRecorder() as recorder:
+        for number in range(requests):
+            decision = authorizer.authorize(api.signed_request(signed_event(key_set[number % len(key_set)],
+                                                                            clock.wall_ms)))
+            assert decision.allowed, decision
+            clock.advance_ms(1000 / rate_per_second)
+    calls = dict(sorted(recorder.calls.items()))
+    return {"requests": requests, "keys": len(key_set), "rate_per_second": rate_per_second,
+            "simulated_seconds": requests / rate_per_second, "calls": calls,
+            "calls_per_1000": {name: count * 1000 / requests for name, count in calls.items()}}
+
+
+def targets(result: dict[str, Any], config: Config) -> dict[str, Any]:
+    """The stated bounds for this run's duration and key count, and whether the run kept them.
+
+    DynamoDB GetItem counts the immutable key-id pointer too (once per key per warm instance).
+    """
+    seconds, key_count = result["simulated_seconds"], result["keys"]
+    secret_bound = key_count * math.ceil(seconds / config.secret_cache_ttl_seconds)
+    read_bound = key_count * (math.ceil(seconds / config.record_cache_ttl_seconds) + 1)
+    secret_calls = result["calls"].get("secretsmanager.GetSecretValue", 0)
+    key_reads = result["calls"].get("dynamodb.GetItem", 0)
+    return {"secretsmanager_calls": secret_calls, "secretsmanager_bound": secret_bound,
+            "secretsmanager_ok": secret_calls <= secret_bound,
+            "dynamodb_key_reads": key_reads, "dynamodb_key_read_bound": read_bound,
+            "dynamodb_key_reads_ok": key_reads <= read_bound}
+
+
+def seed_keys(stack: LocalStack, count: int) -> list[tuple[str, str]]:
+    """`count` read+trade keys created through the service, KEYS_PER_USER per user."""
+    created: list[tuple[str, str]] = []
+    for user_number in range(math.ceil(count / KEYS_PER_USER)):
+        wanted = min(KEYS_PER_USER, count - len(created))
+        keys = stack.user_with_keys(f"bench-authorizer-{user_number}", wanted, permissions=["read", "trade"])
+        created.extend((key.api_key, key.api_secret) for key in keys)
+    return created
+
+
+def run(quick: bool = False, rate_per_second: float = 50.0) -> dict[str, Any]:
+    """Every figure of this benchmark as one JSON-ready dict (benchmarks/run.py calls this too)."""
+    iterations, requests, key_count = (500, 200, 20) if quick else (20_000, 1000, MANY_KEYS)
+    with local_stack() as stack:
+        config = get_config()
+        keys = seed_keys(stack, key_count)
+        report: dict[str, Any] = {
+            "quick": quick, "python": sys.version.split()[0],
+            "record_cache_ttl_seconds": config.record_cache_ttl_seconds,
+            "secret_cache_ttl_seconds": config.secret_cache_ttl_seconds,
+            "latency": latency(keys[0], iterations), "aws_calls": {}}
+        for name, key_set in (("hot_key", keys[:1]), (f"{key_count}_keys", keys)):
+            cached = call_counts(key_set, requests, rate_per_second, naive=False)
+            report["aws_calls"][name] = {**cached, "targets": targets(cached, config)}
+            report["aws_calls"][f"{name}_naive"] = call_counts(key_set, requests, rate_per_second, naive=True)
+    report["targets_met"] = report["latency"]["ratio_p50"] <= RATIO_TARGET and all(
+        scenario["targets"]["secretsmanager_ok"] and scenario["targets"]["dynamodb_key_reads_ok"]
+        for scenario in report["aws_calls"].values() if "targets" in scenario)
+    return report
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    timing = report["latency"]
+    print(f"Warm path (key and secret cached), {timing['iterations']} requests, microseconds")
+    print(f"{'':44} {'p50':>9} {'p99':>9}")
+    for label, name in (("bare hmac.new().hexdigest() + compare_digest", "bare_hmac"),
+                        ("authorizer (event parse + checks 1-7)", "authorizer"),
+                        ("Lambda handler (+ Powertools, log line)", "handler")):
+        print(f"{label:44} {timing[name]['p50_us']:9.2f} {timing[name]['p99_us']:9.2f}")
+    verdict = "ok" if timing["ratio_p50"] <= RATIO_TARGET else "OVER TARGET"
+    print(f"{'ratio authorizer / bare hmac':44} {timing['ratio_p50']:9.1f} {timing['ratio_p99']:9.1f}"
+          f"   (target p50 <= {RATIO_TARGET}: {verdict})")
+    for name, scenario in report["aws_calls"].items():
+        if "targets" not in scenario:
+            continue
+        naive = report["aws_calls"][f"{name}_naive"]
+        print(f"\nAWS calls per 1,000 requests, {scenario['keys']} key(s) at {scenario['rate_per_second']:g} req/s "
+              f"({scenario['simulated_seconds']:g} s simulated)")
+        print(f"{'operation':36} {'KeyGate':>10} {'naive':>10}")
+        for operation in sorted(set(scenario["calls"]) | set(naive["calls"])):
+            print(f"{operation:36} {scenario['calls_per_1000'].get(operation, 0):10.1f} "
+                  f"{naive['calls_per_1000'].get(operation, 0):10.1f}")
+        bounds = scenario["targets"]
+        print(f"targets: GetSecretValue {bounds['secretsmanager_calls']} <= {bounds['secretsmanager_bound']} "
+              f"({'ok' if bounds['secretsmanager_ok'] else 'MISSED'}); GetItem {bounds['dynamodb_key_reads']} <= "
+              f"{bounds['dynamodb_key_read_bound']} ({'ok' if bounds['dynamodb_key_reads_ok'] else 'MISSED'}); "
+              "PutItem = nonces, UpdateItem = last use")
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Powertools warns when a handler emits no metric; this benchmark publishes none on purpose.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    parser = argparse.ArgumentParser(description="Benchmark of the KG1 signature authorizer.")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (fewer samples and requests)")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second for the call counts")
+    arguments = parser.parse_args(argv)
+    report = run(arguments.quick, arguments.rate)
+    print_tables(report)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    return 0 if report["targets_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""Cold start per function, next to boto3 alone (issue 5, benchmark 3).
+
+Each measurement is a fresh interpreter (`python -S`, so the venv's
+site-packages are not on the path) that sees what a Lambda sees: sys.path is
+the function's CodeUri, then a copy of the layer, then the runtime's boto3
+(symlink forests of the same pinned distributions the venv holds: what
+layers/common/requirements.txt resolves to, plus `keygate`; and boto3 with its
+dependencies). It gets the function's environment from template.yaml and the
+Lambda variables (LAMBDA_TASK_ROOT makes the X-Ray SDK behave as on Lambda),
+imports the handler the way the runtime does, and serves one event prepared by
+this process (seeded through the layer, signed or carrying fresh tokens). AWS
+is a moto server on 127.0.0.1, the JWKS the local identity provider.
+
+The baseline is `import boto3; boto3.client("dynamodb")` in the same kind of
+interpreter. Times run from the parent's spawn to the child's response (both
+read CLOCK_MONOTONIC), so interpreter start-up counts for both; the ratio is
+median(function) / median(baseline).
+
+Two layer variants:
+- `as_built`: `sam build` ships the layer without bytecode (no .pyc), and
+  /opt is read-only on Lambda, so every cold start compiles every module it
+  imports from the layer (botocore included, which shadows the runtime's
+  compiled copy). The runtime's boto3 is assumed compiled, as AWS ships it.
+- `precompiled`: the same layer with bytecode compiled ahead of time, what
+  the build would give with `compileall` (the fix proposed in the report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks import authorizer_bench
+from benchmarks._stack import AWS_BASICS, LocalStack, function_property, local_stack
+from benchmarks.package_size import LAYER_SOURCE, layer_requirements, resolve_distributions
+from keygate.models import CreatedApiKey
+from keygate_dev import gateway, template
+from keygate_dev.events import response_status
+from tests.conftest import ACTION_BY_ROUTE, REGION
+
+AUTHORIZER = "SignatureAuthorizerFunction"
+TARGET_RATIO = 1.3
+# The smoke run: the authorizer (it has the target) and the heaviest management path (PyJWT, cryptography).
+QUICK_FUNCTIONS = (AUTHORIZER, "CreateApiKeyFunction")
+BASELINE = "baseline"
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:k3yg4t3abc/dev/{method}{path}"
+
+# Runs in the fresh interpreter: only the standard library before the handler's own imports.
+_CHILD = r"""
+import json, sys, time
+def now():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+started_ns = now()
+result_path, event_path, handler_spec = sys.argv[1:4]
+if handler_spec == "baseline":
+    import boto3
+    boto3.client("dynamodb")
+    imported_ns = served_ns = now()
+    result = {}
+else:
+    import os
+    module_name, _, attribute = handler_spec.rpartition(".")
+    __import__(module_name)  # the import statement's path, which -X importtime reports
+    handler = getattr(sys.modules[module_name], attribute)
+    imported_ns = now()
+    class Context:
+        function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
+        aws_request_id = "cold-start"
+        def get_remaining_time_in_millis(self):
+            return 10000
+    with open(event_path) as file:
+        event = json.load(file)
+    try:
+        result = handler(event, Context())
+    except Exception as error:
+        result = {"errorType": type(error).__name__, "errorMessage": str(error)}
+    served_ns = now()
+with open(result_path, "w") as file:
+    json.dump({"started_ns": started_ns, "imported_ns": imported_ns, "served_ns": served_ns,
+               "result": result}, file)
+"""
+
+
+# ------------------------------------------------------------- the Lambda path
+def _mirror(source: Path, target: Path) -> None:
+    """Real directories, symlinked files, no bytecode caches: a copy that costs next to nothing.
+
+    A directory without Python source (botocore's service models) is linked whole.
+    """
+    if source.is_file() or next(source.rglob("*.py"), None) is None:
+        target.symlink_to(source)
+        return
+    target.mkdir()
+    for entry in source.iterdir():
+        if entry.name != "__pycache__" and entry.suffix != ".pyc":
+            _mirror(entry, target / entry.name)
+
+
+def build_forest(target: Path, distributions: Iterable[str],
+                 extra: dict[str, Path] | None = None) -> list[str]:
+    target.mkdir(parents=True)
+    tops: dict[str, Path] = dict(extra or {})
+    for name in distributions:
+        distribution = metadata.distribution(name)
+        for file in distribution.files or []:
+            if file.parts[0] not in ("..", "__pycache__"):  # scripts; bytecode of top-level modules
+                tops.setdefault(file.parts[0], Path(distribution.locate_file(file.parts[0])))
+    for top, source in sorted(tops.items()):
+        _mirror(source, target / top)
+    return sorted(distributions)
+
+
+@dataclass
+class LambdaPath:
+    """/opt/python (the layer) and the runtime's boto3, as directories on this machine."""
+
+    layer: Path
+    runtime: Path
+    layer_distributions: list[str]
+    runtime_distributions: list[str]
+
+    @classmethod
+    def build(cls, root: Path) -> LambdaPath:
+        layer = build_forest(root / "opt-python", resolve_distributions(layer_requirements()),
+                             {"keygate": LAYER_SOURCE / "keygate"})
+        runtime = build_forest(root / "runtime", resolve_distributions(["boto3"]))
+        # The runtime ships compiled; the layer, as sam build makes it, does not.
+        _compile(root / "runtime")
+        return cls(root / "opt-python", root / "runtime", layer, runtime)
+
+
+def _compile(directory: Path) -> None:
+    # A process of its own: compileall's workers would otherwise re-import this program.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(directory)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+# ---------------------------------------------------------------- first events
+def _api_event(stack: LocalStack, method: str, path: str, *, user: str | None, body: Any = None,
+               headers: dict[str, str] | None = None, **context: str) -> dict[str, Any]:
+    """The proxy event API Gateway sends for this route, after the session authorizer when `user` is set."""
+    resolved = gateway.resolve(method, path)
+    if resolved is None:
+        raise LookupError(f"template.yaml has no route {method} {path}")
+    route, parameters = resolved
+    request_headers = {"Content-Type": "application/json", **(headers or {})}
+    action = ACTION_BY_ROUTE.get((method, route.path))
+    if action and user:
+        request_headers["X-PASSKEY-TOKEN"] = stack.identity.step_up_token(user, action)
+    authorizer = None if user is None else {"principalId": user, "user_id": user, **context}
+    request = gateway.ProxyRequest(method=method, path=path, headers=request_headers,
+                                   body=None if body is None else json.dumps(body))
+    return gateway.proxy_event(request, route, parameters, authorizer)
+
+
+def _signed_request_event(stack: LocalStack, user: str, keys: list[CreatedApiKey]) -> dict[str, Any]:
+    """What API Gateway hands the REQUEST authorizer for a bot's signed GET /v1/trade/api-keys/self."""
+    return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), time.time_ns() // 1_000_000)
+
+
+@dataclass(frozen=True)
+class FirstEvent:
+    keys: int  # active keys the (onboarded) user holds before the event
+    build: Callable[[LocalStack, str, list[CreatedApiKey]], dict[str, Any]]
+    status: int = 200  # what the function must answer: a cheaper error path would not count
+
+
+FIRST_EVENTS: dict[str, FirstEvent] = {
+    "SessionAuthorizerFunction": FirstEvent(0, lambda stack, user, keys: {
+        "type": "TOKEN", "authorizationToken": f"Bearer {stack.identity.session_token(user)}",
+        "methodArn": METHOD_ARN.format(method="GET", path="/v1/trade/api-keys")}),
+    AUTHORIZER: FirstEvent(1, _signed_request_event),
+    "CreateApiKeyFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
+        stack, "POST", "/v1/trade/api-keys", user=user, body={"label": "cold start"}), status=201),
+    "ListApiKeysFunction": FirstEvent(2, lambda stack, user, keys: _api_event(
+        stack, "GET", "/v1/trade/api-keys", user=user)),
+    "UpdateApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
+        stack, "PATCH", f"/v1/trade/api-keys/{keys[0].api_key}", user=user, body={"label": "renamed"})),
+    "RevokeApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
+        stack, "DELETE", f"/v1/trade/api-keys/{keys[0].api_key}", user=user)),
+    "RevokeAllApiKeysFunction": FirstEvent(2, lambda stack, user, keys: _api_event(
+        stack, "DELETE", "/v1/trade/api-keys/all", user=user)),
+    "GetApiKeyAuditFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
+        stack, "GET", f"/v1/trade/api-keys/{keys[0].api_key}/audit", user=user)),
+    "GetCallingApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
+        stack, "GET", "/v1/trade/api-keys/self", user=user, key_id=keys[0].api_key)),
+    "GetServerTimeFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
+        stack, "GET", "/v1/time", user=None)),
+    "SecretJanitorFunction": FirstEvent(0, lambda stack, user, keys: {
+        "version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "region": REGION,
+        "detail": {}}),
+}
+
+
+# ------------------------------------------------------------------- measuring
+@dataclass
+class Run:
+    total_ms: float
+    startup_ms: float
+    import_ms: float
+    first_event_ms: float
+
+
+class ColdStarts:
+    def __init__(self, stack: LocalStack, path: LambdaPath, scratch: Path) -> None:
+        self.stack = stack
+        self.path = path
+        self.scratch = scratch
+
+    def _child_environment(self, function_id: str | None, code_dir: Path | None) -> dict[str, str]:
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": ":UTC",
+                "PYTHONDONTWRITEBYTECODE": "1"}
+        if function_id is None or code_dir is None:
+            return {**base, **AWS_BASICS, "PYTHONPATH": str(self.path.runtime)}
+        memory = str(function_property(function_id, "MemorySize"))
+        return {**base, **self.stack.environment(function_id),
+                "PYTHONPATH": os.pathsep.join(map(str, (code_dir, self.path.layer, self.path.runtime))),
+                "LAMBDA_TASK_ROOT": str(code_dir), "AWS_LAMBDA_FUNCTION_NAME": function_id,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+                # Not sampled, as most requests are: the X-Ray SDK sends nothing.
+                "_X_AMZN_TRACE_ID": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
+                                    f"Parent={uuid.uuid4().hex[:16]};Sampled=0"}
+
+    def run_once(self, function_id: str, *, profile: bool = False) -> tuple[Run, str]:
+        """One cold start; returns its timings and, with `profile`, the -X importtime report."""
+        scratch = self.scratch / uuid.uuid4().hex
+        scratch.mkdir()
+        event_path, result_path = scratch / "event.json", scratch / "result.json"
+        if function_id == BASELINE:
+            code_dir, handler_spec, expected = None, BASELINE, None
+            environment = self._child_environment(None, None)
+            event_path.write_text("{}")
+        else:
+            code_dir = template.ROOT / function_property(function_id, "CodeUri")
+            handler_spec = function_property(function_id, "Handler")
+            first = FIRST_EVENTS[function_id]
+            user = f"cold-{uuid.uuid4().hex[:10]}"
+            event = first.build(self.stack, user, self.stack.user_with_keys(user, first.keys))
+            event_path.write_text(json.dumps(event))
+            expected = first.status
+            environment = self._child_environment(function_id, code_dir)
+        command = [sys.executable, "-S", *(["-X", "importtime"] if profile else []), "-c", _CHILD,
+                   str(result_path), str(event_path), handler_spec]
+        spawned_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        finished = subprocess.run(command, env=environment, cwd=code_dir or scratch, text=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, check=False)
+        if finished.returncode != 0 or not result_path.exists():
+            raise RuntimeError(f"{function_id}: the cold start failed:\n{finished.stderr[-3000:]}")
+        report = json.loads(result_path.read_text())
+        if expected is not None and response_status(function_id, report["result"]) != expected:
+            raise RuntimeError(f"{function_id}: answered {report['result']!r}, expected {expected}")
+        to_ms = 1e-6
+        return Run(total_ms=(report["served_ns"] - spawned_ns) * to_ms,
+                   startup_ms=(report["started_ns"] - spawned_ns) * to_ms,
+                   import_ms=(report["imported_ns"] - report["started_ns"]) * to_ms,
+                   first_event_ms=(report["served_ns"] - report["imported_ns"]) * to_ms), finished.stderr
+
+    def measure(self, function_ids: list[str], repeats: int) -> dict[str, list[Run]]:
+        """Interleaved rounds (baseline, then each function), so drift hits them alike."""
+        runs: dict[str, list[Run]] = defaultdict(list)
+        for _ in range(repeats):
+            for function_id in [BASELINE, *function_ids]:
+                runs[function_id].append(self.run_once(function_id)[0])
+        return runs
+
+
+def _median(runs: list[Run], field: str) -> float:
+    return round(statistics.median(getattr(run, field) for run in runs), 1)
+
+
+def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
+    baseline = statistics.median(run.total_ms for run in runs[BASELINE])
+    summary = {}
+    for function_id, measured in runs.items():
+        summary[function_id] = {
+            "runs": len(measured),
+            **{f"{field}_median": _median(measured, field)
+               for field in ("total_ms", "startup_ms", "import_ms", "first_event_ms")},
+            "ratio_to_baseline": round(statistics.median(run.total_ms for run in measured) / baseline, 2),
+        }
+    return summary
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
+
+
+def _self_us_by_package(stderr: str) -> dict[str, int]:
+    by_package: dict[str, int] = defaultdict(int)
+    for line in stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            by_package[match[4].split(".")[0]] += int(match[1])
+    return by_package
+
+
+def _handler_imports_us(stderr: str, module_name: str) -> dict[str, int]:
+    """Cumulative time of each module the handler module imports itself (one level below it).
+
+    -X importtime prints a module after everything it imported, indented one level deeper.
+    """
+    below: dict[str, int] = {}
+    for match in map(_IMPORT_LINE.match, stderr.splitlines()):
+        if not match:
+            continue
+        depth = len(match[3])
+        if depth == 1 and match[4] == module_name:
+            return below
+        if depth == 1:
+            below = {}
+        elif depth == 3:
+            below[match[4]] = int(match[2])
+    return {}
+
+
+def import_profile(function_stderr: str, baseline_stderr: str, handler_module: str,
+                   top: int = 12) -> dict[str, Any]:
+    """-X importtime of a function next to the baseline's: what the function imports beyond boto3."""
+    function, baseline = _self_us_by_package(function_stderr), _self_us_by_package(baseline_stderr)
+    extra = {name: us - baseline.get(name, 0) for name, us in function.items()}
+    ranked = sorted(((name, us) for name, us in extra.items() if us > 0), key=lambda item: -item[1])[:top]
+    handler_imports = sorted(_handler_imports_us(function_stderr, handler_module).items(),
+                             key=lambda item: -item[1])[:top]
+    return {"import_ms": round(sum(function.values()) / 1000, 1),
+            "baseline_import_ms": round(sum(baseline.values()) / 1000, 1),
+            "extra_self_ms_by_package": {name: round(us / 1000, 1) for name, us in ranked},
+            "handler_imports_ms": {name: round(us / 1000, 1) for name, us in handler_imports}}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    repeats = 1 if quick else 7
+    function_ids = [function_id for function_id in template.function_ids() if function_id in FIRST_EVENTS
+                    and (not quick or function_id in QUICK_FUNCTIONS)]
+    missing = sorted(set(template.function_ids()) - set(FIRST_EVENTS))
+    with tempfile.TemporaryDirectory(prefix="keygate-cold-") as scratch_dir, \
+            local_stack(server=True) as stack:
+        scratch = Path(scratch_dir)
+        path = LambdaPath.build(scratch / "lambda")
+        cold = ColdStarts(stack, path, scratch)
+        cold.run_once(BASELINE)  # the moto server's and the page cache's first touch, not counted
+        variants: dict[str, Any] = {}
+        for variant in ("as_built", "precompiled"):
+            if variant == "precompiled":
+                _compile(path.layer)
+            summary = summarise(cold.measure(function_ids, repeats))
+            profile = {}
+            if AUTHORIZER in summary:
+                handler_module = function_property(AUTHORIZER, "Handler").rpartition(".")[0]
+                profile = import_profile(cold.run_once(AUTHORIZER, profile=True)[1],
+                                         cold.run_once(BASELINE, profile=True)[1], handler_module)
+            variants[variant] = {"functions": summary, "authorizer_import_profile": profile}
+    authorizer = {variant: figures["functions"].get(AUTHORIZER, {}).get("ratio_to_baseline")
+                  for variant, figures in variants.items()}
+    return {"target_ratio": TARGET_RATIO, "repeats": repeats, "interpreter": sys.version.split()[0],
+            "machine": os.uname().machine, "layer_distributions": path.layer_distributions,
+            "runtime_distributions": path.runtime_distributions, "functions_without_first_event": missing,
+            "authorizer_ratio": authorizer, "variants": variants}

@@ -1,0 +1,113 @@
+"""The benchmarks' smoke run (issue 5): `python -m benchmarks.run --quick` yields every figure.
+
+Figures only: nothing here asserts a duration, a size or a price (benchmarks/
+reports those); the checks are on what must hold whatever the machine: every
+figure is there, and the call counts follow from the code (one nonce write per
+signed request, one secret deletion per revoked key, caches that save calls).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keygate_dev import template
+
+MANAGEMENT_OPERATIONS = ("create", "list", "update", "revoke", "revoke_all")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Any]:
+    output = tmp_path_factory.mktemp("bench") / "benchmarks.json"
+    finished = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--output", str(output)],
+                              cwd=template.ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    return finished, json.loads(Path(output).read_text())
+
+
+def test_quick_run_prints_one_table_of_every_benchmark(quick_run: Any) -> None:
+    # Given the quick run's output (module fixture: it runs once)
+    finished, results = quick_run
+    # When reading the table it printed
+    first_column = {line.split("  ")[0] for line in finished.stdout.splitlines()}
+    # Then every benchmark has rows, and the JSON says it was the quick run
+    assert {"authorizer warm path", "calls/1000 req", "cost/1M req", "cold start (as_built)",
+            "cold start (precompiled)", "size", "management calls"} <= first_column
+    assert results["quick"] is True
+    assert set(results["seconds"]) == {"authorizer", "cost", "cold_start", "package_size", "management_calls"}
+
+
+def test_authorizer_calls_and_cost_per_scenario(quick_run: Any) -> None:
+    # Given the authorizer benchmark's call counts and the cost priced from them
+    results = quick_run[1]
+    counted, cost = results["authorizer"]["aws_calls"], results["cost"]
+    cached = [name for name in counted if not name.endswith("_naive")]
+    # Then there is a hot key and a many-keys scenario, each next to the naive authorizer
+    assert "hot_key" in cached and len(cached) == 2
+    assert set(counted) == {*cached, *(f"{name}_naive" for name in cached)}
+    # And the prices carry their date and region, and every scenario is priced by line item
+    assert cost["prices"]["taken"] == "2026-11" and cost["prices"]["region"] == "us-east-1"
+    assert set(cost["scenarios"]) == set(counted)
+    for name, figures in cost["scenarios"].items():
+        # one nonce write per signed request, cached or not (replay protection is never skipped)
+        assert figures["calls_per_1000"]["dynamodb.PutItem"] == 1000, name
+        assert figures["usd_per_million"] > 0 and figures["billed_duration_ms"] >= 1, name
+        assert set(figures["usd_by_item"]) == {"lambda_requests", "lambda_duration", "dynamodb_reads",
+                                               "dynamodb_writes", "secretsmanager"}, name
+    # And the naive authorizer reads the secret on every request, the caching one far less often
+    for name in cached:
+        naive = f"{name}_naive"
+        assert cost["scenarios"][naive]["calls_per_1000"]["secretsmanager.GetSecretValue"] == 1000
+        assert cost["scenarios"][name]["calls_per_1000"]["secretsmanager.GetSecretValue"] < 1000
+        assert cost["scenarios"][name]["usd_per_million"] < cost["scenarios"][naive]["usd_per_million"]
+
+
+def test_cold_start_figures_for_both_layer_variants(quick_run: Any) -> None:
+    # Given the cold start figures
+    cold = quick_run[1]["cold_start"]
+    # Then both variants time the baseline and the signature authorizer, with a ratio and a profile
+    assert cold["target_ratio"] == 1.3
+    for variant in ("as_built", "precompiled"):
+        functions = cold["variants"][variant]["functions"]
+        assert {"baseline", "SignatureAuthorizerFunction"} <= set(functions), variant
+        for timing in functions.values():
+            assert timing["runs"] >= 1 and timing["total_ms_median"] > 0 and timing["ratio_to_baseline"] > 0
+        authorizer = functions["SignatureAuthorizerFunction"]
+        assert cold["authorizer_ratio"][variant] == authorizer["ratio_to_baseline"]
+        profile = cold["variants"][variant]["authorizer_import_profile"]
+        assert profile["extra_self_ms_by_package"] and profile["handler_imports_ms"], variant
+    # And the Lambda path holds the layer's own packages, never the venv's development tools
+    assert {"pydantic", "aws-lambda-powertools"} <= set(cold["layer_distributions"])
+    on_lambda_path = set(cold["layer_distributions"]) | set(cold["runtime_distributions"])
+    assert not {"moto", "pytest", "aws-sam-cli", "awscrt", "pyopenssl"} & on_lambda_path
+
+
+def test_layer_and_function_sizes(quick_run: Any) -> None:
+    # Given the size figures
+    size = quick_run[1]["package_size"]
+    # Then the layer is broken down by distribution and every function of the template is sized or listed
+    assert size["layer_target_mb"] == 15
+    assert size["layer_mb"] > 0 and {"keygate", "pydantic"} <= set(size["layer_by_distribution_mb"])
+    assert set(size["functions_kb"]) | set(size["functions_not_built"]) == set(template.function_ids())
+    assert [proposal["name"] for proposal in size["proposals"]] == [
+        "runtime boto3 deps out", "JWT crypto to own layer", "managed Powertools layer"]
+
+
+def test_management_calls_of_a_user_with_ten_keys(quick_run: Any) -> None:
+    # Given the management path counts
+    management = quick_run[1]["management_calls"]
+    operations = management["operations"]
+    # Then every operation was counted, and the counts follow the write order of docs/architecture.md
+    assert management["keys_per_user"] == 10
+    assert set(MANAGEMENT_OPERATIONS) <= set(operations)
+    assert operations["create"]["calls"]["secretsmanager.CreateSecret"] == 1
+    assert operations["list"]["calls"] == {"dynamodb.Query": 1}
+    assert operations["revoke_all"]["calls"]["secretsmanager.DeleteSecret"] == 10
+    for name in ("create", "update", "revoke", "revoke_all"):
+        # the change, its audit entry and the step-up use in one transaction
+        assert operations[name]["calls"]["dynamodb.TransactWriteItems"] == 1, name
