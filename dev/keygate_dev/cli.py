@@ -1,6 +1,7 @@
 """`keygate dev ...`: the local stage's command line (installed as .venv/bin/keygate).
 
     keygate dev serve   [--port N] [--parameter-overrides K=V ...] [--env-vars env.json]
+                        [--aws-port N] [--jwks-port N]           fixed ports, for `sam local invoke`
     keygate dev token   --user alice [--lifetime SECONDS]        prints a session JWT
     keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
     keygate dev onboard --user alice [--no-trade]                onboarding (+ trading handshake) state
@@ -25,6 +26,7 @@ from typing import Any
 
 from keygate_dev import state
 from keygate_dev.emulation import EmulationError
+from keygate_dev.server import DEFAULT_PORT
 
 STEP_UP_ACTIONS = ("api_keys:create", "api_keys:update", "api_keys:revoke", "api_keys:revoke_all")
 
@@ -75,8 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = dev.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the whole API on 127.0.0.1 (what `make dev` runs)")
-    serve.add_argument("--port", type=_port, default=_port(os.environ.get("PORT") or "3000"),
-                       help="port on 127.0.0.1 (default: $PORT or 3000; 0 picks a free one)")
+    serve.add_argument("--port", type=_port, default=_port(os.environ.get("PORT") or str(DEFAULT_PORT)),
+                       help=f"port on 127.0.0.1 (default: $PORT or {DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--aws-port", type=_port, default=_port(os.environ.get("KEYGATE_AWS_PORT") or "0"),
+                       help="port of the embedded AWS emulation (default: $KEYGATE_AWS_PORT or a free one)")
+    serve.add_argument("--jwks-port", type=_port, default=_port(os.environ.get("KEYGATE_JWKS_PORT") or "0"),
+                       help="port of the local JWKS (default: $KEYGATE_JWKS_PORT or a free one)")
     serve.add_argument("--parameter-overrides", nargs="*", default=[],
                        help="stack parameters, e.g. RecordCacheTtlSeconds=1 (also $KEYGATE_PARAMETER_OVERRIDES)")
     serve.add_argument("--env-vars", default=os.environ.get("KEYGATE_ENV_VARS"),
@@ -113,7 +119,7 @@ def _serve(arguments: argparse.Namespace) -> None:
                                       *arguments.parameter_overrides])
     try:
         serve(arguments.port, parameter_overrides=overrides, env_overrides=_env_vars(arguments.env_vars),
-              demo_user=arguments.demo_user)
+              demo_user=arguments.demo_user, aws_port=arguments.aws_port, jwks_port=arguments.jwks_port)
     except ServeError as error:
         raise CliError(str(error)) from None
 

@@ -8,8 +8,9 @@ Three modes, chosen by the environment of `keygate dev serve` / `make dev`:
   (LocalStack, a moto server, DynamoDB Local + a Secrets Manager emulator);
   the template's tables are created there if missing.
 - real: `KEYGATE_AWS=real` uses the AWS account of the current credentials
-  (e.g. `AWS_PROFILE`); `KEYGATE_TABLE_NAME` names an existing table (a
-  deployed stack's KeysTableName output). Nothing is created there.
+  (e.g. `AWS_PROFILE`) and the table of a deployed KeyGate stack: the
+  KeysTableName output of `KEYGATE_STACK_NAME` (default keygate-dev, as in
+  samconfig.toml), or `KEYGATE_TABLE_NAME` given directly. Nothing is created there.
 
 In every mode the tables come from template.yaml (keygate_dev.template).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +30,27 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keygate_dev import template
 
 LOCAL_TABLE_NAME = "keygate-local-keys"
+DEFAULT_STACK_NAME = "keygate-dev"  # samconfig.toml's default stack_name
+TABLE_NAME_OUTPUT = "KeysTableName"  # template.yaml's output naming the table
 LOCAL_REGION = "us-east-1"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
-EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "keygate-local", "AWS_SECRET_ACCESS_KEY": "keygate-local"}
+EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "keygate-local", "AWS_SECRET_ACCESS_KEY": "keygate-local"}  # nosec B105  # fake
 
 
 class EmulationError(Exception):
     """The chosen AWS backend cannot be used (message is shown as is)."""
+
+
+def _check_port_is_free(port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug's server will
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise EmulationError(f"Cannot start the embedded AWS emulation on 127.0.0.1:{port}: "
+                                 f"{error.strerror}.") from None
 
 
 @dataclass
@@ -42,6 +58,7 @@ class AwsEmulation:
     """The AWS backend of the local stage, started and stopped as a context manager."""
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    port: int = 0  # of the embedded moto server; 0 picks a free one
     mode: str = field(init=False)
     endpoint_url: str | None = field(init=False, default=None)
     table_name: str = field(init=False, default=LOCAL_TABLE_NAME)
@@ -87,7 +104,8 @@ class AwsEmulation:
 
             # moto's werkzeug server would log every AWS call of every request.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            _check_port_is_free(self.port)  # moto's start() would wait forever on a taken port
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self._moto.start()
             host, port = self._moto.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
@@ -125,11 +143,21 @@ class AwsEmulation:
         except (BotoCoreError, ClientError) as error:
             raise EmulationError(f"Cannot create the tables at {self.endpoint_url}: {error}") from error
 
+    def _deployed_table_name(self) -> str:
+        stack = self.environ.get("KEYGATE_STACK_NAME") or DEFAULT_STACK_NAME
+        try:
+            described = self._client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        except (BotoCoreError, ClientError) as error:
+            raise EmulationError(f"KEYGATE_AWS=real: cannot read the outputs of stack {stack!r} with the current "
+                                 f"AWS credentials ({error}). Deploy it (docs/local-development.md), set "
+                                 "KEYGATE_STACK_NAME, or set KEYGATE_TABLE_NAME.") from None
+        for output in described.get("Outputs") or []:
+            if output.get("OutputKey") == TABLE_NAME_OUTPUT:
+                return str(output["OutputValue"])
+        raise EmulationError(f"KEYGATE_AWS=real: stack {stack!r} has no {TABLE_NAME_OUTPUT} output; is it KeyGate?")
+
     def _check_real_table(self) -> None:
-        name = self.environ.get("KEYGATE_TABLE_NAME")
-        if not name:
-            raise EmulationError("KEYGATE_AWS=real needs KEYGATE_TABLE_NAME: the KeysTableName output of a "
-                                 "deployed KeyGate stack (sam list stack-outputs --stack-name keygate-dev).")
+        name = self.environ.get("KEYGATE_TABLE_NAME") or self._deployed_table_name()
         self.table_name = name
         try:
             self._client("dynamodb").describe_table(TableName=name)

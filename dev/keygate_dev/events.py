@@ -59,6 +59,8 @@ from keygate_dev.identity import LocalIdentityProvider
 
 EVENTS_DIR = template.ROOT / "events"
 SIDECAR_SUFFIX = ".expected.json"
+# The `sam local invoke --env-vars` file that goes with the events (not an event).
+ENV_VARS_PATH = EVENTS_DIR / "env.json"
 SEED_SOURCE_IP = "198.51.100.200"
 # Step-up tokens minted for seeding stay valid this long after the (possibly past) moment they are for.
 _SEED_TOKEN_SECONDS = 300
@@ -123,8 +125,9 @@ class Expectation(_Strict):
 
 
 def event_files() -> list[Path]:
-    """Every sample event (sidecars excluded), sorted by name."""
-    return sorted(path for path in EVENTS_DIR.glob("*.json") if not path.name.endswith(SIDECAR_SUFFIX))
+    """Every sample event (sidecars and env.json excluded), sorted by name."""
+    return sorted(path for path in EVENTS_DIR.glob("*.json")
+                  if not path.name.endswith(SIDECAR_SUFFIX) and path != ENV_VARS_PATH)
 
 
 def sidecar_path(event_path: Path) -> Path:
@@ -258,8 +261,8 @@ def run_event(function_id: str, event_path: Path, identity: LocalIdentityProvide
 def authorizer_functions() -> frozenset[str]:
     """Functions that template.yaml's APIs use as Lambda authorizers."""
     found = set()
-    for api in template.resources("AWS::Serverless::Api").values():
-        for authorizer in ((api["Properties"].get("Auth") or {}).get("Authorizers") or {}).values():
+    for gateway in template.resources("AWS::Serverless::Api").values():
+        for authorizer in ((gateway["Properties"].get("Auth") or {}).get("Authorizers") or {}).values():
             arn = authorizer.get("FunctionArn")
             if isinstance(arn, dict) and "Fn::GetAtt" in arn:
                 target = arn["Fn::GetAtt"]

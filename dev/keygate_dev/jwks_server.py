@@ -18,7 +18,7 @@ class JwksServer:
         documents = {SESSION_PATH: provider.session_jwks(), STEP_UP_PATH: provider.step_up_jwks()}
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 document = documents.get(self.path)
                 body = json.dumps(document if document is not None else {"error": "not found"}).encode()
                 self.send_response(200 if document is not None else 404)

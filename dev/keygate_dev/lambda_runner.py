@@ -124,7 +124,7 @@ class InProcessLambdaRunner:
             context = LambdaContext(function.function_id)
             try:
                 return Invocation(payload=handler(event, context))
-            except Exception as error:  # Lambda reports any exception as the invocation's error
+            except Exception as error:  # noqa: BLE001  # Lambda reports any exception as the invocation's error
                 return Invocation(error={
                     "errorMessage": str(error), "errorType": type(error).__name__,
                     "requestId": context.aws_request_id,

@@ -18,6 +18,9 @@ API Gateway:
   function is a 5XX; each rendered from the template's
   AWS::ApiGateway::GatewayResponse resources (falling back to DEFAULT_4XX /
   DEFAULT_5XX, then to API Gateway's own bodies);
+- a request body that is not UTF-8: SAM CLI decodes text bodies strictly and
+  answers 502; API Gateway hands such a body on as text with replacement
+  characters (U+FFFD), and the handler decides (400 MALFORMED_JSON here);
 - the authorizer result cache: SAM CLI calls the authorizer on every request,
   API Gateway caches a result for ReauthorizeEvery seconds (default 300) per
   identity-source value; a cached policy is evaluated against each request's
@@ -31,13 +34,15 @@ when both APIs call the one deployed function).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +53,13 @@ from samcli.lib.providers.api_provider import ApiProvider
 from samcli.lib.providers.provider import Api
 from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.local.apigw.authorizers.lambda_authorizer import LambdaAuthorizer
+from samcli.local.apigw.event_constructor import _should_base64_encode
 from samcli.local.apigw.exceptions import InvalidLambdaAuthorizerResponse, LambdaResponseParseException
 from samcli.local.apigw.local_apigw_service import LocalApigwService
 from samcli.local.apigw.route import Route
 from samcli.yamlhelper import yaml_parse
+from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_input_stream
 
 from keygate_dev import template
 from keygate_dev.lambda_runner import InProcessLambdaRunner
@@ -71,7 +79,7 @@ _BUILT_IN: dict[str, tuple[int, str | None]] = {
     "DEFAULT_5XX": (502, "Internal server error"),
 }
 _ERROR_TYPES = {"UNAUTHORIZED": "UnauthorizedException", "ACCESS_DENIED": "AccessDeniedException",
-                "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException"}
+                "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException"}  # nosec B105  # error type names
 # $context.a.b, $!context.a.b or the formal ${context.a.b}
 _CONTEXT_VARIABLE = re.compile(
     r"\$!?(?:\{context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\}|context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*))")
@@ -236,6 +244,7 @@ class LocalApiDefinition:
         combined.stage_name = main.stage_name
         combined.stage_variables = main.stage_variables
         combined.cors = main.cors
+        combined.binary_media_types_set = {media_type for _, api, _ in apis for media_type in api.binary_media_types}
         ttls = {}
         for path, _, document in apis:
             stack_parameters = parameters if path == template.TEMPLATE_PATH else {
@@ -282,6 +291,34 @@ def configured_authorizers(document: Mapping[str, Any]) -> dict[str, str | None]
 
 
 # ------------------------------------------------------------------- service
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def text_body_as_api_gateway_passes_it(wsgi_app: WsgiApp, binary_media_types: Iterable[str]) -> WsgiApp:
+    """Give a text (non-binary) body that is not valid UTF-8 to SAM CLI as API Gateway gives it to Lambda.
+
+    SAM CLI's event constructor decodes such a body strictly and answers 502 when it cannot; API Gateway
+    passes it on with each invalid byte sequence replaced by U+FFFD. Binary media types stay untouched
+    (SAM CLI base64-encodes them), and so does every body that is valid UTF-8.
+    """
+    binary_types = list(binary_media_types)
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0]
+        if not _should_base64_encode(binary_types, mimetype):
+            body = get_input_stream(environ).read()
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                body = body.decode("utf-8", errors="replace").encode("utf-8")
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input_terminated"] = False
+        return wsgi_app(environ, start_response)
+
+    return application
+
+
 def _request_id() -> str:
     """This request's id (one per HTTP request, like API Gateway's)."""
     if "keygate_request_id" not in g:
@@ -330,6 +367,8 @@ class KeyGateLocalApigwService(LocalApigwService):
 
     def create(self) -> None:
         super().create()
+        self._app.wsgi_app = text_body_as_api_gateway_passes_it(  # type: ignore[method-assign]
+            self._app.wsgi_app, self.api.binary_media_types)
         self._app.register_error_handler(GatewayError, self._gateway_response)
         if self.access_log:
             self._app.after_request(self._log_request)
@@ -422,10 +461,8 @@ class KeyGateLocalApigwService(LocalApigwService):
     # ---------------------------------------------------------------- answers
     def _responses_for_request(self) -> dict[str, GatewayResponse]:
         route = None
-        try:
+        with suppress(KeyError, RuntimeError):
             route = self._get_current_route(flask_request)
-        except (KeyError, RuntimeError):
-            pass
         path = self.definition.template_of_function.get(getattr(route, "function_name", "") or "",
                                                         template.TEMPLATE_PATH)
         return self.definition.responses.get(path, {})

@@ -221,11 +221,11 @@ def _component_schemas(request_models: list[type[BaseModel]], response_models: l
     field is required and nothing else allowed: the whole model is dumped, so a
     stray field (a secret in a list) breaks the schema.
     """
-    _, requests = models_json_schema([(model, "validation") for model in request_models],
-                                     ref_template=REF_TEMPLATE)
+    _, request_schemas = models_json_schema([(model, "validation") for model in request_models],
+                                            ref_template=REF_TEMPLATE)
     _, responses = models_json_schema([(model, "validation") for model in response_models],
                                       ref_template=REF_TEMPLATE)
-    schemas: dict[str, Any] = dict(requests.get("$defs", {}))
+    schemas: dict[str, Any] = dict(request_schemas.get("$defs", {}))
     for name, schema in responses.get("$defs", {}).items():
         if "properties" in schema:
             schema = {**schema, "required": list(schema["properties"]), "additionalProperties": False}

@@ -15,13 +15,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from werkzeug.serving import make_server
@@ -80,12 +82,22 @@ class LocalStage:
                                                           trading_handshake_completed=trade))
 
 
+def _jwks_server(identity: LocalIdentityProvider, port: int) -> JwksServer:
+    try:
+        return JwksServer(identity, port)
+    except OSError as error:
+        raise ServeError(f"Cannot serve the local JWKS on {HOST}:{port}: {error.strerror}.") from None
+
+
 @contextmanager
 def local_backend(identity: LocalIdentityProvider, parameter_overrides: Mapping[str, str] | None = None,
-                  env_overrides: Mapping[str, Mapping[str, str]] | None = None
-                  ) -> Iterator[tuple[LocalStage, AwsEmulation]]:
-    """JWKS server + AWS backend + the stage's functions, for the server or for one `keygate dev invoke`."""
-    with JwksServer(identity) as jwks, AwsEmulation() as aws:
+                  env_overrides: Mapping[str, Mapping[str, str]] | None = None, *, aws_port: int = 0,
+                  jwks_port: int = 0) -> Iterator[tuple[LocalStage, AwsEmulation]]:
+    """JWKS server + AWS backend + the stage's functions, for the server or for one `keygate dev invoke`.
+
+    Ports 0 pick free ones; fixed ports let a Docker container reach both (events/env.json).
+    """
+    with _jwks_server(identity, jwks_port) as jwks, AwsEmulation(port=aws_port) as aws:
         parameters = local_parameters(identity, jwks.session_jwks_url, jwks.step_up_jwks_url, parameter_overrides)
         yield LocalStage.build(identity, parameters, aws.table_name, aws.function_environment(), env_overrides), aws
 
@@ -105,32 +117,51 @@ def _listening_socket(port: int) -> socket.socket:
     return listener
 
 
-def walkthrough(base_url: str, demo_user: str) -> str:
-    keygate = ".venv/bin/keygate"
-    extract = ".venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'"
-    return f"""
-Demo user "{demo_user}" has completed onboarding and the trading handshake. In another terminal:
+WALKTHROUGH_START = "In another terminal:"
 
-  KG={base_url}
+
+def walkthrough(base_url: str, demo_user: str, bin_dir: Path | None = None) -> str:
+    """The copy-paste walkthrough `keygate dev serve` prints (tests/e2e runs it as printed).
+
+    Commands use the virtual environment's absolute path, so they work from any directory.
+    """
+    bin_dir = bin_dir or Path(sys.executable).parent
+    order = '{"symbol": "BTC-USD", "side": "buy", "qty": "0.01"}'
+    return f"""
+Demo user "{demo_user}" has completed onboarding and the trading handshake. {WALKTHROUGH_START}
+
+  KG={base_url}; BIN={shlex.quote(str(bin_dir))}
   # 1. a session token and a passkey step-up token (the app's login and passkey prompt)
-  SESSION=$({keygate} dev token --user {demo_user})
-  STEP_UP=$({keygate} dev step-up --user {demo_user} --action api_keys:create)
-  # 2. create a key (the secret is shown in this answer only)
-  CREATED=$(curl -s -X POST "$KG/v1/trade/api-keys" -H "Authorization: Bearer $SESSION" \\
+  SESSION=$("$BIN/keygate" dev token --user {demo_user})
+  STEP_UP=$("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:create)
+  # 2. create a key restricted to this machine (the secret is shown in this answer only)
+  CREATED=$(curl -sS -X POST "$KG/v1/trade/api-keys" -H "Authorization: Bearer $SESSION" \\
       -H "X-PASSKEY-TOKEN: $STEP_UP" -H 'Content-Type: application/json' \\
       -d '{{"label": "my bot", "permissions": ["read", "trade"], "ip_whitelist": ["127.0.0.1"]}}')
   echo "$CREATED"
-  export KEYGATE_API_KEY=$(echo "$CREATED" | {extract} api_key)
-  export KEYGATE_API_SECRET=$(echo "$CREATED" | {extract} api_secret)
-  # 3. sign a request with the SDK, as a bot
-  .venv/bin/keygate-sign GET "$KG/v1/trade/api-keys/self"
-  # 4. revoke the key
-  curl -s -X DELETE "$KG/v1/trade/api-keys/$KEYGATE_API_KEY" -H "Authorization: Bearer $SESSION" \\
-      -H "X-PASSKEY-TOKEN: $({keygate} dev step-up --user {demo_user} --action api_keys:revoke)"
+  field() {{ echo "$CREATED" | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }}
+  export KEYGATE_API_KEY=$(field api_key) KEYGATE_API_SECRET=$(field api_secret)
+  # 3. as a bot: sign requests with the SDK's keygate-sign and send them (KeyGate's /self, the example orders API)
+  "$BIN/keygate-sign" --send "$KG/v1/trade/api-keys/self"
+  "$BIN/keygate-sign" --send -d '{order}' "$KG/v1/trade/orders"
+  # 4. revoke the key (another passkey confirmation)
+  curl -sS -X DELETE "$KG/v1/trade/api-keys/$KEYGATE_API_KEY" -H "Authorization: Bearer $SESSION" \\
+      -H "X-PASSKEY-TOKEN: $("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:revoke)"
 
-Other users: {keygate} dev onboard --user alice [--no-trade]. One function, one event, no HTTP:
-{keygate} dev invoke CreateApiKeyFunction events/create_api_key.201.json. Ctrl-C stops the server.
+Other users: $BIN/keygate dev onboard --user alice [--no-trade]. One function, one event, no HTTP:
+$BIN/keygate dev invoke CreateApiKeyFunction events/create_api_key.201.json. Ctrl-C stops the server.
 """
+
+
+def walkthrough_commands(printed: str) -> str:
+    """The shell commands of a printed walkthrough: the indented block after WALKTHROUGH_START."""
+    block = []
+    for line in printed.split(WALKTHROUGH_START, 1)[1].splitlines()[1:]:
+        if block and not line.startswith("  "):
+            break
+        if line.startswith("  "):
+            block.append(line[2:])
+    return "\n".join(block) + "\n"
 
 
 def _quiet_libraries() -> None:
@@ -157,7 +188,7 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | None = None,
           env_overrides: Mapping[str, Mapping[str, str]] | None = None, demo_user: str = DEMO_USER,
-          out: TextIO = sys.stdout) -> None:
+          aws_port: int = 0, jwks_port: int = 0, out: TextIO = sys.stdout) -> None:
     """Run until Ctrl-C or SIGTERM; raises ServeError for problems the user can fix."""
     from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
 
@@ -173,7 +204,8 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
     info: state.ServerInfo | None = None
     server = None
     try:
-        with local_backend(identity, parameter_overrides, env_overrides) as (stage, aws):
+        with local_backend(identity, parameter_overrides, env_overrides, aws_port=aws_port,
+                           jwks_port=jwks_port) as (stage, aws):
             bound_port = listener.getsockname()[1]
             definition = LocalApiDefinition.load(stage.runner, stage.parameters)
             service = KeyGateLocalApigwService(definition, stage.runner, port=bound_port, host=HOST)
@@ -193,10 +225,8 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             print(walkthrough(base_url, demo_user), file=out)
             print(f"AWS: {backend}; state: {state.state_dir()}", file=out)
             print(f"{READY_LINE} {base_url}", file=out, flush=True)
-            try:
+            with suppress(KeyboardInterrupt, _Stop):
                 server.serve_forever()
-            except (KeyboardInterrupt, _Stop):
-                pass
             # A second Ctrl-C during clean-up must not leave the port or server.json behind.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -130,7 +130,8 @@ def load_handler(function_id: str, template_path: Path = TEMPLATE_PATH) -> Any:
     module = sys.modules.get(unique)
     if module is None:
         spec = importlib.util.spec_from_file_location(unique, path)
-        assert spec is not None and spec.loader is not None
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {function_id}'s handler from {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[unique] = module
         spec.loader.exec_module(module)

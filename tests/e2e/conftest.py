@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 import time
 from collections.abc import Iterator
@@ -54,7 +54,7 @@ class LocalServer:
 
     def keygate(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `keygate dev ...` against this server (same state directory), like a second terminal."""
-        completed = subprocess.run([str(KEYGATE), "dev", *arguments], env=self.environment, capture_output=True,
+        completed = subprocess.run([str(KEYGATE), "dev", *arguments], env=self.environment, capture_output=True,  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
                                    text=True, timeout=120)
         if check:
             assert completed.returncode == 0, (arguments, completed.stderr)
@@ -96,13 +96,16 @@ class LocalServer:
         return self.process.returncode
 
 
-def start_server(state_dir: Path, *arguments: str, port: int = 0) -> LocalServer:
+def start_server(state_dir: Path, *arguments: str, port: int | None = 0,
+                 environment: dict[str, str] | None = None) -> LocalServer:
+    """`port=None` passes no --port (the server then reads $PORT); `environment` is added to its own."""
     # The server creates the state directory itself (0700); its log goes next to it.
     log_path = state_dir.with_name(state_dir.name + ".log")
+    port_arguments = [] if port is None else ["--port", str(port)]
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(KEYGATE), "dev", "serve", "--port", str(port), *arguments],
-            env=state_environment(state_dir),
+        process = subprocess.Popen(  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
+            [str(KEYGATE), "dev", "serve", *port_arguments, *arguments],
+            env={**state_environment(state_dir), **(environment or {})},
             stdout=log, stderr=subprocess.STDOUT)
     server = LocalServer(process, state_dir, log_path)
     deadline = time.monotonic() + START_DEADLINE_SECONDS

@@ -21,9 +21,9 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,

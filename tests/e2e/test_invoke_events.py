@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import subprocess  # nosec B404  # runs only this project's own commands, no shell
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from keygate_dev import events
+from keygate_dev import events, jwks_server, template
+from keygate_dev.emulation import LOCAL_TABLE_NAME
+from keygate_dev.identity import LocalIdentityProvider
+from keygate_dev.server import local_parameters
 
 from .conftest import KEYGATE, LocalServer, state_environment
 
@@ -20,7 +24,7 @@ PARALLEL_INVOCATIONS = 2
 
 
 def invoke(environment: dict[str, str], function_id: str, *event_paths: Path) -> subprocess.CompletedProcess[str]:
-    completed = subprocess.run([str(KEYGATE), "dev", "invoke", function_id, *map(str, event_paths)],
+    completed = subprocess.run([str(KEYGATE), "dev", "invoke", function_id, *map(str, event_paths)],  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
                                env=environment, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, (function_id, completed.stderr)
     return completed
@@ -73,8 +77,26 @@ def test_invoke_without_a_running_server_starts_its_own_emulation(tmp_path: Path
     (["ListApiKeysFunction", "events/no-such-event.json"], "No event file"),
 ])
 def test_invoke_mistakes_are_one_line_errors(tmp_path: Path, arguments: list[str], message: str):
-    completed = subprocess.run([str(KEYGATE), "dev", "invoke", *arguments], env=state_environment(tmp_path / "s"),
+    completed = subprocess.run([str(KEYGATE), "dev", "invoke", *arguments], env=state_environment(tmp_path / "s"),  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
                                capture_output=True, text=True, timeout=120, cwd=events.template.ROOT)
     assert completed.returncode == 1
     assert completed.stderr.startswith("keygate: ") and message in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_env_json_gives_sam_local_invoke_the_local_stage():
+    # Given events/env.json, the --env-vars file for `sam local invoke` on a machine with Docker
+    document = json.loads(events.ENV_VARS_PATH.read_text())
+    # Then it has the shape SAM CLI reads: "Parameters" (every function) or a function's logical id
+    assert set(document) <= {"Parameters", *template.function_ids()}, set(document)
+    jwks_port = urlsplit(document["Parameters"]["SESSION_JWKS_URL"]).port
+    # (the local JWKS as a container reaches it: `keygate dev serve --jwks-port`, on the Docker host)
+    jwks_base = f"http://host.docker.internal:{jwks_port}"
+    identity = LocalIdentityProvider()
+    stage = local_parameters(identity, jwks_base + jwks_server.SESSION_PATH, jwks_base + jwks_server.STEP_UP_PATH)
+    for scope, variables in document.items():
+        for function_id in template.function_ids() if scope == "Parameters" else [scope]:
+            # And every variable is one the function declares (SAM CLI ignores any other) with the local
+            # stage's value, so the events' tokens from `keygate dev token/step-up` are trusted
+            declared = template.function_environment(function_id, stage, {"KeysTable": LOCAL_TABLE_NAME})
+            assert {name: declared.get(name) for name in variables} == variables, function_id

@@ -7,12 +7,17 @@ the client SDK (keygate_client), exactly as a bot author would use it.
 from __future__ import annotations
 
 import json
+import re
+import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import time
 
 import requests
 
 import keygate_client
 from keygate_client import RequestsAuth, ServerClock
+from keygate_dev import template
+from keygate_dev.local_api import gateway_responses
+from keygate_dev.server import walkthrough_commands
 
 from .conftest import RECORD_CACHE_TTL_SECONDS, LocalServer
 
@@ -127,7 +132,24 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     # Then the remaining active key is revoked and none is left active
     assert emergency.status_code == 200, emergency.text
     assert emergency.json()["revoked_api_keys"] == [read_only["api_key"]]
+    assert emergency.json()["revoked_count"] == 1
     assert not any(entry["is_active"] for entry in app.call("GET", "/v1/trade/api-keys").json()["api_keys"])
+
+
+def test_the_printed_walkthrough_works_when_pasted(local_server: LocalServer):
+    # Given the walkthrough the server printed when it started, for its seeded demo user
+    script = walkthrough_commands(local_server.log())
+    # When its commands are pasted into a shell in a second terminal
+    completed = subprocess.run(["/bin/bash", "-euo", "pipefail", "-c", script], env=local_server.environment,  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
+                               capture_output=True, text=True, timeout=120)
+    # Then every step succeeds: the key is created, both signed requests get 200, the key is revoked
+    assert completed.returncode == 0, (completed.stdout, completed.stderr)
+    created, self_status, self_body, order_status, order_body, revoked = completed.stdout.splitlines()
+    key_id = json.loads(created)["api_key"]
+    assert self_status == "HTTP 200" and json.loads(self_body)["api_key"] == key_id
+    assert order_status == "HTTP 200" and json.loads(order_body)["caller"]["api_key"] == key_id
+    revoked_key = json.loads(revoked)
+    assert revoked_key["api_key"] == key_id and revoked_key["is_active"] is False, revoked_key
 
 
 def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
@@ -135,11 +157,19 @@ def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
     # When a client calls an app route without a session, an unknown route, and the public clock
     anonymous = requests.get(base + "/v1/trade/api-keys", timeout=TIMEOUT)
     unknown = requests.get(base + "/v1/trade/nothing-here", timeout=TIMEOUT)
+    wrong_method = requests.put(base + "/v1/time", timeout=TIMEOUT)
     clock = requests.get(base + "/v1/time", timeout=TIMEOUT)
     unsigned = requests.post(base + "/v1/trade/orders", json=ORDER, timeout=TIMEOUT)
     # Then the template's Gateway Responses answer what API Gateway answers by itself
     assert anonymous.status_code == 401 and error_code(anonymous) == "UNAUTHORIZED"
-    assert unknown.status_code == 403 and error_code(unknown) == "BAD_REQUEST"
     assert unsigned.status_code == 401 and error_code(unsigned) == "UNAUTHORIZED"
+    # And an unknown route or method gets template.yaml's MISSING_AUTHENTICATION_TOKEN response (else
+    # DEFAULT_4XX's body with API Gateway's own 403), as deployed
+    responses = gateway_responses(template.TEMPLATE_PATH)
+    configured = responses.get("MISSING_AUTHENTICATION_TOKEN") or responses["DEFAULT_4XX"]
+    expected_status = configured.status or 403
+    expected_code = re.search(r'"code": *"([A-Z_]+)"', configured.templates["application/json"]).group(1)
+    for answer in (unknown, wrong_method):
+        assert answer.status_code == expected_status and error_code(answer) == expected_code, answer.text
     # And the time route needs no authorizer
     assert clock.status_code == 200 and abs(clock.json()["server_time"] - time.time() * 1000) < 60_000
