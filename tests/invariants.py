@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import boto3
 
 from keygate import store
 from keygate.config import get_config
-from keygate.models import ApiKeyRecord, KeyStatus
+from keygate.models import ApiKeyRecord, KeyStatus, iso
 from tests.conftest import REGION
 
 TRACKED_FIELDS = ("label", "permissions", "ip_whitelist")
@@ -168,7 +168,7 @@ def _audit_problems(record: ApiKeyRecord, entries: list[dict[str, Any]]) -> list
         problems.append(f"version {record.version} but {len(entries)} audit entries "
                         "(a change without its entry, or an entry without its change)")
     creation = entries[0]["details"]
-    if creation.get("expires_at") != (None if record.expires_at is None else record.expires_at.isoformat()):
+    if creation.get("expires_at") != iso(record.expires_at):
         problems.append("key_created entry disagrees with the record's expiry")
     if entries[0]["created_at"] != store._iso(record.created_at):
         problems.append("key_created entry disagrees with the record's creation time")

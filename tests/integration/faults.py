@@ -17,12 +17,13 @@ and `run_together` starts threads behind a barrier.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from moto.dynamodb.responses import DynamoHandler
@@ -33,10 +34,8 @@ from keygate_dev import template
 from tests.conftest import TABLE_NAME
 from tests.invariants import aws_client
 
-Result = TypeVar("Result")
 
-
-class HandlerCrashed(BaseException):  # noqa: N818 (it is a simulated process death, not an error to handle)
+class HandlerCrashed(BaseException):  # a simulated process death, not an error to handle
     """The Lambda died right after an AWS call returned (timeout, out of memory, ...)."""
 
 
@@ -152,6 +151,30 @@ class AwsCalls:
         raise fault.error or ReadTimeoutError(endpoint_url="https://injected.invalid")
 
 
+@dataclass(frozen=True)
+class GatewayAnswer:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def answer_to_a_crashed_handler() -> GatewayAnswer:
+    """What API Gateway answers when the Lambda dies mid-request (`Mode.CRASH_AFTER`).
+
+    A proxy integration whose function fails or times out is a 5XX that API
+    Gateway answers itself, with the template's DEFAULT_5XX Gateway Response:
+    read from template.yaml, so the claim "the caller got 503 with Retry-After"
+    is checked against what is deployed, not restated here.
+    """
+    responses = template.resources("AWS::ApiGateway::GatewayResponse").values()
+    [response] = [resource["Properties"] for resource in responses
+                  if resource["Properties"]["ResponseType"] == "DEFAULT_5XX"]
+    headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
+               for name, value in (response.get("ResponseParameters") or {}).items()}
+    return GatewayAnswer(status=int(response["StatusCode"]), headers=headers,
+                         body=json.loads(response["ResponseTemplates"]["application/json"]))
+
+
 def empty_aws() -> None:
     """Start again from an empty table (from template.yaml) and no secrets, inside the same mock.
 
@@ -200,7 +223,7 @@ def serialised_moto() -> Iterator[None]:
                 handler.call_action = original  # type: ignore[method-assign]
 
 
-def run_together(tasks: list[Callable[[], Result]], *, timeout: float = 60) -> list[Result]:
+def run_together[Result](tasks: list[Callable[[], Result]], *, timeout: float = 60) -> list[Result]:
     """Run each task on its own thread, all released at once by a barrier; results in task order.
 
     An exception in a task is re-raised here, so a crash cannot pass for a result.

@@ -60,7 +60,8 @@ def test_limit_chooses_how_many_newest_entries(client, key_with_history, limit, 
     assert entries[0]["details"]["changes"]["label"]["to"] == "v24"
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "1e2", "%201", "10x", "\u0661", "99999999999999999999"])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "1e2", "%201", "10x", "\u0661",
+                                   "99999999999999999999"])
 def test_a_limit_outside_1_to_100_is_refused(client, alice, limit):
     key_id = client.create().json()["api_key"]
     error = assert_error(client.audit(key_id, query=f"limit={limit}"), 400, "INVALID_REQUEST")
@@ -82,3 +83,13 @@ def test_an_unknown_or_malformed_key_is_not_found(client, alice, key_id_text):
 def test_the_audit_log_needs_a_session(client, alice):
     key_id = client.create().json()["api_key"]
     assert_error(client.audit(key_id, user=None), 401, "UNAUTHORIZED")
+
+
+def test_the_key_created_entry_shows_the_expiry_the_create_answered(client, alice):
+    # Given a key created with an expiry (at a moment with sub-millisecond digits, as real clocks have)
+    created = client.create(expires_days=30).json()
+    # When its audit log is read
+    (entry,) = client.audit(created["api_key"]).json()["entries"]
+    # Then the key_created entry names the same expiry, in the API's timestamp format
+    assert entry["details"]["expires_at"] == created["expires_at"]
+    iso_time(entry["details"]["expires_at"])

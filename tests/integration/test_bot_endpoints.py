@@ -4,7 +4,7 @@ import time
 
 from keygate_dev.gateway import ProxyRequest, invoke, resolve
 from tests.conftest import assert_error
-from tests.integration.test_signature_authorizer import BOT_IP, STAGE, gate  # noqa: F401 (fixture)
+from tests.integration.test_signature_authorizer import BOT_IP, STAGE
 
 
 def test_server_time_needs_no_auth_and_is_in_milliseconds(client):

@@ -120,9 +120,9 @@ def test_twenty_concurrent_updates_and_revokes_of_one_key_match_the_audit_log(wa
     key_id = client.create(label="original").json()["api_key"]
     path = f"/v1/trade/api-keys/{key_id}"
     labels = [f"label-{number:02d}" for number in range(16)]
-    updates = [lambda label=label, token=client.step_up("alice", "api_keys:update"): client.call(
+    updates = [lambda label=label, token=client.step_up("alice", "api_keys:update"): client.call(  # noqa: B008  # one token each, issued before the race
         "PATCH", path, user="alice", step_up=token, body={"label": label}) for label in labels]
-    revokes = [lambda token=client.step_up("alice", "api_keys:revoke"): send_until_not_409(
+    revokes = [lambda token=client.step_up("alice", "api_keys:revoke"): send_until_not_409(  # noqa: B008  # one token each, issued before the race
         client, REVOKE_ATTEMPTS, "DELETE", path, "alice", token) for _ in range(4)]
 
     # When they all start together
@@ -158,10 +158,10 @@ def test_revoke_all_racing_creates_leaves_a_consistent_state(warm):
     # Given a user with six active keys
     onboard("alice")
     existing = {client.create().json()["api_key"] for _ in range(6)}
-    creates = [lambda token=client.step_up("alice", "api_keys:create"): send_until_not_409(
+    creates = [lambda token=client.step_up("alice", "api_keys:create"): send_until_not_409(  # noqa: B008  # one token each, issued before the race
         client, CREATE_ATTEMPTS, "POST", "/v1/trade/api-keys", "alice", token, {"label": "racer"})
         for _ in range(8)]
-    revoke_alls = [lambda token=client.step_up("alice", "api_keys:revoke_all"): client.call(
+    revoke_alls = [lambda token=client.step_up("alice", "api_keys:revoke_all"): client.call(  # noqa: B008  # one token each, issued before the race
         "DELETE", "/v1/trade/api-keys/all", user="alice", step_up=token) for _ in range(2)]
 
     # When eight creates and two revoke-alls start together, while the active count is sampled
@@ -187,3 +187,242 @@ def test_revoke_all_racing_creates_leaves_a_consistent_state(warm):
     assert alice_keys == existing | created
     assert {key_id for key_id in alice_keys if state.keys[key_id].revoked_at is not None} == set(revoked)
     assert {key_id for key_id in alice_keys if key_id in state.secrets} == alice_keys - set(revoked)
+
+
+# ------------------------------------------------------ forced interleavings
+# The races above are real, but which interleavings they hit is up to the
+# scheduler: moto answers each request whole and fast (under the GIL, and under
+# `atomic_aws`'s lock), so the window between a request's read and its commit
+# is rarely the one another commit lands in. The tests below force the
+# interleavings that matter: a request is paused right after one of its store
+# calls (`keygate.store` is the layer's only door to AWS, so patching one of its
+# functions pauses the request between two AWS calls), and the rival change
+# commits in that gap. Nothing else is simulated: every write goes to moto.
+PAUSED_THREAD = "paused-request"
+
+
+def pause_every_racer_after_its_first(monkeypatch: pytest.MonkeyPatch, function_name: str, racers: int) -> None:
+    """Each of `racers` threads waits, after its first call of store.<function_name>, until all have made it."""
+    original = getattr(store, function_name)
+    barrier, waited = threading.Barrier(racers), set()
+
+    def paused(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if threading.current_thread() is not threading.main_thread() and threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            barrier.wait(60)  # outside moto (the call returned): the others can make theirs
+        return result
+
+    monkeypatch.setattr(store, function_name, paused)
+
+
+def run_with_rival_in_between(monkeypatch: pytest.MonkeyPatch, function_name: str, request, rival):
+    """Run `request` on a thread paused after its first call of store.<function_name>; run `rival`
+    to completion in that pause, then let the request go on. Returns (request's result, rival's)."""
+    original = getattr(store, function_name)
+    reached, resume = threading.Event(), threading.Event()
+
+    def pausing(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if threading.current_thread().name == PAUSED_THREAD and not reached.is_set():
+            reached.set()
+            assert resume.wait(60)
+        return result
+
+    monkeypatch.setattr(store, function_name, pausing)
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = request()
+        except BaseException as error:  # noqa: BLE001 (handed to the test thread below)
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, name=PAUSED_THREAD, daemon=True)
+    thread.start()
+    try:
+        assert reached.wait(60), f"the request never called store.{function_name}"
+        rival_result = rival()
+    finally:
+        resume.set()
+        thread.join(60)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["result"], rival_result
+
+
+def events_of(key_id: str) -> list[str]:
+    return [entry["event"] for entry in check_invariants(settled=True).audit[key_id]]
+
+
+def test_creates_that_all_counted_before_any_committed_still_stop_at_the_limit(warm, monkeypatch):
+    client, limit = warm, get_config().max_active_keys_per_user
+    # Given a user one key below the limit, and twenty creates that all count her keys
+    # (limit - 1 active) before any of them commits
+    onboard("alice")
+    for _ in range(limit - 1):
+        assert client.create().status == 201
+    tokens = [client.step_up("alice", "api_keys:create") for _ in range(20)]
+    pause_every_racer_after_its_first(monkeypatch, "load_user", len(tokens))
+
+    # When they all commit on what they counted
+    responses = run_together([lambda token=token: client.call("POST", "/v1/trade/api-keys", user="alice",
+                                                              step_up=token, body={"label": "racer"})
+                              for token in tokens])
+
+    # Then exactly one commits (the keyset version each read lets only one through);
+    # the others re-count, find the limit reached and say so
+    assert sorted(response.status for response in responses) == [201] + [400] * (len(tokens) - 1)
+    for response in responses:
+        if response.status == 400:
+            assert_error(response, 400, "KEY_LIMIT_REACHED")
+    # And the losers deleted the secrets they had stored: nothing is left for the janitor
+    state = check_invariants(settled=True)
+    assert len(state.active_keys("alice", datetime.now(UTC))) == limit
+
+
+def test_an_update_that_read_the_key_before_a_revocation_does_not_change_the_revoked_key(client, alice,
+                                                                                          monkeypatch):
+    # Given an active key, and an update that has read it (active) when a revoke commits
+    key_id = client.create(label="bot").json()["api_key"]
+    update, revoke = run_with_rival_in_between(
+        monkeypatch, "get_key", lambda: client.update(key_id, label="too late"), lambda: client.revoke(key_id))
+    # Then the revoke went through and the update, whose commit found the key changed, re-read it and refused
+    assert revoke.status == 200 and revoke.json()["already_revoked"] is False
+    assert_error(update, 400, "KEY_REVOKED")
+    # And the audit log holds the creation and the revocation only, matching the record
+    assert events_of(key_id) == ["key_created", "key_revoked"]
+    assert client.list().json()["api_keys"][0]["label"] == "bot"
+
+
+def test_a_revoke_that_read_the_key_before_an_update_revokes_the_updated_key(client, alice, monkeypatch):
+    # Given an active key, and a revoke that has read it when an update commits
+    key_id = client.create(label="bot").json()["api_key"]
+    revoke, update = run_with_rival_in_between(
+        monkeypatch, "get_key", lambda: client.revoke(key_id), lambda: client.update(key_id, label="renamed"))
+    # Then both committed, in that order: the revoke re-read the key and revoked it as updated
+    assert update.status == 200 and update.json()["updated_fields"] == ["label"]
+    assert revoke.status == 200 and revoke.json()["already_revoked"] is False
+    assert events_of(key_id) == ["key_created", "key_updated", "key_revoked"]
+    (view,) = client.list().json()["api_keys"]
+    assert (view["label"], view["is_active"]) == ("renamed", False)
+
+
+def test_two_updates_of_one_key_both_land_and_the_audit_says_from_what(client, alice, monkeypatch):
+    # Given a key, and an update to "first" that has read it when an update to "second" commits
+    key_id = client.create(label="bot").json()["api_key"]
+    first, second = run_with_rival_in_between(
+        monkeypatch, "get_key", lambda: client.update(key_id, label="first"),
+        lambda: client.update(key_id, label="second"))
+    # Then both committed, the paused one last, each audited as a change from what it replaced
+    assert first.status == 200 and second.status == 200
+    entries = check_invariants(settled=True).audit[key_id]
+    assert [entry["details"].get("changes") for entry in entries[1:]] == [
+        {"label": {"from": "bot", "to": "second"}}, {"label": {"from": "second", "to": "first"}}]
+    assert client.list().json()["api_keys"][0]["label"] == "first"
+
+
+def test_a_revoke_all_that_listed_the_keys_before_an_update_still_revokes_them_all(client, alice, monkeypatch):
+    # Given two active keys, and a revoke-all that has listed them when an update of one commits
+    first, second = (client.create(label=label).json()["api_key"] for label in ("one", "two"))
+    revoke_all, update = run_with_rival_in_between(
+        monkeypatch, "load_user", lambda: client.revoke_all(), lambda: client.update(first, label="renamed"))
+    # Then the revoke-all's commit found the key changed, listed again and revoked both
+    assert update.status == 200
+    assert revoke_all.status == 200 and sorted(revoke_all.json()["revoked_api_keys"]) == sorted([first, second])
+    assert events_of(first) == ["key_created", "key_updated", "key_revoked"]
+    assert events_of(second) == ["key_created", "key_revoked"]
+
+
+def test_a_key_created_while_revoke_all_runs_is_either_revoked_or_listed_as_active(client, alice, monkeypatch):
+    # Given an active key, and a revoke-all that has listed the keys when a create commits
+    old = client.create(label="old").json()["api_key"]
+    revoke_all, created = run_with_rival_in_between(
+        monkeypatch, "load_user", lambda: client.revoke_all(), lambda: client.create(label="new"))
+    new = created.json()["api_key"]
+    # Then the revoke-all revoked what it listed and says so; the new key, committed after its list, stays active
+    # (revoke-all revokes the keys that exist when it starts; a create racing it is a new, visible key)
+    assert revoke_all.json() == {"revoked_count": 1, "revoked_api_keys": [old]}
+    views = {view["api_key"]: view["is_active"] for view in client.list().json()["api_keys"]}
+    assert views == {old: False, new: True}
+    state = check_invariants(settled=True)
+    assert new in state.secrets and old not in state.secrets
+
+
+def test_a_create_that_counted_before_a_revoke_all_commits_after_it(client, alice, monkeypatch):
+    # Given an active key, and a create that has counted the keys when a revoke-all commits
+    old = client.create(label="old").json()["api_key"]
+    created, revoke_all = run_with_rival_in_between(
+        monkeypatch, "load_user", lambda: client.create(label="new"), lambda: client.revoke_all())
+    # Then both committed: the old key is revoked, the new one active with its secret
+    assert revoke_all.json()["revoked_api_keys"] == [old]
+    assert created.status == 201
+    state = check_invariants(settled=True)
+    assert state.keys[created.json()["api_key"]].status.value == "active"
+    assert set(state.secrets) == {created.json()["api_key"]}
+
+
+# ------------------------------------------- losing the same race five times
+@dataclass
+class RivalBeforeEachCommit:
+    """Before each commit of the request under test, a rival change commits for real (through the API)."""
+
+    rival: object
+    results: list = field(default_factory=list)
+    enabled: bool = True
+    _inside: bool = False
+
+    def install(self, monkeypatch: pytest.MonkeyPatch, function_name: str) -> None:
+        original = getattr(store, function_name)
+
+        def contested(*args, **kwargs):
+            if self.enabled and not self._inside:
+                self._inside = True
+                try:
+                    self.results.append(self.rival(len(self.results)))  # type: ignore[operator]
+                finally:
+                    self._inside = False
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(store, function_name, contested)
+
+
+CONTESTED = {
+    # mutation: (store commit it makes, the request, the rival that commits first each time)
+    "create": ("commit_create", lambda client, key_id, token: client.call(
+        "POST", "/v1/trade/api-keys", step_up=token, body={"label": "mine"}),
+        lambda client, key_id, number: client.create(label=f"rival {number}")),
+    "update": ("commit_update", lambda client, key_id, token: client.call(
+        "PATCH", f"/v1/trade/api-keys/{key_id}", step_up=token, body={"label": "mine"}),
+        lambda client, key_id, number: client.update(key_id, label=f"rival {number}")),
+    "revoke": ("commit_revocations", lambda client, key_id, token: client.call(
+        "DELETE", f"/v1/trade/api-keys/{key_id}", step_up=token),
+        lambda client, key_id, number: client.update(key_id, label=f"rival {number}")),
+    "revoke_all": ("commit_revocations", lambda client, key_id, token: client.call(
+        "DELETE", "/v1/trade/api-keys/all", step_up=token),
+        lambda client, key_id, number: client.update(key_id, label=f"rival {number}")),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(CONTESTED))
+def test_a_mutation_that_loses_five_races_in_a_row_answers_409_and_can_be_retried(client, alice, monkeypatch,
+                                                                                   mutation):
+    commit, send, rival = CONTESTED[mutation]
+    # Given a key, and a rival change that commits just before each commit attempt of the request
+    key_id = client.create(label="bot").json()["api_key"]
+    token = client.step_up("alice", f"api_keys:{mutation}")
+    contest = RivalBeforeEachCommit(lambda number: rival(client, key_id, number))
+    contest.install(monkeypatch, commit)
+    # When the request is sent
+    response = send(client, key_id, token)
+    # Then it gave up after five lost races with 409, and every rival change went through
+    assert_error(response, 409, "CONCURRENT_MODIFICATION")
+    assert [result.status for result in contest.results] == [201 if mutation == "create" else 200] * 5
+    # And it left nothing behind (a create's secret is deleted at once) and broke no invariant
+    check_invariants(settled=True)
+    # And when the races stop, the same step-up token works: it was not spent
+    contest.enabled = False
+    retried = send(client, key_id, token)
+    assert retried.status in (200, 201), retried.body
+    check_invariants(settled=True)

@@ -1,8 +1,12 @@
 """Invariant 1: a user never sees or changes another user's keys (404, and nothing changes)."""
 
+from datetime import timedelta
+
 import pytest
 
 from keygate import keys, store
+from keygate.models import now_utc
+from keygate_dev.events import seed_key
 from tests.conftest import assert_error, onboard, state_snapshot, table_items
 
 KEY_ROUTES = {
@@ -20,14 +24,27 @@ def alices_key(client, alice):
     return created.json()["api_key"]
 
 
+def alices_key_in_state(client, identity, state: str) -> str:
+    """One of alice's keys, active, revoked or expired: each answers the owner differently, the others alike."""
+    onboard("bob")
+    if state == "expired":
+        return seed_key(identity, "alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
+    key_id = client.create(label="alice's bot").json()["api_key"]
+    if state == "revoked":
+        assert client.revoke(key_id).status == 200
+    return key_id
+
+
 def _alices_items():
     return sorted((item for item in table_items() if "STEPUP#" not in item["pk"]), key=lambda item: (
         item["pk"], item["sk"]))
 
 
+@pytest.mark.parametrize("key_state", ["active", "revoked", "expired"])
 @pytest.mark.parametrize("route", sorted(KEY_ROUTES))
-def test_another_users_key_is_not_found_and_unchanged(client, alices_key, route):
-    # Given alice's key, and bob with a valid session and step-up token of his own
+def test_another_users_key_is_not_found_and_unchanged(client, alice, identity, route, key_state):
+    # Given alice's key (active, revoked or expired), and bob with a valid session and step-up token of his own
+    alices_key = alices_key_in_state(client, identity, key_state)
     method, path, body = KEY_ROUTES[route]
     before = state_snapshot()
     # When bob calls the route on alice's key
@@ -37,7 +54,7 @@ def test_another_users_key_is_not_found_and_unchanged(client, alices_key, route)
     unknown = client.call(method, path.format(key=keys.new_key_id("kgk_")), user="bob", body=body)
     assert error == unknown.json()["error"]
     assert state_snapshot() == before
-    assert store.secret_exists(alices_key)
+    assert store.secret_exists(alices_key) == (key_state != "revoked")
 
 
 @pytest.mark.parametrize("route", ["update", "revoke"])

@@ -20,8 +20,8 @@ import pytest
 from keygate import service
 from keygate.config import get_config
 from keygate_dev.gateway import Response
-from tests.conftest import ApiClient, FixedClock, assert_error, onboard, unique_user
-from tests.integration.faults import AwsCalls, Fault, HandlerCrashed, Mode, empty_aws
+from tests.conftest import ApiClient, FixedClock, assert_error, onboard, state_snapshot, unique_user
+from tests.integration.faults import AwsCalls, Fault, HandlerCrashed, Mode, answer_to_a_crashed_handler, empty_aws
 from tests.invariants import StoredState, check_invariants
 
 COMMIT = "dynamodb.TransactWriteItems"
@@ -127,6 +127,10 @@ def run_with_fault(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath, 
     # Then the fault hit the call the clean run made at that position
     assert fault.fired_at == operation
     assert crashed == (mode is Mode.CRASH_AFTER)
+    if crashed:
+        # And the caller, whose Lambda died, got API Gateway's DEFAULT_5XX answer: 503 with Retry-After
+        answer = answer_to_a_crashed_handler()
+        assert answer.status == 503 and int(answer.headers["Retry-After"]) > 0
     # And no invariant is broken even before the janitor ran (an orphan secret is queued for deletion)
     after_fault = check_invariants(settled=False)
     # And the change committed exactly when the commit itself went through
@@ -186,3 +190,74 @@ def test_a_timed_out_create_that_committed_keeps_its_secret(client, aws_calls):
     [record] = [record for record in state.keys.values() if record.user_id == "carol"]
     assert record.is_active(datetime.now(UTC))
     assert record.key_id in state.secrets
+
+
+def test_a_crashed_handler_is_answered_503_with_retry_after_in_the_error_shape():
+    # Given the Gateway Response API Gateway uses when a function dies or times out (template.yaml)
+    answer = answer_to_a_crashed_handler()
+    # Then the caller of a crashed mutation is told to retry, in DESIGN.md's error shape
+    assert answer.status == 503
+    assert int(answer.headers["Retry-After"]) > 0
+    assert answer.body["error"]["code"] == "SERVICE_UNAVAILABLE" and answer.body["error"]["message"]
+
+
+READ_ONLY_PATHS = {
+    "list": lambda client, user, key_id: client.list(user),
+    "audit": lambda client, user, key_id: client.audit(key_id, user),
+}
+
+
+@pytest.mark.parametrize("mode", [Mode.FAIL_BEFORE, Mode.LOST_RESPONSE], ids=str)
+@pytest.mark.parametrize("route", sorted(READ_ONLY_PATHS))
+def test_each_aws_call_of_a_read_failing_in_turn_answers_503(client, aws_calls, route, mode):
+    # Given a user with a key, and the AWS calls a clean read of the route makes
+    send = READ_ONLY_PATHS[route]
+    onboard("alice")
+    key_id = create_keys(client, "alice", 1)[0]
+    with aws_calls.recording() as operations:
+        assert send(client, "alice", key_id).status == 200
+    assert operations and set(operations) <= READS
+    before = state_snapshot()
+    for index, operation in enumerate(operations):
+        # When that call fails (before reaching AWS, or with its response lost)
+        fault = aws_calls.arm(Fault(mode, index=index))
+        response = send(client, "alice", key_id)
+        aws_calls.disarm()
+        # Then the caller gets 503 with Retry-After, and nothing was written
+        assert fault.fired_at == operation
+        assert_error(response, 503, "SERVICE_UNAVAILABLE")
+        assert state_snapshot() == before
+
+
+def test_a_fault_between_the_batches_of_a_large_revoke_all_leaves_the_first_batch_revoked(client, aws_calls,
+                                                                                         identity):
+    from keygate.models import now_utc
+    from keygate_dev.events import seed_key
+
+    # Given 35 keys to revoke (25 expired ones count too), more than one transaction holds (30)
+    onboard("alice")
+    now = now_utc()
+    for days_ago in range(26, 1, -1):
+        seed_key(identity, "alice", at=now - timedelta(days=days_ago), expires_days=1)
+    for _ in range(10):
+        seed_key(identity, "alice")
+    token = client.step_up("alice", "api_keys:revoke_all")
+    # When the second batch's commit fails (the calls are: Query, first commit, second commit)
+    fault = aws_calls.arm(Fault(Mode.FAIL_BEFORE, index=2))
+    response = client.call("DELETE", "/v1/trade/api-keys/all", step_up=token)
+    aws_calls.disarm()
+    assert fault.fired_at == COMMIT
+    # Then the caller is told to retry, and the first batch stands: revoked, audited, queued for deletion
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    state = check_invariants(settled=False)
+    revoked = [record for record in state.keys.values() if record.revoked_at is not None]
+    assert len(revoked) == service.REVOCATIONS_PER_TRANSACTION
+    # And after the janitor ran, no revoked key has a secret
+    service.run_secret_janitor(clock=janitor_clock())
+    check_invariants(settled=True)
+    # When the caller retries: the token was spent with the first batch, a new confirmation revokes the rest
+    assert_error(client.call("DELETE", "/v1/trade/api-keys/all", step_up=token), 403, "STEP_UP_REQUIRED")
+    retried = client.revoke_all()
+    assert retried.status == 200 and retried.json()["revoked_count"] == 35 - service.REVOCATIONS_PER_TRANSACTION
+    state = check_invariants(settled=True)
+    assert all(record.revoked_at is not None for record in state.keys.values()) and not state.secrets

@@ -8,7 +8,7 @@ import pytest
 from keygate_dev import template
 from keygate_dev.gateway import LambdaContext, ProxyRequest, Response, Route, proxy_event
 from tests.conftest import assert_error
-from tests.integration.test_signature_authorizer import BOT_IP, STAGE, Outcome, gate  # noqa: F401 (fixture)
+from tests.integration.test_signature_authorizer import BOT_IP, STAGE, Outcome
 
 ORDER = b'{"symbol":"BTC-USDT","side":"buy","qty":"0.5"}'
 ROUTE = Route("POST", "/v1/trade/orders", "PlaceOrderFunction")

@@ -137,3 +137,18 @@ def test_revoke_all_needs_a_session(client, alice):
     assert_error(client.call("DELETE", "/v1/trade/api-keys/all", user=None), 401, "UNAUTHORIZED")
     assert client.list().json()["api_keys"][0]["api_key"] == key_id
     assert store.secret_exists(key_id)
+
+
+@pytest.mark.parametrize("route", ["update", "revoke", "audit"])
+def test_a_malformed_key_id_is_refused_without_any_lookup(client, alice, aws_calls, route):
+    # Given an id with a valid prefix and length whose checksum is wrong
+    key_id = client.create().json()["api_key"]
+    typo = key_id[:-1] + ("A" if key_id[-1] != "A" else "B")
+    send = {"update": lambda: client.update(typo, label="x"), "revoke": lambda: client.revoke(typo),
+            "audit": lambda: client.audit(typo)}[route]
+    # When a route is called with it
+    with aws_calls.recording() as operations:
+        response = send()
+    # Then it is not found, and no AWS call was made for it (the step-up check needs none)
+    assert_error(response, 404, "KEY_NOT_FOUND")
+    assert operations == []

@@ -8,7 +8,9 @@ import pytest
 
 from keygate import service, store
 from keygate.models import now_utc
-from tests.conftest import assert_error, table_items
+from tests.conftest import assert_error, onboard, table_items
+from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws
+from tests.invariants import stored_state
 
 SECRET_WINDOW = 12  # any 12 characters of the secret's random part count as a leak
 
@@ -91,3 +93,57 @@ def test_a_secret_pasted_into_a_request_is_not_echoed_back(client, alice, captur
     assert_error(response, 400, "INVALID_REQUEST")
     assert not _leaks(secret, response.body), response.body
     assert not _leaks(secret, "\n".join(captured_logs.lines()))
+
+
+@pytest.mark.parametrize("mode", list(Mode), ids=str)
+def test_no_fault_on_the_create_path_puts_the_secret_in_a_log_or_an_answer(client, alice, aws_calls,
+                                                                            captured_logs, mode):
+    # Given the AWS calls of a clean create
+    with aws_calls.recording() as operations:
+        assert client.create(label="bot").status == 201
+    checked = 0
+    for index, operation in enumerate(operations):
+        # When that call fails (before reaching AWS, by a crash after it, or with its response lost)
+        empty_aws()
+        onboard("alice")
+        fault = aws_calls.arm(Fault(mode, index=index))
+        response = None
+        try:
+            response = client.create(label="bot")
+        except HandlerCrashed:
+            pass
+        finally:
+            aws_calls.disarm()
+        assert fault.fired_at == operation
+        # Then whatever secret was stored (a key's, or an orphan's awaiting the janitor) appears neither
+        # in the answer nor in any log line, nor in what the janitor reports
+        secrets = list(stored_state().secrets.values())
+        janitor = service.run_secret_janitor(clock=lambda: now_utc() + timedelta(hours=1))
+        shown = "" if response is None else response.body + json.dumps(response.headers)
+        logged = "\n".join(captured_logs.lines())
+        for secret in secrets:
+            if response is not None and response.status == 201:
+                continue  # a create that succeeded after all shows its secret once, as it must
+            assert not _leaks(secret, shown), (operation, response.body)
+            assert not _leaks(secret, logged), operation
+            assert not _leaks(secret, repr(janitor)), operation
+            checked += 1
+    # (controls: some faults left a secret behind to look for, and the failed calls were logged)
+    assert checked > 0
+    if mode is not Mode.CRASH_AFTER:
+        assert "aws call failed" in "\n".join(captured_logs.lines())
+
+
+def test_an_unexpected_bug_is_a_json_500_that_reveals_nothing(client, alice, monkeypatch, captured_logs):
+    # Given a bug deep in the service (here: an exception nobody expected)
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail: table keygate-test-keys, partition USER#alice")
+
+    monkeypatch.setattr(service, "list_api_keys", broken)
+    # When the route runs
+    response = client.list()
+    # Then the caller gets a 500 in the error shape, never a bare 500, without the internals
+    error = assert_error(response, 500, "INTERNAL_ERROR")
+    assert "internal detail" not in response.body and "USER#" not in error["message"]
+    # And the bug is logged for the operators
+    assert "unhandled error" in "\n".join(captured_logs.lines())

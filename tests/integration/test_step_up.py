@@ -8,7 +8,7 @@ import pytest
 
 from keygate_dev.gateway import ProxyRequest, invoke
 from keygate_dev.identity import SigningKey
-from tests.conftest import assert_error, onboard, state_snapshot
+from tests.conftest import assert_error, onboard, state_snapshot, table_items
 
 MUTATIONS = {
     "create": ("POST", "/v1/trade/api-keys", "api_keys:create", {"label": "bot"}),
@@ -156,3 +156,16 @@ def test_no_route_runs_without_the_session_authorizers_context(client, identity,
 def test_the_principal_id_alone_identifies_the_user(client, existing_key):
     response = invoke(ProxyRequest(method="GET", path="/v1/trade/api-keys"), {"principalId": "alice"})
     assert [view["api_key"] for view in response.json()["api_keys"]] == [existing_key]
+
+
+def test_a_used_token_is_recorded_with_a_ttl_that_outlives_its_acceptance(client, identity, alice):
+    # Given a valid create token issued now
+    issued = int(time.time())
+    token = identity.step_up_token("alice", "api_keys:create", now=issued)
+    # When it is used
+    assert client.call("POST", "/v1/trade/api-keys", body={}, step_up=token).status == 201
+    # Then its jti is recorded with a TTL no earlier than the last moment the token could pass the age check
+    # (iat + StepUpMaxAgeSeconds + the clock skew allowed), and no later than needed
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    [record] = [item for item in table_items() if item["pk"] == f"STEPUP#{jti}"]
+    assert record["expires_ttl"] == issued + 300 + 30

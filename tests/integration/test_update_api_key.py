@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import keys
-from keygate.models import now_utc
+from keygate import keys, store
+from keygate.models import AccountState, now_utc
 from keygate_dev.events import seed_key
 from tests.conftest import assert_error, onboard, state_snapshot
 
@@ -155,3 +155,15 @@ def test_withdraw_keys_keep_a_non_empty_whitelist(client, alice):
 def test_update_needs_a_session(client, key_id):
     assert_error(client.call("PATCH", f"/v1/trade/api-keys/{key_id}", user=None, body={"label": "x"}),
                  401, "UNAUTHORIZED")
+
+
+def test_adding_a_permission_after_the_account_lost_its_onboarding_is_refused(client, identity):
+    # Given a read key of a user whose account record no longer says onboarding is complete
+    onboard("carol")
+    key_id = seed_key(identity, "carol").api_key
+    store.put_account_state("carol", AccountState())
+    before = state_snapshot()
+    # When trade is added
+    # Then it is refused with ONBOARDING_REQUIRED and nothing changes
+    assert_error(client.update(key_id, user="carol", permissions=["read", "trade"]), 403, "ONBOARDING_REQUIRED")
+    assert state_snapshot() == before

@@ -96,6 +96,23 @@ def test_refused_labels(client, any_key_id, route, label):
     assert state_snapshot() == before
 
 
+@pytest.mark.parametrize("label", [
+    pytest.param(5, id="number"),
+    pytest.param(1.5, id="float"),
+    pytest.param(True, id="bool"),
+    pytest.param(["bot"], id="list"),
+    pytest.param({"text": "bot"}, id="object"),
+])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_label_that_is_not_a_string_is_refused(client, any_key_id, route, label):
+    error = assert_error(_send(client, route, any_key_id, body={"label": label}), 400, "INVALID_REQUEST")
+    assert error["message"].startswith("label")
+
+
+def test_a_null_label_on_create_is_refused_not_treated_as_empty(client, alice):
+    assert_error(client.create(label=None), 400, "INVALID_REQUEST")
+
+
 # -------------------------------------------------------------- permissions
 @pytest.mark.parametrize(("permissions", "stored"), [
     (["read"], ["read"]),

@@ -56,6 +56,7 @@ from keygate.models import (
     RevokedApiKey,
     UpdateApiKeyRequest,
     UpdatedApiKey,
+    iso,
     now_utc,
 )
 from keygate.observability import logger, metrics
@@ -66,7 +67,7 @@ MAX_COMMIT_ATTEMPTS = 5
 # one more is the step-up use: 30 keys fit within DynamoDB's 100 items.
 REVOCATIONS_PER_TRANSACTION = 30
 JANITOR_PERIOD = timedelta(minutes=5)
-TOKEN_REUSED = "This passkey confirmation has already been used; confirm again."
+TOKEN_REUSED = "This passkey confirmation has already been used; confirm again."  # noqa: S105  # nosec B105  # message
 
 
 def _prerequisites(account: AccountState, permissions: Iterable[str]) -> None:
@@ -129,7 +130,7 @@ def create_api_key(user_id: str, request: CreateApiKeyRequest, *, step_up_token:
     )
     audit = _audit(AuditEvent.KEY_CREATED, key_id, source_ip, now, label=record.label,
                    permissions=record.permissions, ip_whitelist=record.ip_whitelist,
-                   expires_at=None if record.expires_at is None else record.expires_at.isoformat())
+                   expires_at=iso(record.expires_at))
     for _attempt in range(MAX_COMMIT_ATTEMPTS):
         try:
             store.commit_create(record, audit, step_up, expected_keyset_version=snapshot.keyset_version,

@@ -1,0 +1,75 @@
+"""What API Gateway answers by itself (Gateway Responses in template.yaml), in DESIGN.md's error shape.
+
+Checked twice: each template renders to `{"error": {"code", "message"}}` JSON,
+and the local gateway (keygate_dev.local_api, which renders the template's
+Gateway Responses the way API Gateway does) answers an unknown route 404
+ROUTE_NOT_FOUND rather than API Gateway's default 403 "Missing Authentication Token".
+Served through Flask's test client: no port is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from keygate_dev import template
+from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
+from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
+from tests.conftest import TABLE_NAME, stack_parameters
+
+GATEWAY_RESPONSES = {resource["Properties"]["ResponseType"]: resource["Properties"]
+                     for resource in template.resources("AWS::ApiGateway::GatewayResponse").values()}
+
+
+def _rendered(text: str) -> dict:
+    """A template with API Gateway's variables filled in ($context.error.messageString is a quoted JSON string)."""
+    text = text.replace("$context.error.messageString", json.dumps('an "odd" message'))
+    return json.loads(re.sub(r"\$context\.[A-Za-z0-9_.]+", "value", text))
+
+
+@pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))
+def test_every_gateway_response_renders_the_error_shape(response_type):
+    body = _rendered(GATEWAY_RESPONSES[response_type]["ResponseTemplates"]["application/json"])
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] and body["error"]["message"]
+
+
+def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():
+    response = GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]
+    assert response["StatusCode"] == "404"
+    assert _rendered(response["ResponseTemplates"]["application/json"])["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+@pytest.fixture
+def local_gateway(identity, jwks):
+    parameters = stack_parameters(identity, jwks)
+    runner = InProcessLambdaRunner(local_functions(parameters, TABLE_NAME, {}))
+    service = KeyGateLocalApigwService(LocalApiDefinition.load(runner, parameters), runner, port=0,
+                                       access_log=False)
+    service.create()
+    return service.app.test_client()
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/trade/nothing-here"),
+    ("GET", "/"),
+    ("PUT", "/v1/trade/api-keys"),
+    ("POST", "/v1/time"),
+    ("GET", "/v2/trade/api-keys"),
+])
+def test_the_local_gateway_answers_an_unknown_route_or_method_404_route_not_found(local_gateway, method, path):
+    # When a client calls a path or method no route matches
+    response = local_gateway.open(path, method=method)
+    # Then the gateway answers 404 ROUTE_NOT_FOUND in the error shape, as the template says
+    assert response.status_code == 404, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == "ROUTE_NOT_FOUND"
+    assert response.headers["x-amzn-RequestId"] in body["error"]["message"]
+
+
+def test_the_local_gateway_still_answers_a_known_route_without_a_session_401(local_gateway):
+    # A control: a real route without Authorization is the authorizer's 401, not a missing route.
+    response = local_gateway.get("/v1/trade/api-keys")
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "UNAUTHORIZED"
