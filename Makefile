@@ -6,8 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | sha1sum | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
+# checkov has a virtual environment of its own: it pins old boto3 and packaging
+# releases that break aws-sam-cli (requirements/checkov.txt).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements/checkov.txt | sha1sum | cut -c1-12)
 
-.PHONY: test dev unit integration template-check lock clean openapi bench
+.PHONY: test dev unit integration template-check lint lock clean openapi bench
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@python=$$(scripts/find-python313) && \
@@ -17,10 +21,16 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e sdk/python
 	@rm -f $(VENV)/.installed-* && touch $@
 
-## Set up the environment if needed, then run every test and the template checks.
+$(CHECKOV_STAMP): requirements/checkov.txt
+	@python=$$(scripts/find-python313) && rm -rf $(CHECKOV_VENV) && $$python -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	@touch $@
+
+## Set up the environment if needed, then run every test, the template checks and the scanners.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 	$(MAKE) --no-print-directory template-check
+	$(MAKE) --no-print-directory lint
 
 ## Set up the environment if needed, then serve the whole API on 127.0.0.1:$(PORT) (default 3000),
 ## Docker-free, on an embedded AWS emulation (docs/local-development.md). Ctrl-C stops it.
@@ -31,6 +41,17 @@ dev: $(STAMP)
 template-check: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam validate --lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel --cached
+
+## The scanners (docs/quality.md): ruff, mypy on the layer, bandit, cfn-lint with the serverless
+## rules and checkov on both templates. Each fails the build on a finding not skipped in place.
+lint: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/bandit -c pyproject.toml -q -r layers functions dev sdk benchmarks examples scripts
+	$(BIN)/bandit -c pyproject.toml -q -r tests -s B101,B105,B106
+	$(BIN)/cfn-lint -a cfn_lint_serverless.rules -- template.yaml examples/protected-api/template.yaml
+	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml \
+	  -f template.yaml -f examples/protected-api/template.yaml
 
 unit integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/$@
@@ -52,4 +73,4 @@ lock:
 	rm -rf .lockvenv
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
