@@ -34,7 +34,7 @@ from tests.conftest import REGION, TABLE_NAME, onboard, stack_parameters
 
 # Credentials moto accepts; nothing here can reach AWS.
 AWS_BASICS = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-              "AWS_SECRET_ACCESS_KEY": "testing"}
+              "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105  # moto's fake credentials
 # The management routes' environment (Globals only); functions the template does not list yet get it too.
 REFERENCE_FUNCTION = "CreateApiKeyFunction"
 

@@ -4,13 +4,17 @@
 
 Prints two tables and writes benchmarks/results/authorizer.json:
 
-1. Warm-path latency: `api.signed_request(event)` + `SignatureAuthorizer.authorize`
-   with the key record and secret cached, next to a bare
+1. Warm-path latency with the key record and secret cached, next to a bare
    `hmac.new(...).hexdigest()` + `compare_digest` over the same string to sign,
-   as a ratio (target: at most 25 at p50). The one write of the warm path (the
-   nonce's conditional PutItem) is network I/O, so it goes to an in-memory
-   stand-in here and is counted in table 2 instead; the full Lambda handler
-   (plus its structured log line) is shown for information.
+   as a ratio (target: at most 25 at p50), for three scopes:
+   - `checks`: `api.signed_request(event)` + `SignatureAuthorizer.authorize`,
+     the nonce's conditional write kept in memory (KeyGate's own CPU work);
+   - `handler_stubbed_network`: the deployed handler (functions/signature_authorizer/app.py,
+     Powertools decorators and log line included) with the nonce PutItem going
+     through botocore (parameters, serialisation, SigV4, parsing) to a canned
+     HTTP response: what the Lambda's CPU does per request, minus the round trip;
+   - `handler_moto`: the same handler against in-process moto, nonce write
+     included, as the team's brief asks (moto's emulation time counts too).
 2. AWS calls per 1,000 requests, by service and operation, on one hot key and
    spread over 100 keys (20 with --quick), keys created through the service,
    against in-process moto with a simulated clock at --rate requests per second
@@ -43,17 +47,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
+from moto.core.models import botocore_stubber as moto_stubber
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
-import keygate_client  # noqa: E402
-from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402
-from keygate import api, signing, store  # noqa: E402
-from keygate.authorizer import SignatureAuthorizer  # noqa: E402
-from keygate.config import Config, get_config  # noqa: E402
-from keygate_dev import template  # noqa: E402
-from keygate_dev.gateway import LambdaContext, ProxyRequest, authorizer_event, resolve  # noqa: E402
+import keygate_client  # noqa: E402  # after the sys.path set-up above
+from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
+from keygate import api, signing, store  # noqa: E402  # after the sys.path set-up above
+from keygate.authorizer import SignatureAuthorizer  # noqa: E402  # after the sys.path set-up above
+from keygate.config import Config, get_config  # noqa: E402  # after the sys.path set-up above
+from keygate_dev import template  # noqa: E402  # after the sys.path set-up above
+from keygate_dev.gateway import LambdaContext, ProxyRequest, authorizer_event, resolve  # noqa: E402  # after the sys.path set-up above
 
 RESULTS = ROOT / "benchmarks" / "results" / "authorizer.json"
 STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/bench"
@@ -126,15 +133,66 @@ def _timed(function: Callable[[], Any], samples: list[int]) -> Any:
     return result
 
 
+class _CannedNetwork:
+    """botocore `before-send` hook in place of the network: PutItem answers `{}`, anything else fails.
+
+    Registered while moto's own stubber is switched off, so neither moto nor a
+    socket is involved: what remains is the Lambda's own CPU work per request.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, request: Any, event_name: str, **_: Any) -> AWSResponse:
+        if not event_name.endswith(".dynamodb.PutItem"):
+            raise RuntimeError(f"unexpected AWS call on the warm path: {event_name}")
+        self.calls += 1
+        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _RawBody(b"{}"))
+
+
+@dataclass
+class _RawBody:
+    body: bytes
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def _handler_samples(key: tuple[str, str], iterations: int, clock: SimulatedClock, *,
+                     stub_network: bool) -> list[int]:
+    """The deployed handler on `iterations` fresh signed events, after one warming event."""
+    module = template.module_for("SignatureAuthorizerFunction")
+    module._authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    handler, context = template.load_handler("SignatureAuthorizerFunction"), LambdaContext("SignatureAuthorizer")
+    prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
+    canned, client = _CannedNetwork(), store._dynamodb()
+    samples: list[int] = []
+    try:
+        with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+            assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
+            if stub_network:
+                moto_stubber.enabled = False
+                client.meta.events.register_first("before-send", canned)
+            for event in prepared[1:]:
+                assert "principalId" in _timed(lambda: handler(event, context), samples)  # noqa: B023  # called at once, within this iteration
+    finally:
+        client.meta.events.unregister("before-send", canned)
+        moto_stubber.enabled = True
+        module._authorizer = None
+    if stub_network and canned.calls != iterations:
+        raise RuntimeError(f"expected {iterations} canned nonce writes, saw {canned.calls}")
+    return samples
+
+
 def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
     clock = SimulatedClock(time.time_ns() // 1_000_000)
     authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic,
                                      storage=InMemoryWrites())
     prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
     assert authorizer.authorize(api.signed_request(prepared[0])).allowed  # warm: record and secret cached
-    authorizer_ns: list[int] = []
+    checks_ns: list[int] = []
     for event in prepared[1:]:
-        decision = _timed(lambda: authorizer.authorize(api.signed_request(event)), authorizer_ns)  # noqa: B023
+        decision = _timed(lambda: authorizer.authorize(api.signed_request(event)), checks_ns)  # noqa: B023  # called at once, within this iteration
         assert decision.allowed, decision
 
     # The bare HMAC over the very string the authorizer verified last.
@@ -148,26 +206,15 @@ def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
         assert _timed(lambda: hmac.compare_digest(hmac.new(secret_bytes, message, hashlib.sha256).hexdigest(), sent),
                       bare_ns)
 
-    # The deployed handler: the same, plus Powertools' context injection and one structured log line.
-    module = template.module_for("SignatureAuthorizerFunction")
-    module._authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic,
-                                             storage=InMemoryWrites())
-    handler, context = template.load_handler("SignatureAuthorizerFunction"), LambdaContext("SignatureAuthorizer")
-    prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
-    handler_ns: list[int] = []
-    try:
-        with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
-            handler(prepared[0], context)
-            for event in prepared[1:]:
-                _timed(lambda: handler(event, context), handler_ns)  # noqa: B023
-    finally:
-        module._authorizer = None
-
-    authorizer_stats, bare_stats = percentiles(authorizer_ns), percentiles(bare_ns)
-    return {"iterations": iterations, "authorizer": authorizer_stats, "bare_hmac": bare_stats,
-            "handler": percentiles(handler_ns),
-            "ratio_p50": round(authorizer_stats["p50_us"] / bare_stats["p50_us"], 2),
-            "ratio_p99": round(authorizer_stats["p99_us"] / bare_stats["p99_us"], 2), "target_ratio_p50": RATIO_TARGET}
+    bare = percentiles(bare_ns)
+    scopes = {"checks": percentiles(checks_ns),
+              "handler_stubbed_network": percentiles(_handler_samples(key, iterations, clock, stub_network=True)),
+              "handler_moto": percentiles(_handler_samples(key, iterations, clock, stub_network=False))}
+    for figures in scopes.values():
+        figures["ratio_p50"] = round(figures["p50_us"] / bare["p50_us"], 2)
+        figures["ratio_p99"] = round(figures["p99_us"] / bare["p99_us"], 2)
+        figures["target_met"] = figures["ratio_p50"] <= RATIO_TARGET
+    return {"iterations": iterations, "bare_hmac": bare, **scopes, "target_ratio_p50": RATIO_TARGET}
 
 
 def call_counts(key_set: list[tuple[str, str]], requests: int, rate_per_second: float, *,
@@ -195,12 +242,16 @@ def targets(result: dict[str, Any], config: Config) -> dict[str, Any]:
     seconds, key_count = result["simulated_seconds"], result["keys"]
     secret_bound = key_count * math.ceil(seconds / config.secret_cache_ttl_seconds)
     read_bound = key_count * (math.ceil(seconds / config.record_cache_ttl_seconds) + 1)
+    touch_bound = key_count * math.ceil(seconds / config.last_used_interval_seconds)
     secret_calls = result["calls"].get("secretsmanager.GetSecretValue", 0)
     key_reads = result["calls"].get("dynamodb.GetItem", 0)
+    touches = result["calls"].get("dynamodb.UpdateItem", 0)
     return {"secretsmanager_calls": secret_calls, "secretsmanager_bound": secret_bound,
             "secretsmanager_ok": secret_calls <= secret_bound,
             "dynamodb_key_reads": key_reads, "dynamodb_key_read_bound": read_bound,
-            "dynamodb_key_reads_ok": key_reads <= read_bound}
+            "dynamodb_key_reads_ok": key_reads <= read_bound,
+            "last_used_updates": touches, "last_used_update_bound": touch_bound,
+            "last_used_updates_ok": touches <= touch_bound}
 
 
 def seed_keys(stack: LocalStack, count: int) -> list[tuple[str, str]]:
@@ -215,7 +266,10 @@ def seed_keys(stack: LocalStack, count: int) -> list[tuple[str, str]]:
 
 def run(quick: bool = False, rate_per_second: float = 50.0) -> dict[str, Any]:
     """Every figure of this benchmark as one JSON-ready dict (benchmarks/run.py calls this too)."""
-    iterations, requests, key_count = (500, 200, 20) if quick else (20_000, 1000, MANY_KEYS)
+    # Full run: 20,000 requests at 50/s = 400 simulated seconds, past the secret TTL (300 s), so its expiry
+    # is counted; the naive authorizer's counts are the same for every request, so 2,000 show them.
+    iterations, requests, naive_requests, key_count = ((500, 200, 200, 20) if quick
+                                                       else (20_000, 20_000, 2_000, MANY_KEYS))
     with local_stack() as stack:
         config = get_config()
         keys = seed_keys(stack, key_count)
@@ -227,9 +281,10 @@ def run(quick: bool = False, rate_per_second: float = 50.0) -> dict[str, Any]:
         for name, key_set in (("hot_key", keys[:1]), (f"{key_count}_keys", keys)):
             cached = call_counts(key_set, requests, rate_per_second, naive=False)
             report["aws_calls"][name] = {**cached, "targets": targets(cached, config)}
-            report["aws_calls"][f"{name}_naive"] = call_counts(key_set, requests, rate_per_second, naive=True)
-    report["targets_met"] = report["latency"]["ratio_p50"] <= RATIO_TARGET and all(
+            report["aws_calls"][f"{name}_naive"] = call_counts(key_set, naive_requests, rate_per_second, naive=True)
+    report["targets_met"] = report["latency"]["checks"]["target_met"] and all(
         scenario["targets"]["secretsmanager_ok"] and scenario["targets"]["dynamodb_key_reads_ok"]
+        and scenario["targets"]["last_used_updates_ok"]
         for scenario in report["aws_calls"].values() if "targets" in scenario)
     return report
 
@@ -237,14 +292,15 @@ def run(quick: bool = False, rate_per_second: float = 50.0) -> dict[str, Any]:
 def print_tables(report: dict[str, Any]) -> None:
     timing = report["latency"]
     print(f"Warm path (key and secret cached), {timing['iterations']} requests, microseconds")
-    print(f"{'':44} {'p50':>9} {'p99':>9}")
-    for label, name in (("bare hmac.new().hexdigest() + compare_digest", "bare_hmac"),
-                        ("authorizer (event parse + checks 1-7)", "authorizer"),
-                        ("Lambda handler (+ Powertools, log line)", "handler")):
-        print(f"{label:44} {timing[name]['p50_us']:9.2f} {timing[name]['p99_us']:9.2f}")
-    verdict = "ok" if timing["ratio_p50"] <= RATIO_TARGET else "OVER TARGET"
-    print(f"{'ratio authorizer / bare hmac':44} {timing['ratio_p50']:9.1f} {timing['ratio_p99']:9.1f}"
-          f"   (target p50 <= {RATIO_TARGET}: {verdict})")
+    print(f"{'':44} {'p50':>9} {'p99':>9} {'ratio p50':>10}")
+    print(f"{'bare hmac.new().hexdigest() + compare_digest':44} {timing['bare_hmac']['p50_us']:9.2f} "
+          f"{timing['bare_hmac']['p99_us']:9.2f}")
+    for label, name in (("checks (nonce write in memory)", "checks"),
+                        ("handler, nonce PutItem to a canned response", "handler_stubbed_network"),
+                        ("handler against moto, nonce write included", "handler_moto")):
+        verdict = "ok" if timing[name]["target_met"] else "over target"
+        print(f"{label:44} {timing[name]['p50_us']:9.2f} {timing[name]['p99_us']:9.2f} "
+              f"{timing[name]['ratio_p50']:9.1f}x  ({verdict}: p50 <= {RATIO_TARGET}x)")
     for name, scenario in report["aws_calls"].items():
         if "targets" not in scenario:
             continue

@@ -4,6 +4,7 @@ Each measurement is a fresh interpreter (`python -S`, so the venv's
 site-packages are not on the path) that sees what a Lambda sees: sys.path is
 the function's CodeUri, then a copy of the layer, then the runtime's boto3
 (symlink forests of the same pinned distributions the venv holds: what
+KeyGate imports from the AWS-managed Powertools layer, what
 layers/common/requirements.txt resolves to, plus `keygate`; and boto3 with its
 dependencies). It gets the function's environment from template.yaml and the
 Lambda variables (LAMBDA_TASK_ROOT makes the X-Ray SDK behave as on Lambda),
@@ -16,13 +17,13 @@ interpreter. Times run from the parent's spawn to the child's response (both
 read CLOCK_MONOTONIC), so interpreter start-up counts for both; the ratio is
 median(function) / median(baseline).
 
-Two layer variants:
-- `as_built`: `sam build` ships the layer without bytecode (no .pyc), and
-  /opt is read-only on Lambda, so every cold start compiles every module it
-  imports from the layer (botocore included, which shadows the runtime's
-  compiled copy). The runtime's boto3 is assumed compiled, as AWS ships it.
-- `precompiled`: the same layer with bytecode compiled ahead of time, what
-  the build would give with `compileall` (the fix proposed in the report).
+Two variants of KeyGate's own layer (the runtime and the managed Powertools
+layer ship bytecode in both):
+- `no_bytecode`: the layer without .pyc files, as `BuildMethod: python3.13`
+  built it; /opt is read-only on Lambda, so every cold start compiles the
+  keygate modules it imports.
+- `as_built`: the layer with the bytecode layers/common/Makefile compiles
+  (`compileall --invalidation-mode unchecked-hash`), as `sam build` ships it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import json
 import os
 import re
 import statistics
-import subprocess
+import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 import tempfile
 import time
@@ -45,7 +46,13 @@ from typing import Any
 
 from benchmarks import authorizer_bench
 from benchmarks._stack import AWS_BASICS, LocalStack, function_property, local_stack
-from benchmarks.package_size import LAYER_SOURCE, layer_requirements, resolve_distributions
+from benchmarks.package_size import (
+    LAYER_SOURCE,
+    RUNTIME_REQUIREMENTS,
+    layer_requirements,
+    managed_powertools_distributions,
+    resolve_distributions,
+)
 from keygate.models import CreatedApiKey
 from keygate_dev import gateway, template
 from keygate_dev.events import response_status
@@ -56,6 +63,7 @@ TARGET_RATIO = 1.3
 # The smoke run: the authorizer (it has the target) and the heaviest management path (PyJWT, cryptography).
 QUICK_FUNCTIONS = (AUTHORIZER, "CreateApiKeyFunction")
 BASELINE = "baseline"
+VARIANTS = ("no_bytecode", "as_built")  # KeyGate's layer before and after layers/common/Makefile
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:k3yg4t3abc/dev/{method}{path}"
 
 # Runs in the fresh interpreter: only the standard library before the handler's own imports.
@@ -127,27 +135,40 @@ def build_forest(target: Path, distributions: Iterable[str],
 
 @dataclass
 class LambdaPath:
-    """/opt/python (the layer) and the runtime's boto3, as directories on this machine."""
+    """/opt/python (KeyGate's layer and the managed Powertools layer) and the runtime's boto3, on this machine.
+
+    Lambda unpacks both layers into the one /opt/python; two directories on
+    sys.path behave alike, and let the variants compile one and not the other.
+    """
 
     layer: Path
+    powertools_layer: Path
     runtime: Path
     layer_distributions: list[str]
     runtime_distributions: list[str]
 
     @classmethod
     def build(cls, root: Path) -> LambdaPath:
-        layer = build_forest(root / "opt-python", resolve_distributions(layer_requirements()),
+        layer = build_forest(root / "opt-python-keygate", resolve_distributions(layer_requirements()),
                              {"keygate": LAYER_SOURCE / "keygate"})
-        runtime = build_forest(root / "runtime", resolve_distributions(["boto3"]))
-        # The runtime ships compiled; the layer, as sam build makes it, does not.
+        managed = build_forest(root / "opt-python-powertools", managed_powertools_distributions())
+        runtime = build_forest(root / "runtime", resolve_distributions(RUNTIME_REQUIREMENTS))
+        # The runtime ships compiled, and so does the managed Powertools layer (its release canary fails
+        # on any source compiled at import); our layer is compiled only in the `as_built` variant.
         _compile(root / "runtime")
-        return cls(root / "opt-python", root / "runtime", layer, runtime)
+        _compile(root / "opt-python-powertools")
+        return cls(root / "opt-python-keygate", root / "opt-python-powertools", root / "runtime",
+                   sorted({*layer, *managed}), runtime)
+
+    def python_path(self, code_dir: Path) -> str:
+        return os.pathsep.join(map(str, (code_dir, self.layer, self.powertools_layer, self.runtime)))
 
 
-def _compile(directory: Path) -> None:
+def _compile(directory: Path, *, invalidation_mode: str = "timestamp") -> None:
     # A process of its own: compileall's workers would otherwise re-import this program.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(directory)], check=True,
-                   stdout=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", invalidation_mode,
+               str(directory)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
 
 
 # ---------------------------------------------------------------- first events
@@ -229,7 +250,7 @@ class ColdStarts:
             return {**base, **AWS_BASICS, "PYTHONPATH": str(self.path.runtime)}
         memory = str(function_property(function_id, "MemorySize"))
         return {**base, **self.stack.environment(function_id),
-                "PYTHONPATH": os.pathsep.join(map(str, (code_dir, self.path.layer, self.path.runtime))),
+                "PYTHONPATH": self.path.python_path(code_dir),
                 "LAMBDA_TASK_ROOT": str(code_dir), "AWS_LAMBDA_FUNCTION_NAME": function_id,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
@@ -258,7 +279,7 @@ class ColdStarts:
         command = [sys.executable, "-S", *(["-X", "importtime"] if profile else []), "-c", _CHILD,
                    str(result_path), str(event_path), handler_spec]
         spawned_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        finished = subprocess.run(command, env=environment, cwd=code_dir or scratch, text=True,
+        finished = subprocess.run(command, env=environment, cwd=code_dir or scratch, text=True,  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, check=False)
         if finished.returncode != 0 or not result_path.exists():
             raise RuntimeError(f"{function_id}: the cold start failed:\n{finished.stderr[-3000:]}")
@@ -354,9 +375,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         cold = ColdStarts(stack, path, scratch)
         cold.run_once(BASELINE)  # the moto server's and the page cache's first touch, not counted
         variants: dict[str, Any] = {}
-        for variant in ("as_built", "precompiled"):
-            if variant == "precompiled":
-                _compile(path.layer)
+        for variant in VARIANTS:
+            if variant == "as_built":
+                _compile(path.layer, invalidation_mode="unchecked-hash")  # what layers/common/Makefile does
             summary = summarise(cold.measure(function_ids, repeats))
             profile = {}
             if AUTHORIZER in summary:

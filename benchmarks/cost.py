@@ -1,8 +1,10 @@
 """Cost per million authorized requests (issue 5, benchmark 2).
 
-Prices: AWS on-demand list prices for us-east-1, Lambda on arm64, as read on
-the AWS pricing pages in 2026-11 (DynamoDB after its November 2024
-reduction). They change: re-check https://aws.amazon.com/lambda/pricing/,
+Prices: AWS on-demand list prices for us-east-1, Lambda on arm64, as
+written down on 2026-11-24 (DynamoDB's on-demand prices are those in force
+since its 2024-11-01 reduction). This machine cannot reach the pricing pages,
+so they were not re-read online that day: re-check
+https://aws.amazon.com/lambda/pricing/,
 https://aws.amazon.com/dynamodb/pricing/on-demand/ and
 https://aws.amazon.com/secrets-manager/pricing/ before quoting a figure.
 API Gateway ($3.50 per million REST calls, the same whatever the authorizer
@@ -14,9 +16,12 @@ benchmarks/authorizer_bench.py: the real SignatureAuthorizer against moto on
 a simulated clock, one warm instance.
 
 Billed duration per request: the deployed handler's warm-path p50 from the
-same benchmark (Powertools and the log line included, AWS calls excluded),
-plus an assumed latency for each AWS call the request makes, as a Lambda in
-the same region sees it; rounded up to the millisecond, as Lambda bills.
+same benchmark (Powertools, the log line and botocore's client-side work for
+the nonce write included, the network round trip excluded), plus an assumed
+round trip for each AWS call the request makes, as a Lambda in the same
+region sees it; rounded up to the millisecond, as Lambda bills. Measured on
+this x86_64 machine, not on Graviton: the duration is an estimate, but at
+these sizes the bill is dominated by the per-request and per-call prices.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ AUTHORIZER_FUNCTION = "SignatureAuthorizerFunction"
 PRICES = {
     "taken": "2026-11",
     "region": "us-east-1",
-    "source": "AWS pricing pages, on-demand list prices; re-check before quoting",
+    "written_down": "2026-11-24",
+    "source": "AWS pricing pages, on-demand list prices (not re-read online on that day); re-check before quoting",
     "lambda_per_million_requests": 0.20,
     "lambda_arm64_per_gb_second": 0.0000133334,
     "dynamodb_per_million_write_request_units": 0.625,
@@ -44,7 +50,7 @@ PRICES = {
 READ_UNITS = {"dynamodb.GetItem": 1.0}
 WRITE_UNITS = {"dynamodb.PutItem": 1.0, "dynamodb.UpdateItem": 1.0}
 SECRETS_MANAGER_CALLS = ("secretsmanager.GetSecretValue",)
-# Assumed p50 latency per call seen from a Lambda in the same region (SDK, network and service).
+# Assumed p50 round trip per call seen from a Lambda in the same region (network and service).
 ASSUMED_LATENCY_MS = {"dynamodb.GetItem": 4.0, "dynamodb.PutItem": 6.0, "dynamodb.UpdateItem": 6.0,
                       "secretsmanager.GetSecretValue": 15.0}
 
@@ -78,7 +84,7 @@ def run(quick: bool = False, authorizer: dict[str, Any] | None = None) -> dict[s
     """Cost per scenario of `authorizer` (authorizer_bench.run's report; run here when not given)."""
     report = authorizer if authorizer is not None else authorizer_bench.run(quick)
     memory_mb = int(function_property(AUTHORIZER_FUNCTION, "MemorySize"))
-    own_work_ms = report["latency"]["handler"]["p50_us"] / 1000
+    own_work_ms = report["latency"]["handler_stubbed_network"]["p50_us"] / 1000
     scenarios = {}
     for name, counted in report["aws_calls"].items():
         scenarios[name] = {"keys": counted["keys"], "rate_per_second": counted["rate_per_second"],
