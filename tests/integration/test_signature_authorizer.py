@@ -24,12 +24,14 @@ from keygate.config import get_config, reset_config
 from keygate_dev import template
 from keygate_dev.gateway import LambdaContext, ProxyRequest, Route, authorizer_event, resolve
 from tests.conftest import REGION, TABLE_NAME, ApiClient, onboard, stack_parameters, table_items
-from tests.integration.faults import Fault, Mode
+from tests.integration.faults import AWS_FAULTS, Fault, Mode
 
 FUNCTION_ID = "SignatureAuthorizerFunction"
 STAGE = "test"
 STAGE_URL = f"https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/{STAGE}"
 BOT_IP = "203.0.113.10"
+# What API Gateway answers when the authorizer fails (raises anything but "Unauthorized"), as deployed.
+AUTHORIZER_FAILURE = template.gateway_responses()["AUTHORIZER_FAILURE"]
 
 
 @dataclass
@@ -90,7 +92,7 @@ class Gate:
         except api.AuthorizerDenied as refused:
             return Outcome(401, error=refused)
         except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_FAILURE
-            return Outcome(503, error=failure)
+            return Outcome(int(AUTHORIZER_FAILURE["StatusCode"]), error=failure)
         effects = {statement["Effect"] for statement in policy["policyDocument"]["Statement"]}
         return Outcome(200 if effects == {"Allow"} else 403, policy=policy)
 
@@ -344,16 +346,30 @@ def test_the_secret_never_appears_in_logs_context_or_policy(gate, captured_logs)
 
 
 # ------------------------------------------------------------------ faults
-@pytest.mark.parametrize("operation", ["dynamodb.GetItem", "secretsmanager.GetSecretValue", "dynamodb.PutItem"])
-def test_an_aws_fault_fails_the_authorizer_instead_of_allowing_or_401(gate, aws_calls, operation):
-    # Given a key, and the AWS call failing
+# The authorizer's AWS calls for a key it has not cached, in order (the fault's index counts from 0).
+AUTHORIZER_CALLS = {"key pointer": (0, "dynamodb.GetItem"), "key record": (1, "dynamodb.GetItem"),
+                    "secret": (2, "secretsmanager.GetSecretValue"), "nonce": (3, "dynamodb.PutItem")}
+
+
+@pytest.mark.parametrize("call", sorted(AUTHORIZER_CALLS))
+@pytest.mark.parametrize("fault", AWS_FAULTS, ids=["unavailable", "internal-error", "throttled", "unreachable"])
+def test_an_aws_fault_is_a_503_never_an_allow_nor_a_401(gate, aws_calls, call, fault):
+    # Given a key, and one of the authorizer's AWS calls failing after botocore's retries (or never connecting)
     key = gate.create_key()
-    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation=operation))
+    index, operation = AUTHORIZER_CALLS[call]
+    armed = aws_calls.arm(Fault(Mode.FAIL_BEFORE, index=index, error=fault(operation)))
     # When a correctly signed request arrives
     outcome = gate.send(key)
-    # Then the authorizer raises something other than "Unauthorized": API Gateway answers AUTHORIZER_FAILURE (503)
-    assert outcome.status == 503, outcome
-    assert str(outcome.error) != "Unauthorized"
+    # Then the call that failed is the one meant, and the authorizer raised something other than
+    # "Unauthorized": no policy at all, so API Gateway answers its AUTHORIZER_FAILURE response ...
+    assert armed.fired_at == operation
+    assert outcome.policy is None and str(outcome.error) != "Unauthorized"
+    assert not isinstance(outcome.error, api.AuthorizerDenied)
+    # ... which the template makes a 503 with Retry-After in the error shape, never a bare 500
+    assert outcome.status == 503
+    assert int(AUTHORIZER_FAILURE["ResponseParameters"]["Headers"]["Retry-After"].strip("'")) > 0
+    assert json.loads(AUTHORIZER_FAILURE["ResponseTemplates"]["application/json"])["error"]["code"] \
+        == "SERVICE_UNAVAILABLE"
 
 
 def test_a_failed_last_use_refresh_never_denies(gate, aws_calls):

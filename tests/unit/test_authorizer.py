@@ -154,29 +154,104 @@ def test_a_signed_request_is_allowed_with_a_flat_context(world):
     assert storage.calls == ["get_key_owner", "get_key", "get_secret", "record_nonce", "touch_last_used"]
 
 
-def test_worked_examples_are_accepted_by_the_authorizer_byte_for_byte(monkeypatch):
-    # Given SIGNING.md's illustrative key id (not the real format, so check 3 is told to accept it)
+EXAMPLE_KEY_ID = "kg_live_example_key_id"
+EXAMPLE_GET_HEADERS = {
+    "X-KG-API-KEY": EXAMPLE_KEY_ID, "X-KG-TIMESTAMP": "1767225600000", "X-KG-RECV-WINDOW": "5000",
+    "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8a", "X-KG-CONTENT-SHA256": signing.EMPTY_BODY_SHA256,
+    "X-KG-SIGNATURE": "458772e593bd5f81e4cb9b146b16e1e8a75a42580340dd6f32473997dbd907b8"}
+EXAMPLE_POST_HEADERS = {  # names in lower case: API Gateway passes them as the client wrote them
+    "x-kg-api-key": EXAMPLE_KEY_ID, "x-kg-timestamp": "1767225601234", "x-kg-nonce": "Zx9_-abcdefghijklmnop",
+    "x-kg-content-sha256": "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911",
+    "x-kg-signature": "23f9060393b44bb2a737180972e288379a142a69cc142a08f262a973f7a04ff2"}
+EXAMPLE_POST_STRING_TO_SIGN = (
+    "KG1-HMAC-SHA256\n1767225601234\n\nZx9_-abcdefghijklmnop\nkg_live_example_key_id\nPOST\n/v1/trade/orders\n"
+    "a=10&a=2&client%20id=a%20b%2Fc&symbol=BTC-USDT\n91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911")
+
+
+@pytest.fixture
+def example_world(monkeypatch):
+    """SIGNING.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
     storage, clocks = FakeStore(), Clocks(wall_ms=1767225601234)
-    monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == "kg_live_example_key_id")
-    storage.records["kg_live_example_key_id"] = ApiKeyRecord(
-        key_id="kg_live_example_key_id", user_id="alice", label="", permissions=["read", "trade"], ip_whitelist=[],
+    monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == EXAMPLE_KEY_ID)
+    storage.records[EXAMPLE_KEY_ID] = ApiKeyRecord(
+        key_id=EXAMPLE_KEY_ID, user_id="alice", label="", permissions=["read", "trade"], ip_whitelist=[],
         status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC))
-    storage.secrets["kg_live_example_key_id"] = "kgs_example_secret_do_not_use"
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
-    get = {"X-KG-API-KEY": "kg_live_example_key_id", "X-KG-TIMESTAMP": "1767225600000", "X-KG-RECV-WINDOW": "5000",
-           "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8a", "X-KG-CONTENT-SHA256": signing.EMPTY_BODY_SHA256,
-           "X-KG-SIGNATURE": "458772e593bd5f81e4cb9b146b16e1e8a75a42580340dd6f32473997dbd907b8"}
-    post = {"x-kg-api-key": "kg_live_example_key_id", "x-kg-timestamp": "1767225601234",
-            "x-kg-nonce": "Zx9_-abcdefghijklmnop",
-            "x-kg-content-sha256": "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911",
-            "x-kg-signature": "23f9060393b44bb2a737180972e288379a142a69cc142a08f262a973f7a04ff2"}
+    storage.secrets[EXAMPLE_KEY_ID] = "kgs_example_secret_do_not_use"
+    return SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage), storage
+
+
+def test_worked_examples_are_accepted_by_the_authorizer_byte_for_byte(example_world):
+    authorizer, _ = example_world
     # When API Gateway hands over the two example requests exactly as the page writes them
-    get_decision = authorizer.authorize(api.signed_request(event("GET", "/v1/trade/api-keys/self", "", get)))
-    post_decision = authorizer.authorize(api.signed_request(event(
-        "POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10", post)))
-    # Then both are allowed
+    get = api.signed_request(event("GET", "/v1/trade/api-keys/self", "", EXAMPLE_GET_HEADERS))
+    post = api.signed_request(event("POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10",
+                                    EXAMPLE_POST_HEADERS))
+    # Then what the authorizer signs over is the page's string to sign, byte for byte ...
+    parsed = signing.parse_signed_headers(post.headers)
+    assert signing.string_to_sign(
+        timestamp=parsed.timestamp, recv_window=parsed.recv_window, nonce=parsed.nonce, key_id=parsed.key_id,
+        method=post.method, path=post.path, query_pairs=post.query_pairs, content_sha256=parsed.content_sha256,
+    ) == EXAMPLE_POST_STRING_TO_SIGN
+    # ... and both requests are allowed
+    get_decision, post_decision = authorizer.authorize(get), authorizer.authorize(post)
     assert get_decision.allowed, get_decision
     assert post_decision.allowed, post_decision
+
+
+def test_a_literal_api_gateway_event_behind_a_custom_domain_base_path(example_world):
+    # Given the REQUEST authorizer event API Gateway sends for the POST example reached through a custom
+    # domain whose base path `trading` maps to stage `prod` (shape of the API Gateway developer guide's
+    # example): `path` carries the base path, `resource` does not; the query's repeats are only in the
+    # multi-value map; header names arrive as the client wrote them; X-Forwarded-For is the client's to set.
+    authorizer, storage = example_world
+    headers = {"Host": "api.example.com", "X-Forwarded-For": "198.51.100.1, 10.0.0.1", **{
+        name.upper() if index % 2 else name.title(): value
+        for index, (name, value) in enumerate(EXAMPLE_POST_HEADERS.items())}}
+    raw = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/POST/v1/trade/orders",
+        "resource": "/v1/trade/orders",
+        "path": "/trading/v1/trade/orders",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": {"symbol": "BTC-USDT", "client id": "a b/c", "a": "10"},
+        "multiValueQueryStringParameters": {"symbol": ["BTC-USDT"], "client id": ["a b/c"], "a": ["2", "10"]},
+        "pathParameters": {},
+        "stageVariables": {},
+        "requestContext": {
+            "path": "/trading/v1/trade/orders", "accountId": "123456789012", "resourceId": "05c7jb",
+            "stage": "prod", "requestId": "ba1d8c2a-1ae1-4e76-a3c6-0cd2a9c0f0e2",
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "bot/1.0"},
+            "resourcePath": "/v1/trade/orders", "httpMethod": "POST", "apiId": "abcdef123"},
+    }
+    # When the authorizer reads it
+    request = api.signed_request(raw)
+    decision = authorizer.authorize(request)
+    # Then it signs over the path relative to the API root, every query pair, and the connection's address
+    assert (request.path, sorted(request.query_pairs), request.source_ip) == (
+        "/v1/trade/orders", [("a", "10"), ("a", "2"), ("client id", "a b/c"), ("symbol", "BTC-USDT")], "203.0.113.10")
+    assert decision.allowed, decision
+    assert storage.calls[-2:] == ["record_nonce", "touch_last_used"]
+
+
+@pytest.mark.parametrize(("damage", "allowed"), [
+    pytest.param(lambda raw: raw.update(headers=None, multiValueHeaders=None), False, id="no headers at all"),
+    pytest.param(lambda raw: raw["headers"].update({"X-KG-NONCE": None}), False, id="null header value"),
+    pytest.param(lambda raw: raw["headers"].update({None: "x", 7: "y"}), True, id="non-string header names"),
+    pytest.param(lambda raw: raw.update(multiValueQueryStringParameters={"a": None}, queryStringParameters=None),
+                 True, id="null query values"),
+    pytest.param(lambda raw: raw.update(httpMethod=None) or raw["requestContext"].pop("httpMethod"), False,
+                 id="no method"),
+])
+def test_a_degenerate_event_is_decided_never_an_exception(world, damage, allowed):
+    authorizer, _, _, bot = world
+    raw = event("GET", "/v1/trade/api-keys/self", "", bot.headers("GET", "/v1/trade/api-keys/self"))
+    damage(raw)
+    decision = authorizer.authorize(api.signed_request(raw))
+    assert decision.allowed is allowed, decision
+    if not allowed:
+        assert decision.status == 401
 
 
 # ----------------------------------------------------- checks 1-3: no lookup
@@ -192,8 +267,10 @@ def test_every_malformed_header_is_a_401_before_any_lookup(world, name, value):
         sent[name] = value
     decision = authorizer.authorize(bot.request(headers=sent))
     if name == "x-kg-recv-window" and value is None:
-        # X-KG-RECV-WINDOW is optional (absent means 5000 ms); this bot never sends it.
-        assert decision.allowed
+        # X-KG-RECV-WINDOW is signed, so dropping it after signing breaks the signature (after the lookup) ...
+        assert (decision.allowed, decision.status, decision.code) == (False, 401, "SIGNATURE_MISMATCH")
+        # ... but it is optional: a request signed without it is allowed (absent means 5000 ms).
+        assert authorizer.authorize(bot.request(recv_window_ms=None)).allowed
         return
     assert (decision.allowed, decision.status) == (False, 401)
     assert decision.code in {"MISSING_HEADER", "MALFORMED_HEADER"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 import threading
 from collections.abc import Iterator
@@ -135,7 +135,7 @@ def test_importing_the_sdk_needs_no_server_side_package():
     code = ("import sys, keygate_client; keygate_client.sign('k', 's', 'GET', '/v1/time'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "{'boto3', 'botocore', 'aws_lambda_powertools', 'pydantic', 'keygate', 'httpx', 'requests'}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
     assert result.stdout.strip() == "[]"
 
 
@@ -143,7 +143,7 @@ def test_importing_the_sdk_needs_no_server_side_package():
 class _TimeServer(BaseHTTPRequestHandler):
     server_times: list[int] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         assert self.path == "/prod/v1/time"
         body = json.dumps({"server_time": self.server_times.pop(0)}).encode()
         self.send_response(200)
@@ -184,12 +184,12 @@ def test_server_clock_keeps_the_offset_of_the_shortest_round_trip(time_server, m
 def test_a_server_clock_makes_a_skewed_bot_acceptable():
     # Given a bot whose clock runs 10 s behind the server's
     authorizer, key_id, secret, clocks = authorizer_and_key()
-    skewed = lambda: clocks.wall_ms - 10_000  # noqa: E731
+    skewed = lambda: clocks.wall_ms - 10_000  # noqa: E731  # a named clock reads as one
     late = keygate_client.Signer(key_id, secret, clock=skewed).headers_for("GET", STAGE_URL + "/v1/x", b"")
     assert authorizer.authorize(api.signed_request(event("GET", "/v1/x", "", late))).code == "TIMESTAMP_OUT_OF_WINDOW"
     # When it corrects its clock by the measured offset
     corrected = keygate_client.ServerClock(offset_ms=10_000)
-    corrected_now = lambda: skewed() + corrected.offset_ms  # noqa: E731
+    corrected_now = lambda: skewed() + corrected.offset_ms  # noqa: E731  # a named clock reads as one
     fixed = keygate_client.Signer(key_id, secret, clock=corrected_now).headers_for("GET", STAGE_URL + "/v1/x", b"")
     # Then its requests are inside the window
     assert authorizer.authorize(api.signed_request(event("GET", "/v1/x", "", fixed))).allowed

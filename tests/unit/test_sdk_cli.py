@@ -128,7 +128,7 @@ class _CheckingServer(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = _answer  # noqa: N815  # http.server's handler method names
 
     def log_message(self, *args: object) -> None:
         pass

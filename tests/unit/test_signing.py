@@ -75,12 +75,21 @@ def test_sdk_sign_reproduces_both_worked_examples():
                               recv_window_ms=5000, nonce="n0nce-3f9c2a7e1b4d4c8a")
     post = keygate_client.sign(KEY_ID, SECRET, "post", "/v1/trade/orders",
                                keygate_client.query_pairs("?" + POST_QUERY), POST_BODY,
-                               timestamp_ms=1767225601234, nonce="Zx9_-abcdefghijklmnop")
+                               timestamp_ms=1767225601234, recv_window_ms=None, nonce="Zx9_-abcdefghijklmnop")
     # Then it sends the page's headers and signatures
     assert get == valid_headers()
     assert post == {"X-KG-API-KEY": KEY_ID, "X-KG-TIMESTAMP": "1767225601234", "X-KG-NONCE": "Zx9_-abcdefghijklmnop",
                     "X-KG-CONTENT-SHA256": "91231eec0d583c2a980fcd99db802310853c1bb38f22b57952d06f63b7d5a911",
                     "X-KG-SIGNATURE": POST_SIGNATURE}
+
+
+def test_sdk_sends_all_six_headers_by_default():
+    # When the SDK signs without naming a receive window
+    headers = keygate_client.sign(KEY_ID, SECRET, "GET", "/v1/time")
+    # Then the request states its own window (the server's default, 5000 ms) among the six headers
+    assert headers["X-KG-RECV-WINDOW"] == "5000"
+    assert sorted(headers) == sorted(["X-KG-API-KEY", "X-KG-TIMESTAMP", "X-KG-RECV-WINDOW", "X-KG-NONCE",
+                                      "X-KG-CONTENT-SHA256", "X-KG-SIGNATURE"])
 
 
 def test_sdk_signer_strips_the_stage_or_base_path_of_a_deployed_url():
@@ -166,7 +175,8 @@ def test_canonical_query_sorts_encoded_pairs_in_byte_order_and_keeps_repeats():
 
 # ------------------------------------------------------------------ check 1
 def test_valid_headers_parse_with_names_in_any_case():
-    headers = {name.lower() if index % 2 else name: value for index, (name, value) in enumerate(valid_headers().items())}
+    headers = {name.lower() if index % 2 else name: value
+               for index, (name, value) in enumerate(valid_headers().items())}
     parsed = signing.parse_signed_headers(headers)
     assert (parsed.key_id, parsed.timestamp_ms, parsed.recv_window_ms) == (KEY_ID, 1767225600000, 5000)
 

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from keygate import keys, signing, store
 from keygate.api import SignedRequest
@@ -40,10 +40,9 @@ from keygate.observability import logger, metrics
 CACHE_MAX_ENTRIES = 10_000
 POINTER_CACHE_TTL_SECONDS = 24 * 3600  # key id -> user never changes once written
 READ_METHODS = frozenset({"GET", "HEAD"})
-Value = TypeVar("Value")
 
 
-class TtlCache(Generic[Value]):
+class TtlCache[Value]:
     """A small LRU with a per-entry deadline on a monotonic clock."""
 
     def __init__(self, monotonic: Callable[[], float], max_entries: int = CACHE_MAX_ENTRIES) -> None:
@@ -132,10 +131,10 @@ class SignatureAuthorizer:
         found, secret = self._secrets.get(key_id)
         if found:
             return secret
-        secret = self._store.get_secret(key_id)
-        if secret is not None:
-            self._secrets.put(key_id, secret, self._config.secret_cache_ttl_seconds)
-        return secret
+        stored: str | None = self._store.get_secret(key_id)
+        if stored is not None:
+            self._secrets.put(key_id, stored, self._config.secret_cache_ttl_seconds)
+        return stored
 
     # --------------------------------------------------------------- checks
     def required_permission(self, method: str, path: str) -> str:

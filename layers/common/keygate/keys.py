@@ -17,7 +17,7 @@ import secrets
 import zlib
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-SECRET_PREFIX = "kgs_"
+SECRET_PREFIX = "kgs_"  # noqa: S105  # nosec B105  # the public prefix of every secret, not a secret
 KEY_ID_RANDOM_CHARS = 22  # 62**22 > 2**130
 SECRET_RANDOM_CHARS = 43  # 62**43 > 2**256
 CHECKSUM_CHARS = 6  # 62**6 > 2**32, holds any CRC32

@@ -36,7 +36,7 @@ _IP_ENTRY_MAX_CHARS = 64
 _FORBIDDEN_LABEL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 SAVE_SECRET_MESSAGE = (
-    "Save your API secret now: it is shown only once and cannot be recovered. "
+    "Save your API secret now: it is shown only once and cannot be recovered. "  # noqa: S105  # nosec B105  # advice
     "If you lose it, revoke this key and create a new one."
 )
 

@@ -160,7 +160,7 @@ def _record_from(values: dict[str, Any]) -> ApiKeyRecord:
         permissions=values.get("permissions", []),
         ip_whitelist=values.get("ip_whitelist", []),
         status=KeyStatus(values["status"]),
-        created_at=_parse_time(values["created_at"]),
+        created_at=datetime.fromisoformat(values["created_at"]),
         expires_at=_parse_time(values.get("expires_at")),
         revoked_at=_parse_time(values.get("revoked_at")),
         last_used_at=_parse_time(values.get("last_used_at")),
@@ -265,7 +265,7 @@ def query_audit(key_id: str, limit: int) -> list[AuditEntry]:
         values = _from_item(item)
         entries.append(AuditEntry(
             event=AuditEvent(values["event"]), api_key=values["api_key"], ip_address=values["ip_address"],
-            created_at=_parse_time(values["created_at"]), details=values.get("details", {}),
+            created_at=datetime.fromisoformat(values["created_at"]), details=values.get("details", {}),
         ))
     return entries
 
@@ -489,7 +489,8 @@ def get_secret(key_id: str) -> str | None:
         raise _unavailable("GetSecretValue", error) from error
     except BotoCoreError as error:
         raise _unavailable("GetSecretValue", error) from error
-    return response.get("SecretString")
+    secret: str | None = response.get("SecretString")
+    return secret
 
 
 def get_key_owner(key_id: str) -> str | None:

@@ -17,10 +17,11 @@ import urllib.request
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from keygate_client.core import ServerClock, Signer, api_root_path
+from keygate_client import _kg1
+from keygate_client.core import ServerClock, Signer, api_root_path, require_http_url
 
 KEY_ENV = "KEYGATE_API_KEY"
-SECRET_ENV = "KEYGATE_API_SECRET"
+SECRET_ENV = "KEYGATE_API_SECRET"  # noqa: S105  # nosec B105  # the variable's name, not a secret
 EXIT_USAGE = 2
 EXIT_NETWORK = 3
 
@@ -30,19 +31,24 @@ def _parser() -> argparse.ArgumentParser:
         prog="keygate-sign",
         description=f"Sign one request for a KeyGate-protected API. The key id and secret are read from "
                     f"{KEY_ENV} and {SECRET_ENV}.")
-    parser.add_argument("url", help="the full URL, query included, e.g. https://host/prod/v1/trade/api-keys/self")
-    parser.add_argument("-X", "--request", dest="method", help="HTTP method (default GET, or POST with a body)")
+    parser.add_argument("url", metavar="URL",
+                        help="the full URL, query included, e.g. https://host/prod/v1/trade/api-keys/self")
+    parser.add_argument("-X", "--request", dest="method", metavar="METHOD",
+                        help="HTTP method (default GET, or POST with a body)")
     body = parser.add_mutually_exclusive_group()
-    body.add_argument("-d", "--data", help="request body (sent as UTF-8, exactly as given)")
-    body.add_argument("--data-file", help="read the body from this file ('-' for standard input)")
+    body.add_argument("-d", "--data", metavar="BODY", help="request body (sent as UTF-8, exactly as given)")
+    body.add_argument("--data-file", metavar="PATH", help="read the body from this file ('-' for standard input)")
     parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
                         help="an extra header (repeatable); Content-Type defaults to application/json with a body")
-    parser.add_argument("--api-root", help="URL of the API root (stage or base path included); the signed path "
-                                           "is relative to it (default: the stage of execute-api URLs)")
-    parser.add_argument("--recv-window", type=int, metavar="MS", help="receive window, 1..60000 ms (default 5000)")
+    parser.add_argument("--api-root", metavar="URL",
+                        help="URL of the API root (stage or base path included); the signed path is relative "
+                             "to it (default: the stage of execute-api URLs)")
+    parser.add_argument("--recv-window", type=int, metavar="MS", default=_kg1.DEFAULT_RECV_WINDOW_MS,
+                        help="receive window, 1..60000 ms (default 5000)")
     parser.add_argument("--sync-clock", action="store_true", help="correct the clock with GET <api root>/v1/time first")
     parser.add_argument("--send", action="store_true", help="send the request and print the response")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds for --send and --sync-clock")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds for --send and --sync-clock")
     return parser
 
 
@@ -86,9 +92,10 @@ def curl_command(method: str, url: str, headers: dict[str, str], body: bytes, da
 
 
 def _send(method: str, url: str, headers: dict[str, str], body: bytes, timeout: float) -> int:
-    request = urllib.request.Request(url, data=body or None, method=method, headers=headers)
+    request = urllib.request.Request(require_http_url(url), data=body or None, method=method,  # noqa: S310  # http(s) only
+                                     headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310  # http(s) only
             status, text = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read()
@@ -130,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"keygate-sign: {error}", file=sys.stderr)
         return EXIT_NETWORK
     print(curl_command(method, arguments.url, headers, body, arguments.data_file))
-    window = arguments.recv_window or 5000
+    window = arguments.recv_window
     print(f"# valid for {window} ms from now (X-KG-RECV-WINDOW); run it at once", file=sys.stderr)
     return 0
 

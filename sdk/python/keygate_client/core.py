@@ -27,10 +27,20 @@ def local_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def require_http_url(url: str) -> str:
+    """The URL unchanged if it is http(s); urllib would also open file: and ftp: URLs."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
+
+
 def sign(key_id: str, secret: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]] = (),
-         body: bytes | None = b"", *, timestamp_ms: int | None = None, recv_window_ms: int | None = None,
-         nonce: str | None = None) -> dict[str, str]:
-    """The six X-KG-* headers (X-KG-RECV-WINDOW only when `recv_window_ms` is given).
+         body: bytes | None = b"", *, timestamp_ms: int | None = None,
+         recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS, nonce: str | None = None) -> dict[str, str]:
+    """The six X-KG-* headers; `recv_window_ms=None` leaves X-KG-RECV-WINDOW out (the server then uses 5000).
+
+    The window is sent explicitly by default so a request states its own validity instead of relying
+    on the server's default.
 
     `path` is the decoded path relative to the API root, `query_pairs` the
     decoded (name, value) pairs in any order, repeats included; the nonce
@@ -71,7 +81,7 @@ class Signer:
     """Signs whole requests with one key; what HttpxAuth, RequestsAuth and the CLI share."""
 
     def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
-                 recv_window_ms: int | None = None) -> None:
+                 recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS) -> None:
         self.key_id = key_id
         self._secret = secret
         self.api_root = api_root
@@ -104,9 +114,10 @@ class ServerClock:
     def sync(cls, api_root: str, *, samples: int = 3, timeout: float = 5.0) -> ServerClock:
         """Measure the offset with GET <api_root>/v1/time, keeping the sample with the shortest round trip."""
         best: tuple[int, int] | None = None
+        time_url = require_http_url(api_root.rstrip("/") + "/v1/time")
         for _ in range(max(1, samples)):
             sent = local_clock_ms()
-            with urllib.request.urlopen(api_root.rstrip("/") + "/v1/time", timeout=timeout) as response:
+            with urllib.request.urlopen(time_url, timeout=timeout) as response:  # noqa: S310  # nosec B310  # http(s) only
                 server_ms = int(json.load(response)["server_time"])
             received = local_clock_ms()
             round_trip, offset = received - sent, server_ms - (sent + received) // 2

@@ -9,6 +9,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError("HttpxAuth needs httpx: pip install 'keygate-client[httpx]'") from error
 
+from keygate_client import _kg1
 from keygate_client.core import Clock, Signer
 
 
@@ -22,7 +23,7 @@ class HttpxAuth(httpx.Auth):
     requires_request_body = True  # httpx reads a streamed body before auth_flow sees it
 
     def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
-                 recv_window_ms: int | None = None) -> None:
+                 recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS) -> None:
         self.signer = Signer(key_id, secret, api_root=api_root, clock=clock, recv_window_ms=recv_window_ms)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

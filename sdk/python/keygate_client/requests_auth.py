@@ -8,6 +8,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError("RequestsAuth needs requests: pip install 'keygate-client[requests]'") from error
 
+from keygate_client import _kg1
 from keygate_client.core import Clock, Signer
 
 
@@ -19,7 +20,7 @@ class RequestsAuth(AuthBase):
     """
 
     def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
-                 recv_window_ms: int | None = None) -> None:
+                 recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS) -> None:
         self.signer = Signer(key_id, secret, api_root=api_root, clock=clock, recv_window_ms=recv_window_ms)
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
