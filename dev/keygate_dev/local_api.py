@@ -15,9 +15,9 @@ API Gateway:
   the method is ACCESS_DENIED (403, with $context.authorizer.* from the
   authorizer's context), any other authorizer error is AUTHORIZER_FAILURE,
   an unknown route or method is MISSING_AUTHENTICATION_TOKEN (403), a failed
-  function is a 5XX; each rendered from the template's
-  AWS::ApiGateway::GatewayResponse resources (falling back to DEFAULT_4XX /
-  DEFAULT_5XX, then to API Gateway's own bodies);
+  function is a 5XX; each rendered from the GatewayResponses property of the
+  template's AWS::Serverless::Api (falling back to DEFAULT_4XX / DEFAULT_5XX,
+  then to API Gateway's own bodies);
 - a request body that is not UTF-8: SAM CLI decodes text bodies strictly and
   answers 502; API Gateway hands such a body on as text with replacement
   characters (U+FFFD), and the handler decides (400 MALFORMED_JSON here);
@@ -105,16 +105,14 @@ class GatewayResponse:
 
 
 def gateway_responses(template_path: Path) -> dict[str, GatewayResponse]:
-    """The AWS::ApiGateway::GatewayResponse resources of a template, by ResponseType."""
+    """The Gateway Responses of a template's AWS::Serverless::Api (its GatewayResponses property), by type."""
     responses = {}
-    for resource in template.resources("AWS::ApiGateway::GatewayResponse", template_path).values():
-        properties = resource["Properties"]
-        headers = {}
-        for name, value in (properties.get("ResponseParameters") or {}).items():
-            if name.startswith("gatewayresponse.header.") and isinstance(value, str):
-                headers[name.removeprefix("gatewayresponse.header.")] = value
+    for response_type, properties in template.gateway_responses(template_path).items():
+        headers = {name: value for name, value in
+                   ((properties.get("ResponseParameters") or {}).get("Headers") or {}).items()
+                   if isinstance(value, str)}
         status = properties.get("StatusCode")
-        responses[properties["ResponseType"]] = GatewayResponse(
+        responses[response_type] = GatewayResponse(
             status=int(status) if status is not None else None, headers=headers,
             templates=dict(properties.get("ResponseTemplates") or {}))
     return responses

@@ -32,6 +32,19 @@ def resources(resource_type: str, template_path: Path = TEMPLATE_PATH) -> dict[s
             if resource["Type"] == resource_type}
 
 
+def gateway_responses(template_path: Path = TEMPLATE_PATH) -> dict[str, dict[str, Any]]:
+    """The `GatewayResponses` property of the template's one AWS::Serverless::Api, by response type.
+
+    That property, not AWS::ApiGateway::GatewayResponse resources, is where a template declares them: SAM
+    writes it into the OpenAPI body it hashes into the stage's Deployment, so a change redeploys the stage.
+    """
+    apis = resources("AWS::Serverless::Api", template_path)
+    if len(apis) != 1:
+        raise ValueError(f"{Path(template_path).name}: expected one AWS::Serverless::Api, found {sorted(apis)}")
+    [api] = apis.values()
+    return dict(api["Properties"].get("GatewayResponses") or {})
+
+
 def parameter_defaults(template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
     return {name: str(spec["Default"]) for name, spec in load_template(template_path)["Parameters"].items()
             if "Default" in spec}

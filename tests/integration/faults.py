@@ -166,11 +166,9 @@ def answer_to_a_crashed_handler() -> GatewayAnswer:
     read from template.yaml, so the claim "the caller got 503 with Retry-After"
     is checked against what is deployed, not restated here.
     """
-    responses = template.resources("AWS::ApiGateway::GatewayResponse").values()
-    [response] = [resource["Properties"] for resource in responses
-                  if resource["Properties"]["ResponseType"] == "DEFAULT_5XX"]
-    headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
-               for name, value in (response.get("ResponseParameters") or {}).items()}
+    response = template.gateway_responses()["DEFAULT_5XX"]
+    headers = {name: value.strip("'")
+               for name, value in ((response.get("ResponseParameters") or {}).get("Headers") or {}).items()}
     return GatewayAnswer(status=int(response["StatusCode"]), headers=headers,
                          body=json.loads(response["ResponseTemplates"]["application/json"]))
 

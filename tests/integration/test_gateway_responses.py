@@ -19,8 +19,7 @@ from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
 from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
 from tests.conftest import TABLE_NAME, stack_parameters
 
-GATEWAY_RESPONSES = {resource["Properties"]["ResponseType"]: resource["Properties"]
-                     for resource in template.resources("AWS::ApiGateway::GatewayResponse").values()}
+GATEWAY_RESPONSES = template.gateway_responses()
 
 
 def _rendered(text: str) -> dict:

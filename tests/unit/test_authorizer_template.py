@@ -31,11 +31,16 @@ def test_the_example_attaches_the_exported_authorizer_the_same_way():
     # Same payload and identity sources (so the same 401-before-invoke), cache off too
     assert (imported["FunctionPayloadType"], imported["Identity"]) == (own["FunctionPayloadType"], own["Identity"])
     # And what it imports is what KeyGate exports, by the stack-name convention
-    exports = {outputs[name]["Export"]["Name"]["Fn::Sub"] for name in ("SignatureAuthorizerArn", "CommonLayerArn")}
-    assert exports == {"${AWS::StackName}-SignatureAuthorizerArn", "${AWS::StackName}-CommonLayerArn"}
+    exported = ("SignatureAuthorizerArn", "PowertoolsLayerArn", "CommonLayerArn")
+    exports = {outputs[name]["Export"]["Name"]["Fn::Sub"] for name in exported}
+    assert exports == {f"${{AWS::StackName}}-{name}" for name in exported}
     assert imported["FunctionArn"] == {"Fn::ImportValue": {"Fn::Sub": "${KeyGateStackName}-SignatureAuthorizerArn"}}
+    # The example's functions get KeyGate's layers in KeyGate's own order (Powertools first)
     assert example["Globals"]["Function"]["Layers"] == [
+        {"Fn::ImportValue": {"Fn::Sub": "${KeyGateStackName}-PowertoolsLayerArn"}},
         {"Fn::ImportValue": {"Fn::Sub": "${KeyGateStackName}-CommonLayerArn"}}]
+    assert [layer["Ref"] for layer in template.load_template()["Globals"]["Function"]["Layers"]] == [
+        "PowertoolsLayerArn", "CommonLayer"]
 
 
 def test_bot_routes_use_the_right_authorizer():
@@ -80,8 +85,7 @@ def test_withdrawal_prefix_parameter_values(value, expected):
 
 
 def test_gateway_responses_carry_the_authorizers_outcome():
-    responses = {resource["Properties"]["ResponseType"]: resource["Properties"]
-                 for resource in template.resources("AWS::ApiGateway::GatewayResponse").values()}
+    responses = template.gateway_responses()
     # 403: the Deny's context names the refusal
     assert responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"] == (
         '{"error": {"code": "$context.authorizer.error_code", "message": "$context.authorizer.error_message"}}')
@@ -90,4 +94,4 @@ def test_gateway_responses_carry_the_authorizers_outcome():
     assert "$context.requestId" in unauthorized and "GET /v1/time" in unauthorized
     # 503: an AWS fault in the authorizer
     assert responses["AUTHORIZER_FAILURE"]["StatusCode"] == "503"
-    assert responses["AUTHORIZER_FAILURE"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'2'"
+    assert responses["AUTHORIZER_FAILURE"]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"

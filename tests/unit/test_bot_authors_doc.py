@@ -1,4 +1,4 @@
-"""docs/bot-authors.md says what the code does: its shell recipe signs SIGNING.md's example byte for byte,
+"""The README's bot-author section says what the code does: its shell recipe signs SIGNING.md's example byte for byte,
 its keygate-sign usage is the command's own, and its attach snippet is what KeyGate exports.
 
 Each checked block is found by the HTML comment right above it, so rewording the prose never breaks a test
@@ -24,7 +24,7 @@ from keygate_client import cli
 from keygate_dev import template
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = (ROOT / "docs" / "bot-authors.md").read_text()
+DOC = (ROOT / "README.md").read_text()
 SDK_README = (ROOT / "sdk" / "python" / "README.md").read_text()
 EXAMPLE_KEY_ID = "kg_live_example_key_id"
 EXAMPLE_SECRET = "kgs_example_secret_do_not_use"
@@ -100,7 +100,7 @@ def test_the_openssl_one_liner_prints_the_get_example_signature():
 
 
 # ------------------------------------------------------------------ keygate-sign
-@pytest.mark.parametrize("document", [DOC, SDK_README], ids=["bot-authors.md", "sdk README"])
+@pytest.mark.parametrize("document", [DOC, SDK_README], ids=["README", "sdk README"])
 def test_the_documented_usage_is_the_commands_own(document):
     documented = " ".join(block_after("keygate-sign usage", document).split())
     actual = " ".join(cli._parser().format_usage().removeprefix("usage:").split())

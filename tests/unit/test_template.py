@@ -1,10 +1,14 @@
 """template.yaml is the single source of truth: check what it promises."""
 
+import copy
 from pathlib import Path
 
 import pytest
+from samcli.lib.translate.sam_template_validator import SamTemplateValidator
+from samcli.yamlhelper import yaml_parse
 
 from keygate_dev import template
+from tests.conftest import REGION
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = template.resources("AWS::Serverless::Function")
@@ -91,13 +95,80 @@ def test_limits_are_parameters_not_constants():
 
 
 def test_gateway_responses_use_the_error_shape():
-    responses = template.resources("AWS::ApiGateway::GatewayResponse")
-    types = {resource["Properties"]["ResponseType"]: resource["Properties"] for resource in responses.values()}
-    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
+    types = template.gateway_responses()
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX",
+            "DEFAULT_5XX"} <= set(types)
     for properties in types.values():
         assert properties["ResponseTemplates"]["application/json"].startswith('{"error": {"code": ')
-    assert types["AUTHORIZER_FAILURE"]["StatusCode"] == "503"
-    assert types["DEFAULT_5XX"]["StatusCode"] == "503"
+    for response_type in ("AUTHORIZER_FAILURE", "DEFAULT_5XX"):
+        assert types[response_type]["StatusCode"] == "503"
+        assert types[response_type]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"
+
+
+class _NoManagedPolicies:
+    """The templates name no AWS managed policy, so the transform needs no IAM lookup (and no credentials)."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def _deployed(document: dict) -> dict:
+    """The CloudFormation SAM's transform makes of a template, computed offline the way `sam validate` does."""
+    validator = SamTemplateValidator(copy.deepcopy(document), _NoManagedPolicies(), region=REGION)
+    return yaml_parse(validator.get_translated_template_if_valid())
+
+
+def _only(deployed: dict, resource_type: str) -> tuple[str, dict]:
+    [found] = [(name, resource) for name, resource in deployed["Resources"].items()
+               if resource["Type"] == resource_type]
+    return found
+
+
+@pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, template.EXAMPLE_TEMPLATE_PATH],
+                         ids=["keygate", "protected-api-example"])
+def test_every_gateway_response_is_part_of_the_deployed_api_definition(template_path):
+    # Given the Gateway Responses a template declares on its Api
+    declared = template.gateway_responses(template_path)
+    assert declared
+    # When SAM transforms the template into what CloudFormation deploys
+    deployed = _deployed(template.load_template(template_path))
+    # Then each one is in the API's OpenAPI body (the input of the Deployment's hash), unchanged ...
+    _, rest_api = _only(deployed, "AWS::ApiGateway::RestApi")
+    in_body = rest_api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert set(in_body) == set(declared)
+    for response_type, properties in declared.items():
+        rendered = in_body[response_type]
+        assert rendered.get("statusCode") == properties.get("StatusCode"), response_type
+        assert rendered["responseTemplates"] == properties["ResponseTemplates"], response_type
+        assert rendered["responseParameters"] == {
+            f"gatewayresponse.header.{name}": value
+            for name, value in ((properties.get("ResponseParameters") or {}).get("Headers") or {}).items()}
+    # ... and none is a separate resource, which a redeploy of the stage would not pick up
+    assert not [name for name, resource in deployed["Resources"].items()
+                if resource["Type"] == "AWS::ApiGateway::GatewayResponse"]
+
+
+@pytest.mark.parametrize("change", ["changed", "added"])
+def test_changing_a_gateway_response_redeploys_the_stage(change):
+    # Given template.yaml, and a copy whose Gateway Responses differ by one response
+    document = template.load_template()
+    edited = copy.deepcopy(document)
+    responses = edited["Resources"]["KeyGateApi"]["Properties"]["GatewayResponses"]
+    if change == "changed":
+        responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"] = \
+            '{"error": {"code": "BAD_REQUEST", "message": "edited"}}'
+    else:
+        responses["THROTTLED"] = {"StatusCode": "429", "ResponseTemplates": {
+            "application/json": '{"error": {"code": "THROTTLED", "message": "Slow down."}}'}}
+    # When SAM transforms both
+    deployment, _ = _only(_deployed(document), "AWS::ApiGateway::Deployment")
+    edited_deployed = _deployed(edited)
+    edited_deployment, _ = _only(edited_deployed, "AWS::ApiGateway::Deployment")
+    # Then the edited one gets a new Deployment (a new logical id), which CloudFormation creates and the
+    # stage then points at, so the change reaches callers
+    assert edited_deployment != deployment
+    _, stage = _only(edited_deployed, "AWS::ApiGateway::Stage")
+    assert stage["Properties"]["DeploymentId"] == {"Ref": edited_deployment}
 
 
 def test_janitor_schedule_matches_the_stated_bound():

@@ -1,6 +1,7 @@
 """Client for APIs behind KeyGate's signature authorizer (KG1-HMAC-SHA256, SIGNING.md).
 
-- `sign(key_id, secret, method, path, query_pairs, body)`: the six X-KG-* headers (recv window 5000 ms unless `recv_window_ms` says otherwise; None leaves it out);
+- `sign(key_id, secret, method, path, query_pairs, body)`: the six X-KG-* headers
+  (receive window 5000 ms unless `recv_window_ms` says otherwise; None leaves it out);
 - `HttpxAuth` / `RequestsAuth`: sign every request an httpx or requests client sends
   (install the `httpx` or `requests` extra);
 - `ServerClock.sync(api_root)`: a clock corrected by its offset to KeyGate's (GET /v1/time);
