@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -20,6 +19,7 @@ import keygate_client
 from keygate import api, keys, signing
 from keygate.authorizer import SignatureAuthorizer
 from keygate_client import core
+from tests.loopback import serving
 from tests.unit.test_authorizer import STAGE_URL, Clocks, FakeStore, event, make_config
 
 segment = st.text(min_size=1, max_size=10).filter(lambda text: text not in {".", ".."})
@@ -158,14 +158,8 @@ class _TimeServer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def time_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TimeServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/prod"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_TimeServer) as url:
+        yield url
 
 
 def test_server_clock_keeps_the_offset_of_the_shortest_round_trip(time_server, monkeypatch):

@@ -5,16 +5,16 @@ from __future__ import annotations
 import io
 import json
 import shlex
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
 from keygate import keys, signing
 from keygate_client import cli
+from tests.loopback import serving
 
 KEY_ID = keys.new_key_id("kgk_")
 SECRET = keys.new_secret()
@@ -136,14 +136,8 @@ class _CheckingServer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api_root() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CheckingServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/prod"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_CheckingServer) as url:
+        yield url
 
 
 def test_send_prints_the_response_of_a_verified_request(key_in_env, api_root, capsys):
