@@ -7,6 +7,7 @@ would after the session authorizer let the user in.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -20,6 +21,7 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from keygate import auth, store
@@ -272,3 +274,9 @@ def captured_logs() -> Iterator[CapturedLogs]:
         root.removeHandler(others)
         keygate_logging.setLevel(levels[0])
         root.setLevel(levels[1])
+
+
+@functools.cache
+def rsa_private_key() -> rsa.RSAPrivateKey:
+    """An RSA key the local identity provider never published (for tokens whose `alg` is not the JWKS key's)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -149,3 +149,31 @@ def test_withdraw_when_allowed_needs_an_ip_whitelist(client, alice):
     created = client.create(permissions=["withdraw", "read"], ip_whitelist=["198.51.100.7"])
     assert created.status == 201, created.body
     assert created.json()["permissions"] == ["read", "withdraw"]
+
+
+@pytest.mark.parametrize("stack_env", [WITHDRAW_ENABLED], indirect=True)
+@pytest.mark.parametrize(("whitelist", "accepted"), [
+    (["0.0.0.0/1", "128.0.0.0/1"], False),          # every address, in two halves
+    (["198.51.100.0/23"], False),
+    (["198.51.100.0/24", "2001:db8:1::/48"], True),
+    (["2001:db8::/47"], False),
+    (["::/1", "8000::/1"], False),
+])
+def test_withdraw_keys_need_narrow_whitelist_entries(client, alice, whitelist, accepted):
+    # When a withdraw key is created with wide or narrow whitelist entries
+    answer = client.create(permissions=["read", "withdraw"], ip_whitelist=whitelist)
+    # Then only entries of at most a /24 (IPv4) or /48 (IPv6) are accepted
+    if accepted:
+        assert answer.status == 201, answer.body
+    else:
+        assert "/24" in assert_error(answer, 400, "INVALID_REQUEST")["message"]
+    # And a key without withdraw may still use wide blocks
+    assert client.create(permissions=["read"], ip_whitelist=whitelist).status == 201
+
+
+def test_an_ipv4_mapped_ipv6_entry_is_stored_as_the_ipv4_the_authorizer_compares(client, alice):
+    # When a whitelist names IPv4 hosts and networks in their IPv4-mapped IPv6 form
+    created = client.create(ip_whitelist=["::ffff:198.51.100.7", "::ffff:203.0.113.0/120"])
+    # Then they are stored as IPv4, the form a mapped client address is matched in
+    assert created.status == 201, created.body
+    assert created.json()["ip_whitelist"] == ["198.51.100.7", "203.0.113.0/24"]

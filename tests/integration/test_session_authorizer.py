@@ -2,12 +2,14 @@
 
 import time
 
+import jwt
 import pytest
 
 from keygate import api
 from keygate_dev.gateway import LambdaContext
 from keygate_dev.identity import SigningKey
 from keygate_dev.template import load_handler
+from tests.conftest import rsa_private_key
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/test/GET/v1/trade/api-keys"
 
@@ -52,6 +54,9 @@ def test_valid_session_is_allowed_for_the_whole_stage(authorize, identity):
         {"iss": idp.session_issuer, "aud": idp.audience, "sub": "alice", "exp": int(time.time()) + 60}),
         id="forged-with-same-kid"),
     pytest.param(lambda idp: f"Bearer {idp.step_up_token('alice', 'api_keys:create')}", id="step-up-token-as-session"),
+    pytest.param(lambda idp: "Bearer " + jwt.encode(
+        {"iss": idp.session_issuer, "aud": idp.audience, "sub": "alice", "exp": int(time.time()) + 60},
+        rsa_private_key(), algorithm="RS256", headers={"kid": idp.session_key.kid}), id="alg-not-the-keys"),
 ])
 def test_invalid_sessions_are_refused_with_unauthorized(authorize, identity, make_header):
     # Given a header that is not a valid session

@@ -8,7 +8,7 @@ import pytest
 
 from keygate_dev.gateway import ProxyRequest, invoke
 from keygate_dev.identity import SigningKey
-from tests.conftest import assert_error, onboard, state_snapshot, table_items
+from tests.conftest import assert_error, onboard, rsa_private_key, state_snapshot, table_items
 
 MUTATIONS = {
     "create": ("POST", "/v1/trade/api-keys", "api_keys:create", {"label": "bot"}),
@@ -61,6 +61,9 @@ BAD_TOKENS = {
         "alice", action, signing_key=SigningKey(kid=idp.step_up_key.kid)),
     "session-token": lambda idp, action: idp.session_token("alice"),
     "alg-none": lambda idp, action: jwt.encode(_valid_claims(idp, action), key=None, algorithm="none"),
+    # An algorithm the JWKS key is not for (RS256 naming the EC key's kid): refused, not a crash
+    "alg-mismatch": lambda idp, action: jwt.encode(_valid_claims(idp, action), rsa_private_key(), algorithm="RS256",
+                                                   headers={"kid": idp.step_up_key.kid}),
 }
 
 

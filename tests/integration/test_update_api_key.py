@@ -150,6 +150,9 @@ def test_withdraw_keys_keep_a_non_empty_whitelist(client, alice):
     # And the whitelist of a withdraw key cannot be lifted afterwards
     error = assert_error(client.update(key_id, ip_whitelist=[]), 400, "INVALID_REQUEST")
     assert "ip_whitelist" in error["message"]
+    # Nor widened beyond a /24
+    error = assert_error(client.update(key_id, ip_whitelist=["198.0.0.0/8"]), 400, "INVALID_REQUEST")
+    assert "/24" in error["message"]
 
 
 def test_update_needs_a_session(client, key_id):

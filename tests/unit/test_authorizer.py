@@ -447,6 +447,13 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
     (["read", "withdraw"], "GET", "/v1/wallet/withdrawals/w-1", True),
     (["read", "trade"], "POST", "/v1/wallet/withdrawals-history", True),  # a prefix is a whole segment
     (["read", "trade"], "POST", "/v1/transfers/internal", False),
+    # Spellings a lenient backend router behind a catch-all route may still send to a withdrawal route
+    (["read", "trade"], "POST", "/v1//wallet/withdrawals", False),
+    (["read", "trade"], "POST", "/v1/./wallet/withdrawals", False),
+    (["read", "trade"], "POST", "/v1/trade/../wallet/withdrawals", False),
+    (["read", "trade"], "POST", "/V1/Wallet/Withdrawals", False),
+    (["read", "trade"], "POST", "/v1/wallet/withdrawals/", False),
+    (["read", "trade", "withdraw"], "POST", "/V1//wallet/./withdrawals", True),
 ])
 def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
     storage, clocks = FakeStore(), Clocks()

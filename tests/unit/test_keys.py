@@ -7,6 +7,7 @@ import string
 import pytest
 
 from keygate import keys
+from keygate.models import CreatedApiKey
 
 PREFIX = "kgk_"
 
@@ -49,3 +50,13 @@ def test_malformed_ids_are_refused(text):
 def test_the_listed_prefix_shows_the_prefix_and_six_characters():
     key_id = keys.new_key_id(PREFIX)
     assert keys.visible_prefix(key_id, PREFIX) == key_id[:len(PREFIX) + 6]
+
+
+def test_the_created_key_answer_never_shows_its_secret_in_a_repr():
+    # Given the one object that carries a secret out of the create path
+    secret = keys.new_secret()
+    created = CreatedApiKey.model_construct(api_key="kgk_x", api_secret=secret, label="bot")
+    # Then printing it (a log line, a traceback's locals, a debugger) does not show the secret
+    assert secret not in repr(created) and secret not in str(created)
+    # While the answer itself still carries it
+    assert created.model_dump()["api_secret"] == secret

@@ -45,7 +45,9 @@ def _decode(token: str, *, jwks_url: str, issuer: str, audience: str, required: 
         logger.warning("jwks unreachable", extra={"jwks_url": jwks_url})
         raise ServiceUnavailable("The identity provider's keys cannot be fetched; retry shortly.") from error
     return jwt.decode(
-        token, signing_key.key, algorithms=ALGORITHMS, audience=audience, issuer=issuer,
+        # The PyJWK, not its bare key: PyJWT then refuses a token whose `alg` does not match the key
+        # (InvalidAlgorithmError) instead of raising TypeError from inside the verifier.
+        token, signing_key, algorithms=ALGORITHMS, audience=audience, issuer=issuer,
         leeway=CLOCK_SKEW_SECONDS, options={"require": required},
     )
 

@@ -24,6 +24,7 @@ monotonic clock):
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -138,7 +139,11 @@ class SignatureAuthorizer:
 
     # --------------------------------------------------------------- checks
     def required_permission(self, method: str, path: str) -> str:
-        if any(path == prefix or path.startswith(prefix.rstrip("/") + "/")
+        # A backend behind a catch-all route may match paths case-insensitively or collapse `//`,
+        # `.` and `..`, so every spelling that could reach a withdrawal route needs `withdraw`
+        # (fail closed): the path as signed, and its case-folded, dot-resolved form.
+        spellings = {path, _resolved_path(path)}
+        if any(_under_prefix(spelling, prefix) for spelling in spellings
                for prefix in self._config.withdrawal_path_prefixes):
             return "withdraw"
         return "read" if method.upper() in READ_METHODS else "trade"
@@ -224,3 +229,14 @@ def _ip_allowed(source_ip: str, networks: tuple[ipaddress.IPv4Network | ipaddres
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
+
+
+def _resolved_path(path: str) -> str:
+    """`path` case-folded, with empty, `.` and `..` segments resolved as a lenient router would."""
+    resolved = posixpath.normpath("/" + path.casefold().lstrip("/"))
+    return "/" + resolved.lstrip("/")  # normpath keeps a leading `//`
+
+
+def _under_prefix(path: str, prefix: str) -> bool:
+    return any(path == candidate or path.startswith(candidate.rstrip("/") + "/")
+               for candidate in {prefix, _resolved_path(prefix)})

@@ -31,6 +31,9 @@ from keygate.config import KNOWN_PERMISSIONS
 
 LABEL_MAX_CHARS = 50
 IP_WHITELIST_MAX_ENTRIES = 30
+# A key that may withdraw funds must be pinned to the owner's own networks: a handful of /1
+# blocks would otherwise be a "whitelist" that admits every address.
+WITHDRAW_MIN_PREFIX = {4: 24, 6: 48}
 EXPIRES_DAYS_MAX = 3650
 _IP_ENTRY_MAX_CHARS = 64
 _FORBIDDEN_LABEL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -87,6 +90,10 @@ def normalise_ip_entry(value: str) -> str:
             raise ValueError(f"{text!r} has host bits set; did you mean "
                              f"{ipaddress.ip_network(text, strict=False)}?") from None
         raise ValueError(f"{text!r} is not an IP address or CIDR block") from None
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None \
+            and network.prefixlen >= 96:
+        # The authorizer sees an IPv4-mapped client as IPv4, so the entry is stored as IPv4 too.
+        network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
     if network.prefixlen == 0:
         raise ValueError(f"{text!r} allows every address; omit ip_whitelist for an unrestricted key")
     if network.prefixlen == network.max_prefixlen:
@@ -103,6 +110,20 @@ def normalise_ip_whitelist(values: list[str]) -> list[str]:
         if entry not in normalised:
             normalised.append(entry)
     return normalised
+
+
+def check_withdraw_whitelist(permissions: list[str], ip_whitelist: list[str]) -> None:
+    """The withdraw permission needs a whitelist of narrow entries (normalised ones)."""
+    if "withdraw" not in permissions:
+        return
+    if not ip_whitelist:
+        raise ValueError("the withdraw permission requires a non-empty ip_whitelist")
+    for entry in ip_whitelist:
+        network = ipaddress.ip_network(entry)
+        if network.prefixlen < WITHDRAW_MIN_PREFIX[network.version]:
+            raise ValueError(f"with the withdraw permission each ip_whitelist entry must be at most a "
+                             f"/{WITHDRAW_MIN_PREFIX[4]} (IPv4) or /{WITHDRAW_MIN_PREFIX[6]} (IPv6) block; "
+                             f"{entry!r} is wider")
 
 
 def _allowed_from(info: ValidationInfo) -> tuple[str, ...] | None:
@@ -162,8 +183,7 @@ class CreateApiKeyRequest(_Request):
 
     @model_validator(mode="after")
     def _withdraw_needs_whitelist(self) -> CreateApiKeyRequest:
-        if "withdraw" in self.permissions and not self.ip_whitelist:
-            raise ValueError("the withdraw permission requires a non-empty ip_whitelist")
+        check_withdraw_whitelist(self.permissions, self.ip_whitelist)
         return self
 
 
@@ -304,7 +324,7 @@ class CallingApiKey(_Response):
 
 class CreatedApiKey(_Response):
     api_key: str
-    api_secret: str
+    api_secret: str = Field(repr=False)  # never in a repr, a log line or a validation error
     key_prefix: str
     label: str
     permissions: list[str]

@@ -56,6 +56,7 @@ from keygate.models import (
     RevokedApiKey,
     UpdateApiKeyRequest,
     UpdatedApiKey,
+    check_withdraw_whitelist,
     iso,
     now_utc,
 )
@@ -198,8 +199,10 @@ def update_api_key(user_id: str, key_id: str, request: UpdateApiKeyRequest, *, s
         changes = {name: value for name, value in request.requested_changes().items()
                    if getattr(before, name) != value}
         after = before.model_copy(update={**changes, "version": before.version + 1})
-        if "withdraw" in after.permissions and not after.ip_whitelist:
-            raise InvalidRequest("The withdraw permission requires a non-empty ip_whitelist.")
+        try:
+            check_withdraw_whitelist(after.permissions, after.ip_whitelist)
+        except ValueError as error:
+            raise InvalidRequest(f"{str(error)[0].upper()}{str(error)[1:]}.") from None
         if not changes:
             _consume(step_up, now)
             return _updated(after, [])
