@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import keys, store
-from keygate.models import now_utc
+from keygate import keys, service, store
+from keygate.errors import InvalidRequest
+from keygate.models import CreateApiKeyRequest, now_utc
 from keygate_dev.events import seed_key
 from tests.conftest import assert_error, iso_time, onboard, secret_names, state_snapshot
 
@@ -177,3 +178,16 @@ def test_an_ipv4_mapped_ipv6_entry_is_stored_as_the_ipv4_the_authorizer_compares
     # Then they are stored as IPv4, the form a mapped client address is matched in
     assert created.status == 201, created.body
     assert created.json()["ip_whitelist"] == ["198.51.100.7", "203.0.113.0/24"]
+
+
+def test_the_service_refuses_a_disabled_permission_even_without_the_models_context(alice, identity):
+    # Given a create request validated without the stack's allowed list (a caller that forgot the context)
+    request = CreateApiKeyRequest.model_validate({"permissions": ["read", "withdraw"],
+                                                  "ip_whitelist": ["198.51.100.7"]})
+    before = secret_names()
+    # When the domain function is called directly on a stack without withdraw
+    with pytest.raises(InvalidRequest, match="withdraw"):
+        service.create_api_key("alice", request, step_up_token=identity.step_up_token("alice", "api_keys:create"),
+                               source_ip="198.51.100.7")
+    # Then nothing was written
+    assert secret_names() == before
