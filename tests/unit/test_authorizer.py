@@ -338,6 +338,22 @@ def test_unknown_key_is_401_and_negatively_cached_briefly(world):
     assert storage.calls.count("get_key_owner") == 2
 
 
+def test_a_flood_of_made_up_key_ids_does_not_evict_a_known_key(world):
+    _, storage, clocks, bot = world
+    # Given a hot key whose record and secret are cached, in caches of 50 entries (small for speed)
+    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic, storage=storage, cache_max_entries=50)
+    assert authorizer.authorize(bot.request()).allowed
+    # When more well-formed made-up ids than the caches hold are tried (the checksum does not stop them)
+    for _ in range(120):
+        stranger = Bot(keys.new_key_id(PREFIX), keys.new_secret(), clocks)
+        assert authorizer.authorize(stranger.request()).code == "UNKNOWN_KEY"
+    storage.calls.clear()
+    # Then the hot key is still served from its caches: no key, owner or secret read
+    assert authorizer.authorize(bot.request()).allowed
+    assert not {"get_key_owner", "get_key", "get_secret"} & set(storage.calls)
+
+
 def test_wrong_secret_is_a_signature_mismatch_and_writes_nothing(world):
     authorizer, storage, clocks, bot = world
     decision = authorizer.authorize(Bot(bot.key_id, keys.new_secret(), clocks).request())

@@ -94,38 +94,54 @@ class _CachedKey:
 
 class SignatureAuthorizer:
     def __init__(self, config: Config, *, clock_ms: Callable[[], int] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, storage: Any = store) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, storage: Any = store,
+                 cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
         """`clock_ms` is the wall clock of check 2 and of expiry; `monotonic` times the caches;
         `storage` is keygate.store or a stand-in with its interface (tests, benchmarks)."""
         self._config = config
         self._store = storage
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._monotonic = monotonic
-        self._owners: TtlCache[str | None] = TtlCache(monotonic)
-        self._records: TtlCache[_CachedKey | None] = TtlCache(monotonic)
-        self._secrets: TtlCache[str] = TtlCache(monotonic)
-        self._last_touched: TtlCache[bool] = TtlCache(monotonic)
+        self._owners: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
+        self._records: TtlCache[_CachedKey] = TtlCache(monotonic, cache_max_entries)
+        # Unknown ids get a cache of their own: the checksum stops typos, not made-up ids, so a flood
+        # of well-formed random ids must not evict the known keys' entries (and multiply DynamoDB reads).
+        self._unknown: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
+        self._secrets: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
+        self._last_touched: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
 
     # ------------------------------------------------------------- lookups
+    def _known_unknown(self, key_id: str) -> bool:
+        return self._unknown.get(key_id)[0]
+
+    def _remember_unknown(self, key_id: str) -> None:
+        # Retried soon: the key may have been created a moment ago.
+        self._unknown.put(key_id, True, self._config.unknown_key_cache_ttl_seconds)
+
     def _owner(self, key_id: str) -> str | None:
-        found, owner = self._owners.get(key_id)
-        if not found:
-            owner = self._store.get_key_owner(key_id)
-            # Unknown ids are retried soon: the key may have been created a moment ago.
-            self._owners.put(key_id, owner,
-                             POINTER_CACHE_TTL_SECONDS if owner else self._config.unknown_key_cache_ttl_seconds)
+        found, cached_owner = self._owners.get(key_id)
+        if found:
+            return cached_owner
+        owner: str | None = self._store.get_key_owner(key_id)
+        if owner is None:
+            self._remember_unknown(key_id)
+        else:
+            self._owners.put(key_id, owner, POINTER_CACHE_TTL_SECONDS)
         return owner
 
     def _key(self, key_id: str) -> _CachedKey | None:
         found, cached = self._records.get(key_id)
         if found:
             return cached
+        if self._known_unknown(key_id):
+            return None
         owner = self._owner(key_id)
         record = None if owner is None else self._store.get_key(owner, key_id)
-        cached = None if record is None else _CachedKey(
-            record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist))
-        ttl = self._config.record_cache_ttl_seconds if cached else self._config.unknown_key_cache_ttl_seconds
-        self._records.put(key_id, cached, ttl)
+        if record is None:
+            self._remember_unknown(key_id)
+            return None
+        cached = _CachedKey(record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist))
+        self._records.put(key_id, cached, self._config.record_cache_ttl_seconds)
         return cached
 
     def _secret(self, key_id: str) -> str | None:
