@@ -1,8 +1,10 @@
 """API key id and secret format.
 
 Modelled on GitHub's token format: a recognisable prefix, a random body from
-`secrets`, and a CRC32 checksum in base62 so a mistyped or forged id is
-rejected without any lookup.
+`secrets`, and a CRC32 checksum in base62 so a mistyped or truncated id is
+rejected without any lookup. The checksum is public, so it does not stop
+made-up ids: those cost one lookup each and then sit in the authorizer's
+separate negative cache.
 
     key id : <prefix><22 base62 = 131 random bits><6 base62 checksum>   e.g. kgk_...
     secret : kgs_<43 base62 = 256 random bits><6 base62 checksum>
