@@ -133,21 +133,24 @@ def _pointer_violations(state: StoredState) -> list[str]:
 
 
 def _secret_violations(state: StoredState, *, settled: bool) -> list[str]:
-    found = []
-    for key_id, record in state.keys.items():
-        if record.status is KeyStatus.ACTIVE and key_id not in state.secrets:
-            found.append(f"active key {key_id} has no secret")
+    # Active means usable now: not revoked and not expired (an expired key's secret is queued for
+    # deletion at its expiry; a key that has yet to expire keeps that entry pending).
+    now = datetime.now(UTC)
+    live = {key_id for key_id, record in state.keys.items() if record.is_active(now)}
+    found = [f"active key {key_id} has no secret" for key_id in sorted(live) if key_id not in state.secrets]
     queued = set(state.cleanup_key_ids)
     for key_id in state.secrets:
-        record = state.keys.get(key_id)
-        if record is not None and record.status is KeyStatus.ACTIVE:
+        if key_id in live:
             continue
+        record = state.keys.get(key_id)
         if settled:
-            found.append(f"orphan secret {key_id} ({'revoked key' if record else 'no key'}) after the janitor ran")
+            kind = "no key" if record is None else "revoked key" if record.revoked_at else "expired key"
+            found.append(f"orphan secret {key_id} ({kind}) after the janitor ran")
         elif key_id not in queued:
             found.append(f"orphan secret {key_id} with no cleanup entry: it would live for ever")
-    if settled and state.cleanup_key_ids:
-        found.append(f"cleanup entries left after the janitor ran: {sorted(state.cleanup_key_ids)}")
+    left = sorted(set(state.cleanup_key_ids) - live)
+    if settled and left:
+        found.append(f"cleanup entries left after the janitor ran: {left}")
     return found
 
 

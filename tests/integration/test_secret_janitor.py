@@ -187,3 +187,20 @@ def test_the_janitor_only_reads_and_deletes_by_key(client, alice, aws_calls):
     granted = {action.replace(":", ".") for statement in statements["Statement"] for action in statement["Action"]}
     assert set(operations) == granted
     check_invariants(settled=True)
+
+
+def test_an_expired_keys_secret_is_deleted_by_the_first_run_after_its_expiry(client, alice):
+    # Given a key that expires in one day
+    created = client.create(expires_days=1).json()
+    key_id, expires_at = created["api_key"], datetime.fromisoformat(created["expires_at"])
+    # When the janitor runs before the expiry
+    early = service.run_secret_janitor(clock=lambda: expires_at - timedelta(seconds=1))
+    # Then the secret stays (the key is still usable) and its deletion stays queued
+    assert key_id not in early.deleted and key_id in stored_state().secrets
+    assert key_id in stored_state().cleanup_key_ids
+    # When it runs after the expiry
+    late = service.run_secret_janitor(clock=lambda: expires_at + service.JANITOR_PERIOD)
+    # Then the secret is deleted and nothing is left queued
+    assert key_id in late.deleted
+    state = stored_state()
+    assert key_id not in state.secrets and key_id not in state.cleanup_key_ids

@@ -346,14 +346,14 @@ class JanitorReport:
 
 
 def run_secret_janitor(*, clock: Clock = now_utc) -> JanitorReport:
-    """Delete the secrets of revoked keys and failed creates whose cleanup fell due."""
+    """Delete the secrets of revoked and expired keys and of failed creates whose cleanup fell due."""
     now = clock()
     report = JanitorReport(deleted=[], kept=[], failed=[])
     for entry in store.due_cleanups(now):
         try:
             record = store.get_key_by_id(entry.key_id)
-            if record is not None and record.status is KeyStatus.ACTIVE:
-                # The key committed after all: its secret must stay.
+            if record is not None and record.status is KeyStatus.ACTIVE and not record.is_expired(now):
+                # The key committed after all (or is not yet expired): its secret must stay.
                 report.kept.append(entry.key_id)
             else:
                 store.delete_secret(entry.key_id)

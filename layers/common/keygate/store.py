@@ -412,7 +412,8 @@ def commit_create(record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *
 
     The version condition makes concurrent creates serialise: each one counted
     the active keys at `expected_keyset_version`, and only one can commit on it.
-    The same transaction retires the cleanup entry written before the secret.
+    The same transaction retires the cleanup entry written before the secret and,
+    for a key with an expiry, queues its secret's deletion at that expiry.
     """
     items = [
         _step_up_put(step_up, now),
@@ -435,6 +436,10 @@ def commit_create(record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *
         {"Delete": {"TableName": _table(),
                     "Key": _key(CLEANUP_PARTITION, cleanup_sort_key(record.key_id, cleanup_due))}},
     ]
+    if record.expires_at is not None:
+        # An expiring key's secret is deleted by the janitor once the key has expired.
+        items.append({"Put": {"TableName": _table(),
+                              "Item": _cleanup_item(record.key_id, record.expires_at, "expired")}})
     _transact("TransactWriteItems", items, step_up_index=0)
 
 
