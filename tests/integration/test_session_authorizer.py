@@ -79,3 +79,21 @@ def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, id
     with pytest.raises(Exception) as failure:
         authorize(f"Bearer {identity.session_token('alice')}")
     assert not isinstance(failure.value, api.AuthorizerDenied)
+
+
+def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize, identity, monkeypatch):
+    # Given a counter of JWKS downloads (PyJWKClient refetches for an unknown kid only after a cooldown)
+    fetches = []
+    original = jwt.PyJWKClient.fetch_data
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", lambda self: fetches.append(1) or original(self))
+    stranger = "Bearer " + SigningKey(kid="not-a-published-kid").sign(
+        {"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice", "exp": int(time.time()) + 60})
+    # When many requests carry a kid the JWKS does not have
+    for _ in range(20):
+        with pytest.raises(api.AuthorizerDenied, match="^Unauthorized$"):
+            authorize(stranger)
+    # Then the JWKS was downloaded at most twice (first fetch, one refetch for the unknown kid), not 20 times
+    assert 1 <= len(fetches) <= 2
+    # And a valid session still passes without another download
+    assert authorize(f"Bearer {identity.session_token('alice')}")["principalId"] == "alice"
+    assert len(fetches) <= 2
