@@ -30,6 +30,7 @@ from keygate_dev import template
 from keygate_dev.events import seed_key
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
+from keygate_dev.store_hooks import StoreClientHooks
 from tests.conftest import REGION, TABLE_NAME, onboard, stack_parameters
 
 # Credentials moto accepts; nothing here can reach AWS.
@@ -134,18 +135,16 @@ class CallRecorder:
 
     calls: Counter[str] = field(default_factory=Counter)
     transaction_items: int = 0
-    _clients: list[Any] = field(default_factory=list)
+    _hooks: StoreClientHooks | None = None
 
     def __enter__(self) -> CallRecorder:
-        for client in (store._dynamodb(), store._secretsmanager()):
-            client.meta.events.register("provide-client-params.*.*", self._record)
-            self._clients.append(client)
+        self._hooks = StoreClientHooks({"provide-client-params.*.*": self._record})
+        self._hooks.install()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for client in self._clients:
-            client.meta.events.unregister("provide-client-params.*.*", self._record)
-        self._clients.clear()
+        if self._hooks is not None:
+            self._hooks.uninstall()
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.service_name}.{model.name}"] += 1

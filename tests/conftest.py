@@ -192,6 +192,19 @@ def secret_names() -> set[str]:
         kwargs["NextToken"] = page["NextToken"]
 
 
+@dataclass
+class Clocks:
+    """The authorizer's two clocks, moved together: wall time (ms) for SIGNING.md's window and expiry,
+    monotonic seconds for its caches."""
+
+    wall_ms: int
+    monotonic: float = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall_ms += round(seconds * 1000)
+        self.monotonic += seconds
+
+
 class FixedClock:
     def __init__(self, moment: datetime | None = None) -> None:
         self.moment = moment or datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -29,8 +29,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from moto.dynamodb.responses import DynamoHandler
 from moto.secretsmanager.responses import SecretsManagerResponse
 
-from keygate import store
 from keygate_dev import template
+from keygate_dev.store_hooks import StoreClientHooks
 from tests.conftest import TABLE_NAME
 from tests.invariants import aws_client
 
@@ -90,19 +90,15 @@ class AwsCalls:
     fault: Fault | None = None
     _armed_at: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _clients: list[Any] = field(default_factory=list)
+    _hooks: StoreClientHooks | None = None
 
     def install(self) -> None:
-        for client in (store._dynamodb(), store._secretsmanager()):
-            client.meta.events.register("before-call.*.*", self._before_call)
-            client.meta.events.register("after-call.*.*", self._after_call)
-            self._clients.append(client)
+        self._hooks = StoreClientHooks({"before-call.*.*": self._before_call, "after-call.*.*": self._after_call})
+        self._hooks.install()
 
     def uninstall(self) -> None:
-        for client in self._clients:
-            client.meta.events.unregister("before-call.*.*", self._before_call)
-            client.meta.events.unregister("after-call.*.*", self._after_call)
-        self._clients.clear()
+        if self._hooks is not None:
+            self._hooks.uninstall()
 
     @contextmanager
     def recording(self) -> Iterator[list[str]]:

@@ -20,6 +20,7 @@ import pytest
 
 from keygate import store
 from keygate_dev import template
+from keygate_dev.store_hooks import StoreClientHooks
 from tests.conftest import ApiClient
 
 TRANSACTION_ITEM_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem",
@@ -31,7 +32,7 @@ class ActionRecorder:
 
     def __init__(self) -> None:
         self.actions: set[str] = set()
-        self._clients: list[Any] = []
+        self._hooks = StoreClientHooks({"before-parameter-build.*.*": self._record})
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         service = model.service_model.endpoint_prefix
@@ -43,14 +44,11 @@ class ActionRecorder:
             self.actions.add("secretsmanager:TagResource")
 
     def __enter__(self) -> ActionRecorder:
-        for client in (store._dynamodb(), store._secretsmanager()):
-            client.meta.events.register("before-parameter-build.*.*", self._record)
-            self._clients.append(client)
+        self._hooks.install()
         return self
 
     def __exit__(self, *_: object) -> None:
-        for client in self._clients:
-            client.meta.events.unregister("before-parameter-build.*.*", self._record)
+        self._hooks.uninstall()
 
 
 def granted(function_id: str) -> set[str]:

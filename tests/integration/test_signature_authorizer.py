@@ -23,7 +23,7 @@ from keygate.authorizer import SignatureAuthorizer
 from keygate.config import get_config, reset_config
 from keygate_dev import template
 from keygate_dev.gateway import LambdaContext, ProxyRequest, Route, authorizer_event, resolve
-from tests.conftest import REGION, TABLE_NAME, ApiClient, onboard, stack_parameters, table_items
+from tests.conftest import REGION, TABLE_NAME, ApiClient, Clocks, onboard, stack_parameters, table_items
 from tests.integration.faults import AWS_FAULTS, Fault, Mode
 
 FUNCTION_ID = "SignatureAuthorizerFunction"
@@ -50,16 +50,6 @@ class Outcome:
         """requestContext.authorizer as the backend receives it after an Allow."""
         assert self.status == 200, self
         return {"principalId": self.policy["principalId"], **self.context}
-
-
-@dataclass
-class Clocks:
-    wall_ms: int
-    monotonic: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall_ms += round(seconds * 1000)
-        self.monotonic += seconds
 
 
 @dataclass

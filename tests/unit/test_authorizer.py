@@ -24,6 +24,7 @@ from keygate.config import Config
 from keygate.errors import ServiceUnavailable
 from keygate.models import ApiKeyRecord, KeyStatus
 from keygate_dev.gateway import ProxyRequest, Route, authorizer_event
+from tests.conftest import Clocks
 
 PREFIX = "kgk_"
 STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
@@ -97,16 +98,6 @@ class FakeStore:
 
 
 @dataclass
-class Clocks:
-    wall_ms: int = NOW_MS
-    monotonic: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall_ms += round(seconds * 1000)
-        self.monotonic += seconds
-
-
-@dataclass
 class Bot:
     """Sends signed requests, the way the SDK signs them, as API Gateway's REQUEST events."""
 
@@ -136,7 +127,7 @@ def event(method: str, path: str, query: str, headers: dict[str, str], source_ip
 
 @pytest.fixture
 def world():
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
                                      monotonic=lambda: clocks.monotonic, storage=storage)
     key_id, secret = storage.add_key()
@@ -377,7 +368,7 @@ def test_revoked_key_is_refused_within_the_record_ttl(world):
 
 
 def test_record_ttl_parameter_sets_the_revocation_bound():
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(record_cache_ttl_seconds=1), clock_ms=lambda: clocks.wall_ms,
                                      monotonic=lambda: clocks.monotonic, storage=storage)
     bot = Bot(*storage.add_key(), clocks)
@@ -388,7 +379,7 @@ def test_record_ttl_parameter_sets_the_revocation_bound():
 
 
 def test_expired_key_is_refused_from_its_expiry_even_while_cached():
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
                                      monotonic=lambda: clocks.monotonic, storage=storage)
     expires_at = datetime.fromtimestamp((NOW_MS + 1500) / 1000, UTC)
@@ -421,7 +412,7 @@ def test_the_secret_is_read_once_per_secret_ttl_and_the_record_once_per_record_t
     (["198.51.100.7"], "", False), (["198.51.100.7"], "not-an-ip", False),
 ])
 def test_ip_whitelist(whitelist, source_ip, allowed):
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
     bot = Bot(*storage.add_key(ip_whitelist=whitelist), clocks)
     decision = authorizer.authorize(bot.request(source_ip=source_ip))
@@ -432,7 +423,7 @@ def test_ip_whitelist(whitelist, source_ip, allowed):
 
 
 def test_x_forwarded_for_changes_nothing():
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
     bot = Bot(*storage.add_key(ip_whitelist=["198.51.100.7"]), clocks)
     spoofed = {"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.7", "Forwarded": "for=198.51.100.7"}
@@ -446,7 +437,7 @@ def test_x_forwarded_for_changes_nothing():
     (["read", "trade"], "POST", True), (["read", "trade"], "PATCH", True), (["trade"], "GET", False),
 ])
 def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allowed):
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
     bot = Bot(*storage.add_key(permissions=permissions), clocks)
     decision = authorizer.authorize(bot.request(method, "/v1/trade/orders", body=b'{"qty": "1"}'))
@@ -472,7 +463,7 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
     (["read", "trade", "withdraw"], "POST", "/V1//wallet/./withdrawals", True),
 ])
 def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     config = make_config(withdrawal_path_prefixes="/v1/wallet/withdrawals, /v1/transfers/")
     authorizer = SignatureAuthorizer(config, clock_ms=lambda: clocks.wall_ms, storage=storage)
     bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
@@ -485,7 +476,7 @@ def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, p
 
 def test_refusal_messages_fit_the_access_denied_template():
     # The ACCESS_DENIED Gateway Response pastes the message between JSON quotes, unescaped.
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     config = make_config(withdrawal_path_prefixes="/v1/wallet")
     authorizer = SignatureAuthorizer(config, clock_ms=lambda: clocks.wall_ms, storage=storage)
     for permissions, ip in ((["read"], "203.0.113.10"), (["read", "trade"], "192.0.2.1")):
@@ -581,7 +572,7 @@ query_pair = st.tuples(st.one_of(st.sampled_from(["a", "symbol", "a b", "é"]), 
 def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segments, pairs, body, window, component,
                                                                   data):
     # Given two keys with the same secret, and a request signed with the first
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
     key_id, secret = storage.add_key(permissions=ALL_PERMISSIONS[:2])
     twin_id, _ = storage.add_key(permissions=ALL_PERMISSIONS[:2], secret=secret)

@@ -19,8 +19,9 @@ import keygate_client
 from keygate import api, keys, signing
 from keygate.authorizer import SignatureAuthorizer
 from keygate_client import core
+from tests.conftest import Clocks
 from tests.loopback import serving
-from tests.unit.test_authorizer import STAGE_URL, Clocks, FakeStore, event, make_config
+from tests.unit.test_authorizer import NOW_MS, STAGE_URL, FakeStore, event, make_config
 
 segment = st.text(min_size=1, max_size=10).filter(lambda text: text not in {".", ".."})
 # Names and values full of what URLs reserve, plus unicode, with repeats likely.
@@ -31,7 +32,7 @@ pairs_strategy = st.lists(st.tuples(name, st.one_of(reserved, st.text(max_size=6
 
 
 def authorizer_and_key() -> tuple[SignatureAuthorizer, str, str, Clocks]:
-    storage, clocks = FakeStore(), Clocks()
+    storage, clocks = FakeStore(), Clocks(NOW_MS)
     key_id, secret = storage.add_key(permissions=["read", "trade"])
     authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
     return authorizer, key_id, secret, clocks
