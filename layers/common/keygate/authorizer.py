@@ -107,6 +107,9 @@ class SignatureAuthorizer:
         # Unknown ids get a cache of their own: the checksum stops typos, not made-up ids, so a flood
         # of well-formed random ids must not evict the known keys' entries (and multiply DynamoDB reads).
         self._unknown: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
+        # Each withdrawal prefix as configured and in the form `_resolved_path` gives a request's path.
+        self._withdrawal_prefixes = tuple(sorted({spelling for prefix in config.withdrawal_path_prefixes
+                                                  for spelling in (prefix, _resolved_path(prefix))}))
         self._secrets: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
         self._last_touched: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
 
@@ -158,9 +161,9 @@ class SignatureAuthorizer:
         # A backend behind a catch-all route may match paths case-insensitively or collapse `//`,
         # `.` and `..`, so every spelling that could reach a withdrawal route needs `withdraw`
         # (fail closed): the path as signed, and its case-folded, dot-resolved form.
-        spellings = {path, _resolved_path(path)}
-        if any(_under_prefix(spelling, prefix) for spelling in spellings
-               for prefix in self._config.withdrawal_path_prefixes):
+        if self._withdrawal_prefixes and any(
+                _under_prefix(spelling, prefix) for spelling in (path, _resolved_path(path))
+                for prefix in self._withdrawal_prefixes):
             return "withdraw"
         return "read" if method.upper() in READ_METHODS else "trade"
 
@@ -254,5 +257,4 @@ def _resolved_path(path: str) -> str:
 
 
 def _under_prefix(path: str, prefix: str) -> bool:
-    return any(path == candidate or path.startswith(candidate.rstrip("/") + "/")
-               for candidate in {prefix, _resolved_path(prefix)})
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
