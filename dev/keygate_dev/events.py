@@ -51,7 +51,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keygate import api, service, signing, store
 from keygate.auth import Action
-from keygate.config import get_config
 from keygate.models import AccountState, CreateApiKeyRequest, CreatedApiKey, now_utc
 from keygate_dev import template
 from keygate_dev.gateway import LambdaContext
@@ -154,8 +153,7 @@ def seed_key(identity: LocalIdentityProvider, user_id: str, *, at: datetime | No
     The owner must already meet the prerequisites for them.
     """
     moment = at or now_utc()
-    request = CreateApiKeyRequest.model_validate(
-        fields, context={"allowed_permissions": get_config().allowed_permissions})
+    request = CreateApiKeyRequest.model_validate(fields)
     created = service.create_api_key(user_id, request, step_up_token=_seed_step_up(identity, user_id, Action.CREATE,
                                                                                    moment),
                                      source_ip=source_ip, clock=lambda: moment)

@@ -7,9 +7,9 @@ prerequisites in test_prerequisites.py.
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from keygate import keys, service, store
-from keygate.errors import InvalidRequest
+from keygate import keys, store
 from keygate.models import CreateApiKeyRequest, now_utc
 from keygate_dev.events import seed_key
 from tests.conftest import assert_error, iso_time, onboard, secret_names, state_snapshot
@@ -180,14 +180,11 @@ def test_an_ipv4_mapped_ipv6_entry_is_stored_as_the_ipv4_the_authorizer_compares
     assert created.json()["ip_whitelist"] == ["198.51.100.7", "203.0.113.0/24"]
 
 
-def test_the_service_refuses_a_disabled_permission_even_without_the_models_context(alice, identity):
-    # Given a create request validated without the stack's allowed list (a caller that forgot the context)
-    request = CreateApiKeyRequest.model_validate({"permissions": ["read", "withdraw"],
-                                                  "ip_whitelist": ["198.51.100.7"]})
-    before = secret_names()
-    # When the domain function is called directly on a stack without withdraw
-    with pytest.raises(InvalidRequest, match="withdraw"):
-        service.create_api_key("alice", request, step_up_token=identity.step_up_token("alice", "api_keys:create"),
-                               source_ip="198.51.100.7")
-    # Then nothing was written
-    assert secret_names() == before
+def test_a_request_validated_without_a_context_still_follows_the_stacks_allowed_permissions(alice):
+    # Given a stack without withdraw, and a caller that passes no validation context
+    # When it validates a create request asking for withdraw
+    # Then the stack's own list applies: the request is refused, never "everything allowed"
+    with pytest.raises(ValidationError, match="not enabled on this exchange"):
+        CreateApiKeyRequest.model_validate({"permissions": ["read", "withdraw"], "ip_whitelist": ["198.51.100.7"]})
+    # And a permission the stack enables is accepted
+    assert CreateApiKeyRequest.model_validate({"permissions": ["trade"]}).permissions == ["trade"]

@@ -88,7 +88,7 @@ def raw_body(event: dict[str, Any]) -> bytes | None:
     return text.encode("utf-8", errors="surrogatepass")
 
 
-def parse_body[ModelT: BaseModel](request: ApiRequest, model: type[ModelT], *, context: dict[str, Any] | None = None,
+def parse_body[ModelT: BaseModel](request: ApiRequest, model: type[ModelT], *,
                                   empty_means: dict[str, Any] | None = None) -> ModelT:
     """Decode and validate a JSON object body; every failure is a 4xx with a readable message."""
     # Size first: a body of nothing but whitespace is still a body too large.
@@ -108,7 +108,7 @@ def parse_body[ModelT: BaseModel](request: ApiRequest, model: type[ModelT], *, c
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:
-        return model.model_validate(data, context=context)
+        return model.model_validate(data)
     except ValidationError as error:
         raise InvalidRequest(describe_validation_error(error)) from None
 

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
-from keygate.config import KNOWN_PERMISSIONS
+from keygate.config import KNOWN_PERMISSIONS, get_config
 
 LABEL_MAX_CHARS = 50
 IP_WHITELIST_MAX_ENTRIES = 30
@@ -61,7 +61,7 @@ def normalise_label(value: str) -> str:
     return label
 
 
-def normalise_permissions(values: list[str], allowed: tuple[str, ...] | None) -> list[str]:
+def normalise_permissions(values: list[str], allowed: tuple[str, ...]) -> list[str]:
     if not values:
         raise ValueError("permissions must name at least one permission")
     seen: set[str] = set()
@@ -70,7 +70,7 @@ def normalise_permissions(values: list[str], allowed: tuple[str, ...] | None) ->
             raise ValueError(f"unknown permission {value!r}; known permissions are {', '.join(KNOWN_PERMISSIONS)}")
         if value in seen:
             raise ValueError(f"permission {value!r} is listed twice")
-        if allowed is not None and value not in allowed:
+        if value not in allowed:
             raise ValueError(f"permission {value!r} is not enabled on this exchange")
         seen.add(value)
     # Stored and returned in the canonical order, whatever order was sent.
@@ -126,8 +126,11 @@ def check_withdraw_whitelist(permissions: list[str], ip_whitelist: list[str]) ->
                              f"{entry!r} is wider")
 
 
-def _allowed_from(info: ValidationInfo) -> tuple[str, ...] | None:
-    return (info.context or {}).get("allowed_permissions")
+def _allowed_from(info: ValidationInfo) -> tuple[str, ...]:
+    # The stack's list, unless a caller validating outside a stack (docs, tests) passes its own:
+    # a caller that passes nothing still gets the stack's rule, never "everything allowed".
+    allowed = (info.context or {}).get("allowed_permissions")
+    return tuple(allowed) if allowed is not None else get_config().allowed_permissions
 
 
 # ------------------------------------------------------------------ requests

@@ -110,20 +110,11 @@ def _owned_key(user_id: str, key_id: str) -> ApiKeyRecord:
 
 
 # ------------------------------------------------------------------- create
-def _permissions_enabled(permissions: list[str]) -> None:
-    # The request models check this when the handler passes the stack's list as validation context;
-    # checked here too so that no caller can forget it (withdraw only where the stack enables it).
-    disabled = sorted(set(permissions) - set(get_config().allowed_permissions))
-    if disabled:
-        raise InvalidRequest(f"Permission {disabled[0]!r} is not enabled on this exchange.")
-
-
 def create_api_key(user_id: str, request: CreateApiKeyRequest, *, step_up_token: str | None,
                    source_ip: str, clock: Clock = now_utc) -> CreatedApiKey:
     config = get_config()
     now = clock()
     step_up = verify_step_up(step_up_token, user_id=user_id, action=Action.CREATE, now=now)
-    _permissions_enabled(request.permissions)
     snapshot = store.load_user(user_id)
     _prerequisites(snapshot.account, request.permissions)
     _check_limit(snapshot, now)
@@ -208,7 +199,6 @@ def update_api_key(user_id: str, key_id: str, request: UpdateApiKeyRequest, *, s
         changes = {name: value for name, value in request.requested_changes().items()
                    if getattr(before, name) != value}
         after = before.model_copy(update={**changes, "version": before.version + 1})
-        _permissions_enabled(after.permissions)
         try:
             check_withdraw_whitelist(after.permissions, after.ip_whitelist)
         except ValueError as error:
