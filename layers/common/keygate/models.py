@@ -158,7 +158,13 @@ def _partial_update_schema(schema: JsonDict) -> None:
             field_schema.pop("default", None)
 
 
-class _Request(BaseModel):
+class _Model(BaseModel):
+    # Every function imports this module but validates a few of its models (the signature
+    # authorizer only the key record), so each schema is built on first use, not at import.
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Request(_Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
@@ -241,7 +247,7 @@ class KeyStatus(StrEnum):
     REVOKED = "revoked"
 
 
-class ApiKeyRecord(BaseModel):
+class ApiKeyRecord(_Model):
     """A key's metadata as stored in DynamoDB. Never holds the secret."""
 
     model_config = ConfigDict(frozen=True)
@@ -265,7 +271,7 @@ class ApiKeyRecord(BaseModel):
         return self.status is KeyStatus.ACTIVE and not self.is_expired(now)
 
 
-class AccountState(BaseModel):
+class AccountState(_Model):
     """Prerequisites the exchange records for a user (written by its events)."""
 
     onboarding_completed: bool = False
@@ -278,7 +284,7 @@ class AuditEvent(StrEnum):
     KEY_REVOKED = "key_revoked"
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(_Model):
     model_config = ConfigDict(frozen=True)
 
     event: AuditEvent
@@ -293,7 +299,7 @@ class AuditEntry(BaseModel):
 
 
 # ----------------------------------------------------------------- responses
-class _Response(BaseModel):
+class _Response(_Model):
     @field_serializer("*", when_used="json")
     def _timestamps(self, value: Any) -> Any:
         return iso(value) if isinstance(value, datetime) else value
@@ -367,18 +373,18 @@ class AuditLog(_Response):
     entries: list[AuditEntry]
 
 
-class ServerTime(BaseModel):
+class ServerTime(_Model):
     """GET /v1/time: the server's clock in milliseconds since the Unix epoch, for signing bots."""
 
     server_time: int
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Model):
     code: str
     message: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every refusal, from a handler (api.error_response) or from API Gateway (Gateway Responses)."""
 
     error: ErrorDetail
