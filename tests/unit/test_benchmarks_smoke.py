@@ -8,6 +8,7 @@ signed request, one secret deletion per revoked key, caches that save calls).
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import cold_start
 from keygate_dev import template
 
 MANAGEMENT_OPERATIONS = ("create", "list", "update", "revoke", "revoke_all")
@@ -89,11 +91,15 @@ def test_cold_start_figures_for_both_layer_variants(quick_run: Any) -> None:
     assert cold["target_ratio"] == 1.3
     for variant in ("no_bytecode", "as_built"):
         functions = cold["variants"][variant]["functions"]
-        assert {"baseline", "SignatureAuthorizerFunction"} <= set(functions), variant
+        assert {"baseline", "SignatureAuthorizerFunction", *cold["floors"]} <= set(functions), variant
         for timing in functions.values():
             assert timing["runs"] >= 1 and timing["total_ms_median"] > 0 and timing["ratio_to_baseline"] > 0
         authorizer = functions["SignatureAuthorizerFunction"]
         assert cold["authorizer_ratio"][variant] == authorizer["ratio_to_baseline"]
+        # And the authorizer is set against the stack alone (the last floor), in milliseconds
+        top_floor = functions[list(cold["floors"])[-1]]
+        assert cold["authorizer_beyond_top_floor_ms"][variant] == round(
+            authorizer["total_ms_median"] - top_floor["total_ms_median"], 1)
         profile = cold["variants"][variant]["authorizer_import_profile"]
         assert profile["extra_self_ms_by_package"] and profile["handler_imports_ms"], variant
     # And the Lambda path holds the layer's own packages, never the venv's development tools
@@ -130,3 +136,19 @@ def test_management_calls_of_a_user_with_ten_keys(quick_run: Any) -> None:
     for name in ("create", "update", "revoke", "revoke_all"):
         # the change, its audit entry and the step-up use in one transaction
         assert operations[name]["calls"]["dynamodb.TransactWriteItems"] == 1, name
+
+
+def test_cold_start_floors_run_no_keygate_code_and_build_on_one_another() -> None:
+    # Given the floor modules, in the order the benchmark reports them
+    modules = [spec.rpartition(".")[0] for spec in cold_start.FLOORS.values()]
+    for number, module in enumerate(modules):
+        # When reading what each imports
+        tree = ast.parse((cold_start.FLOORS_DIR / f"{module}.py").read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        # Then none touches KeyGate, and each adds to the floor before it
+        assert not imported & {"keygate", "keygate_dev", "keygate_client"}, module
+        if number:
+            assert modules[number - 1] in imported, module
