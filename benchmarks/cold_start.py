@@ -13,14 +13,16 @@ this process (seeded through the layer, signed or carrying fresh tokens). AWS
 is a moto server on 127.0.0.1, the JWKS the local identity provider.
 
 The baseline is `import boto3; boto3.client("dynamodb")` in the same kind of
-interpreter. Four floors (benchmarks/cold_start_floors/) serve the
-authorizer's first event without any KeyGate code, each adding one part of
-the stack the team's rules fix: boto3 with the first event's two clients and
-five calls, then a pydantic model of the environment, then the Powertools
-Logger and Metrics, then the Powertools Tracer. They show how much of the
-authorizer's cold start is KeyGate's own. Times run from the parent's spawn to the child's response (both
+interpreter. Times run from the parent's spawn to the child's response (both
 read CLOCK_MONOTONIC), so interpreter start-up counts for both; the ratio is
 median(function) / median(baseline).
+
+Four floors (benchmarks/cold_start_floors/) serve the authorizer's first event
+without any KeyGate code, each adding one part of the stack the team's rules
+fix: boto3 with the first event's two clients and five calls, then a pydantic
+model of the environment, then the Powertools Logger and Metrics, then the
+Powertools Tracer. They show how much of the authorizer's cold start is
+KeyGate's own.
 
 Two variants of KeyGate's own layer (the runtime and the managed Powertools
 layer ship bytecode in both):
