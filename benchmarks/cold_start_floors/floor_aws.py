@@ -1,8 +1,8 @@
 """Floor 1: the authorizer's first event with no KeyGate code and nothing but boto3.
 
-The two clients and the five calls `keygate.store` makes for a bot's first
-signed request (key pointer, key record, secret, nonce, last use), shaped the
-same way, against the same table. No pydantic, no Powertools.
+The two clients and the five operations `keygate.store` performs for a bot's first
+signed request (key pointer, key record, secret, nonce, last use), on the
+same items of the same table. No pydantic, no Powertools.
 """
 
 import time
