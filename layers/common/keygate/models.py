@@ -158,13 +158,7 @@ def _partial_update_schema(schema: JsonDict) -> None:
             field_schema.pop("default", None)
 
 
-class _Model(BaseModel):
-    # Every function imports this module but validates a few of its models (the signature
-    # authorizer only the key record), so each schema is built on first use, not at import.
-    model_config = ConfigDict(defer_build=True)
-
-
-class _Request(_Model):
+class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
@@ -247,7 +241,7 @@ class KeyStatus(StrEnum):
     REVOKED = "revoked"
 
 
-class ApiKeyRecord(_Model):
+class ApiKeyRecord(BaseModel):
     """A key's metadata as stored in DynamoDB. Never holds the secret."""
 
     model_config = ConfigDict(frozen=True)
@@ -271,7 +265,7 @@ class ApiKeyRecord(_Model):
         return self.status is KeyStatus.ACTIVE and not self.is_expired(now)
 
 
-class AccountState(_Model):
+class AccountState(BaseModel):
     """Prerequisites the exchange records for a user (written by its events)."""
 
     onboarding_completed: bool = False
@@ -284,7 +278,7 @@ class AuditEvent(StrEnum):
     KEY_REVOKED = "key_revoked"
 
 
-class AuditEntry(_Model):
+class AuditEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     event: AuditEvent
@@ -299,7 +293,7 @@ class AuditEntry(_Model):
 
 
 # ----------------------------------------------------------------- responses
-class _Response(_Model):
+class _Response(BaseModel):
     @field_serializer("*", when_used="json")
     def _timestamps(self, value: Any) -> Any:
         return iso(value) if isinstance(value, datetime) else value
@@ -373,18 +367,18 @@ class AuditLog(_Response):
     entries: list[AuditEntry]
 
 
-class ServerTime(_Model):
+class ServerTime(BaseModel):
     """GET /v1/time: the server's clock in milliseconds since the Unix epoch, for signing bots."""
 
     server_time: int
 
 
-class ErrorDetail(_Model):
+class ErrorDetail(BaseModel):
     code: str
     message: str
 
 
-class ErrorResponse(_Model):
+class ErrorResponse(BaseModel):
     """Every refusal, from a handler (api.error_response) or from API Gateway (Gateway Responses)."""
 
     error: ErrorDetail
