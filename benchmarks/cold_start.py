@@ -283,11 +283,14 @@ class ColdStarts:
                                     f"Parent={uuid.uuid4().hex[:16]};Sampled=0"}
 
     def _floor_event(self) -> tuple[dict[str, Any], str]:
-        """What floors need to make the authorizer's calls for a fresh key; and the user they must answer."""
+        """What floors need to make the authorizer's calls for a fresh key; and the user they must answer.
+
+        The event names the key, not its user: a floor finds the user through the key's pointer.
+        """
         user = f"cold-{uuid.uuid4().hex[:10]}"
         key = self.stack.user_with_keys(user, 1)[0]
         environment = self.stack.environment(AUTHORIZER)
-        return {"table": environment["TABLE_NAME"], "key_id": key.api_key, "user_id": user,
+        return {"table": environment["TABLE_NAME"], "key_id": key.api_key,
                 "secret_id": environment["SECRET_NAME_PREFIX"] + key.api_key}, user
 
     def run_once(self, function_id: str, *, profile: bool = False) -> tuple[Run, str]:
@@ -330,10 +333,16 @@ class ColdStarts:
                    first_event_ms=(report["served_ns"] - report["imported_ns"]) * to_ms), finished.stderr
 
     def measure(self, function_ids: list[str], repeats: int) -> dict[str, list[Run]]:
-        """Interleaved rounds (baseline, the floors, then each function), so drift hits them alike."""
-        runs: dict[str, list[Run]] = defaultdict(list)
-        for _ in range(repeats):
-            for function_id in [BASELINE, *FLOORS, *function_ids]:
+        """Interleaved rounds (the baseline, the floors and each function), so drift hits them alike.
+
+        Each round starts one place further along the list, so no subject always runs first or
+        right after the same neighbour.
+        """
+        subjects = [BASELINE, *FLOORS, *function_ids]
+        runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
+        for round_number in range(repeats):
+            start = round_number % len(subjects)
+            for function_id in subjects[start:] + subjects[:start]:
                 runs[function_id].append(self.run_once(function_id)[0])
         return runs
 

@@ -1,31 +1,61 @@
 """Floor 1: the authorizer's first event with no KeyGate code and nothing but boto3.
 
-The two clients and the five operations `keygate.store` performs for a bot's first
-signed request (key pointer, key record, secret, nonce, last use), on the
-same items of the same table. No pydantic, no Powertools.
+The two clients (with keygate.store's client config) and the five requests
+keygate.store sends for a bot's first signed request, with the same
+parameters: the key pointer, the key record, the secret, the nonce's
+conditional PutItem, the last use's conditional UpdateItem. The user it
+answers is the one the pointer names, so a floor that read nothing cannot pass.
+No pydantic, no Powertools.
 """
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import boto3
+from botocore.config import Config
+
+# keygate.store's _BOTO_CONFIG: the retry mode changes how botocore builds the client.
+CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+NONCE_TTL_MS = 60_000
+LAST_USED_INTERVAL_SECONDS = 60
+
+
+def _iso(moment):
+    return moment.isoformat(timespec="milliseconds")
 
 
 def serve(event):
-    table, key_id, user_id = event["table"], event["key_id"], event["user_id"]
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.get_item(TableName=table, Key={"pk": {"S": f"KEY#{key_id}"}, "sk": {"S": "KEY"}},
-                      ConsistentRead=True)
-    dynamodb.get_item(TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"KEY#{key_id}"}},
-                      ConsistentRead=True)
-    boto3.client("secretsmanager").get_secret_value(SecretId=event["secret_id"])
+    table, key_id = event["table"], event["key_id"]
+    dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
+    pointer = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"KEY#{key_id}"}, "sk": {"S": "KEY"}},
+                                ConsistentRead=True)
+    if "Item" not in pointer:
+        raise LookupError("no key pointer")
+    user_id = pointer["Item"]["user_id"]["S"]
+    record = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"KEY#{key_id}"}},
+                               ConsistentRead=True)
+    if "Item" not in record:
+        raise LookupError("no key record")
+    secrets = boto3.client("secretsmanager", config=CLIENT_CONFIG)
+    if not secrets.get_secret_value(SecretId=event["secret_id"]).get("SecretString"):
+        raise LookupError("the key's secret is empty")
     now_ms = time.time_ns() // 1_000_000
-    dynamodb.put_item(TableName=table, Item={"pk": {"S": f"NONCE#{key_id}#{uuid.uuid4().hex}"}, "sk": {"S": "NONCE"},
-                                             "expires_ttl": {"N": str(now_ms // 1000 + 60)}},
-                      ConditionExpression="attribute_not_exists(pk)")
-    dynamodb.update_item(TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},
-                         UpdateExpression="SET last_used_at = :now",
-                         ExpressionAttributeValues={":now": {"S": str(now_ms)}})
+    expires_at_ms = now_ms + NONCE_TTL_MS
+    dynamodb.put_item(
+        TableName=table,
+        Item={"pk": {"S": f"NONCE#{key_id}#{uuid.uuid4().hex}"}, "sk": {"S": "NONCE"}, "type": {"S": "nonce"},
+              "expires_at_ms": {"N": str(expires_at_ms)}, "expires_ttl": {"N": str(expires_at_ms // 1000 + 1)}},
+        ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
+        ExpressionAttributeValues={":now": {"N": str(now_ms)}})
+    now = datetime.now(UTC)
+    dynamodb.update_item(
+        TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},
+        UpdateExpression="SET last_used_at = :now, #type = :type",
+        ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
+        ExpressionAttributeNames={"#type": "type"},
+        ExpressionAttributeValues={":now": {"S": _iso(now)}, ":type": {"S": "usage"},
+                                   ":cutoff": {"S": _iso(now - timedelta(seconds=LAST_USED_INTERVAL_SECONDS))}})
     return {"principalId": user_id}
 
 
