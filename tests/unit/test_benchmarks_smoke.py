@@ -94,6 +94,7 @@ def test_cold_start_figures_for_both_layer_variants(quick_run: Any) -> None:
         assert {"baseline", "SignatureAuthorizerFunction", *cold["floors"]} <= set(functions), variant
         for timing in functions.values():
             assert timing["runs"] >= 1 and timing["total_ms_median"] > 0 and timing["ratio_to_baseline"] > 0
+            assert 0 < timing["total_ms_min"] <= timing["total_ms_median"] and timing["ratio_of_fastest"] > 0
         authorizer = functions["SignatureAuthorizerFunction"]
         assert cold["authorizer_ratio"][variant] == authorizer["ratio_to_baseline"]
         # And the authorizer is set against the stack alone (the last floor), in milliseconds
