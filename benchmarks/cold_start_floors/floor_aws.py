@@ -5,9 +5,11 @@ keygate.store sends for a bot's first signed request, with the same
 parameters: the key pointer, the key record, the secret, the nonce's
 conditional PutItem, the last use's conditional UpdateItem. The user it
 answers is the one the pointer names, so a floor that read nothing cannot pass.
+tests/integration/test_cold_start_floor.py checks the requests against the authorizer's.
 No pydantic, no Powertools.
 """
 
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -49,13 +51,15 @@ def serve(event):
         ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
         ExpressionAttributeValues={":now": {"N": str(now_ms)}})
     now = datetime.now(UTC)
-    dynamodb.update_item(
-        TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},
-        UpdateExpression="SET last_used_at = :now, #type = :type",
-        ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
-        ExpressionAttributeNames={"#type": "type"},
-        ExpressionAttributeValues={":now": {"S": _iso(now)}, ":type": {"S": "usage"},
-                                   ":cutoff": {"S": _iso(now - timedelta(seconds=LAST_USED_INTERVAL_SECONDS))}})
+    # Used within the interval already: nothing to write, as in keygate.store.
+    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
+        dynamodb.update_item(
+            TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},
+            UpdateExpression="SET last_used_at = :now, #type = :type",
+            ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
+            ExpressionAttributeNames={"#type": "type"},
+            ExpressionAttributeValues={":now": {"S": _iso(now)}, ":type": {"S": "usage"},
+                                       ":cutoff": {"S": _iso(now - timedelta(seconds=LAST_USED_INTERVAL_SECONDS))}})
     return {"principalId": user_id}
 
 
