@@ -22,10 +22,10 @@ import boto3
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from keygate import store
-from keygate.config import reset_config
+from keygate import tokens, wiring
 from keygate.models import CreatedApiKey
 from keygate.observability import logger, metrics
+from keygate.storage import aws
 from keygate_dev import template
 from keygate_dev.events import seed_key
 from keygate_dev.identity import LocalIdentityProvider
@@ -69,10 +69,16 @@ class LocalStack:
         onboard(user_id)
         created = []
         for number in range(count):
-            created.append(seed_key(self.identity, user_id, label=f"bench {number}", **fields))
+            created.append(seed_key(user_id, label=f"bench {number}", **fields))
             # Powertools prints its buffer once it holds 100 values, disabled or not: seeding emits none.
             metrics.clear_metrics()
         return created
+
+
+def _forget_layer_state() -> None:
+    wiring.forget()
+    aws.forget_clients()
+    tokens.forget_jwks()
 
 
 @contextmanager
@@ -81,8 +87,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(values)
-    reset_config()
-    store.reset_clients()
+    _forget_layer_state()
     try:
         yield
     finally:
@@ -91,8 +96,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        reset_config()
-        store.reset_clients()
+        _forget_layer_state()
 
 
 @contextmanager
@@ -128,8 +132,8 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
 class CallRecorder:
     """The AWS operations the layer's own clients make, as "service.Operation" counts.
 
-    Hooked on botocore's `provide-client-params` event of `keygate.store`'s
-    cached clients, so it counts the calls the code makes (not HTTP retries)
+    Hooked on botocore's `provide-client-params` event of the layer's own
+    clients (keygate_dev.store_hooks), so it counts the calls the code makes (not HTTP retries)
     and sees their parameters: how many items each transaction holds.
     """
 

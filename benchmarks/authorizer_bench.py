@@ -56,11 +56,12 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` 
 
 import keygate_client  # noqa: E402  # after the sys.path set-up above
 from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
-from keygate import api, signing, store  # noqa: E402  # after the sys.path set-up above
-from keygate.authorizer import SignatureAuthorizer  # noqa: E402  # after the sys.path set-up above
-from keygate.config import Config, get_config  # noqa: E402  # after the sys.path set-up above
+from keygate import apigw, authorizer, signing  # noqa: E402  # after the sys.path set-up above
+from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
+from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above
 from keygate_dev import template  # noqa: E402  # after the sys.path set-up above
 from keygate_dev.gateway import LambdaContext, ProxyRequest, authorizer_event, resolve  # noqa: E402  # after the sys.path set-up above
+from keygate_dev.store_hooks import layer_clients  # noqa: E402  # after the sys.path set-up above
 
 RESULTS = ROOT / "benchmarks" / "results" / "authorizer.json"
 STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/bench"
@@ -107,19 +108,16 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
 
 
 class InMemoryWrites:
-    """keygate.store for reads; the nonce and last-use writes in memory (the I/O left out of table 1)."""
+    """The authorizer's storage for reads; the nonce and last-use writes in memory (the I/O left out of table 1)."""
 
-    NonceReused = store.NonceReused
-    get_key_owner = staticmethod(store.get_key_owner)
-    get_key = staticmethod(store.get_key)
-    get_secret = staticmethod(store.get_secret)
-
-    def __init__(self) -> None:
+    def __init__(self, reads: Any) -> None:
+        self.get_key_owner = reads.get_key_owner
+        self.get_key = reads.get_key
         self.nonces: set[tuple[str, str]] = set()
 
     def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
         if (key_id, nonce) in self.nonces:
-            raise store.NonceReused()
+            raise NonceReused()
         self.nonces.add((key_id, nonce))
 
     def touch_last_used(self, *args: Any, **kwargs: Any) -> None:
@@ -162,10 +160,10 @@ def _handler_samples(key: tuple[str, str], iterations: int, clock: SimulatedCloc
                      stub_network: bool) -> list[int]:
     """The deployed handler on `iterations` fresh signed events, after one warming event."""
     module = template.module_for("SignatureAuthorizerFunction")
-    module._authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    module._authorizer = authorizer.from_environment(clock_ms=clock.now_ms, monotonic=clock.monotonic)
     handler, context = template.load_handler("SignatureAuthorizerFunction"), LambdaContext("SignatureAuthorizer")
     prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
-    canned, client = _CannedNetwork(), store._dynamodb()
+    canned, client = _CannedNetwork(), layer_clients()[0]
     samples: list[int] = []
     try:
         with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
@@ -186,13 +184,15 @@ def _handler_samples(key: tuple[str, str], iterations: int, clock: SimulatedCloc
 
 def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
     clock = SimulatedClock(time.time_ns() // 1_000_000)
-    authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic,
-                                     storage=InMemoryWrites())
+    stored = authorizer.from_environment(clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    checker = authorizer.SignatureAuthorizer(
+        AuthorizerConfig.from_environ(), InMemoryWrites(stored.lookup), stored.secret_reader,
+        clock_ms=clock.now_ms, monotonic=clock.monotonic)
     prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
-    assert authorizer.authorize(api.signed_request(prepared[0])).allowed  # warm: record and secret cached
+    assert checker.authorize(apigw.signed_request(prepared[0])).allowed  # warm: record and secret cached
     checks_ns: list[int] = []
     for event in prepared[1:]:
-        decision = _timed(lambda: authorizer.authorize(api.signed_request(event)), checks_ns)  # noqa: B023  # called at once, within this iteration
+        decision = _timed(lambda: checker.authorize(apigw.signed_request(event)), checks_ns)  # noqa: B023  # called at once, within this iteration
         assert decision.allowed, decision
 
     # The bare HMAC over the very string the authorizer verified last.
@@ -221,11 +221,11 @@ def call_counts(key_set: list[tuple[str, str]], requests: int, rate_per_second: 
                 naive: bool) -> dict[str, Any]:
     """`requests` requests at `rate_per_second`, round-robin over `key_set`, against moto."""
     clock = SimulatedClock(time.time_ns() // 1_000_000, defeat_caches=naive)
-    authorizer = SignatureAuthorizer(get_config(), clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    checker = authorizer.from_environment(clock_ms=clock.now_ms, monotonic=clock.monotonic)
     with CallRecorder() as recorder:
         for number in range(requests):
-            decision = authorizer.authorize(api.signed_request(signed_event(key_set[number % len(key_set)],
-                                                                            clock.wall_ms)))
+            decision = checker.authorize(apigw.signed_request(signed_event(key_set[number % len(key_set)],
+                                                                           clock.wall_ms)))
             assert decision.allowed, decision
             clock.advance_ms(1000 / rate_per_second)
     calls = dict(sorted(recorder.calls.items()))
@@ -234,7 +234,7 @@ def call_counts(key_set: list[tuple[str, str]], requests: int, rate_per_second: 
             "calls_per_1000": {name: count * 1000 / requests for name, count in calls.items()}}
 
 
-def targets(result: dict[str, Any], config: Config) -> dict[str, Any]:
+def targets(result: dict[str, Any], config: AuthorizerConfig) -> dict[str, Any]:
     """The stated bounds for this run's duration and key count, and whether the run kept them.
 
     DynamoDB GetItem counts the immutable key-id pointer too (once per key per warm instance).
@@ -271,7 +271,7 @@ def run(quick: bool = False, rate_per_second: float = 50.0) -> dict[str, Any]:
     iterations, requests, naive_requests, key_count = ((500, 200, 200, 20) if quick
                                                        else (20_000, 20_000, 2_000, MANY_KEYS))
     with local_stack() as stack:
-        config = get_config()
+        config = AuthorizerConfig.from_environ()
         keys = seed_keys(stack, key_count)
         report: dict[str, Any] = {
             "quick": quick, "python": sys.version.split()[0],

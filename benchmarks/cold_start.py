@@ -60,10 +60,11 @@ from benchmarks.package_size import (
     managed_powertools_distributions,
     resolve_distributions,
 )
+from keygate import routes
 from keygate.models import CreatedApiKey
 from keygate_dev import gateway, template
 from keygate_dev.events import response_status
-from tests.conftest import ACTION_BY_ROUTE, REGION
+from tests.conftest import REGION
 
 AUTHORIZER = "SignatureAuthorizerFunction"
 TARGET_RATIO = 1.3
@@ -195,9 +196,9 @@ def _api_event(stack: LocalStack, method: str, path: str, *, user: str | None, b
         raise LookupError(f"template.yaml has no route {method} {path}")
     route, parameters = resolved
     request_headers = {"Content-Type": "application/json", **(headers or {})}
-    action = ACTION_BY_ROUTE.get((method, route.path))
+    action = routes.route_of(method, route.path).step_up
     if action and user:
-        request_headers["X-PASSKEY-TOKEN"] = stack.identity.step_up_token(user, action)
+        request_headers["X-PASSKEY-TOKEN"] = stack.identity.step_up_token(user, action.value)
     authorizer = None if user is None else {"principalId": user, "user_id": user, **context}
     request = gateway.ProxyRequest(method=method, path=path, headers=request_headers,
                                    body=None if body is None else json.dumps(body))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._stack import CallRecorder, LocalStack, local_stack
-from keygate.config import get_config
+from keygate.config import KeyPolicy
 from keygate_dev.gateway import Response
 from tests.conftest import ApiClient
 
@@ -46,7 +46,7 @@ def count_operation(stack: LocalStack, name: str) -> dict[str, Any]:
 def run(quick: bool = False) -> dict[str, Any]:
     """Every operation once (the counts are deterministic, so quick and full are alike)."""
     with local_stack() as stack:
-        limit = get_config().max_active_keys_per_user
+        limit = KeyPolicy.from_environ().max_active_keys_per_user
         if limit < KEYS_PER_USER:
             raise RuntimeError(f"the stack allows {limit} keys per user; this needs {KEYS_PER_USER}")
         return {"keys_per_user": KEYS_PER_USER,

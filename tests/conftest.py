@@ -24,9 +24,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
-from keygate import auth, store
-from keygate.config import reset_config
-from keygate.models import AccountState
+from keygate import routes, tokens, wiring
+from keygate.config import StorageConfig
+from keygate.records import AccountState
+from keygate.storage import aws as layer_aws
+from keygate.storage import layout
+from keygate.storage.lookup import DynamoKeyLookup
 from keygate_dev import template
 from keygate_dev.gateway import ProxyRequest, Response, invoke
 from keygate_dev.identity import LocalIdentityProvider
@@ -34,12 +37,6 @@ from keygate_dev.jwks_server import JwksServer
 
 TABLE_NAME = "keygate-test-keys"
 REGION = "us-east-1"
-ACTION_BY_ROUTE = {
-    ("POST", "/v1/trade/api-keys"): "api_keys:create",
-    ("PATCH", "/v1/trade/api-keys/{api_key}"): "api_keys:update",
-    ("DELETE", "/v1/trade/api-keys/{api_key}"): "api_keys:revoke",
-    ("DELETE", "/v1/trade/api-keys/all"): "api_keys:revoke_all",
-}
 
 
 @pytest.fixture(scope="session")
@@ -76,11 +73,11 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, identity: LocalIdentityProvider, 
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    reset_config()
-    store.reset_clients()
+    wiring.forget()
+    layer_aws.forget_clients()
     yield environment
-    reset_config()
-    store.reset_clients()
+    wiring.forget()
+    layer_aws.forget_clients()
 
 
 @pytest.fixture
@@ -92,11 +89,37 @@ def aws(stack_env: dict[str, str]) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_jwks_cache() -> None:
-    auth._jwks_client.cache_clear()
+    tokens.forget_jwks()
+
+
+def layer() -> wiring.Management:
+    """The management functions' composition root for the current environment (the stack's tables)."""
+    return wiring.management()
+
+
+def run_janitor(clock: Any = None) -> Any:
+    """One run of the secret janitor, on `clock` (default: the wall clock)."""
+    lifecycle = layer().lifecycle
+    return (lifecycle if clock is None else lifecycle.at(clock)).run_secret_janitor()
+
+
+def key_lookup() -> DynamoKeyLookup:
+    """The signature authorizer's storage, on the stack's table."""
+    storage = StorageConfig.from_environ()
+    return DynamoKeyLookup(layer_aws.clients(storage.aws_endpoint_url), storage.table_name)
+
+
+def secret_value(key_id: str) -> str | None:
+    return layer().secrets.read(key_id)
+
+
+def secret_exists(key_id: str) -> bool:
+    return layer().secrets.name(key_id) in secret_names()
 
 
 def onboard(user_id: str, *, trade: bool = True) -> None:
-    store.put_account_state(user_id, AccountState(onboarding_completed=True, trading_handshake_completed=trade))
+    wiring.management().keys.put_account_state(
+        user_id, AccountState(onboarding_completed=True, trading_handshake_completed=trade))
 
 
 @dataclass
@@ -114,9 +137,9 @@ class ApiClient:
 
         request_headers = {"Content-Type": "application/json", **(headers or {})}
         resolved = resolve(method, path)
-        action = ACTION_BY_ROUTE.get((method, resolved[0].path)) if resolved else None
+        action = routes.route_of(method, resolved[0].path).step_up if resolved else None
         if step_up == "auto" and action and user:
-            request_headers["X-PASSKEY-TOKEN"] = self.step_up(user, action)
+            request_headers["X-PASSKEY-TOKEN"] = self.step_up(user, action.value)
         elif step_up not in (None, "auto"):
             request_headers["X-PASSKEY-TOKEN"] = step_up
         text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
@@ -175,7 +198,7 @@ def table_items() -> list[dict[str, Any]]:
     items, kwargs = [], {"TableName": TABLE_NAME}
     while True:
         page = client.scan(**kwargs)
-        items.extend(store._from_item(item) for item in page["Items"])
+        items.extend(layout.from_item(item) for item in page["Items"])
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -30,9 +30,9 @@ from typing import Any
 
 import boto3
 
-from keygate import store
-from keygate.config import get_config
-from keygate.models import ApiKeyRecord, KeyStatus, iso
+from keygate.config import KeyPolicy, StorageConfig
+from keygate.records import ApiKeyRecord, KeyStatus, iso
+from keygate.storage import layout
 from tests.conftest import REGION
 
 TRACKED_FIELDS = ("label", "permissions", "ip_whitelist")
@@ -54,7 +54,7 @@ class StoredState:
 
 def aws_client(service: str) -> Any:
     """A test-side client (never the layer's, which faults may hit) for the stack's endpoint."""
-    return _cached_client(service, get_config().aws_endpoint_url)
+    return _cached_client(service, StorageConfig.from_environ().aws_endpoint_url)
 
 
 @lru_cache(maxsize=8)
@@ -64,8 +64,9 @@ def _cached_client(service: str, endpoint_url: str | None) -> Any:
 
 
 def _table_items(dynamodb: Any) -> list[dict[str, Any]]:
-    pages = dynamodb.get_paginator("scan").paginate(TableName=get_config().table_name, ConsistentRead=True)
-    return [store._from_item(item) for page in pages for item in page["Items"]]
+    pages = dynamodb.get_paginator("scan").paginate(TableName=StorageConfig.from_environ().table_name,
+                                                     ConsistentRead=True)
+    return [layout.from_item(item) for page in pages for item in page["Items"]]
 
 
 def stored_state() -> StoredState:
@@ -76,7 +77,7 @@ def stored_state() -> StoredState:
     for item in sorted(items, key=lambda entry: (entry["pk"], entry["sk"])):
         pk, sk = item["pk"], item["sk"]
         if pk.startswith("USER#") and sk.startswith("KEY#"):
-            record = store._record_from(item)
+            record = layout.record_from(item)
             keys[record.key_id] = record
         elif pk.startswith("USER#") and sk == "KEYSET":
             keyset_versions[pk.removeprefix("USER#")] = item["version"]
@@ -84,7 +85,7 @@ def stored_state() -> StoredState:
             pointers[pk.removeprefix("KEY#")] = item["user_id"]
         elif pk.startswith("AUDIT#"):
             audit[pk.removeprefix("AUDIT#")].append(item)
-        elif pk == store.CLEANUP_PARTITION:
+        elif pk == layout.CLEANUP_PARTITION:
             cleanup.append(item["key_id"])
     return StoredState(keys=keys, pointers=pointers, audit=dict(audit), keyset_versions=keyset_versions,
                        cleanup_key_ids=cleanup, secrets=_secrets(aws_client("secretsmanager")),
@@ -93,7 +94,7 @@ def stored_state() -> StoredState:
 
 def _secrets(secretsmanager: Any) -> dict[str, str]:
     """Key id -> secret value of every secret under the stage's prefix."""
-    prefix = get_config().secret_name_prefix
+    prefix = StorageConfig.from_environ().secret_name_prefix
     names = [secret["Name"] for page in secretsmanager.get_paginator("list_secrets").paginate()
              for secret in page["SecretList"] if secret["Name"].startswith(prefix)]
     return {name.removeprefix(prefix): secretsmanager.get_secret_value(SecretId=name)["SecretString"]
@@ -173,7 +174,7 @@ def _audit_problems(record: ApiKeyRecord, entries: list[dict[str, Any]]) -> list
     creation = entries[0]["details"]
     if creation.get("expires_at") != iso(record.expires_at):
         problems.append("key_created entry disagrees with the record's expiry")
-    if entries[0]["created_at"] != store._iso(record.created_at):
+    if entries[0]["created_at"] != layout.stored_time(record.created_at):
         problems.append("key_created entry disagrees with the record's creation time")
     replayed = {name: creation.get(name) for name in TRACKED_FIELDS}
     for entry in entries[1:]:
@@ -187,14 +188,14 @@ def _audit_problems(record: ApiKeyRecord, entries: list[dict[str, Any]]) -> list
     revoked = events[-1] == "key_revoked"
     if (record.status is KeyStatus.REVOKED) != revoked:
         problems.append(f"status {record.status.value} but the audit log ends with {events[-1]}")
-    elif revoked and store._iso(record.revoked_at) != entries[-1]["created_at"]:
+    elif revoked and layout.optional_time(record.revoked_at) != entries[-1]["created_at"]:
         problems.append("key_revoked entry disagrees with the record's revocation time")
     return problems
 
 
 def _limit_violations(state: StoredState, now: datetime) -> list[str]:
     found = []
-    limit = get_config().max_active_keys_per_user
+    limit = KeyPolicy.from_environ().max_active_keys_per_user
     keys_per_user: dict[str, int] = defaultdict(int)
     for record in state.keys.values():
         keys_per_user[record.user_id] += 1

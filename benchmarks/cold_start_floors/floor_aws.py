@@ -1,7 +1,7 @@
 """Floor 1: the authorizer's first event with no KeyGate code and nothing but boto3.
 
-The two clients (with keygate.store's client config) and the five requests
-keygate.store sends for a bot's first signed request, with the same
+The two clients (with keygate.storage's client config) and the five requests
+keygate.storage sends for a bot's first signed request, with the same
 parameters: the key pointer, the key record, the secret, the nonce's
 conditional PutItem, the last use's conditional UpdateItem. The user it
 answers is the one the pointer names, so a floor that read nothing cannot pass.
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from botocore.config import Config
 
-# keygate.store's _BOTO_CONFIG: the retry mode changes how botocore builds the client.
+# keygate.storage.aws.BOTO_CONFIG: the retry mode changes how botocore builds the client.
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 NONCE_TTL_MS = 60_000
 LAST_USED_INTERVAL_SECONDS = 60
@@ -51,7 +51,7 @@ def serve(event):
         ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
         ExpressionAttributeValues={":now": {"N": str(now_ms)}})
     now = datetime.now(UTC)
-    # Used within the interval already: nothing to write, as in keygate.store.
+    # Used within the interval already: nothing to write, as in keygate.storage.lookup.
     with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.update_item(
             TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},

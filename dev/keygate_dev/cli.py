@@ -24,11 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from keygate.stepup import Action
 from keygate_dev import state
 from keygate_dev.emulation import EmulationError
 from keygate_dev.server import DEFAULT_PORT
 
-STEP_UP_ACTIONS = ("api_keys:create", "api_keys:update", "api_keys:revoke", "api_keys:revoke_all")
+STEP_UP_ACTIONS = tuple(action.value for action in Action)
 
 
 class CliError(Exception):

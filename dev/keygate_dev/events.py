@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -49,9 +48,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from keygate import api, service, signing, store
-from keygate.auth import Action
-from keygate.models import AccountState, CreateApiKeyRequest, CreatedApiKey, now_utc
+from keygate import apigw, signing, wiring
+from keygate.models import CreateApiKeyRequest, CreatedApiKey
+from keygate.records import AccountState, now_utc
+from keygate.stepup import Action, StepUpUse
 from keygate_dev import template
 from keygate_dev.gateway import LambdaContext
 from keygate_dev.identity import LocalIdentityProvider
@@ -61,7 +61,7 @@ SIDECAR_SUFFIX = ".expected.json"
 # The `sam local invoke --env-vars` file that goes with the events (not an event).
 ENV_VARS_PATH = EVENTS_DIR / "env.json"
 SEED_SOURCE_IP = "198.51.100.200"
-# Step-up tokens minted for seeding stay valid this long after the (possibly past) moment they are for.
+# How long a seeded change's step-up use is kept, after the (possibly past) moment of the change.
 _SEED_TOKEN_SECONDS = 300
 _PLACEHOLDER = re.compile(r"\{\{(\w+):([^{}]+)\}\}")
 
@@ -145,31 +145,29 @@ def status_in_name(event_path: Path) -> int | None:
 
 
 # ------------------------------------------------------------------- seeding
-def seed_key(identity: LocalIdentityProvider, user_id: str, *, at: datetime | None = None, revoked: bool = False,
-             source_ip: str = SEED_SOURCE_IP, **fields: Any) -> CreatedApiKey:
-    """Create a key through the service as if at `at` (a past moment, or now), optionally revoke it.
+def seed_key(user_id: str, *, at: datetime | None = None, revoked: bool = False, source_ip: str = SEED_SOURCE_IP,
+             **fields: Any) -> CreatedApiKey:
+    """Create a key through the lifecycle as if at `at` (a past moment, or now), optionally revoke it.
 
     `fields` are CreateApiKeyRequest fields, validated against the stack's allowed permissions.
-    The owner must already meet the prerequisites for them.
+    The owner must already meet the prerequisites for them. Seeding confirms each change itself
+    (a fresh step-up use), as the app's user would with a passkey.
     """
     moment = at or now_utc()
-    request = CreateApiKeyRequest.model_validate(fields)
-    created = service.create_api_key(user_id, request, step_up_token=_seed_step_up(identity, user_id, Action.CREATE,
-                                                                                   moment),
-                                     source_ip=source_ip, clock=lambda: moment)
+    app = wiring.management()
+    request = CreateApiKeyRequest.model_validate(fields, context=app.validation_context())
+    created = app.lifecycle.at(lambda: moment).create_api_key(user_id, request, step_up=_seed_step_up(moment),
+                                                              source_ip=source_ip)
     if revoked:
         # A millisecond later, so the audit log orders the revocation after the creation.
         revoked_at = moment + timedelta(milliseconds=1)
-        service.revoke_api_key(user_id, created.api_key, source_ip=source_ip, clock=lambda: revoked_at,
-                               step_up_token=_seed_step_up(identity, user_id, Action.REVOKE, revoked_at))
+        app.lifecycle.at(lambda: revoked_at).revoke_api_key(user_id, created.api_key, source_ip=source_ip,
+                                                            step_up=_seed_step_up(revoked_at))
     return created
 
 
-def _seed_step_up(identity: LocalIdentityProvider, user_id: str, action: Action, moment: datetime) -> str:
-    # Issued at the seeded moment (the service checks its age against its clock), yet not expired
-    # by the wall clock that PyJWT checks `exp` against.
-    lifetime = max(0, int(time.time() - moment.timestamp())) + _SEED_TOKEN_SECONDS
-    return identity.step_up_token(user_id, action.value, now=moment.timestamp(), lifetime_seconds=lifetime)
+def _seed_step_up(moment: datetime) -> StepUpUse:
+    return StepUpUse(jti=uuid.uuid4().hex, expires_at_epoch=int(moment.timestamp()) + _SEED_TOKEN_SECONDS)
 
 
 @dataclass
@@ -187,12 +185,12 @@ class EventRun:
 
     def seed(self, seed: Seed) -> None:
         for name, account in seed.accounts.items():
-            store.put_account_state(self.user(name), AccountState(**account.model_dump()))
+            wiring.management().keys.put_account_state(self.user(name), AccountState(**account.model_dump()))
         now = now_utc()
         for position, (name, key) in enumerate(seed.keys.items()):
             # Later entries are a millisecond newer, so lists show them in a known order.
             moment = now - timedelta(days=key.created_days_ago, milliseconds=len(seed.keys) - position)
-            self.keys[name] = seed_key(self.identity, self.user(key.owner), at=moment, revoked=key.revoked,
+            self.keys[name] = seed_key(self.user(key.owner), at=moment, revoked=key.revoked,
                                        **key.model_dump(exclude={"owner", "created_days_ago", "revoked"}))
 
     def fill(self, value: Any) -> Any:
@@ -302,7 +300,7 @@ def kg1_sign(event: dict[str, Any], run: EventRun, *, key: str, tamper: str | No
     `tamper: "signature"` sends a signature for another path, for events that must be refused.
     """
     created = run.keys[key]
-    request = api.signed_request(event)
+    request = apigw.signed_request(event)
     path = request.path + ("/tampered" if tamper == "signature" else "")
     headers = signing.sign_request(created.api_key, created.api_secret, request.method, path, request.query_pairs)
     return {**event, "headers": {**(event.get("headers") or {}), **headers},

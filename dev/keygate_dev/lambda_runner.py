@@ -74,12 +74,12 @@ def local_functions(parameters: Mapping[str, str], table_name: str, aws_environm
 
 
 def _layer_caches_reset(aws_changed: bool) -> None:
-    from keygate import store
-    from keygate.config import reset_config
+    from keygate import wiring
+    from keygate.storage import aws
 
-    reset_config()
+    wiring.forget()
     if aws_changed:
-        store.reset_clients()
+        aws.forget_clients()
 
 
 class InProcessLambdaRunner:

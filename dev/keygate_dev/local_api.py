@@ -231,6 +231,9 @@ class LocalApiDefinition:
     @classmethod
     def load(cls, runner: InProcessLambdaRunner, parameters: Mapping[str, str],
              example_parameters: Mapping[str, str] | None = None) -> LocalApiDefinition:
+        mismatches = template.registry_mismatches()
+        if mismatches:  # a route served as the template says, but checked as the registry says, would drift
+            raise ValueError("template.yaml and keygate.routes disagree: " + "; ".join(mismatches))
         main = _api_of(template.TEMPLATE_PATH, parameters)
         apis = [(template.TEMPLATE_PATH, main, None)]
         if template.EXAMPLE_TEMPLATE_PATH.exists():

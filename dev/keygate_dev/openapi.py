@@ -1,10 +1,8 @@
 """The OpenAPI 3.1 description of the KeyGate API, generated from the code.
 
-- Routes and who may call them: template.yaml's Api events and their `Auth`
-  (the API's DefaultAuthorizer when an event names none).
-- Bodies: the pydantic models in keygate.models. A route's response model is
-  the return type of the service function its handler calls; request models
-  are the ones its handler validates with.
+- Routes, who may call them, their models, step-up actions and refusals:
+  the route registry (keygate.routes), which tests/unit/test_routes.py holds
+  to template.yaml.
 - Errors: one shape everywhere (models.ErrorResponse), with every status the
   route can answer, from its handler, its authorizer or API Gateway itself.
 
@@ -21,25 +19,25 @@ import importlib.metadata
 import json
 import re
 import sys
-import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from keygate import keys, models, service, signing
-from keygate.auth import Action
+from keygate import keys, models, signing, stepup
+from keygate.errors import ErrorCode
+from keygate.routes import ROUTES, Auth, QueryInteger, Route
 from keygate_dev import template
 
 OPENAPI_PATH = template.ROOT / "docs" / "openapi.json"
 REF_TEMPLATE = "#/components/schemas/{model}"
 STEP_UP_EXTENSION = "x-keygate-step-up-action"
-STEP_UP_HEADER = "X-PASSKEY-TOKEN"
+STEP_UP_HEADER = stepup.HEADER
 SESSION_SCHEME = "session"
 STEP_UP_SCHEME = "passkeyStepUp"
-# One apiKey scheme per KG1 header that every signed request carries (SIGNING.md);
+# One apiKey scheme per KG1 header that every signed request carries (docs/signing.md);
 # the optional X-KG-RECV-WINDOW is a header parameter of the route instead.
 KG1_SCHEMES = {
     "kg1ApiKey": signing.HEADER_API_KEY,
@@ -48,37 +46,11 @@ KG1_SCHEMES = {
     "kg1ContentSha256": signing.HEADER_CONTENT_SHA256,
     "kg1Signature": signing.HEADER_SIGNATURE,
 }
-NO_AUTHORIZER = "NONE"
 
 
-def _returns(function: Callable[..., Any]) -> type[BaseModel]:
-    """The pydantic model a service function returns (its return annotation)."""
-    returned = typing.get_type_hints(function)["return"]
-    if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
-        raise TypeError(f"{function.__qualname__} does not return a pydantic model")
-    return returned
-
-
-@dataclass(frozen=True)
-class RouteDoc:
-    """What template.yaml cannot say about a route. Keyed by function id."""
-
-    operation_id: str
-    summary: str
-    tag: str
-    response_model: type[BaseModel]
-    success_status: int = 200
-    request_model: type[BaseModel] | None = None
-    request_body_required: bool = True
-    # Valid bodies, shown in the description (tests check each against the request model).
-    request_examples: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    step_up: Action | None = None
-    # Refusals the handler itself answers: status -> error codes.
-    refusals: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
-    parameters: tuple[dict[str, Any], ...] = ()
-
-
-def _api_key_parameter() -> dict[str, Any]:
+def _path_parameter(name: str) -> dict[str, Any]:
+    if name != "api_key":
+        raise ValueError(f"path parameter {{{name}}} is not described in keygate_dev.openapi")
     prefix = template.parameter_defaults()["KeyIdPrefix"]
     body_chars = keys.KEY_ID_RANDOM_CHARS + keys.CHECKSUM_CHARS
     return {
@@ -89,13 +61,11 @@ def _api_key_parameter() -> dict[str, Any]:
     }
 
 
-def _audit_limit_parameter() -> dict[str, Any]:
-    handler = template.module_for("GetApiKeyAuditFunction")
+def _query_parameter(parameter: QueryInteger) -> dict[str, Any]:
     return {
-        "name": "limit", "in": "query", "required": False,
-        "description": "How many entries, newest first.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": handler.MAX_LIMIT,
-                   "default": handler.DEFAULT_LIMIT},
+        "name": parameter.name, "in": "query", "required": False, "description": parameter.description,
+        "schema": {"type": "integer", "minimum": parameter.minimum, "maximum": parameter.maximum,
+                   "default": parameter.default},
     }
 
 
@@ -107,60 +77,12 @@ def _recv_window_parameter() -> dict[str, Any]:
     }
 
 
-_STEP_UP_REFUSED = ("STEP_UP_REQUIRED",)
-_PREREQUISITES = ("ONBOARDING_REQUIRED", "TRADING_HANDSHAKE_REQUIRED")
-_BAD_BODY = ("INVALID_REQUEST", "MALFORMED_JSON")
-
-
-def route_docs() -> dict[str, RouteDoc]:
-    return {
-        "CreateApiKeyFunction": RouteDoc(
-            operation_id="createApiKey", summary="Create an API key; the secret is in this response only.",
-            tag="api-keys", response_model=_returns(service.create_api_key), success_status=201,
-            request_model=models.CreateApiKeyRequest, request_body_required=False, step_up=Action.CREATE,
-            request_examples={"trading bot": {"label": "market maker", "permissions": ["read", "trade"],
-                                              "ip_whitelist": ["203.0.113.0/24"], "expires_days": 90},
-                              "read-only default": {}},
-            refusals={400: (*_BAD_BODY, "KEY_LIMIT_REACHED"), 403: (*_STEP_UP_REFUSED, *_PREREQUISITES),
-                      409: ("CONCURRENT_MODIFICATION",), 413: ("PAYLOAD_TOO_LARGE",)}),
-        "ListApiKeysFunction": RouteDoc(
-            operation_id="listApiKeys", summary="The caller's keys, newest first; never a secret.",
-            tag="api-keys", response_model=_returns(service.list_api_keys)),
-        "UpdateApiKeyFunction": RouteDoc(
-            operation_id="updateApiKey", summary="Change label, permissions or ip_whitelist.",
-            tag="api-keys", response_model=_returns(service.update_api_key),
-            request_model=models.UpdateApiKeyRequest, step_up=Action.UPDATE,
-            request_examples={"rename": {"label": "market maker v2"},
-                              "lift the IP restriction": {"ip_whitelist": []}},
-            refusals={400: (*_BAD_BODY, "KEY_REVOKED", "KEY_EXPIRED"),
-                      403: (*_STEP_UP_REFUSED, *_PREREQUISITES), 404: ("KEY_NOT_FOUND",),
-                      409: ("CONCURRENT_MODIFICATION",), 413: ("PAYLOAD_TOO_LARGE",)},
-            parameters=(_api_key_parameter(),)),
-        "RevokeApiKeyFunction": RouteDoc(
-            operation_id="revokeApiKey",
-            summary="Revoke one key, irreversibly (a second revoke answers 200).",
-            tag="api-keys", response_model=_returns(service.revoke_api_key), step_up=Action.REVOKE,
-            refusals={403: _STEP_UP_REFUSED, 404: ("KEY_NOT_FOUND",), 409: ("CONCURRENT_MODIFICATION",)},
-            parameters=(_api_key_parameter(),)),
-        "RevokeAllApiKeysFunction": RouteDoc(
-            operation_id="revokeAllApiKeys", summary="Revoke every key of the caller (emergency).",
-            tag="api-keys", response_model=_returns(service.revoke_all_api_keys), step_up=Action.REVOKE_ALL,
-            refusals={403: _STEP_UP_REFUSED, 409: ("CONCURRENT_MODIFICATION",)}),
-        "GetApiKeyAuditFunction": RouteDoc(
-            operation_id="getApiKeyAudit", summary="A key's lifecycle log, newest first.",
-            tag="api-keys", response_model=_returns(service.get_api_key_audit),
-            refusals={400: ("INVALID_REQUEST",), 404: ("KEY_NOT_FOUND",)},
-            parameters=(_api_key_parameter(), _audit_limit_parameter())),
-        "GetCallingApiKeyFunction": RouteDoc(
-            operation_id="getCallingApiKey",
-            summary="The signing key's own id, label, permissions, whitelist and expiry.",
-            tag="bots", response_model=_returns(service.describe_calling_key),
-            refusals={404: ("KEY_NOT_FOUND",)}, parameters=(_recv_window_parameter(),)),
-        "GetServerTimeFunction": RouteDoc(
-            operation_id="getServerTime",
-            summary="The server's clock, for bots to sync their signing timestamps.",
-            tag="bots", response_model=models.ServerTime),
-    }
+def parameters(route: Route) -> list[dict[str, Any]]:
+    found = [_path_parameter(name) for name in route.path_parameters]
+    found += [_query_parameter(parameter) for parameter in route.query]
+    if route.auth is Auth.SIGNATURE:
+        found.append(_recv_window_parameter())
+    return found
 
 
 # ------------------------------------------------------------------ authorizers
@@ -171,44 +93,22 @@ class Authorization:
 
 
 _AUTHORIZATIONS = {
-    "SessionAuthorizer": Authorization(
+    Auth.SESSION: Authorization(
         security=[{SESSION_SCHEME: []}],
         refusals={401: "UNAUTHORIZED: the session token is missing, invalid or expired "
                        "(session authorizer)."}),
-    "SignatureAuthorizer": Authorization(
+    Auth.SIGNATURE: Authorization(
         security=[dict.fromkeys(KG1_SCHEMES, [])],
         refusals={401: "UNAUTHORIZED: the KG1 signature was refused (missing or malformed header, "
                        "timestamp outside the window, unknown, revoked or expired key, signature mismatch "
                        "or reused nonce; SIGNING.md). The exact reason is logged under the request id the "
                        "message quotes.",
                   403: "IP_NOT_ALLOWED or PERMISSION_DENIED (signature authorizer)."}),
-    NO_AUTHORIZER: Authorization(security=[], refusals={}),
+    Auth.NONE: Authorization(security=[], refusals={}),
 }
 _THROTTLED = "Throttled by API Gateway (the stage's rate and burst limits)."
 _UNAVAILABLE = ("SERVICE_UNAVAILABLE: DynamoDB, Secrets Manager, the identity provider's keys or an "
                 "authorizer cannot be reached; retry after Retry-After seconds.")
-
-
-def _event_authorizer(event: dict[str, Any]) -> str:
-    """The authorizer of an Api event: its own Auth, else its API's DefaultAuthorizer."""
-    properties = event["Properties"]
-    named = (properties.get("Auth") or {}).get("Authorizer")
-    if named:
-        return named
-    api_id = properties["RestApiId"]["Ref"]
-    api = template.resources("AWS::Serverless::Api")[api_id]
-    return api["Properties"].get("Auth", {}).get("DefaultAuthorizer", NO_AUTHORIZER)
-
-
-def route_authorizers() -> dict[tuple[str, str], str]:
-    """(method, path) -> authorizer name, for every Api event of the template."""
-    found = {}
-    for resource in template.resources("AWS::Serverless::Function").values():
-        for event in resource["Properties"].get("Events", {}).values():
-            if event["Type"] == "Api":
-                route = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
-                found[route] = _event_authorizer(event)
-    return found
 
 
 # ---------------------------------------------------------------------- schemas
@@ -250,47 +150,53 @@ def _error_response(description: str, *, retry_after: bool = False) -> dict[str,
     return response
 
 
-def _operation(doc: RouteDoc, authorizer: str) -> dict[str, Any]:
-    try:
-        authorization = _AUTHORIZATIONS[authorizer]
-    except KeyError:
-        raise ValueError(f"authorizer {authorizer!r} is not described in keygate_dev.openapi") from None
+def _refusals_by_status(route: Route) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for code in route.refusals:
+        found.setdefault(code.status, []).append(code.value)
+    return found
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    authorization = _AUTHORIZATIONS[route.auth]
     security = [dict(requirement) for requirement in authorization.security]
-    description = [doc.summary]
-    if doc.step_up is not None:
+    description = [route.summary]
+    if route.step_up is not None:
         security = [{**requirement, STEP_UP_SCHEME: []} for requirement in security]
-        description.append(f"Needs a passkey step-up token issued for `{doc.step_up.value}` in "
+        description.append(f"Needs a passkey step-up token issued for `{route.step_up.value}` in "
                            f"{STEP_UP_HEADER}; each token is accepted once.")
     responses: dict[str, Any] = {
-        str(doc.success_status): {"description": doc.response_model.__doc__ or doc.summary,
-                                  "content": _json_content(doc.response_model)}}
-    statuses = sorted({*doc.refusals, *authorization.refusals, 429, 503})
+        str(route.success_status): {"description": route.response_model.__doc__ or route.summary,
+                                    "content": _json_content(route.response_model)}}
+    refusals = _refusals_by_status(route)
+    statuses = sorted({*refusals, *authorization.refusals, ErrorCode.THROTTLED.status,
+                       ErrorCode.SERVICE_UNAVAILABLE.status})
     for status in statuses:
-        if status == 429:
-            responses["429"] = _error_response(_THROTTLED)
-        elif status == 503:
-            responses["503"] = _error_response(_UNAVAILABLE, retry_after=True)
+        if status == ErrorCode.THROTTLED.status:
+            responses[str(status)] = _error_response(_THROTTLED)
+        elif status == ErrorCode.SERVICE_UNAVAILABLE.status:
+            responses[str(status)] = _error_response(_UNAVAILABLE, retry_after=True)
         else:
             reasons = []
             if status in authorization.refusals:
                 reasons.append(authorization.refusals[status])
-            if status in doc.refusals:
-                reasons.append("Codes: " + ", ".join(doc.refusals[status]) + ".")
+            if status in refusals:
+                reasons.append("Codes: " + ", ".join(refusals[status]) + ".")
             responses[str(status)] = _error_response(" ".join(reasons))
-    operation: dict[str, Any] = {"operationId": doc.operation_id, "summary": doc.summary}
+    operation: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary}
     if len(description) > 1:
         operation["description"] = " ".join(description)
-    operation.update({"tags": [doc.tag], "security": security})
-    if doc.step_up is not None:
-        operation[STEP_UP_EXTENSION] = doc.step_up.value
-    if doc.parameters:
-        operation["parameters"] = list(doc.parameters)
-    if doc.request_model is not None:
-        content = _json_content(doc.request_model)
-        if doc.request_examples:
+    operation.update({"tags": [route.tag], "security": security})
+    if route.step_up is not None:
+        operation[STEP_UP_EXTENSION] = route.step_up.value
+    if parameters(route):
+        operation["parameters"] = parameters(route)
+    if route.request_model is not None:
+        content = _json_content(route.request_model)
+        if route.request_examples:
             content["application/json"]["examples"] = {
-                name: {"value": value} for name, value in doc.request_examples.items()}
-        operation["requestBody"] = {"required": doc.request_body_required, "content": content}
+                name: {"value": value} for name, value in route.request_examples.items()}
+        operation["requestBody"] = {"required": route.empty_body_means is None, "content": content}
     operation["responses"] = responses
     return operation
 
@@ -306,27 +212,18 @@ def _security_schemes() -> dict[str, Any]:
     }
     for name, header in KG1_SCHEMES.items():
         schemes[name] = {"type": "apiKey", "in": "header", "name": header,
-                         "description": f"KG1-HMAC-SHA256 request signing (shared/SIGNING.md): {header}."}
+                         "description": f"KG1-HMAC-SHA256 request signing (docs/signing.md): {header}."}
     return schemes
 
 
 def build() -> dict[str, Any]:
     """The whole description, deterministic for a given code base."""
-    docs = route_docs()
-    authorizers = route_authorizers()
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, function_id in template.api_routes():
-        if function_id not in docs:
-            raise ValueError(f"{function_id} ({method} {path}) has no RouteDoc in keygate_dev.openapi")
-        operation = _operation(docs[function_id], authorizers[(method, path)])
-        paths.setdefault(path, {})[method.lower()] = operation
-    routed = {function_id for _, _, function_id in template.api_routes()}
-    documented_only = sorted(set(docs) - routed)
-    if documented_only:
-        raise ValueError(f"documented but not routed in template.yaml: {', '.join(documented_only)}")
-    request_models = sorted({doc.request_model for doc in docs.values() if doc.request_model is not None},
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    request_models = sorted({route.request_model for route in ROUTES if route.request_model is not None},
                             key=lambda model: model.__name__)
-    response_models = sorted({doc.response_model for doc in docs.values()} | {models.ErrorResponse},
+    response_models = sorted({route.response_model for route in ROUTES} | {models.ErrorResponse},
                               key=lambda model: model.__name__)
     stage = template.parameter_defaults()["Stage"]
     return {
@@ -345,7 +242,7 @@ def build() -> dict[str, Any]:
         "tags": [
             {"name": "api-keys", "description": "Key management, from the app (session + passkey step-up)."},
             {"name": "bots", "description": "For trading bots signing with KG1-HMAC-SHA256."}],
-        "paths": dict(sorted(paths.items())),
+        "paths": {path: dict(sorted(operations.items())) for path, operations in sorted(paths.items())},
         "components": {
             "schemas": _component_schemas(request_models, response_models),
             "securitySchemes": _security_schemes(),

@@ -75,11 +75,11 @@ class LocalStage:
     def onboard(self, user_id: str, *, trade: bool = True) -> None:
         """Give a user the onboarding (and trading-handshake) state the prerequisites check reads."""
         with self.runner.environment_of("CreateApiKeyFunction"):
-            from keygate import store
-            from keygate.models import AccountState
+            from keygate import wiring
+            from keygate.records import AccountState
 
-            store.put_account_state(user_id, AccountState(onboarding_completed=True,
-                                                          trading_handshake_completed=trade))
+            wiring.management().keys.put_account_state(
+                user_id, AccountState(onboarding_completed=True, trading_handshake_completed=trade))
 
 
 def _jwks_server(identity: LocalIdentityProvider, port: int) -> JwksServer:

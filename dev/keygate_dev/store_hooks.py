@@ -1,7 +1,8 @@
-"""botocore event handlers on `keygate.store`'s own clients, for tests and benchmarks.
+"""botocore event handlers on the layer's own AWS clients, for tests and benchmarks.
 
-Hooking the layer's cached clients (rather than patching botocore globally) sees exactly the
-calls the layer makes, and nothing that moto or the tooling sends.
+Hooking the clients the layer's adapters use (keygate.storage.aws, for the
+endpoint of the current environment) rather than patching botocore globally
+sees exactly the calls the layer makes, and nothing that moto or the tooling sends.
 """
 
 from __future__ import annotations
@@ -9,18 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from keygate import store
+from keygate.config import StorageConfig
+from keygate.storage import aws
+
+
+def layer_clients() -> list[Any]:
+    """The DynamoDB and Secrets Manager clients the layer uses in this environment (created if need be)."""
+    clients = aws.clients(StorageConfig.from_environ().aws_endpoint_url)
+    return [clients.dynamodb, clients.secretsmanager]
 
 
 class StoreClientHooks:
-    """Registers `{event name: handler}` on the DynamoDB and Secrets Manager clients of keygate.store."""
+    """Registers `{event name: handler}` on the layer's DynamoDB and Secrets Manager clients."""
 
     def __init__(self, handlers: Mapping[str, Callable[..., Any]]) -> None:
         self._handlers = dict(handlers)
         self._clients: list[Any] = []
 
     def install(self) -> None:
-        for client in (store._dynamodb(), store._secretsmanager()):
+        for client in layer_clients():
             for event, handler in self._handlers.items():
                 client.meta.events.register(event, handler)
             self._clients.append(client)

@@ -153,12 +153,37 @@ def load_handler(function_id: str, template_path: Path = TEMPLATE_PATH) -> Any:
 
 def api_routes() -> list[tuple[str, str, str]]:
     """(method, path, function id) for every Api event in the template."""
-    routes = []
-    for function_id, resource in resources("AWS::Serverless::Function").items():
-        for event in resource["Properties"].get("Events", {}).values():
-            if event["Type"] == "Api":
-                routes.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"], function_id))
-    return sorted(routes)
+    return sorted((method, path, function_id) for method, path, function_id, _ in routes_of(load_template()))
+
+
+def routes_of(document: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(method, path, function id, authorizer) for every Api event of a template document; the authorizer
+    is the event's own `Auth.Authorizer`, else its API's DefaultAuthorizer ("NONE" for none)."""
+    defaults = {name: (resource["Properties"].get("Auth") or {}).get("DefaultAuthorizer", "NONE")
+                for name, resource in document["Resources"].items() if resource["Type"] == "AWS::Serverless::Api"}
+    found = []
+    for function_id, resource in document["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] != "Api":
+                continue
+            properties = event["Properties"]
+            api = properties.get("RestApiId", {})
+            authorizer = (properties.get("Auth") or {}).get("Authorizer") or \
+                defaults.get(api.get("Ref") if isinstance(api, dict) else api, "NONE")
+            found.append((properties["Method"].upper(), properties["Path"], function_id, authorizer))
+    return sorted(found)
+
+
+def registry_mismatches(document: dict[str, Any] | None = None) -> list[str]:
+    """Where a template (default: template.yaml) and the route registry (keygate.routes) disagree."""
+    from keygate.routes import ROUTES
+
+    declared = {(route.method, route.path, route.function_id, route.auth.value) for route in ROUTES}
+    templated = set(routes_of(document if document is not None else load_template()))
+    return ([f"template.yaml has {route} but keygate.routes does not" for route in sorted(templated - declared)]
+            + [f"keygate.routes has {route} but template.yaml does not" for route in sorted(declared - templated)])
 
 
 def module_for(function_id: str) -> ModuleType:

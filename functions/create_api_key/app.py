@@ -1,14 +1,9 @@
 """POST /v1/trade/api-keys: create a key; the secret is in this response only."""
 
-from keygate import api, service
-from keygate.auth import STEP_UP_HEADER
-from keygate.models import CreateApiKeyRequest
+from keygate import api, routes, wiring
 
 
-@api.api_handler
-def handler(event):
-    request = api.parse_event(event)
-    body = api.parse_body(request, CreateApiKeyRequest, empty_means={})
-    created = service.create_api_key(request.user_id, body, step_up_token=request.header(STEP_UP_HEADER),
-                                     source_ip=request.source_ip)
-    return api.json_response(201, created)
+@api.route_handler(routes.CREATE_API_KEY, wiring.management)
+def handler(request, app):
+    return app.lifecycle.create_api_key(request.user_id, request.body, step_up=request.step_up,
+                                        source_ip=request.source_ip)

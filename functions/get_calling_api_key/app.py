@@ -1,10 +1,8 @@
 """GET /v1/trade/api-keys/self (signature authorizer): the calling key's restrictions."""
 
-from keygate import api, service
+from keygate import api, routes, wiring
 
 
-@api.api_handler
-def handler(event):
-    request = api.parse_event(event)
-    key_id = (event.get("requestContext", {}).get("authorizer") or {}).get("key_id", "")
-    return api.json_response(200, service.describe_calling_key(request.user_id, key_id))
+@api.route_handler(routes.GET_CALLING_API_KEY, wiring.management)
+def handler(request, app):
+    return app.lifecycle.describe_calling_key(request.user_id, request.authorizer.get("key_id", ""))

@@ -2,9 +2,10 @@
 
 import time
 
-from keygate import api
+from keygate import api, routes
+from keygate.models import ServerTime
 
 
-@api.api_handler
-def handler(event):
-    return api.json_response(200, {"server_time": time.time_ns() // 1_000_000})
+@api.route_handler(routes.GET_SERVER_TIME)
+def handler(request):
+    return ServerTime(server_time=time.time_ns() // 1_000_000)

@@ -1,9 +1,8 @@
 """GET /v1/trade/api-keys: the caller's keys, newest first, never a secret."""
 
-from keygate import api, service
+from keygate import api, routes, wiring
 
 
-@api.api_handler
-def handler(event):
-    request = api.parse_event(event)
-    return api.json_response(200, service.list_api_keys(request.user_id))
+@api.route_handler(routes.LIST_API_KEYS, wiring.management)
+def handler(request, app):
+    return app.lifecycle.list_api_keys(request.user_id)

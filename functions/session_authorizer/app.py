@@ -4,10 +4,10 @@ Results are cached by token (template: SessionAuthorizerCacheTtl), so the
 policy allows every route of the stage for that token.
 """
 
-from keygate import api
-from keygate.auth import verify_session_token
-from keygate.errors import Unauthorized
+from keygate import apigw, wiring
+from keygate.errors import ErrorCode, KeyGateError
 from keygate.observability import logger, tracer
+from keygate.session import verify_session_token
 
 
 @tracer.capture_lambda_handler(capture_response=False)
@@ -16,11 +16,11 @@ def handler(event, context):
     scheme, _, token = (event.get("authorizationToken") or "").partition(" ")
     try:
         if scheme.lower() != "bearer":
-            raise Unauthorized("Use 'Authorization: Bearer <session token>'.")
-        user_id = verify_session_token(token.strip())
-    except Unauthorized as refused:
-        logger.info("session refused", extra={"error_code": refused.code})
-        raise api.AuthorizerDenied() from None
-    # Any other error (the JWKS cannot be fetched) fails the authorizer, which the
-    # AUTHORIZER_FAILURE gateway response answers with 503.
-    return api.allow_policy(user_id, event["methodArn"], {"user_id": user_id}, whole_api=True)
+            raise KeyGateError(ErrorCode.UNAUTHORIZED, "Use 'Authorization: Bearer <session token>'.")
+        user_id = verify_session_token(token.strip(), wiring.session())
+    except KeyGateError as refused:
+        if refused.code.status != 401:
+            raise  # the JWKS cannot be fetched: the authorizer fails, AUTHORIZER_FAILURE answers 503
+        logger.info("session refused", extra={"error_code": refused.code.value})
+        raise apigw.AuthorizerDenied() from None
+    return apigw.allow_policy(user_id, event["methodArn"], {"user_id": user_id}, whole_api=True)

@@ -1,50 +1,43 @@
-"""Lambda REQUEST authorizer: KG1-HMAC-SHA256 request signatures (shared/SIGNING.md).
+"""Lambda REQUEST authorizer: KG1 request signatures (docs/signing.md).
 
-How each outcome reaches the bot (API Gateway's rules for Lambda authorizers):
-- allow: an Allow policy for this request's method ARN only (the authorizer
-  cache is off, every signature is unique), with a flat context the backend
-  reads (user_id, key_id, permissions);
-- 401: only by raising Exception("Unauthorized"); API Gateway then answers
-  its UNAUTHORIZED Gateway Response and the specific code cannot reach the
-  bot, so it is logged here with API Gateway's request id;
-- 403: a Deny policy whose context carries error_code / error_message, which
-  the ACCESS_DENIED Gateway Response renders;
-- AWS fault: any other exception, which API Gateway answers with the
-  AUTHORIZER_FAILURE Gateway Response (503 + Retry-After). Never an allow.
+How each outcome reaches the bot, as API Gateway decides it, is in
+docs/architecture.md ("Errors"): an Allow for this request's method ARN only,
+with the context a backend reads; a Deny carrying the code for 403 refusals;
+"Unauthorized" (401) for the others; any other exception is an AWS fault
+(AUTHORIZER_FAILURE, 503), never an allow.
 """
 
-from keygate import api
-from keygate.authorizer import SignatureAuthorizer
-from keygate.config import get_config
-from keygate.observability import logger, metrics, tracer
+from aws_lambda_powertools.logging import correlation_paths
 
-_authorizer: SignatureAuthorizer | None = None
+from keygate import apigw, authorizer
+from keygate.observability import logger, metrics
+
+_authorizer: authorizer.SignatureAuthorizer | None = None
 
 
-def _signature_authorizer() -> SignatureAuthorizer:
+def _signature_authorizer() -> authorizer.SignatureAuthorizer:
     # One per warm instance: its caches are what keep the hot path fast.
     global _authorizer
     if _authorizer is None:
-        _authorizer = SignatureAuthorizer(get_config())
+        _authorizer = authorizer.from_environment()
     return _authorizer
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@logger.inject_lambda_context(log_event=False, clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event, context):
-    decision = _signature_authorizer().authorize(api.signed_request(event))
+    decision = _signature_authorizer().authorize(apigw.signed_request(event))
     logger.info("signature checked", extra={
-        "allowed": decision.allowed, "status": decision.status, "error_code": decision.code,
-        "api_key": decision.key_id, "user_id": decision.user_id,
-        "apigw_request_id": (event.get("requestContext") or {}).get("requestId")})
+        "allowed": decision.allowed, "status": decision.status,
+        "error_code": decision.code.value if decision.code else "OK",
+        "api_key": decision.key_id, "user_id": decision.user_id, "apigw_request_id": apigw.request_id(event)})
     metrics.add_metric(name="SignatureAllowed" if decision.allowed else f"SignatureRefused{decision.status}",
                        unit="Count", value=1)
     if decision.allowed:
-        return api.allow_policy(decision.user_id, event["methodArn"], {
+        return apigw.allow_policy(decision.user_id, event["methodArn"], {
             "user_id": decision.user_id, "key_id": decision.key_id,
             "permissions": ",".join(decision.permissions)}, whole_api=False)
     if decision.status == 403:
-        return api.deny_policy(decision.user_id or "anonymous", event["methodArn"],
-                               {"error_code": decision.code, "error_message": decision.message})
-    raise api.AuthorizerDenied()
+        return apigw.deny_policy(decision.user_id or "anonymous", event["methodArn"],
+                                 {"error_code": decision.code.value, "error_message": decision.message})
+    raise apigw.AuthorizerDenied()

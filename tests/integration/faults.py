@@ -1,7 +1,7 @@
 """Fault-injection and concurrency harness for integration tests against in-process moto.
 
 `AwsCalls` hooks botocore's event system on the layer's own cached clients
-(`keygate.store._dynamodb()` / `_secretsmanager()`), so the checks in
+(keygate_dev.store_hooks: the clients keygate.storage.aws made for the stack), so the checks in
 tests/invariants.py, which use clients of their own, are never affected. It
 records every AWS operation the layer makes and can make one of them fail:
 

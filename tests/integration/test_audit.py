@@ -4,10 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import keys, service
-from keygate.models import UpdateApiKeyRequest, now_utc
+from keygate import keys
+from keygate.models import UpdateApiKeyRequest
+from keygate.records import now_utc
+from keygate.stepup import StepUpUse
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time
+from tests.conftest import assert_error, iso_time, layer
 
 ENTRY_FIELDS = {"event", "api_key", "ip_address", "created_at", "details"}
 
@@ -16,12 +18,12 @@ ENTRY_FIELDS = {"event", "api_key", "ip_address", "created_at", "details"}
 def key_with_history(alice, identity):
     """A key created 25 minutes ago and renamed once a minute since: 25 entries, a minute apart."""
     start = now_utc() - timedelta(minutes=25)
-    key_id = seed_key(identity, "alice", at=start, label="v0").api_key
+    key_id = seed_key("alice", at=start, label="v0").api_key
     for minute in range(1, 25):
         moment = start + timedelta(minutes=minute)
-        token = identity.step_up_token("alice", "api_keys:update", now=moment.timestamp(), lifetime_seconds=3600)
-        service.update_api_key("alice", key_id, UpdateApiKeyRequest(label=f"v{minute}"), step_up_token=token,
-                               source_ip="198.51.100.1", clock=lambda moment=moment: moment)
+        confirmed = StepUpUse(jti=f"update-{minute:02d}-{key_id}", expires_at_epoch=int(moment.timestamp()) + 300)
+        layer().lifecycle.at(lambda moment=moment: moment).update_api_key(
+            "alice", key_id, UpdateApiKeyRequest(label=f"v{minute}"), step_up=confirmed, source_ip="198.51.100.1")
     return key_id
 
 

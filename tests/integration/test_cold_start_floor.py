@@ -1,7 +1,7 @@
 """Floor 1 of the cold-start benchmark sends what the signature authorizer sends (issue 5).
 
 The floor may not import KeyGate (it measures the stack without KeyGate's code), so it
-repeats keygate.store's requests; this test keeps the copy honest: same client
+repeats keygate.storage's requests; this test keeps the copy honest: same client
 config, same operations in the same order, the same items, expressions and
 parameters, for a bot's first signed request.
 """
@@ -16,9 +16,10 @@ from typing import Any
 import boto3
 
 from benchmarks.cold_start import FLOORS_DIR
-from keygate import store
-from keygate.config import get_config
+from keygate.config import StorageConfig
+from keygate.storage import aws
 from keygate_dev.store_hooks import StoreClientHooks
+from tests.conftest import layer
 
 Request = tuple[str, dict[str, Any]]
 
@@ -71,8 +72,8 @@ def test_floor_one_sends_the_requests_of_the_authorizers_first_event(gate):
     boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register("provide-client-params", _recorder(floor_requests))
     try:
-        answer = floor.serve({"table": get_config().table_name, "key_id": key[0],
-                              "secret_id": store.secret_name(key[0])})
+        answer = floor.serve({"table": StorageConfig.from_environ().table_name, "key_id": key[0],
+                              "secret_id": layer().secrets.name(key[0])})
     finally:
         boto3.setup_default_session()
     # Then the floor found the key's user through its pointer, as the authorizer does
@@ -81,6 +82,6 @@ def test_floor_one_sends_the_requests_of_the_authorizers_first_event(gate):
     assert [operation for operation, _ in authorizer_requests] == [
         "GetItem", "GetItem", "GetSecretValue", "PutItem", "UpdateItem"]
     assert floor_requests == authorizer_requests
-    # And its clients are configured as keygate.store's (the retry mode changes client creation)
+    # And its clients are configured as keygate.storage's (the retry mode changes client creation)
     for setting in ("connect_timeout", "read_timeout", "retries"):
-        assert getattr(floor.CLIENT_CONFIG, setting) == getattr(store._BOTO_CONFIG, setting), setting
+        assert getattr(floor.CLIENT_CONFIG, setting) == getattr(aws.BOTO_CONFIG, setting), setting

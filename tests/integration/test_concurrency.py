@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keygate import store
-from keygate.config import get_config
+from keygate.config import KeyPolicy
+from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate_dev.gateway import Response
-from tests.conftest import ApiClient, assert_error, onboard
+from tests.conftest import ApiClient, assert_error, layer, onboard
 from tests.integration.faults import run_together
 from tests.invariants import check_invariants
 
@@ -73,7 +73,7 @@ class ActiveKeyWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = datetime.now(UTC)
-            self.samples.append(sum(record.is_active(now) for record in store.load_user(self.user).keys))
+            self.samples.append(sum(record.is_active(now) for record in layer().keys.load_user(self.user).keys))
 
     @contextmanager
     def watching(self) -> Iterator[ActiveKeyWatcher]:
@@ -87,7 +87,7 @@ class ActiveKeyWatcher:
 
 
 def test_fifty_concurrent_creates_stop_exactly_at_the_limit(warm):
-    client, limit = warm, get_config().max_active_keys_per_user
+    client, limit = warm, KeyPolicy.from_environ().max_active_keys_per_user
     # Given an onboarded user without keys and one step-up token per request
     onboard("alice")
     tokens = [client.step_up("alice", "api_keys:create") for _ in range(50)]
@@ -154,7 +154,7 @@ def test_twenty_concurrent_updates_and_revokes_of_one_key_match_the_audit_log(wa
 
 
 def test_revoke_all_racing_creates_leaves_a_consistent_state(warm):
-    client, limit = warm, get_config().max_active_keys_per_user
+    client, limit = warm, KeyPolicy.from_environ().max_active_keys_per_user
     # Given a user with six active keys
     onboard("alice")
     existing = {client.create().json()["api_key"] for _ in range(6)}
@@ -194,16 +194,16 @@ def test_revoke_all_racing_creates_leaves_a_consistent_state(warm):
 # scheduler: moto answers each request whole and fast (under the GIL, and under
 # `atomic_aws`'s lock), so the window between a request's read and its commit
 # is rarely the one another commit lands in. The tests below force the
-# interleavings that matter: a request is paused right after one of its store
-# calls (`keygate.store` is the layer's only door to AWS, so patching one of its
-# functions pauses the request between two AWS calls), and the rival change
+# interleavings that matter: a request is paused right after one of its repository
+# calls (the lifecycle reaches DynamoDB only through DynamoKeyRepository, so patching one
+# of its methods pauses the request between two AWS calls), and the rival change
 # commits in that gap. Nothing else is simulated: every write goes to moto.
 PAUSED_THREAD = "paused-request"
 
 
 def pause_every_racer_after_its_first(monkeypatch: pytest.MonkeyPatch, function_name: str, racers: int) -> None:
-    """Each of `racers` threads waits, after its first call of store.<function_name>, until all have made it."""
-    original = getattr(store, function_name)
+    """Each of `racers` threads waits, after its first call of the repository's <function_name>, until all have."""
+    original = getattr(DynamoKeyRepository, function_name)
     barrier, waited = threading.Barrier(racers), set()
 
     def paused(*args, **kwargs):
@@ -213,13 +213,13 @@ def pause_every_racer_after_its_first(monkeypatch: pytest.MonkeyPatch, function_
             barrier.wait(60)  # outside moto (the call returned): the others can make theirs
         return result
 
-    monkeypatch.setattr(store, function_name, paused)
+    monkeypatch.setattr(DynamoKeyRepository, function_name, paused)
 
 
 def run_with_rival_in_between(monkeypatch: pytest.MonkeyPatch, function_name: str, request, rival):
-    """Run `request` on a thread paused after its first call of store.<function_name>; run `rival`
-    to completion in that pause, then let the request go on. Returns (request's result, rival's)."""
-    original = getattr(store, function_name)
+    """Run `request` on a thread paused after its first call of the repository's <function_name>; run
+    `rival` to completion in that pause, then let the request go on. Returns (request's result, rival's)."""
+    original = getattr(DynamoKeyRepository, function_name)
     reached, resume = threading.Event(), threading.Event()
 
     def pausing(*args, **kwargs):
@@ -229,7 +229,7 @@ def run_with_rival_in_between(monkeypatch: pytest.MonkeyPatch, function_name: st
             assert resume.wait(60)
         return result
 
-    monkeypatch.setattr(store, function_name, pausing)
+    monkeypatch.setattr(DynamoKeyRepository, function_name, pausing)
     outcome: dict[str, object] = {}
 
     def work() -> None:
@@ -241,7 +241,7 @@ def run_with_rival_in_between(monkeypatch: pytest.MonkeyPatch, function_name: st
     thread = threading.Thread(target=work, name=PAUSED_THREAD, daemon=True)
     thread.start()
     try:
-        assert reached.wait(60), f"the request never called store.{function_name}"
+        assert reached.wait(60), f"the request never called {function_name}"
         rival_result = rival()
     finally:
         resume.set()
@@ -257,7 +257,7 @@ def events_of(key_id: str) -> list[str]:
 
 
 def test_creates_that_all_counted_before_any_committed_still_stop_at_the_limit(warm, monkeypatch):
-    client, limit = warm, get_config().max_active_keys_per_user
+    client, limit = warm, KeyPolicy.from_environ().max_active_keys_per_user
     # Given a user one key below the limit, and twenty creates that all count her keys
     # (limit - 1 active) before any of them commits
     onboard("alice")
@@ -374,7 +374,7 @@ class RivalBeforeEachCommit:
     _inside: bool = False
 
     def install(self, monkeypatch: pytest.MonkeyPatch, function_name: str) -> None:
-        original = getattr(store, function_name)
+        original = getattr(DynamoKeyRepository, function_name)
 
         def contested(*args, **kwargs):
             if self.enabled and not self._inside:
@@ -385,7 +385,7 @@ class RivalBeforeEachCommit:
                     self._inside = False
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(store, function_name, contested)
+        monkeypatch.setattr(DynamoKeyRepository, function_name, contested)
 
 
 CONTESTED = {

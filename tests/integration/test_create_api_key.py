@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from keygate import keys, store
-from keygate.models import CreateApiKeyRequest, now_utc
+from keygate import keys
+from keygate.models import CreateApiKeyRequest
+from keygate.records import now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time, onboard, secret_names, state_snapshot
+from tests.conftest import assert_error, iso_time, onboard, secret_names, secret_value, state_snapshot
 
 CREATED_FIELDS = {"api_key", "api_secret", "key_prefix", "label", "permissions", "ip_whitelist", "created_at",
                   "expires_at", "message"}
@@ -43,7 +44,7 @@ def test_create_returns_the_key_and_its_secret_with_the_documented_fields(client
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Content-Type"] == "application/json"
     # And the secret is what Secrets Manager holds for the key
-    assert store.get_secret(created["api_key"]) == created["api_secret"]
+    assert secret_value(created["api_key"]) == created["api_secret"]
 
 
 @pytest.mark.parametrize("raw_body", [None, "", "   \n", "{}"], ids=["no-body", "empty", "whitespace", "empty-object"])
@@ -100,9 +101,9 @@ def test_the_limit_follows_the_stack_parameter(client, alice):
 @pytest.mark.parametrize("stack_env", [{"MaxActiveKeysPerUser": "2"}], indirect=True)
 def test_revoked_and_expired_keys_do_not_count_towards_the_limit(client, alice, identity):
     # Given a limit of 2, a revoked key, a key that expired yesterday and one active key
-    seed_key(identity, "alice", revoked=True)
-    seed_key(identity, "alice", at=now_utc() - timedelta(days=2), expires_days=1)
-    seed_key(identity, "alice")
+    seed_key("alice", revoked=True)
+    seed_key("alice", at=now_utc() - timedelta(days=2), expires_days=1)
+    seed_key("alice")
     # When she creates another key
     # Then it is accepted: only one key was active
     assert client.create().status == 201
@@ -121,7 +122,7 @@ def test_revoking_a_key_frees_its_place(client, alice):
 def test_the_limit_is_per_user(client, alice, identity):
     # Given alice at the limit
     for _ in range(10):
-        seed_key(identity, "alice")
+        seed_key("alice")
     assert_error(client.create(), 400, "KEY_LIMIT_REACHED")
     onboard("bob")
     # When bob creates a key

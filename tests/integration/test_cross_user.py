@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import keys, store
-from keygate.models import now_utc
+from keygate import keys
+from keygate.records import now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, onboard, state_snapshot, table_items
+from tests.conftest import assert_error, onboard, secret_exists, state_snapshot, table_items
 
 KEY_ROUTES = {
     "update": ("PATCH", "/v1/trade/api-keys/{key}", {"label": "mine now", "ip_whitelist": []}),
@@ -28,7 +28,7 @@ def alices_key_in_state(client, identity, state: str) -> str:
     """One of alice's keys, active, revoked or expired: each answers the owner differently, the others alike."""
     onboard("bob")
     if state == "expired":
-        return seed_key(identity, "alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
+        return seed_key("alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
     key_id = client.create(label="alice's bot").json()["api_key"]
     if state == "revoked":
         assert client.revoke(key_id).status == 200
@@ -54,7 +54,7 @@ def test_another_users_key_is_not_found_and_unchanged(client, alice, identity, r
     unknown = client.call(method, path.format(key=keys.new_key_id("kgk_")), user="bob", body=body)
     assert error == unknown.json()["error"]
     assert state_snapshot() == before
-    assert store.secret_exists(alices_key) == (key_state != "revoked")
+    assert secret_exists(alices_key) == (key_state != "revoked")
 
 
 @pytest.mark.parametrize("route", ["update", "revoke"])
@@ -78,7 +78,7 @@ def test_another_users_revoke_all_leaves_alices_keys_alone(client, alices_key):
     # Then he revoked none of hers
     assert response.json() == {"revoked_count": 0, "revoked_api_keys": []}
     assert _alices_items() == before
-    assert store.secret_exists(alices_key)
+    assert secret_exists(alices_key)
     assert client.list().json()["api_keys"][0]["is_active"] is True
 
 

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from keygate import service
-from keygate.config import get_config
+from keygate.config import KeyPolicy
 from keygate_dev.gateway import Response
-from tests.conftest import ApiClient, FixedClock, assert_error, onboard, state_snapshot, unique_user
+from tests.conftest import ApiClient, FixedClock, assert_error, onboard, run_janitor, state_snapshot, unique_user
 from tests.integration.faults import AwsCalls, Fault, HandlerCrashed, Mode, answer_to_a_crashed_handler, empty_aws
 from tests.invariants import StoredState, check_invariants
 
@@ -84,7 +84,7 @@ PATHS = [
 
 def janitor_clock() -> FixedClock:
     """A janitor run after every cleanup entry written so far fell due."""
-    grace = timedelta(seconds=get_config().orphan_grace_seconds)
+    grace = timedelta(seconds=KeyPolicy.from_environ().orphan_grace_seconds)
     return FixedClock(datetime.now(UTC) + grace + service.JANITOR_PERIOD)
 
 
@@ -146,7 +146,7 @@ def run_with_fault(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath, 
             assert_error(response, 503, "SERVICE_UNAVAILABLE")
 
     # And after the janitor ran no orphan is left and every committed key kept its secret
-    report = service.run_secret_janitor(clock=janitor_clock())
+    report = run_janitor(janitor_clock())
     assert report.failed == []
     check_invariants(settled=True)
 
@@ -185,7 +185,7 @@ def test_a_timed_out_create_that_committed_keeps_its_secret(client, aws_calls):
     # Then the caller is told to retry
     assert_error(response, 503, "SERVICE_UNAVAILABLE")
     # And the key exists, is active and keeps its secret once the janitor ran past the grace period
-    service.run_secret_janitor(clock=janitor_clock())
+    run_janitor(janitor_clock())
     state = check_invariants(settled=True)
     [record] = [record for record in state.keys.values() if record.user_id == "carol"]
     assert record.is_active(datetime.now(UTC))
@@ -231,16 +231,16 @@ def test_each_aws_call_of_a_read_failing_in_turn_answers_503(client, aws_calls, 
 
 def test_a_fault_between_the_batches_of_a_large_revoke_all_leaves_the_first_batch_revoked(client, aws_calls,
                                                                                          identity):
-    from keygate.models import now_utc
+    from keygate.records import now_utc
     from keygate_dev.events import seed_key
 
     # Given 35 keys to revoke (25 expired ones count too), more than one transaction holds (30)
     onboard("alice")
     now = now_utc()
     for days_ago in range(26, 1, -1):
-        seed_key(identity, "alice", at=now - timedelta(days=days_ago), expires_days=1)
+        seed_key("alice", at=now - timedelta(days=days_ago), expires_days=1)
     for _ in range(10):
-        seed_key(identity, "alice")
+        seed_key("alice")
     token = client.step_up("alice", "api_keys:revoke_all")
     # When the second batch's commit fails (the calls are: Query, first commit, second commit)
     fault = aws_calls.arm(Fault(Mode.FAIL_BEFORE, index=2))
@@ -253,7 +253,7 @@ def test_a_fault_between_the_batches_of_a_large_revoke_all_leaves_the_first_batc
     revoked = [record for record in state.keys.values() if record.revoked_at is not None]
     assert len(revoked) == service.REVOCATIONS_PER_TRANSACTION
     # And after the janitor ran, no revoked key has a secret
-    service.run_secret_janitor(clock=janitor_clock())
+    run_janitor(janitor_clock())
     check_invariants(settled=True)
     # When the caller retries: the token was spent with the first batch, a new confirmation revokes the rest
     assert_error(client.call("DELETE", "/v1/trade/api-keys/all", step_up=token), 403, "STEP_UP_REQUIRED")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from keygate import store
+from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate_dev import template
 from keygate_dev.store_hooks import StoreClientHooks
 from tests.conftest import ApiClient
@@ -59,7 +59,7 @@ def granted(function_id: str) -> set[str]:
 
 def lose_create_races(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A create whose commit loses five times (a rival create commits first each time) deletes its secret."""
-    original, busy = store.commit_create, []
+    original, busy = DynamoKeyRepository.commit_create, []
 
     def contested(*args: Any, **kwargs: Any) -> None:
         if not busy:
@@ -70,9 +70,9 @@ def lose_create_races(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Non
                 busy.clear()
         original(*args, **kwargs)
 
-    monkeypatch.setattr(store, "commit_create", contested)
+    monkeypatch.setattr(DynamoKeyRepository, "commit_create", contested)
     assert client.create(label="loser").status == 409
-    monkeypatch.setattr(store, "commit_create", original)
+    monkeypatch.setattr(DynamoKeyRepository, "commit_create", original)
 
 
 # function id -> the requests that exercise every AWS call its code can make

@@ -2,10 +2,9 @@
 
 from datetime import timedelta
 
-from keygate import store
-from keygate.models import now_utc
+from keygate.records import now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time
+from tests.conftest import assert_error, iso_time, key_lookup
 
 VIEW_FIELDS = {"api_key", "key_prefix", "label", "permissions", "ip_whitelist", "created_at", "expires_at",
                "last_used_at", "revoked_at", "is_active"}
@@ -43,7 +42,7 @@ def test_keys_are_listed_newest_first(client, alice, identity):
     # Given keys created an hour apart (in an order that is not the creation order of their labels)
     now = now_utc()
     for hours_ago, label in [(2, "middle"), (3, "oldest"), (1, "newest")]:
-        seed_key(identity, "alice", at=now - timedelta(hours=hours_ago), label=label)
+        seed_key("alice", at=now - timedelta(hours=hours_ago), label=label)
     # When the list is read
     views = client.list().json()["api_keys"]
     # Then the newest comes first
@@ -55,10 +54,10 @@ def test_keys_are_listed_newest_first(client, alice, identity):
 def test_revoked_and_expired_keys_are_listed_as_inactive(client, alice, identity):
     # Given an active key, a revoked one, one that expired yesterday and one that expires tomorrow
     now = now_utc()
-    seed_key(identity, "alice", at=now - timedelta(hours=4), label="active")
-    seed_key(identity, "alice", at=now - timedelta(hours=3), label="revoked", revoked=True)
-    seed_key(identity, "alice", at=now - timedelta(days=2), label="expired", expires_days=1)
-    seed_key(identity, "alice", at=now - timedelta(hours=12), label="expiring", expires_days=1)
+    seed_key("alice", at=now - timedelta(hours=4), label="active")
+    seed_key("alice", at=now - timedelta(hours=3), label="revoked", revoked=True)
+    seed_key("alice", at=now - timedelta(days=2), label="expired", expires_days=1)
+    seed_key("alice", at=now - timedelta(hours=12), label="expiring", expires_days=1)
     # When the list is read
     views = {view["label"]: view for view in client.list().json()["api_keys"]}
     # Then is_active is false exactly for the revoked and the expired key
@@ -73,7 +72,7 @@ def test_last_used_at_shows_the_signature_authorizers_record(client, alice):
     # Given a key the signature authorizer has seen in use
     key_id = client.create().json()["api_key"]
     used_at = now_utc() - timedelta(minutes=5)
-    store.touch_last_used("alice", key_id, used_at, at_most_every_seconds=60)
+    key_lookup().touch_last_used("alice", key_id, used_at, at_most_every_seconds=60)
     # When the list is read
     (view,) = client.list().json()["api_keys"]
     # Then last_used_at is that moment, in the API's format

@@ -2,9 +2,8 @@
 
 import pytest
 
-from keygate import store
-from keygate.models import AccountState
-from tests.conftest import assert_error, onboard, state_snapshot
+from keygate.records import AccountState
+from tests.conftest import assert_error, layer, onboard, state_snapshot
 
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
 
@@ -14,7 +13,7 @@ WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
 def test_without_onboarding_no_key_can_be_created(client, account):
     # Given a user whose account record is missing or says onboarding is not complete
     if account is not None:
-        store.put_account_state("carol", account)
+        layer().keys.put_account_state("carol", account)
     before = state_snapshot()
     # When she creates a read-only key
     response = client.create(user="carol", permissions=["read"])

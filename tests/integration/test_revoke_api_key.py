@@ -4,22 +4,23 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import keys, store
-from keygate.models import now_utc
+from keygate import keys
+from keygate.records import now_utc
+from keygate.storage import layout
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time, secret_names, table_items
+from tests.conftest import assert_error, iso_time, layer, secret_exists, secret_names, table_items
 
 REVOKED_FIELDS = {"api_key", "is_active", "revoked_at", "already_revoked"}
 
 
 def _cleanup_entries():
-    return [item for item in table_items() if item["pk"] == store.CLEANUP_PARTITION]
+    return [item for item in table_items() if item["pk"] == layout.CLEANUP_PARTITION]
 
 
 def test_revoke_answers_the_documented_shape_and_deletes_the_secret(client, alice):
     # Given an active key with its secret
     key_id = client.create(label="bot").json()["api_key"]
-    assert store.secret_exists(key_id)
+    assert secret_exists(key_id)
     before = now_utc()
     # When it is revoked
     response = client.revoke(key_id)
@@ -30,8 +31,8 @@ def test_revoke_answers_the_documented_shape_and_deletes_the_secret(client, alic
     assert (revoked["api_key"], revoked["is_active"], revoked["already_revoked"]) == (key_id, False, False)
     assert before - timedelta(seconds=1) <= iso_time(revoked["revoked_at"]) <= now_utc()
     # And the secret is gone at once, with no cleanup left for the janitor
-    assert not store.secret_exists(key_id)
-    assert store.secret_name(key_id) not in secret_names()
+    assert not secret_exists(key_id)
+    assert layer().secrets.name(key_id) not in secret_names()
     assert _cleanup_entries() == []
     # And the list shows the key inactive with the same revocation time
     (view,) = client.list().json()["api_keys"]
@@ -58,10 +59,10 @@ def test_a_second_revoke_answers_the_original_revocation_and_still_uses_the_step
 
 
 def test_an_expired_key_can_still_be_revoked(client, alice, identity):
-    expired = seed_key(identity, "alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
+    expired = seed_key("alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
     response = client.revoke(expired)
     assert response.status == 200 and response.json()["already_revoked"] is False
-    assert not store.secret_exists(expired)
+    assert not secret_exists(expired)
 
 
 @pytest.mark.parametrize("key_id_text", [
@@ -78,15 +79,15 @@ def test_an_unknown_or_malformed_key_is_not_found(client, alice, key_id_text):
 def test_revoke_needs_a_session(client, alice):
     key_id = client.create().json()["api_key"]
     assert_error(client.call("DELETE", f"/v1/trade/api-keys/{key_id}", user=None), 401, "UNAUTHORIZED")
-    assert store.secret_exists(key_id)
+    assert secret_exists(key_id)
 
 
 # --------------------------------------------------------------- revoke-all
 def test_revoke_all_revokes_every_key_not_yet_revoked(client, alice, identity):
     # Given two active keys, one expired and one already revoked
     active = [client.create(label=f"bot {number}").json()["api_key"] for number in range(2)]
-    expired = seed_key(identity, "alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
-    already = seed_key(identity, "alice", revoked=True).api_key
+    expired = seed_key("alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
+    already = seed_key("alice", revoked=True).api_key
     # When she revokes all
     response = client.revoke_all()
     # Then the answer counts and names the keys it revoked, the expired one included
@@ -98,7 +99,7 @@ def test_revoke_all_revokes_every_key_not_yet_revoked(client, alice, identity):
     assert already not in body["revoked_api_keys"]
     # And every key is inactive and no secret remains
     assert not any(view["is_active"] for view in client.list().json()["api_keys"])
-    assert not any(store.secret_exists(key_id) for key_id in [*active, expired, already])
+    assert not any(secret_exists(key_id) for key_id in [*active, expired, already])
     # And each revocation is audited with its reason
     newest = client.audit(active[0]).json()["entries"][0]
     assert (newest["event"], newest["details"]) == ("key_revoked", {"reason": "revoke_all"})
@@ -120,23 +121,23 @@ def test_revoke_all_commits_more_keys_than_one_transaction_holds(client, alice, 
     # (seeded oldest first, a day apart, so each had expired before the next was created)
     now = now_utc()
     for days_ago in range(26, 1, -1):
-        seed_key(identity, "alice", at=now - timedelta(days=days_ago), expires_days=1)
+        seed_key("alice", at=now - timedelta(days=days_ago), expires_days=1)
     for _ in range(10):
-        seed_key(identity, "alice")
+        seed_key("alice")
     # When she revokes all
     body = client.revoke_all().json()
     # Then all 35 are revoked, with one audit entry each, and no secret is left
     assert body["revoked_count"] == 35 == len(set(body["revoked_api_keys"]))
     revocations = [item for item in table_items() if item.get("event") == "key_revoked"]
     assert len(revocations) == 35
-    assert not any(store.secret_exists(key_id) for key_id in body["revoked_api_keys"])
+    assert not any(secret_exists(key_id) for key_id in body["revoked_api_keys"])
 
 
 def test_revoke_all_needs_a_session(client, alice):
     key_id = client.create().json()["api_key"]
     assert_error(client.call("DELETE", "/v1/trade/api-keys/all", user=None), 401, "UNAUTHORIZED")
     assert client.list().json()["api_keys"][0]["api_key"] == key_id
-    assert store.secret_exists(key_id)
+    assert secret_exists(key_id)
 
 
 @pytest.mark.parametrize("route", ["update", "revoke", "audit"])

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import service, store
-from keygate.models import now_utc
-from tests.conftest import assert_error, onboard, table_items
+from keygate.records import now_utc
+from keygate.service import KeyLifecycle
+from tests.conftest import assert_error, layer, onboard, run_janitor, secret_value, table_items
 from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws
 from tests.invariants import stored_state
 
@@ -46,7 +46,7 @@ def test_a_full_lifecycle_shows_the_secret_only_in_the_create_response(client, a
         client.revoke_all(),
         client.list(),
     ]
-    janitor = service.run_secret_janitor(clock=lambda: now_utc() + timedelta(hours=1))
+    janitor = run_janitor(lambda: now_utc() + timedelta(hours=1))
     # Then no response, header, log line, table item or janitor report carries any part of the secret
     assert any(response.status >= 400 for response in responses)
     for response in responses:
@@ -62,8 +62,8 @@ def test_the_secret_lives_in_secrets_manager_only_under_the_keys_name(client, al
     # Given a created key
     created = client.create(label="bot").json()
     # Then Secrets Manager holds it under keygate/<stage>/<key id>, and the table does not
-    assert store.get_secret(created["api_key"]) == created["api_secret"]
-    assert store.secret_name(created["api_key"]) == f"keygate/test/{created['api_key']}"
+    assert secret_value(created["api_key"]) == created["api_secret"]
+    assert layer().secrets.name(created["api_key"]) == f"keygate/test/{created['api_key']}"
     assert not _leaks(created["api_secret"], json.dumps(table_items()))
 
 
@@ -118,7 +118,7 @@ def test_no_fault_on_the_create_path_puts_the_secret_in_a_log_or_an_answer(clien
         # Then whatever secret was stored (a key's, or an orphan's awaiting the janitor) appears neither
         # in the answer nor in any log line, nor in what the janitor reports
         secrets = list(stored_state().secrets.values())
-        janitor = service.run_secret_janitor(clock=lambda: now_utc() + timedelta(hours=1))
+        janitor = run_janitor(lambda: now_utc() + timedelta(hours=1))
         shown = "" if response is None else response.body + json.dumps(response.headers)
         logged = "\n".join(captured_logs.lines())
         for secret in secrets:
@@ -139,7 +139,7 @@ def test_an_unexpected_bug_is_a_json_500_that_reveals_nothing(client, alice, mon
     def broken(*args, **kwargs):
         raise RuntimeError("internal detail: table keygate-test-keys, partition USER#alice")
 
-    monkeypatch.setattr(service, "list_api_keys", broken)
+    monkeypatch.setattr(KeyLifecycle, "list_api_keys", broken)
     # When the route runs
     response = client.list()
     # Then the caller gets a 500 in the error shape, never a bare 500, without the internals

@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from keygate import service, store
-from keygate.config import get_config
+from keygate import service
+from keygate.config import KeyPolicy
 from keygate.errors import ServiceUnavailable
 from keygate_dev.gateway import LambdaContext
 from keygate_dev.template import load_handler, resources
-from tests.conftest import FixedClock, assert_error, onboard
+from tests.conftest import FixedClock, assert_error, layer, onboard, run_janitor
 from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws
 from tests.invariants import check_invariants, stored_state
 
@@ -29,7 +29,7 @@ DELETE_SECRET = "secretsmanager.DeleteSecret"
 
 
 def grace() -> timedelta:
-    return timedelta(seconds=get_config().orphan_grace_seconds)
+    return timedelta(seconds=KeyPolicy.from_environ().orphan_grace_seconds)
 
 
 def revoke_with_failed_secret_deletion(client, aws_calls, user: str = "alice") -> tuple[str, datetime]:
@@ -60,7 +60,7 @@ def test_a_failed_deletion_after_revoke_is_finished_by_the_next_janitor_run(clie
     state = check_invariants(settled=False)
     assert key_id in state.secrets and key_id in state.cleanup_key_ids
     # When the next janitor run comes, at the earliest right at the revocation, at the latest one period later
-    report = service.run_secret_janitor(clock=FixedClock(revoked_at + run_after))
+    report = run_janitor(FixedClock(revoked_at + run_after))
     # Then it deletes the secret: a revoked key's secret outlives the revocation by at most one period
     assert report.deleted == [key_id] and report.failed == []
     state = check_invariants(settled=True)
@@ -89,13 +89,13 @@ def test_an_orphan_secret_of_a_failed_create_lives_out_the_grace_period_then_goe
     assert orphan not in state.keys and state.cleanup_key_ids == [orphan]
 
     # When the janitor runs just before the grace period can have passed
-    early = service.run_secret_janitor(clock=FixedClock(started + grace() - timedelta(milliseconds=1)))
+    early = run_janitor(FixedClock(started + grace() - timedelta(milliseconds=1)))
     # Then the secret stays: the create might still have been committing
     assert early.deleted == [] and early.failed == []
     assert orphan in stored_state().secrets
 
     # When the first janitor run after the grace period comes
-    due = service.run_secret_janitor(clock=FixedClock(finished + grace()))
+    due = run_janitor(FixedClock(finished + grace()))
     # Then the orphan is deleted (so it lives at most the grace period plus one janitor period)
     assert due.deleted == [orphan]
     state = check_invariants(settled=True)
@@ -107,7 +107,7 @@ def test_a_create_that_committed_after_a_lost_response_keeps_its_secret(client, 
     aws_calls.arm(Fault(Mode.LOST_RESPONSE, operation=COMMIT))
     assert_error(client.create(label="bot"), 503, "SERVICE_UNAVAILABLE")
     # When the janitor runs after every possible cleanup entry fell due
-    service.run_secret_janitor(clock=FixedClock(datetime.now(UTC) + grace() + service.JANITOR_PERIOD))
+    run_janitor(FixedClock(datetime.now(UTC) + grace() + service.JANITOR_PERIOD))
     # Then the committed key is active and keeps its secret
     state = check_invariants(settled=True)
     [record] = state.keys.values()
@@ -118,9 +118,9 @@ def test_a_cleanup_entry_of_a_key_that_is_active_keeps_its_secret(client, alice)
     # Given an active key whose create left a cleanup entry behind (e.g. a PutItem applied late)
     key_id = client.create().json()["api_key"]
     due = datetime.now(UTC)
-    store.add_cleanup(key_id, due, "create")
+    layer().keys.add_cleanup(key_id, due, "create")
     # When the janitor handles the entry
-    report = service.run_secret_janitor(clock=FixedClock(due + service.JANITOR_PERIOD))
+    report = run_janitor(FixedClock(due + service.JANITOR_PERIOD))
     # Then the secret stays and the entry is retired
     assert report.kept == [key_id] and report.deleted == []
     state = check_invariants(settled=True)
@@ -133,7 +133,7 @@ def test_a_failed_janitor_run_leaves_the_entry_for_the_next_run(client, aws_call
     onboard("alice")
     revoke_with_failed_secret_deletion(client, aws_calls)
     with aws_calls.recording() as operations:
-        service.run_secret_janitor()
+        run_janitor()
     assert DELETE_SECRET in operations
 
     for index, operation in enumerate(operations):
@@ -146,7 +146,7 @@ def test_a_failed_janitor_run_leaves_the_entry_for_the_next_run(client, aws_call
         # When that call of the janitor run fails
         fault = aws_calls.arm(Fault(mode, index=index))
         try:
-            report = service.run_secret_janitor(clock=clock)
+            report = run_janitor(clock)
         except (ServiceUnavailable, HandlerCrashed):
             # The run itself failed (its due entries could not be listed, or the Lambda died):
             # the scheduler's next invocation starts over.
@@ -163,7 +163,7 @@ def test_a_failed_janitor_run_leaves_the_entry_for_the_next_run(client, aws_call
         assert state.cleanup_key_ids == ([] if retired else [key_id]), (index, operation)
         # And the next run deletes the secret and retires the entry
         clock.advance(seconds=service.JANITOR_PERIOD.total_seconds())
-        assert service.run_secret_janitor(clock=clock).failed == []
+        assert run_janitor(clock).failed == []
         state = check_invariants(settled=True)
         assert key_id not in state.secrets
 
@@ -174,11 +174,10 @@ def test_the_janitor_only_reads_and_deletes_by_key(client, alice, aws_calls):
     aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation=COMMIT))
     assert client.create().status == 503
     active = client.create().json()["api_key"]
-    store.add_cleanup(active, datetime.now(UTC), "create")
+    layer().keys.add_cleanup(active, datetime.now(UTC), "create")
     # When the janitor handles them all
     with aws_calls.recording() as operations:
-        report = service.run_secret_janitor(
-            clock=FixedClock(datetime.now(UTC) + grace() + service.JANITOR_PERIOD))
+        report = run_janitor(FixedClock(datetime.now(UTC) + grace() + service.JANITOR_PERIOD))
     assert len(report.deleted) == 2 and report.kept == [active]
     # Then it used GetItem, Query, DeleteItem and DeleteSecret only: no Scan
     assert set(operations) == {"dynamodb.Query", "dynamodb.GetItem", "dynamodb.DeleteItem", DELETE_SECRET}
@@ -194,12 +193,12 @@ def test_an_expired_keys_secret_is_deleted_by_the_first_run_after_its_expiry(cli
     created = client.create(expires_days=1).json()
     key_id, expires_at = created["api_key"], datetime.fromisoformat(created["expires_at"])
     # When the janitor runs before the expiry
-    early = service.run_secret_janitor(clock=lambda: expires_at - timedelta(seconds=1))
+    early = run_janitor(lambda: expires_at - timedelta(seconds=1))
     # Then the secret stays (the key is still usable) and its deletion stays queued
     assert key_id not in early.deleted and key_id in stored_state().secrets
     assert key_id in stored_state().cleanup_key_ids
     # When it runs after the expiry
-    late = service.run_secret_janitor(clock=lambda: expires_at + service.JANITOR_PERIOD)
+    late = run_janitor(lambda: expires_at + service.JANITOR_PERIOD)
     # Then the secret is deleted and nothing is left queued
     assert key_id in late.deleted
     state = stored_state()

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from keygate import api
+from keygate import apigw, tokens, wiring
 from keygate_dev.gateway import LambdaContext
 from keygate_dev.identity import SigningKey
 from keygate_dev.template import load_handler
@@ -62,23 +62,20 @@ def test_invalid_sessions_are_refused_with_unauthorized(authorize, identity, mak
     # Given a header that is not a valid session
     header = make_header(identity)
     # When / Then API Gateway gets the 'Unauthorized' error it maps to 401
-    with pytest.raises(api.AuthorizerDenied, match="^Unauthorized$"):
+    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
         authorize(header)
 
 
 def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
     # Given a JWKS URL on a closed loopback port
-    from keygate import auth
-    from keygate.config import reset_config
-
     monkeypatch.setenv("SESSION_JWKS_URL", "http://127.0.0.1:9/jwks.json")
-    reset_config()
-    auth._jwks_client.cache_clear()
+    wiring.forget()
+    tokens.forget_jwks()
     # When a well-formed session arrives
     # Then the authorizer fails (AUTHORIZER_FAILURE -> 503 Gateway Response), it neither allows nor says 401
     with pytest.raises(Exception) as failure:
         authorize(f"Bearer {identity.session_token('alice')}")
-    assert not isinstance(failure.value, api.AuthorizerDenied)
+    assert not isinstance(failure.value, apigw.AuthorizerDenied)
 
 
 def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize, identity, monkeypatch):
@@ -90,7 +87,7 @@ def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize,
         {"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice", "exp": int(time.time()) + 60})
     # When many requests carry a kid the JWKS does not have
     for _ in range(20):
-        with pytest.raises(api.AuthorizerDenied, match="^Unauthorized$"):
+        with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
             authorize(stranger)
     # Then the JWKS was downloaded at most twice (first fetch, one refetch for the unknown kid), not 20 times
     assert 1 <= len(fetches) <= 2

@@ -18,9 +18,8 @@ import boto3
 import pytest
 
 import keygate_client
-from keygate import api, keys, signing
-from keygate.authorizer import SignatureAuthorizer
-from keygate.config import get_config, reset_config
+from keygate import apigw, authorizer, keys, signing, wiring
+from keygate.config import AuthorizerConfig
 from keygate_dev import template
 from keygate_dev.gateway import LambdaContext, ProxyRequest, Route, authorizer_event, resolve
 from tests.conftest import REGION, TABLE_NAME, ApiClient, Clocks, onboard, stack_parameters, table_items
@@ -79,7 +78,7 @@ class Gate:
     def invoke(self, event: dict[str, Any]) -> Outcome:
         try:
             policy = self.handler(event, LambdaContext(FUNCTION_ID))
-        except api.AuthorizerDenied as refused:
+        except apigw.AuthorizerDenied as refused:
             return Outcome(401, error=refused)
         except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_FAILURE
             return Outcome(int(AUTHORIZER_FAILURE["StatusCode"]), error=failure)
@@ -104,12 +103,12 @@ def gate(client, identity, jwks, monkeypatch, request) -> Gate:
     overrides = request.node.callspec.params.get("stack_env", {}) if hasattr(request.node, "callspec") else {}
     for name, value in authorizer_environment(overrides, identity, jwks).items():
         monkeypatch.setenv(name, value)
-    reset_config()
+    wiring.forget()
     clocks = Clocks(wall_ms=time.time_ns() // 1_000_000)
     handler = template.load_handler(FUNCTION_ID)
     # A fresh warm instance per test: its caches must not outlive this test's moto account.
-    monkeypatch.setattr(template.module_for(FUNCTION_ID), "_authorizer", SignatureAuthorizer(
-        get_config(), clock_ms=lambda: clocks.wall_ms, monotonic=lambda: clocks.monotonic))
+    monkeypatch.setattr(template.module_for(FUNCTION_ID), "_authorizer", authorizer.from_environment(
+        clock_ms=lambda: clocks.wall_ms, monotonic=lambda: clocks.monotonic))
     return Gate(client, clocks, handler)
 
 
@@ -183,7 +182,7 @@ def test_a_revoked_key_is_refused_within_the_record_ttl(gate, captured_logs):
     # When the user revokes it (the secret is deleted at once)
     assert gate.client.revoke(key[0]).status == 200
     # Then the cached record may still pass it for less than RecordCacheTtlSeconds (5 s) ...
-    ttl = get_config().record_cache_ttl_seconds
+    ttl = AuthorizerConfig.from_environ().record_cache_ttl_seconds
     assert ttl == 5
     gate.clocks.advance(ttl - 0.001)
     assert gate.send(key).status == 200
@@ -307,7 +306,8 @@ def test_a_read_only_key_is_refused_on_a_post_with_403_and_writes_no_nonce(gate,
                          indirect=True)
 def test_withdrawal_routes_need_the_withdraw_permission(gate):
     # Given the stack parameter naming the withdrawal routes, a trading key and a withdrawal key
-    assert get_config().withdrawal_path_prefixes == ("/v1/wallet/withdrawals", "/v1/wallet/addresses")
+    assert AuthorizerConfig.from_environ().withdrawal_path_prefixes == ("/v1/wallet/withdrawals",
+                                                                        "/v1/wallet/addresses")
     trader = gate.create_key(permissions=["read", "trade"])
     withdrawer = gate.create_key(user="bob", permissions=["read", "withdraw"], ip_whitelist=[BOT_IP])
     # Then only the withdrawal key passes on those prefixes, whatever the method
@@ -321,7 +321,7 @@ def test_withdrawal_routes_need_the_withdraw_permission(gate):
 
 
 def test_the_default_stack_has_no_withdrawal_routes(gate):
-    assert get_config().withdrawal_path_prefixes == ()
+    assert AuthorizerConfig.from_environ().withdrawal_path_prefixes == ()
 
 
 # ---------------------------------------------------------------- secrets
@@ -354,7 +354,7 @@ def test_an_aws_fault_is_a_503_never_an_allow_nor_a_401(gate, aws_calls, call, f
     # "Unauthorized": no policy at all, so API Gateway answers its AUTHORIZER_FAILURE response ...
     assert armed.fired_at == operation
     assert outcome.policy is None and str(outcome.error) != "Unauthorized"
-    assert not isinstance(outcome.error, api.AuthorizerDenied)
+    assert not isinstance(outcome.error, apigw.AuthorizerDenied)
     # ... which the template makes a 503 with Retry-After in the error shape, never a bare 500
     assert outcome.status == 503
     assert int(AUTHORIZER_FAILURE["ResponseParameters"]["Headers"]["Retry-After"].strip("'")) > 0

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from keygate import keys, store
-from keygate.models import AccountState, now_utc
+from keygate import keys
+from keygate.records import AccountState, now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, onboard, state_snapshot
+from tests.conftest import assert_error, layer, onboard, state_snapshot
 
 UPDATED_FIELDS = {"api_key", "updated_fields", "label", "permissions", "ip_whitelist"}
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
@@ -95,7 +95,7 @@ def test_a_revoked_key_cannot_be_updated(client, key_id):
 
 def test_an_expired_key_cannot_be_updated(client, alice, identity):
     # Given a key that expired yesterday
-    expired = seed_key(identity, "alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
+    expired = seed_key("alice", at=now_utc() - timedelta(days=2), expires_days=1).api_key
     before = state_snapshot()
     # When its label is changed
     # Then the change is refused and nothing is written
@@ -121,7 +121,7 @@ def test_an_update_must_name_a_field(client, key_id, raw_body):
 def test_adding_trade_needs_the_trading_handshake(client, identity):
     # Given a read key of a user who has not traded yet
     onboard("carol", trade=False)
-    key_id = seed_key(identity, "carol").api_key
+    key_id = seed_key("carol").api_key
     before = state_snapshot()
     # When trade is added
     # Then it is refused and nothing changes
@@ -163,8 +163,8 @@ def test_update_needs_a_session(client, key_id):
 def test_adding_a_permission_after_the_account_lost_its_onboarding_is_refused(client, identity):
     # Given a read key of a user whose account record no longer says onboarding is complete
     onboard("carol")
-    key_id = seed_key(identity, "carol").api_key
-    store.put_account_state("carol", AccountState())
+    key_id = seed_key("carol").api_key
+    layer().keys.put_account_state("carol", AccountState())
     before = state_snapshot()
     # When trade is added
     # Then it is refused with ONBOARDING_REQUIRED and nothing changes

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keygate_client
-from keygate import api, keys, signing, store
+from keygate import apigw, keys, signing
 from keygate.authorizer import SignatureAuthorizer, TtlCache
-from keygate.config import Config
+from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
-from keygate.models import ApiKeyRecord, KeyStatus
+from keygate.ports import NonceReused
+from keygate.records import ApiKeyRecord, KeyStatus
 from keygate_dev.gateway import ProxyRequest, Route, authorizer_event
 from tests.conftest import Clocks
 
@@ -33,15 +34,13 @@ SOURCE_IP = "203.0.113.10"
 ALL_PERMISSIONS = ["read", "trade", "withdraw"]
 
 
-def make_config(**settings_: object) -> Config:
-    return Config.model_validate({"STAGE": "test", "TABLE_NAME": "keys", "SECRET_NAME_PREFIX": "keygate/test/",
-                                  "STEP_UP_ISSUER": "https://idp", "STEP_UP_JWKS_URL": "https://idp/jwks",
-                                  **{name.upper(): value for name, value in settings_.items()}})
+def make_config(**settings_: object) -> AuthorizerConfig:
+    return AuthorizerConfig.from_environ({name.upper(): str(value) for name, value in settings_.items()})
 
 
 @dataclass
 class FakeStore:
-    """keygate.store's authorizer interface in memory; `calls` lists what was asked, in order."""
+    """The authorizer's storage ports (KeyLookup, SecretReader) in memory; `calls` lists what was asked, in order."""
 
     now_ms: int = NOW_MS
     records: dict[str, ApiKeyRecord] = field(default_factory=dict)
@@ -49,7 +48,6 @@ class FakeStore:
     nonces: dict[tuple[str, str], int] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)
-    NonceReused = store.NonceReused
 
     def _call(self, operation: str) -> None:
         self.calls.append(operation)
@@ -66,16 +64,16 @@ class FakeStore:
         record = self.records.get(key_id)
         return record if record is not None and record.user_id == user_id else None
 
-    def get_secret(self, key_id: str) -> str | None:
+    def read(self, key_id: str) -> str | None:
         self._call("get_secret")
         return self.secrets.get(key_id)
 
     def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
         self._call("record_nonce")
-        # DynamoDB's rule as store.record_nonce writes it: attribute_not_exists OR expires_at_ms < now.
+        # DynamoDB's rule as DynamoKeyLookup.record_nonce writes it: attribute_not_exists OR expires_at_ms < now.
         existing = self.nonces.get((key_id, nonce))
         if existing is not None and not existing < now_ms:
-            raise store.NonceReused()
+            raise NonceReused()
         self.nonces[(key_id, nonce)] = expires_at_ms
 
     def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
@@ -93,7 +91,7 @@ class FakeStore:
         return key_id, secret
 
     def revoke(self, key_id: str) -> None:
-        self.records[key_id] = self.records[key_id].model_copy(update={"status": KeyStatus.REVOKED})
+        self.records[key_id] = self.records[key_id].changed(status=KeyStatus.REVOKED)
         del self.secrets[key_id]
 
 
@@ -113,9 +111,9 @@ class Bot:
 
     def request(self, method: str = "GET", path: str = "/v1/trade/api-keys/self", query: str = "", body: bytes = b"",
                 *, source_ip: str = SOURCE_IP, extra_headers: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None, **sdk: object) -> api.SignedRequest:
+                headers: dict[str, str] | None = None, **sdk: object) -> apigw.SignedRequest:
         sent = headers if headers is not None else self.headers(method, path, query, body, **sdk)
-        return api.signed_request(event(method, path, query, {**sent, **(extra_headers or {})}, source_ip))
+        return apigw.signed_request(event(method, path, query, {**sent, **(extra_headers or {})}, source_ip))
 
 
 def event(method: str, path: str, query: str, headers: dict[str, str], source_ip: str = SOURCE_IP) -> dict:
@@ -128,8 +126,8 @@ def event(method: str, path: str, query: str, headers: dict[str, str], source_ip
 @pytest.fixture
 def world():
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
-                                     monotonic=lambda: clocks.monotonic, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic)
     key_id, secret = storage.add_key()
     return authorizer, storage, clocks, Bot(key_id, secret, clocks)
 
@@ -168,14 +166,14 @@ def example_world(monkeypatch):
         key_id=EXAMPLE_KEY_ID, user_id="alice", label="", permissions=["read", "trade"], ip_whitelist=[],
         status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC))
     storage.secrets[EXAMPLE_KEY_ID] = "kgs_example_secret_do_not_use"
-    return SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage), storage
+    return SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms), storage
 
 
 def test_worked_examples_are_accepted_by_the_authorizer_byte_for_byte(example_world):
     authorizer, _ = example_world
     # When API Gateway hands over the two example requests exactly as the page writes them
-    get = api.signed_request(event("GET", "/v1/trade/api-keys/self", "", EXAMPLE_GET_HEADERS))
-    post = api.signed_request(event("POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10",
+    get = apigw.signed_request(event("GET", "/v1/trade/api-keys/self", "", EXAMPLE_GET_HEADERS))
+    post = apigw.signed_request(event("POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10",
                                     EXAMPLE_POST_HEADERS))
     # Then what the authorizer signs over is the page's string to sign, byte for byte ...
     parsed = signing.parse_signed_headers(post.headers)
@@ -217,7 +215,7 @@ def test_a_literal_api_gateway_event_behind_a_custom_domain_base_path(example_wo
             "resourcePath": "/v1/trade/orders", "httpMethod": "POST", "apiId": "abcdef123"},
     }
     # When the authorizer reads it
-    request = api.signed_request(raw)
+    request = apigw.signed_request(raw)
     decision = authorizer.authorize(request)
     # Then it signs over the path relative to the API root, every query pair, and the connection's address
     assert (request.path, sorted(request.query_pairs), request.source_ip) == (
@@ -239,7 +237,7 @@ def test_a_degenerate_event_is_decided_never_an_exception(world, damage, allowed
     authorizer, _, _, bot = world
     raw = event("GET", "/v1/trade/api-keys/self", "", bot.headers("GET", "/v1/trade/api-keys/self"))
     damage(raw)
-    decision = authorizer.authorize(api.signed_request(raw))
+    decision = authorizer.authorize(apigw.signed_request(raw))
     assert decision.allowed is allowed, decision
     if not allowed:
         assert decision.status == 401
@@ -273,7 +271,7 @@ def test_a_header_repeated_in_multi_value_headers_is_refused(world):
     sent = bot.headers("GET", "/v1/trade/api-keys/self")
     raw = event("GET", "/v1/trade/api-keys/self", "", sent)
     raw["multiValueHeaders"]["X-KG-NONCE"] = [sent["X-KG-NONCE"], "another-nonce-0123456789"]
-    decision = authorizer.authorize(api.signed_request(raw))
+    decision = authorizer.authorize(apigw.signed_request(raw))
     assert (decision.status, decision.code) == (401, "MALFORMED_HEADER")
     assert storage.calls == []
 
@@ -332,8 +330,8 @@ def test_unknown_key_is_401_and_negatively_cached_briefly(world):
 def test_a_flood_of_made_up_key_ids_does_not_evict_a_known_key(world):
     _, storage, clocks, bot = world
     # Given a hot key whose record and secret are cached, in caches of 50 entries (small for speed)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
-                                     monotonic=lambda: clocks.monotonic, storage=storage, cache_max_entries=50)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic, cache_max_entries=50)
     assert authorizer.authorize(bot.request()).allowed
     # When more well-formed made-up ids than the caches hold are tried (the checksum does not stop them)
     for _ in range(120):
@@ -369,8 +367,8 @@ def test_revoked_key_is_refused_within_the_record_ttl(world):
 
 def test_record_ttl_parameter_sets_the_revocation_bound():
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(record_cache_ttl_seconds=1), clock_ms=lambda: clocks.wall_ms,
-                                     monotonic=lambda: clocks.monotonic, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(record_cache_ttl_seconds=1), storage, storage,
+                                     clock_ms=lambda: clocks.wall_ms, monotonic=lambda: clocks.monotonic)
     bot = Bot(*storage.add_key(), clocks)
     assert authorizer.authorize(bot.request()).allowed
     storage.revoke(bot.key_id)
@@ -380,8 +378,8 @@ def test_record_ttl_parameter_sets_the_revocation_bound():
 
 def test_expired_key_is_refused_from_its_expiry_even_while_cached():
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms,
-                                     monotonic=lambda: clocks.monotonic, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic)
     expires_at = datetime.fromtimestamp((NOW_MS + 1500) / 1000, UTC)
     bot = Bot(*storage.add_key(expires_at=expires_at), clocks)
     assert authorizer.authorize(bot.request()).allowed
@@ -413,7 +411,7 @@ def test_the_secret_is_read_once_per_secret_ttl_and_the_record_once_per_record_t
 ])
 def test_ip_whitelist(whitelist, source_ip, allowed):
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(ip_whitelist=whitelist), clocks)
     decision = authorizer.authorize(bot.request(source_ip=source_ip))
     assert decision.allowed is allowed
@@ -424,7 +422,7 @@ def test_ip_whitelist(whitelist, source_ip, allowed):
 
 def test_x_forwarded_for_changes_nothing():
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(ip_whitelist=["198.51.100.7"]), clocks)
     spoofed = {"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.7", "Forwarded": "for=198.51.100.7"}
     assert authorizer.authorize(bot.request(source_ip="203.0.113.66", extra_headers=spoofed)).code == "IP_NOT_ALLOWED"
@@ -438,7 +436,7 @@ def test_x_forwarded_for_changes_nothing():
 ])
 def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allowed):
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(permissions=permissions), clocks)
     decision = authorizer.authorize(bot.request(method, "/v1/trade/orders", body=b'{"qty": "1"}'))
     assert decision.allowed is allowed
@@ -465,7 +463,7 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
 def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
     storage, clocks = FakeStore(), Clocks(NOW_MS)
     config = make_config(withdrawal_path_prefixes="/v1/wallet/withdrawals, /v1/transfers/")
-    authorizer = SignatureAuthorizer(config, clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(config, storage, storage, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
     decision = authorizer.authorize(bot.request(method, path))
     assert decision.allowed is allowed, decision
@@ -478,7 +476,7 @@ def test_refusal_messages_fit_the_access_denied_template():
     # The ACCESS_DENIED Gateway Response pastes the message between JSON quotes, unescaped.
     storage, clocks = FakeStore(), Clocks(NOW_MS)
     config = make_config(withdrawal_path_prefixes="/v1/wallet")
-    authorizer = SignatureAuthorizer(config, clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(config, storage, storage, clock_ms=lambda: clocks.wall_ms)
     for permissions, ip in ((["read"], "203.0.113.10"), (["read", "trade"], "192.0.2.1")):
         bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
         for path in ("/v1/trade/orders", "/v1/wallet/x"):
@@ -573,7 +571,7 @@ def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segment
                                                                   data):
     # Given two keys with the same secret, and a request signed with the first
     storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
     key_id, secret = storage.add_key(permissions=ALL_PERMISSIONS[:2])
     twin_id, _ = storage.add_key(permissions=ALL_PERMISSIONS[:2], secret=secret)
     path = "/" + "/".join(quote(part, safe="") for part in segments)
@@ -604,13 +602,13 @@ def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segment
             lambda other: other != sent["X-KG-NONCE"]))
     elif component == "key_id":
         tampered["X-KG-API-KEY"] = twin_id
-    refused = authorizer.authorize(api.signed_request(event(tampered_method, tampered_path, tampered_query,
+    refused = authorizer.authorize(apigw.signed_request(event(tampered_method, tampered_path, tampered_query,
                                                             tampered)))
     # Then the tampered request is a 401 signature mismatch that wrote nothing ...
     assert (refused.allowed, refused.status, refused.code) == (False, 401, "SIGNATURE_MISMATCH"), component
     assert "record_nonce" not in storage.calls
     # ... while the request as signed is allowed
-    allowed = authorizer.authorize(api.signed_request(event(method, path, query, sent)))
+    allowed = authorizer.authorize(apigw.signed_request(event(method, path, query, sent)))
     assert allowed.allowed, allowed
 
 

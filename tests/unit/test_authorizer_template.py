@@ -2,7 +2,7 @@
 
 import pytest
 
-from keygate.config import Config
+from keygate.config import AuthorizerConfig
 from keygate_dev import template
 
 FUNCTIONS = template.resources("AWS::Serverless::Function")
@@ -71,7 +71,7 @@ def test_cache_parameters_reach_the_authorizer_with_their_defaults():
     environment = template.function_environment(
         "SignatureAuthorizerFunction", {"SessionIssuer": "i", "SessionJwksUrl": "https://j", "StepUpIssuer": "s",
                                         "StepUpJwks": "https://k"}, {"KeysTable": "keys"})
-    config = Config.model_validate(environment)
+    config = AuthorizerConfig.from_environ(environment)
     assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds,
             config.unknown_key_cache_ttl_seconds, config.withdrawal_path_prefixes) == (5, 300, 2, ())
 
@@ -79,8 +79,7 @@ def test_cache_parameters_reach_the_authorizer_with_their_defaults():
 @pytest.mark.parametrize(("value", "expected"), [
     ("none", ()), ("/v1/wallet/withdrawals", ("/v1/wallet/withdrawals",)), ("/a, /b/c", ("/a", "/b/c"))])
 def test_withdrawal_prefix_parameter_values(value, expected):
-    config = Config.model_validate({"STAGE": "t", "TABLE_NAME": "keys", "SECRET_NAME_PREFIX": "keygate/t/",
-                                    "STEP_UP_ISSUER": "i", "STEP_UP_JWKS_URL": "j", "WITHDRAWAL_PATH_PREFIXES": value})
+    config = AuthorizerConfig.from_environ({"WITHDRAWAL_PATH_PREFIXES": value})
     assert config.withdrawal_path_prefixes == expected
 
 

@@ -7,13 +7,13 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from keygate import api
+from keygate import apigw, routes
 from keygate.errors import ServiceUnavailable
 from keygate.models import ApiKeyList, ApiKeyView
 from keygate_dev import openapi, template
 
 CHECKED_IN = json.loads(openapi.OPENAPI_PATH.read_text())
-ROUTES = template.api_routes()
+ROUTES = [(route.method, route.path, route) for route in routes.ROUTES]
 
 
 def _operation(method, path):
@@ -46,17 +46,17 @@ def test_description_is_valid_openapi_3_1():
 
 def test_every_template_route_is_described_and_nothing_else():
     # Given every Api event of template.yaml
-    routed = {(method.lower(), path) for method, path, _ in ROUTES}
+    routed = {(method.lower(), path) for method, path, _ in template.api_routes()}
     # When the description's operations are listed
     described = {(method, path) for path, item in CHECKED_IN["paths"].items() for method in item}
     # Then they are the same routes
     assert routed and described == routed
 
 
-@pytest.mark.parametrize(("method", "path", "function_id"), ROUTES)
-def test_step_up_is_documented_exactly_where_the_handler_reads_it(method, path, function_id):
-    # Given the handler module of the route
-    reads_step_up = hasattr(template.module_for(function_id), "STEP_UP_HEADER")
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES)
+def test_step_up_is_documented_exactly_where_the_route_declares_it(method, path, route):
+    # Given whether the route registry says the route needs a passkey confirmation
+    reads_step_up = route.step_up is not None
     # When its operation is looked up
     operation = _operation(method, path)
     # Then the step-up action and scheme are documented if and only if the handler reads the token
@@ -81,8 +81,8 @@ def test_each_route_declares_the_credentials_its_authorizer_checks():
                                                "name": "X-PASSKEY-TOKEN"}
 
 
-@pytest.mark.parametrize(("method", "path", "function_id"), ROUTES)
-def test_every_refusal_has_the_error_shape_and_503_says_when_to_retry(method, path, function_id):
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES)
+def test_every_refusal_has_the_error_shape_and_503_says_when_to_retry(method, path, route):
     # Given a route's documented responses
     responses = _operation(method, path)["responses"]
     # When the refusals among them are read
@@ -97,7 +97,7 @@ def test_every_refusal_has_the_error_shape_and_503_says_when_to_retry(method, pa
 
 def test_the_error_body_api_writes_matches_the_documented_shape():
     # Given the response api.py writes for a storage fault
-    response = api.error_response(ServiceUnavailable())
+    response = apigw.error_response(ServiceUnavailable())
     # When its body is checked against the documented ErrorResponse
     problems = list(_component_validator("ErrorResponse").iter_errors(json.loads(response["body"])))
     # Then it conforms, with the documented Retry-After header
@@ -121,17 +121,16 @@ def test_list_responses_are_typed_and_closed_so_a_stray_secret_breaks_them():
     assert list(validator.iter_errors(mistyped))
 
 
-ROUTES_WITH_EXAMPLES = [route for route in ROUTES if openapi.route_docs()[route[2]].request_examples]
+ROUTES_WITH_EXAMPLES = [(method, path, route) for method, path, route in ROUTES if route.request_examples]
 
 
-@pytest.mark.parametrize(("method", "path", "function_id"), ROUTES_WITH_EXAMPLES)
-def test_documented_request_examples_are_accepted_by_the_request_model(method, path, function_id):
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES_WITH_EXAMPLES)
+def test_documented_request_examples_are_accepted_by_the_request_model(method, path, route):
     # Given the request examples the description shows for a route
-    doc = openapi.route_docs()[function_id]
     examples = _operation(method, path)["requestBody"]["content"]["application/json"]["examples"]
     allowed = tuple(template.parameter_defaults()["AllowedPermissions"].split(","))
     # When each is validated by the route's model, with the default stack's permissions
     # Then it is accepted as it is shown
     assert examples
     for example in examples.values():
-        doc.request_model.model_validate(example["value"], context={"allowed_permissions": allowed})
+        route.request_model.model_validate(example["value"], context={"allowed_permissions": allowed})

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keygate_client
-from keygate import api, keys, signing
+from keygate import apigw, keys, signing
 from keygate.authorizer import SignatureAuthorizer
 from keygate_client import core
 from tests.conftest import Clocks
@@ -34,7 +34,7 @@ pairs_strategy = st.lists(st.tuples(name, st.one_of(reserved, st.text(max_size=6
 def authorizer_and_key() -> tuple[SignatureAuthorizer, str, str, Clocks]:
     storage, clocks = FakeStore(), Clocks(NOW_MS)
     key_id, secret = storage.add_key(permissions=["read", "trade"])
-    authorizer = SignatureAuthorizer(make_config(), clock_ms=lambda: clocks.wall_ms, storage=storage)
+    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
     return authorizer, key_id, secret, clocks
 
 
@@ -67,7 +67,7 @@ def test_httpx_auth_and_the_authorizer_agree(method, segments, pairs, body):
     request = sent[0]
     # Then the query on the wire decodes to the pairs given (httpx groups repeats), and the authorizer allows it
     assert sorted(keygate_client.query_pairs(str(request.url))) == sorted(pairs)
-    decision = authorizer.authorize(api.signed_request(
+    decision = authorizer.authorize(apigw.signed_request(
         event_from_wire(method, request.url.raw_path.decode("ascii"), pairs, dict(request.headers))))
     assert decision.allowed, decision
     assert request.headers["X-KG-CONTENT-SHA256"] == signing.content_sha256(body)
@@ -85,7 +85,7 @@ def test_requests_auth_and_the_authorizer_agree(method, segments, pairs, text):
     signed = keygate_client.RequestsAuth(key_id, secret, clock=lambda: clocks.wall_ms)(prepared)
     # Then the authorizer allows what would go on the wire
     assert keygate_client.query_pairs(signed.url) == pairs
-    decision = authorizer.authorize(api.signed_request(
+    decision = authorizer.authorize(apigw.signed_request(
         event_from_wire(method, urlsplit(signed.url).path, pairs, dict(signed.headers))))
     assert decision.allowed, decision
 
@@ -181,13 +181,13 @@ def test_a_server_clock_makes_a_skewed_bot_acceptable():
     authorizer, key_id, secret, clocks = authorizer_and_key()
     skewed = lambda: clocks.wall_ms - 10_000  # noqa: E731  # a named clock reads as one
     late = keygate_client.Signer(key_id, secret, clock=skewed).headers_for("GET", STAGE_URL + "/v1/x", b"")
-    assert authorizer.authorize(api.signed_request(event("GET", "/v1/x", "", late))).code == "TIMESTAMP_OUT_OF_WINDOW"
+    assert authorizer.authorize(apigw.signed_request(event("GET", "/v1/x", "", late))).code == "TIMESTAMP_OUT_OF_WINDOW"
     # When it corrects its clock by the measured offset
     corrected = keygate_client.ServerClock(offset_ms=10_000)
     corrected_now = lambda: skewed() + corrected.offset_ms  # noqa: E731  # a named clock reads as one
     fixed = keygate_client.Signer(key_id, secret, clock=corrected_now).headers_for("GET", STAGE_URL + "/v1/x", b"")
     # Then its requests are inside the window
-    assert authorizer.authorize(api.signed_request(event("GET", "/v1/x", "", fixed))).allowed
+    assert authorizer.authorize(apigw.signed_request(event("GET", "/v1/x", "", fixed))).allowed
 
 
 def test_sign_accepts_only_what_signing_md_allows():

@@ -1,125 +1,97 @@
-"""API Gateway (REST, Lambda proxy) events in, JSON responses out.
+"""KeyGate's route handlers: a typed request in, a JSON response out, every error in one shape.
 
-The one place where typed errors become HTTP: every failure leaves in the
-DESIGN.md shape `{"error": {"code", "message"}}`; AWS faults are 503 with
-Retry-After; an unexpected bug is logged and answered 500 in the same shape,
-never a bare 500 and never with internals.
+`route_handler(route, composition)` wraps a function's handler: it parses API
+Gateway's proxy event once (the caller, path and query parameters, the body
+validated by the route's model), checks the passkey step-up the route
+declares, calls the handler with that `Request` and the function's
+composition root, and maps whatever it raises to HTTP in one place: a
+`KeyGateError` to its code's status in the DESIGN error shape, an AWS fault to
+503 with Retry-After, an unexpected bug to a JSON 500 that quotes the request
+id and reveals nothing else (never a bare 500).
+
+`verified_body` is for backends behind the signature authorizer.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, Protocol
 
+from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
-from keygate import signing
-from keygate.errors import InvalidRequest, KeyGateError, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from keygate import apigw, signing
+from keygate.errors import ErrorCode, KeyGateError
 from keygate.keys import SECRET_PREFIX
 from keygate.observability import logger, metrics, tracer
+from keygate.records import now_utc
+from keygate.routes import Auth, Route
+from keygate.stepup import HEADER as STEP_UP_HEADER
+from keygate.stepup import StepUpUse, StepUpVerifier
 
 MAX_BODY_BYTES = 16 * 1024
 # Validation messages echo parts of the request: bounded, and never a pasted secret.
 _MAX_PROBLEMS = 5
 _MAX_ECHO_CHARS = 120
 _SECRET_SHAPED = re.compile(re.escape(SECRET_PREFIX) + r"[0-9A-Za-z]*")
-JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 @dataclass(frozen=True)
-class ApiRequest:
-    user_id: str
-    path_parameters: dict[str, str]
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes | None
+class Request:
+    """One API request, as the handler of its route sees it."""
+
+    route: Route
+    user_id: str  # the session's or the signing key's user ("" on a route without auth)
+    path_parameters: Mapping[str, str]
+    query: Mapping[str, int]  # the route's declared query parameters, validated (defaults filled in)
+    headers: Mapping[str, str]  # names in lower case
     source_ip: str
+    authorizer: Mapping[str, str]  # the authorizer's context (a bot route: user_id, key_id, permissions)
+    body: Any  # the route's request model, validated; None for a route without one
+    step_up: StepUpUse | None  # the verified passkey confirmation of a mutation
+    request_id: str | None  # API Gateway's, as its Gateway Responses and our logs quote it
 
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    """What the signature authorizer needs from API Gateway's REQUEST event."""
-
-    method: str
-    path: str  # decoded, relative to the API root
-    query_pairs: list[tuple[str, str]]  # decoded, repeats kept
-    headers: Mapping[str, str]  # as sent; names are looked up case-insensitively
-    source_ip: str  # requestContext.identity.sourceIp, never a header
-    duplicated_headers: frozenset[str] = frozenset()  # lower-case names sent more than once
+    def path(self, name: str) -> str:
+        return self.path_parameters.get(name, "")
 
 
-def parse_event(event: dict[str, Any]) -> ApiRequest:
-    context = event.get("requestContext") or {}
-    authorizer = context.get("authorizer") or {}
-    user_id = authorizer.get("user_id") or authorizer.get("principalId")
-    if not isinstance(user_id, str) or not user_id:
-        raise Unauthorized("A session is required.")
-    body = raw_body(event)
-    return ApiRequest(
-        user_id=user_id,
-        path_parameters={k: v for k, v in (event.get("pathParameters") or {}).items() if v is not None},
-        query={k: v for k, v in (event.get("queryStringParameters") or {}).items() if v is not None},
-        headers={k.lower(): v for k, v in (event.get("headers") or {}).items() if isinstance(v, str)},
-        body=body,
-        source_ip=(context.get("identity") or {}).get("sourceIp") or "unknown",
-    )
+class Composition(Protocol):
+    """What `route_handler` needs from a function's composition root (keygate.wiring)."""
+
+    @property
+    def step_up(self) -> StepUpVerifier: ...
+
+    def validation_context(self) -> Mapping[str, Any]: ...
 
 
-def raw_body(event: dict[str, Any]) -> bytes | None:
-    """The body's bytes as the client sent them (base64-decoded when API Gateway encoded it)."""
-    text: str | None = event.get("body")
-    if text is None:
-        return None
-    if event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise InvalidRequest("The request body is not valid base64.") from error
-    return text.encode("utf-8", errors="surrogatepass")
-
-
-def parse_body[ModelT: BaseModel](request: ApiRequest, model: type[ModelT], *,
-                                  empty_means: dict[str, Any] | None = None) -> ModelT:
+# ------------------------------------------------------------------- parsing
+def parse_body(model: type[BaseModel], body: bytes | None, *, empty_means: Mapping[str, Any] | None = None,
+               context: Mapping[str, Any] | None = None) -> BaseModel:
     """Decode and validate a JSON object body; every failure is a 4xx with a readable message."""
     # Size first: a body of nothing but whitespace is still a body too large.
-    if request.body is not None and len(request.body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
-    if request.body is None or not request.body.strip():
+    if body is not None and len(body) > MAX_BODY_BYTES:
+        raise KeyGateError(ErrorCode.PAYLOAD_TOO_LARGE, f"The request body must be at most {MAX_BODY_BYTES} bytes.")
+    if body is None or not body.strip():
         if empty_means is None:
-            raise InvalidRequest("A JSON object body is required.")
-        data: Any = empty_means
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "A JSON object body is required.")
+        data: Any = dict(empty_means)
     else:
         try:
-            data = json.loads(request.body.decode("utf-8"))
+            data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
-            raise InvalidRequest("The request body is not valid JSON.", code="MALFORMED_JSON") from error
+            raise KeyGateError(ErrorCode.MALFORMED_JSON, "The request body is not valid JSON.") from error
         except RecursionError:
-            raise InvalidRequest("The request body is nested too deeply.") from None
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "The request body is nested too deeply.") from None
     if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
+        raise KeyGateError(ErrorCode.INVALID_REQUEST, "The request body must be a JSON object.")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=dict(context or {}))
     except ValidationError as error:
-        raise InvalidRequest(describe_validation_error(error)) from None
-
-
-def query_int(request: ApiRequest, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        raise InvalidRequest(f"{name} must be an integer from {minimum} to {maximum}.")
-    return int(raw)
+        raise KeyGateError(ErrorCode.INVALID_REQUEST, describe_validation_error(error)) from None
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -143,122 +115,100 @@ def _echo_safe(text: str) -> str:
     return text if len(text) <= _MAX_ECHO_CHARS else text[:_MAX_ECHO_CHARS] + "..."
 
 
-def json_response(status: int, payload: BaseModel | dict[str, Any],
-                  headers: dict[str, str] | None = None) -> dict[str, Any]:
-    body = payload.model_dump_json() if isinstance(payload, BaseModel) else json.dumps(payload)
-    return {"statusCode": status, "headers": {**JSON_HEADERS, **(headers or {})}, "body": body}
+def _query(route: Route, given: Mapping[str, str]) -> dict[str, int]:
+    parsed = {}
+    for parameter in route.query:
+        raw = given.get(parameter.name)
+        if raw is None or raw == "":
+            parsed[parameter.name] = parameter.default
+            continue
+        if not raw.isascii() or not raw.isdigit() or not parameter.minimum <= int(raw) <= parameter.maximum:
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{parameter.name} must be an integer from "
+                                                          f"{parameter.minimum} to {parameter.maximum}.")
+        parsed[parameter.name] = int(raw)
+    return parsed
 
 
-def error_response(error: KeyGateError) -> dict[str, Any]:
-    headers = {}
-    if isinstance(error, ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after_seconds)
-    return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, headers)
+def _strings(mapping: Mapping[str, Any] | None) -> dict[str, str]:
+    return {name: value for name, value in (mapping or {}).items() if isinstance(value, str)}
 
 
-def api_handler(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Wrap a route handler: observability, and typed errors mapped to HTTP in one place."""
+def parse_request(route: Route, event: Mapping[str, Any], composition: Composition | None) -> Request:
+    """The typed request, in the order its checks answer: caller (401), body (4xx), step-up (403)."""
+    authorizer = _strings((event.get("requestContext") or {}).get("authorizer"))
+    user_id = authorizer.get("user_id") or authorizer.get("principalId") or ""
+    if route.auth is not Auth.NONE and not user_id:
+        raise KeyGateError(ErrorCode.UNAUTHORIZED, "A session is required.")
+    headers = {name.lower(): value for name, value in _strings(event.get("headers")).items()}
+    body = None
+    if route.request_model is not None:
+        body = parse_body(route.request_model, apigw.raw_body(event), empty_means=route.empty_body_means,
+                          context=composition.validation_context() if composition is not None else None)
+    step_up = None
+    if route.step_up is not None:
+        if composition is None:
+            raise TypeError(f"{route.function_id} needs a composition root to verify step-up tokens")
+        step_up = composition.step_up.verify(headers.get(STEP_UP_HEADER.lower()), user_id=user_id,
+                                             action=route.step_up, now=now_utc())
+    return Request(route=route, user_id=user_id, path_parameters=_strings(event.get("pathParameters")),
+                   query=_query(route, _strings(event.get("queryStringParameters"))), headers=headers,
+                   source_ip=apigw.source_ip(event) or "unknown", authorizer=authorizer, body=body,
+                   step_up=step_up, request_id=apigw.request_id(event))
+
+
+# ----------------------------------------------------------------- handlers
+def _unexpected(request_id: str | None) -> dict[str, Any]:
+    where = f" under request id {request_id}" if request_id else ""
+    return apigw.json_response(500, {"error": {"code": ErrorCode.INTERNAL_ERROR.value,
+                                               "message": f"An unexpected error occurred; it has been logged{where}."}})
+
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def route_handler[CompositionT: Composition](
+        route: Route, composition: Callable[[], CompositionT] | None = None,
+) -> Callable[[Callable[..., BaseModel]], LambdaHandler]:
+    """Turn `handler(request[, composition])` into the route's Lambda handler.
+
+    `composition` builds the function's composition root (its config and ports) on first use.
+    The handler returns the route's response model; it is answered with the route's success status.
+    """
+
+    def decorate(handler: Callable[..., BaseModel]) -> LambdaHandler:
+        @functools.wraps(handler)
+        def serve(event: dict[str, Any]) -> dict[str, Any]:
+            built = composition() if composition is not None else None
+            request = parse_request(route, event, built)
+            result = handler(request, built) if built is not None else handler(request)
+            return apigw.json_response(route.success_status, result.model_dump_json())
+
+        lambda_handler = api_handler(serve)
+        lambda_handler.route = route  # type: ignore[attr-defined]  # which route it serves, for the template check
+        return lambda_handler
+
+    return decorate
+
+
+def api_handler(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> LambdaHandler:
+    """The one boundary of every API handler (a backend's own too): observability, with API Gateway's
+    request id as the logs' correlation id, and any error answered in KeyGate's error shape."""
 
     @functools.wraps(handler)
     def wrapped(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             return handler(event)
         except KeyGateError as error:
-            logger.info("request refused", extra={"status": error.status, "error_code": error.code})
-            return error_response(error)
+            logger.info("request refused", extra={"status": error.status, "error_code": error.code.value})
+            return apigw.error_response(error)
         except Exception:  # noqa: BLE001  # the one boundary: logged, answered with the error shape
             logger.exception("unhandled error")
-            return json_response(500, {"error": {"code": "INTERNAL_ERROR",
-                                                  "message": "An unexpected error occurred; it has been logged."}})
+            return _unexpected(apigw.request_id(event))
 
     observed = tracer.capture_lambda_handler(wrapped, capture_response=False)
-    observed = logger.inject_lambda_context(observed, log_event=False, clear_state=True)
+    observed = logger.inject_lambda_context(observed, log_event=False, clear_state=True,
+                                            correlation_id_path=correlation_paths.API_GATEWAY_REST)
     return metrics.log_metrics(observed)
-
-
-# ---------------------------------------------------------- Lambda authorizers
-def allow_policy(principal_id: str, method_arn: str, context: dict[str, str], *,
-                 whole_api: bool) -> dict[str, Any]:
-    """An authorizer's Allow for this request's method ARN, or for every route of
-    the stage when API Gateway may cache the result for other routes."""
-    resource = method_arn
-    if whole_api:
-        # arn:aws:execute-api:region:account:api-id/stage/METHOD/path -> .../stage/*
-        prefix, _, rest = method_arn.partition(":execute-api:")
-        api_and_stage = "/".join(rest.split("/")[:2])
-        resource = f"{prefix}:execute-api:{api_and_stage}/*"
-    return {
-        "principalId": principal_id,
-        "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resource}]},
-        "context": context,
-    }
-
-
-class AuthorizerDenied(Exception):
-    """Raised with the message 'Unauthorized', which API Gateway turns into a 401."""
-
-    def __init__(self) -> None:
-        super().__init__("Unauthorized")
-
-
-def deny_policy(principal_id: str, method_arn: str, context: dict[str, str]) -> dict[str, Any]:
-    """A Deny for this request: API Gateway answers 403 (ACCESS_DENIED), whose Gateway
-    Response reads `error_code` / `error_message` from this context."""
-    return {
-        "principalId": principal_id,
-        "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": method_arn}]},
-        "context": context,
-    }
-
-
-def request_path(event: dict[str, Any]) -> str:
-    """The decoded path relative to the API root (no stage, no base-path mapping).
-
-    Rebuilt segment by segment from the matched resource and its path
-    parameters, which API Gateway gives the same way whatever custom domain
-    mapping is in front. A REST API passes path parameters as sent
-    (percent-encoded), so each one is decoded here.
-    """
-    context = event.get("requestContext") or {}
-    resource = context.get("resourcePath") or event.get("resource")
-    if not resource:
-        return unquote(event.get("path") or "/")
-    parameters = event.get("pathParameters") or {}
-    segments = []
-    for segment in resource.split("/"):
-        if segment.startswith("{") and segment.endswith("}"):
-            value = parameters.get(segment[1:-1].removesuffix("+"))
-            if not isinstance(value, str):
-                return unquote(event.get("path") or "/")
-            segment = unquote(value)
-        segments.append(segment)
-    return "/".join(segments)
-
-
-def signed_request(event: dict[str, Any]) -> SignedRequest:
-    """The parts of a REQUEST authorizer event that SIGNING.md's checks read."""
-    values_per_name: dict[str, int] = {}
-    for name, values in (event.get("multiValueHeaders") or {}).items():
-        if isinstance(name, str) and isinstance(values, list):
-            values_per_name[name.lower()] = values_per_name.get(name.lower(), 0) + len(values)
-    multi_query = event.get("multiValueQueryStringParameters") or {}
-    if multi_query:
-        pairs = [(name, value) for name, values in multi_query.items() for value in (values or [])
-                 if isinstance(value, str)]
-    else:
-        pairs = [(name, value) for name, value in (event.get("queryStringParameters") or {}).items()
-                 if isinstance(value, str)]
-    context = event.get("requestContext") or {}
-    return SignedRequest(
-        method=str(event.get("httpMethod") or context.get("httpMethod") or "").upper(),
-        path=request_path(event),
-        query_pairs=pairs,
-        headers=event.get("headers") or {},
-        source_ip=(context.get("identity") or {}).get("sourceIp") or "",
-        duplicated_headers=frozenset(name for name, count in values_per_name.items() if count > 1),
-    )
 
 
 def verified_body(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -274,9 +224,9 @@ def verified_body(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callab
     def wrapped(event: dict[str, Any]) -> dict[str, Any]:
         sent = [value for name, value in (event.get("headers") or {}).items()
                 if isinstance(name, str) and name.lower() == signing.HEADER_CONTENT_SHA256.lower()]
-        if len(sent) != 1 or not signing.body_matches(raw_body(event), sent[0]):
-            raise Unauthorized("The body does not match X-KG-CONTENT-SHA256: sign the exact bytes you send.",
-                               code="BODY_DIGEST_MISMATCH")
+        if len(sent) != 1 or not signing.body_matches(apigw.raw_body(event), sent[0]):
+            raise KeyGateError(ErrorCode.BODY_DIGEST_MISMATCH,
+                               "The body does not match X-KG-CONTENT-SHA256: sign the exact bytes you send.")
         return handler(event)
 
     return wrapped

@@ -1,24 +1,11 @@
-"""The KG1-HMAC-SHA256 signature authorizer (shared/SIGNING.md), checks in its order.
+"""The KG1-HMAC-SHA256 signature authorizer: docs/signing.md's checks, in its order.
 
 `SignatureAuthorizer.authorize` takes what API Gateway hands a REQUEST
 authorizer and returns a `Decision`; the Lambda handler only turns that into
 API Gateway's vocabulary. Nothing is read before the cheap checks (headers,
 clock, key id checksum) pass, and nothing is written before checks 1-6 pass.
-
-Caches (per warm Lambda instance, LRU-bounded to CACHE_MAX_ENTRIES each, on a
-monotonic clock):
-- key id -> user: the immutable pointer, for a day;
-- key record: `record_cache_ttl_seconds` (stack parameter RecordCacheTtlSeconds,
-  default 5 s). This is the revocation bound: a key revoked (or narrowed by an
-  update) is refused at most this long after the change committed. Expiry
-  needs no refresh: the cached record carries `expires_at`, checked on every
-  request against the wall clock;
-- unknown key ids: `unknown_key_cache_ttl_seconds` (default 2 s): a key
-  created just now may be refused as unknown for at most this long;
-- secret: `secret_cache_ttl_seconds` (default 300 s). A secret never changes,
-  and a revoked key is refused by its record before its secret is used;
-- last use: `last_used_at` is written at most once per
-  `last_used_interval_seconds` per key, and a failed write never denies.
+Its caches and the bounds they set are described in docs/architecture.md
+("The signature authorizer's caches").
 """
 
 from __future__ import annotations
@@ -32,11 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from keygate import keys, signing, store
-from keygate.api import SignedRequest
-from keygate.config import Config
-from keygate.models import ApiKeyRecord, KeyStatus
+from keygate import keys, signing
+from keygate.apigw import SignedRequest
+from keygate.config import AuthorizerConfig, StorageConfig
+from keygate.errors import ErrorCode
 from keygate.observability import logger, metrics
+from keygate.ports import KeyLookup, NonceReused, SecretReader
+from keygate.records import ApiKeyRecord, KeyStatus
+from keygate.storage import aws
+from keygate.storage.lookup import DynamoKeyLookup
+from keygate.storage.secrets import SecretsManagerVault
 
 CACHE_MAX_ENTRIES = 10_000
 POINTER_CACHE_TTL_SECONDS = 24 * 3600  # key id -> user never changes once written
@@ -73,17 +65,26 @@ class TtlCache[Value]:
 
 @dataclass(frozen=True)
 class Decision:
+    """An authorizer's outcome: allowed, or refused with a code (`status` is how the bot receives it)."""
+
     allowed: bool
-    status: int
-    code: str
-    message: str
+    code: ErrorCode | None = None
+    message: str = ""
     user_id: str | None = None
     key_id: str | None = None
     permissions: tuple[str, ...] = ()
 
     @classmethod
-    def refuse(cls, status: int, code: str, message: str, **known: Any) -> Decision:
-        return cls(allowed=False, status=status, code=code, message=message, **known)
+    def refuse(cls, code: ErrorCode, message: str, **known: Any) -> Decision:
+        return cls(allowed=False, code=code, message=message, **known)
+
+    @property
+    def status(self) -> int:
+        # A refusal reaches the bot as 403 (ACCESS_DENIED, with its code) or 401 (UNAUTHORIZED, without it):
+        # docs/architecture.md, "Errors".
+        if self.code is None:
+            return 200
+        return 403 if self.code.status == 403 else 401
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,13 @@ class _CachedKey:
 
 
 class SignatureAuthorizer:
-    def __init__(self, config: Config, *, clock_ms: Callable[[], int] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, storage: Any = store,
+    def __init__(self, config: AuthorizerConfig, lookup: KeyLookup, secrets: SecretReader, *,
+                 clock_ms: Callable[[], int] | None = None, monotonic: Callable[[], float] = time.monotonic,
                  cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
-        """`clock_ms` is the wall clock of check 2 and of expiry; `monotonic` times the caches;
-        `storage` is keygate.store or a stand-in with its interface (tests, benchmarks)."""
+        """`clock_ms` is the wall clock of check 2 and of expiry; `monotonic` times the caches."""
         self._config = config
-        self._store = storage
+        self.lookup = lookup
+        self.secret_reader = secrets
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._monotonic = monotonic
         self._owners: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
@@ -125,7 +126,7 @@ class SignatureAuthorizer:
         found, cached_owner = self._owners.get(key_id)
         if found:
             return cached_owner
-        owner: str | None = self._store.get_key_owner(key_id)
+        owner = self.lookup.get_key_owner(key_id)
         if owner is None:
             self._remember_unknown(key_id)
         else:
@@ -139,7 +140,7 @@ class SignatureAuthorizer:
         if self._known_unknown(key_id):
             return None
         owner = self._owner(key_id)
-        record = None if owner is None else self._store.get_key(owner, key_id)
+        record = None if owner is None else self.lookup.get_key(owner, key_id)
         if record is None:
             self._remember_unknown(key_id)
             return None
@@ -151,7 +152,7 @@ class SignatureAuthorizer:
         found, secret = self._secrets.get(key_id)
         if found:
             return secret
-        stored: str | None = self._store.get_secret(key_id)
+        stored = self.secret_reader.read(key_id)
         if stored is not None:
             self._secrets.put(key_id, stored, self._config.secret_cache_ttl_seconds)
         return stored
@@ -172,54 +173,54 @@ class SignatureAuthorizer:
         now_ms = self._clock_ms()
         # 1. headers present and well formed (each exactly once)
         if request.duplicated_headers & signing.SIGNED_HEADER_NAMES:
-            return Decision.refuse(401, "MALFORMED_HEADER", "Each X-KG-* header must be sent exactly once.")
+            return Decision.refuse(ErrorCode.MALFORMED_HEADER, "Each X-KG-* header must be sent exactly once.")
         try:
             signed = signing.parse_signed_headers(request.headers)
             # 2. timestamp inside the window
             signing.check_timestamp(signed, now_ms)
         except signing.SigningError as error:
-            return Decision.refuse(401, error.code, error.message)
+            return Decision.refuse(ErrorCode[error.code], error.message)
         # 3. key id well formed: no lookup for a malformed or forged id
         if not keys.is_well_formed_key_id(signed.key_id, self._config.key_id_prefix):
-            return Decision.refuse(401, "INVALID_KEY_ID", "X-KG-API-KEY is not a KeyGate API key id.")
+            return Decision.refuse(ErrorCode.INVALID_KEY_ID, "X-KG-API-KEY is not a KeyGate API key id.")
         # 4. key known, active, not expired; signature equal (constant time)
         cached = self._key(signed.key_id)
         if cached is None:
-            return Decision.refuse(401, "UNKNOWN_KEY", "No API key has this id.")
+            return Decision.refuse(ErrorCode.UNKNOWN_KEY, "No API key has this id.")
         record = cached.record
         known = {"user_id": record.user_id, "key_id": record.key_id}
         if record.status is KeyStatus.REVOKED:
             self._secrets.drop(record.key_id)
-            return Decision.refuse(401, "KEY_REVOKED", "This API key has been revoked.", **known)
+            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
         if record.is_expired(_utc(now_ms)):
-            return Decision.refuse(401, "KEY_EXPIRED", "This API key has expired.", **known)
+            return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired.", **known)
         secret = self._secret(record.key_id)
         if secret is None:
             # Its secret is deleted right after a revocation this instance has not seen yet.
             logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
-            return Decision.refuse(401, "KEY_REVOKED", "This API key has been revoked.", **known)
+            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
         if not signing.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
-            return Decision.refuse(401, "SIGNATURE_MISMATCH",
+            return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH,
                                    "The signature does not match the request; check the string to sign.", **known)
         # 5. source IP inside the whitelist (API Gateway's source IP, never a header)
         if cached.networks and not _ip_allowed(request.source_ip, cached.networks):
-            return Decision.refuse(403, "IP_NOT_ALLOWED", "This API key may not be used from this IP address.",
+            return Decision.refuse(ErrorCode.IP_NOT_ALLOWED, "This API key may not be used from this IP address.",
                                    **known)
         # 6. permission the route needs
         needed = self.required_permission(request.method, request.path)
         if needed not in record.permissions:
-            return Decision.refuse(403, "PERMISSION_DENIED", f"This API key lacks the {needed} permission.",
+            return Decision.refuse(ErrorCode.PERMISSION_DENIED, f"This API key lacks the {needed} permission.",
                                    **known)
         # 7. nonce unused inside its window, recorded only now that 1-6 passed. The record
         # outlives the last instant the same request could pass check 2.
         try:
-            self._store.record_nonce(record.key_id, signed.nonce, now_ms=now_ms,
-                               expires_at_ms=signed.timestamp_ms + signed.recv_window_ms + 1)
-        except store.NonceReused:
-            return Decision.refuse(401, "NONCE_REUSED", "This nonce was already used; send a fresh one.", **known)
+            self.lookup.record_nonce(record.key_id, signed.nonce, now_ms=now_ms,
+                                      expires_at_ms=signed.timestamp_ms + signed.recv_window_ms + 1)
+        except NonceReused:
+            return Decision.refuse(ErrorCode.NONCE_REUSED, "This nonce was already used; send a fresh one.", **known)
         self._touch(record, now_ms)
-        return Decision(allowed=True, status=200, code="OK", message="", permissions=tuple(record.permissions),
-                        **known)
+        return Decision(allowed=True, user_id=record.user_id, key_id=record.key_id,
+                        permissions=tuple(record.permissions))
 
     def _touch(self, record: ApiKeyRecord, now_ms: int) -> None:
         """Refresh last_used_at at most once a minute per key; never deny for it."""
@@ -228,8 +229,8 @@ class SignatureAuthorizer:
             return
         self._last_touched.put(record.key_id, True, self._config.last_used_interval_seconds)
         try:
-            self._store.touch_last_used(record.user_id, record.key_id, _utc(now_ms),
-                                  at_most_every_seconds=self._config.last_used_interval_seconds)
+            self.lookup.touch_last_used(record.user_id, record.key_id, _utc(now_ms),
+                                         at_most_every_seconds=self._config.last_used_interval_seconds)
         except Exception as error:  # noqa: BLE001 - bookkeeping must never turn an allow into a refusal
             logger.warning("last_used_at not refreshed", extra={"api_key": record.key_id,
                                                                 "error_type": type(error).__name__})
@@ -258,3 +259,16 @@ def _resolved_path(path: str) -> str:
 
 def _under_prefix(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def from_environment(*, clock_ms: Callable[[], int] | None = None,
+                     monotonic: Callable[[], float] = time.monotonic) -> SignatureAuthorizer:
+    """The signature authorizer's composition root: its settings and storage, from its environment.
+
+    The clocks replace the real ones in tests and benchmarks.
+    """
+    storage = StorageConfig.from_environ()
+    clients = aws.clients(storage.aws_endpoint_url)
+    return SignatureAuthorizer(AuthorizerConfig.from_environ(), DynamoKeyLookup(clients, storage.table_name),
+                               SecretsManagerVault(clients, storage.secret_name_prefix), clock_ms=clock_ms,
+                               monotonic=monotonic)

@@ -1,91 +1,209 @@
-"""The function environment, validated once by a pydantic model.
+"""Each function's settings, read from its environment once, at its composition root, and passed down.
 
-Nothing else reads os.environ: every setting reaches the code through
-`get_config()`, so a mis-configured stack fails at the first request with a
-clear validation error instead of deep inside a handler.
+A function builds only the groups it uses (`KeyPolicy.from_environ()`, ...), so
+it validates only its own environment; a mis-configured stack fails at the
+first request with one message naming every wrong variable. Standard library
+only: the signature authorizer imports this module (docs/architecture.md,
+"Cold start"). Nothing else in the layer reads `os.environ`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from functools import lru_cache
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
 
 KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
-NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default
-_KEY_ID_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,11}_$")
+NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default: CloudFormation cannot usefully default to ""
+_KEY_ID_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}_")
+_SECRET_NAME_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]+/")
 
 
-class Config(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+class ConfigError(Exception):
+    """The function's environment is wrong; the message names every variable at fault."""
 
-    stage: str = Field(alias="STAGE", pattern=r"^[a-z][a-z0-9-]{0,15}$")
-    table_name: str = Field(alias="TABLE_NAME", min_length=3)
-    secret_name_prefix: str = Field(alias="SECRET_NAME_PREFIX", pattern=r"^[A-Za-z0-9/_+=.@-]+/$")
-    key_id_prefix: str = Field(alias="KEY_ID_PREFIX", default="kgk_")
-    max_active_keys_per_user: int = Field(alias="MAX_ACTIVE_KEYS_PER_USER", default=10, ge=1, le=30)
-    allowed_permissions: tuple[str, ...] = Field(alias="ALLOWED_PERMISSIONS", default=("read", "trade"))
-    step_up_issuer: str = Field(alias="STEP_UP_ISSUER", min_length=1)
-    step_up_jwks_url: str = Field(alias="STEP_UP_JWKS_URL", min_length=1)
-    step_up_audience: str = Field(alias="STEP_UP_AUDIENCE", default="keygate")
-    step_up_max_age_seconds: int = Field(alias="STEP_UP_MAX_AGE_SECONDS", default=300, ge=30, le=3600)
-    session_issuer: str = Field(alias="SESSION_ISSUER", default="")
-    session_audience: str = Field(alias="SESSION_AUDIENCE", default="")
-    session_jwks_url: str = Field(alias="SESSION_JWKS_URL", default="")
-    # How long a secret may outlive a failed create before the janitor may
-    # treat it as an orphan: longer than any create can take (function timeout).
-    orphan_grace_seconds: int = Field(alias="ORPHAN_GRACE_SECONDS", default=120, ge=10)
-    aws_endpoint_url: str | None = Field(alias="AWS_ENDPOINT_URL", default=None)
-    # Signature authorizer caches: a revoked or expired key is refused within
-    # record_cache_ttl_seconds; secrets are immutable, so they may live longer.
-    record_cache_ttl_seconds: float = Field(alias="RECORD_CACHE_TTL_SECONDS", default=5, ge=0, le=60)
-    secret_cache_ttl_seconds: float = Field(alias="SECRET_CACHE_TTL_SECONDS", default=300, ge=0, le=3600)
-    unknown_key_cache_ttl_seconds: float = Field(alias="UNKNOWN_KEY_CACHE_TTL_SECONDS", default=2, ge=0, le=60)
-    last_used_interval_seconds: int = Field(alias="LAST_USED_INTERVAL_SECONDS", default=60, ge=1)
-    withdrawal_path_prefixes: tuple[str, ...] = Field(alias="WITHDRAWAL_PATH_PREFIXES", default=())
 
-    @field_validator("allowed_permissions", "withdrawal_path_prefixes", mode="before")
-    @classmethod
-    def _split_comma_separated(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, str):
-            # CloudFormation parameters cannot usefully default to "": the template says "none".
-            if info.field_name == "withdrawal_path_prefixes" and value.strip() == NO_WITHDRAWAL_ROUTES:
-                return ()
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
+class _Environment:
+    """Reads typed values from an environment, collecting every problem before failing once."""
+
+    def __init__(self, environ: Mapping[str, str] | None) -> None:
+        self._environ = os.environ if environ is None else environ
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None, *, pattern: re.Pattern[str] | None = None,
+             min_length: int = 0, rule: str = "") -> str:
+        value = self._environ.get(name, default)
+        if value is None:
+            self.problems.append(f"{name} is required")
+            return ""
+        if len(value) < min_length or (pattern is not None and not pattern.fullmatch(value)):
+            self.problems.append(f"{name} must be {rule or f'at least {min_length} characters'}")
         return value
 
-    @field_validator("withdrawal_path_prefixes")
-    @classmethod
-    def _absolute_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not prefix.startswith("/") for prefix in value):
-            raise ValueError("withdrawal path prefixes must start with '/'")
+    def optional(self, name: str) -> str | None:
+        return self._environ.get(name) or None
+
+    def number(self, name: str, default: float, *, minimum: float, maximum: float = math.inf) -> float:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not minimum <= value <= maximum:  # also refuses nan
+            self.problems.append(f"{name} must be a number from {minimum:g} to {maximum:g}, not {raw!r}")
+            return default
         return value
 
-    @field_validator("allowed_permissions")
+    def integer(self, name: str, default: int, *, minimum: int, maximum: float = math.inf) -> int:
+        value = self.number(name, default, minimum=minimum, maximum=maximum)
+        if value != int(value):
+            self.problems.append(f"{name} must be a whole number")
+        return int(value)
+
+    def items(self, name: str, default: tuple[str, ...], *, none_word: str | None = None) -> tuple[str, ...]:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        if none_word is not None and raw.strip() == none_word:
+            return ()
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    def check(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+    def done(self, what: str) -> None:
+        if self.problems:
+            raise ConfigError(f"{what}: " + "; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where keys live: the table, the secrets' name prefix, and an emulator's endpoint (local mode, tests)."""
+
+    table_name: str
+    secret_name_prefix: str
+    aws_endpoint_url: str | None = None
+
     @classmethod
-    def _known_permissions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(KNOWN_PERMISSIONS))
-        if unknown or not value:
-            raise ValueError(f"allowed permissions must be a non-empty subset of {KNOWN_PERMISSIONS}")
-        if "read" not in value:
-            raise ValueError("'read' must be allowed: it is the default permission")
-        return value
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        config = cls(table_name=env.text("TABLE_NAME", min_length=3),
+                     secret_name_prefix=env.text("SECRET_NAME_PREFIX", pattern=_SECRET_NAME_PREFIX,
+                                                 rule="letters, digits or /_+=.@- ending in '/'"),
+                     aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"))
+        env.done("storage settings")
+        return config
 
-    @field_validator("key_id_prefix")
+
+def _key_id_prefix(env: _Environment) -> str:
+    return env.text("KEY_ID_PREFIX", "kgk_", pattern=_KEY_ID_PREFIX,
+                    rule="2-12 lower-case letters or digits followed by '_'")
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """What a deployment allows: the key id prefix, the key limit, the permissions keys may hold."""
+
+    key_id_prefix: str = "kgk_"
+    max_active_keys_per_user: int = 10
+    allowed_permissions: tuple[str, ...] = ("read", "trade")
+    # How long a secret may outlive a failed create before the janitor may treat it as an orphan:
+    # longer than any create can take (the function's timeout).
+    orphan_grace_seconds: int = 120
+
     @classmethod
-    def _key_id_prefix(cls, value: str) -> str:
-        if not _KEY_ID_PREFIX.match(value):
-            raise ValueError("KEY_ID_PREFIX must be 2-12 lower-case letters or digits followed by '_'")
-        return value
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        allowed = env.items("ALLOWED_PERMISSIONS", cls.allowed_permissions)
+        env.check(bool(allowed) and set(allowed) <= set(KNOWN_PERMISSIONS),
+                  f"ALLOWED_PERMISSIONS must be a non-empty subset of {', '.join(KNOWN_PERMISSIONS)}")
+        env.check("read" in allowed, "ALLOWED_PERMISSIONS must include read: it is the default permission")
+        policy = cls(key_id_prefix=_key_id_prefix(env),
+                     max_active_keys_per_user=env.integer("MAX_ACTIVE_KEYS_PER_USER", cls.max_active_keys_per_user,
+                                                          minimum=1, maximum=30),
+                     allowed_permissions=allowed,
+                     orphan_grace_seconds=env.integer("ORPHAN_GRACE_SECONDS", cls.orphan_grace_seconds, minimum=10))
+        env.done("key policy")
+        return policy
 
 
-@lru_cache(maxsize=1)
-def get_config() -> Config:
-    return Config.model_validate(dict(os.environ))
+@dataclass(frozen=True)
+class TokenIssuer:
+    """A JWT issuer KeyGate trusts: `iss`, `aud` and the JWKS URL of its signing keys."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
 
 
-def reset_config() -> None:
-    """Forget the cached config (tests change the environment between cases)."""
-    get_config.cache_clear()
+@dataclass(frozen=True)
+class StepUpConfig:
+    """The passkey step-up tokens mutations need, and how old one may be."""
+
+    issuer: TokenIssuer
+    max_age_seconds: int = 300
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        config = cls(issuer=TokenIssuer(issuer=env.text("STEP_UP_ISSUER", min_length=1),
+                                        audience=env.text("STEP_UP_AUDIENCE", "keygate"),
+                                        jwks_url=env.text("STEP_UP_JWKS_URL", min_length=1)),
+                     max_age_seconds=env.integer("STEP_UP_MAX_AGE_SECONDS", cls.max_age_seconds,
+                                                 minimum=30, maximum=3600))
+        env.done("step-up settings")
+        return config
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The app's session JWTs, checked by the session authorizer."""
+
+    issuer: TokenIssuer
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        config = cls(issuer=TokenIssuer(issuer=env.text("SESSION_ISSUER", ""),
+                                        audience=env.text("SESSION_AUDIENCE", ""),
+                                        jwks_url=env.text("SESSION_JWKS_URL", "")))
+        env.done("session settings")
+        return config
+
+
+@dataclass(frozen=True)
+class AuthorizerConfig:
+    """The signature authorizer's caches and routes (their bounds: docs/architecture.md, "Bounds")."""
+
+    key_id_prefix: str = "kgk_"
+    record_cache_ttl_seconds: float = 5
+    secret_cache_ttl_seconds: float = 300
+    unknown_key_cache_ttl_seconds: float = 2
+    last_used_interval_seconds: int = 60
+    withdrawal_path_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        prefixes = env.items("WITHDRAWAL_PATH_PREFIXES", (), none_word=NO_WITHDRAWAL_ROUTES)
+        env.check(all(prefix.startswith("/") for prefix in prefixes),
+                  "WITHDRAWAL_PATH_PREFIXES: each prefix must start with '/'")
+        config = cls(
+            key_id_prefix=_key_id_prefix(env),
+            record_cache_ttl_seconds=env.number("RECORD_CACHE_TTL_SECONDS", cls.record_cache_ttl_seconds,
+                                                minimum=0, maximum=60),
+            secret_cache_ttl_seconds=env.number("SECRET_CACHE_TTL_SECONDS", cls.secret_cache_ttl_seconds,
+                                                minimum=0, maximum=3600),
+            unknown_key_cache_ttl_seconds=env.number("UNKNOWN_KEY_CACHE_TTL_SECONDS",
+                                                     cls.unknown_key_cache_ttl_seconds, minimum=0, maximum=60),
+            last_used_interval_seconds=env.integer("LAST_USED_INTERVAL_SECONDS", cls.last_used_interval_seconds,
+                                                   minimum=1),
+            withdrawal_path_prefixes=prefixes)
+        env.done("signature authorizer settings")
+        return config

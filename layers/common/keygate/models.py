@@ -1,17 +1,17 @@
-"""Pydantic models: request bodies, stored records and response shapes.
+"""Pydantic models: request bodies and response shapes (what is stored is keygate.records).
 
 Field names follow GaiaEx (snake_case, `api_key`, `ip_whitelist`, ...), with
 ZDEX's `key_prefix` and 50-character label. Validation that depends on the
 deployment (which permissions are allowed) reads the allowed set from the
-validation context, so the models stay free of configuration lookups.
+validation context (`validation_context`), so the models stay free of
+configuration lookups.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import unicodedata
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -27,7 +27,8 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
-from keygate.config import KNOWN_PERMISSIONS, get_config
+from keygate.config import KNOWN_PERMISSIONS, KeyPolicy
+from keygate.records import AuditEvent, iso
 
 LABEL_MAX_CHARS = 50
 IP_WHITELIST_MAX_ENTRIES = 30
@@ -42,13 +43,6 @@ SAVE_SECRET_MESSAGE = (
     "Save your API secret now: it is shown only once and cannot be recovered. "  # noqa: S105  # nosec B105  # advice
     "If you lose it, revoke this key and create a new one."
 )
-
-
-def iso(moment: datetime | None) -> str | None:
-    """UTC timestamps as ISO 8601 with milliseconds and a Z suffix."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # ----------------------------------------------------------------- field rules
@@ -126,11 +120,15 @@ def check_withdraw_whitelist(permissions: list[str], ip_whitelist: list[str]) ->
                              f"{entry!r} is wider")
 
 
+def validation_context(policy: KeyPolicy) -> dict[str, Any]:
+    """What request validation needs from the deployment: the permissions keys may hold."""
+    return {"allowed_permissions": policy.allowed_permissions}
+
+
 def _allowed_from(info: ValidationInfo) -> tuple[str, ...]:
-    # The stack's list, unless a caller validating outside a stack (docs, tests) passes its own:
-    # a caller that passes nothing still gets the stack's rule, never "everything allowed".
+    # A caller that passes no context (docs, tests) gets the default stack's rule, never "everything allowed".
     allowed = (info.context or {}).get("allowed_permissions")
-    return tuple(allowed) if allowed is not None else get_config().allowed_permissions
+    return tuple(allowed) if allowed is not None else KeyPolicy.allowed_permissions
 
 
 # ------------------------------------------------------------------ requests
@@ -235,63 +233,6 @@ class UpdateApiKeyRequest(_Request):
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
-# ------------------------------------------------------------------- records
-class KeyStatus(StrEnum):
-    ACTIVE = "active"
-    REVOKED = "revoked"
-
-
-class ApiKeyRecord(BaseModel):
-    """A key's metadata as stored in DynamoDB. Never holds the secret."""
-
-    model_config = ConfigDict(frozen=True)
-
-    key_id: str
-    user_id: str
-    label: str
-    permissions: list[str]
-    ip_whitelist: list[str]
-    status: KeyStatus
-    created_at: datetime
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-    last_used_at: datetime | None = None
-    version: int = 1
-
-    def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
-
-    def is_active(self, now: datetime) -> bool:
-        return self.status is KeyStatus.ACTIVE and not self.is_expired(now)
-
-
-class AccountState(BaseModel):
-    """Prerequisites the exchange records for a user (written by its events)."""
-
-    onboarding_completed: bool = False
-    trading_handshake_completed: bool = False
-
-
-class AuditEvent(StrEnum):
-    KEY_CREATED = "key_created"
-    KEY_UPDATED = "key_updated"
-    KEY_REVOKED = "key_revoked"
-
-
-class AuditEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    event: AuditEvent
-    api_key: str
-    ip_address: str
-    created_at: datetime
-    details: dict[str, Any] = Field(default_factory=dict)
-
-    @field_serializer("created_at")
-    def _iso(self, value: datetime) -> str | None:
-        return iso(value)
-
-
 # ----------------------------------------------------------------- responses
 class _Response(BaseModel):
     @field_serializer("*", when_used="json")
@@ -362,9 +303,19 @@ class RevokedAll(_Response):
     revoked_api_keys: list[str]
 
 
+class AuditEntryView(_Response):
+    """One lifecycle change of a key, as the audit log shows it."""
+
+    event: AuditEvent
+    api_key: str
+    ip_address: str
+    created_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class AuditLog(_Response):
     api_key: str
-    entries: list[AuditEntry]
+    entries: list[AuditEntryView]
 
 
 class ServerTime(BaseModel):
@@ -382,7 +333,3 @@ class ErrorResponse(BaseModel):
     """Every refusal, from a handler (api.error_response) or from API Gateway (Gateway Responses)."""
 
     error: ErrorDetail
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

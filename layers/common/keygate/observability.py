@@ -1,11 +1,30 @@
-"""The one Logger, Tracer and Metrics of every KeyGate function.
+"""The one Logger, Metrics and Tracer of every KeyGate function.
 
 Service name and namespace come from POWERTOOLS_* variables set in
-template.yaml's Globals; log lines carry structured keys, never secrets.
+template.yaml's Globals; log lines carry structured keys, never secrets. The
+Tracer (which loads the X-Ray SDK) is created on first use, so the signature
+authorizer, which never asks for it, does not pay for it (docs/architecture.md,
+"Cold start").
 """
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 logger = Logger(service="keygate")
-tracer = Tracer(service="keygate")
 metrics = Metrics(namespace="KeyGate", service="keygate")
+tracer: Tracer
+
+
+def __getattr__(name: str) -> Any:
+    if name == "tracer":
+        from aws_lambda_powertools import Tracer
+
+        globals()["tracer"] = created = Tracer(service="keygate")
+        return created
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from keygate import api
+from keygate import api, apigw
 
 
 class OrderRequest(BaseModel):
@@ -23,11 +23,10 @@ class OrderRequest(BaseModel):
 @api.api_handler
 @api.verified_body
 def handler(event):
-    request = api.parse_event(event)
-    order = api.parse_body(request, OrderRequest)
+    order = api.parse_body(OrderRequest, apigw.raw_body(event))
     caller = event["requestContext"]["authorizer"]
-    return api.json_response(200, {
-        "caller": {"user_id": request.user_id, "api_key": caller.get("key_id"),
+    return apigw.json_response(200, {
+        "caller": {"user_id": caller.get("user_id"), "api_key": caller.get("key_id"),
                    "permissions": caller.get("permissions", "").split(",")},
         "order": {"symbol": order.symbol, "side": order.side, "qty": str(order.qty)},
         "status": "accepted",

@@ -1,0 +1,95 @@
+"""What the domain needs from storage, as `typing.Protocol`s; keygate.storage implements them on AWS.
+
+Split by who calls: the key lifecycle (`KeyRepository`, `SecretVault`), the
+signature authorizer (`KeyLookup`, `SecretReader`). Tests also run the
+lifecycle on an in-memory implementation (tests/support/memory.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from keygate.records import AccountState, ApiKeyRecord, AuditEntry, PendingCleanup, UserSnapshot
+
+if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module, never PyJWT
+    from keygate.stepup import StepUpUse
+
+# One revocation: the record as read, as it will be, and its audit entry.
+Revocation = tuple[ApiKeyRecord, ApiKeyRecord, AuditEntry]
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost a race (another request changed the item first); read again and retry."""
+
+
+class NonceReused(Exception):
+    """The nonce was already recorded for this key inside its window."""
+
+
+class KeyRepository(Protocol):
+    """Key records, their audit log, step-up uses and the secret-cleanup outbox.
+
+    Every `commit_*` is one atomic write. It raises ConditionFailed when the
+    records changed since they were read, and StepUpTokenReused when the
+    step-up token was already spent (docs/architecture.md, "Write order").
+    """
+
+    def load_user(self, user_id: str) -> UserSnapshot: ...
+
+    def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        """The user's own key record, or None: another user's key is never read."""
+
+    def get_key_by_id(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    def query_audit(self, key_id: str, limit: int) -> list[AuditEntry]:
+        """A key's audit entries, newest first."""
+
+    def put_account_state(self, user_id: str, state: AccountState) -> None: ...
+
+    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *,
+                      expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None: ...
+
+    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse,
+                      now: datetime) -> None: ...
+
+    def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
+                           now: datetime) -> None: ...
+
+    def consume_step_up(self, step_up: StepUpUse, now: datetime) -> None:
+        """Record a step-up token's use on a path that changes nothing else."""
+
+    def add_cleanup(self, key_id: str, due: datetime, reason: str) -> None: ...
+
+    def remove_cleanup(self, key_id: str, due: datetime) -> None: ...
+
+    def due_cleanups(self, now: datetime, limit: int = 500) -> list[PendingCleanup]:
+        """Cleanup entries due at `now`, oldest first."""
+
+
+class SecretVault(Protocol):
+    """Where HMAC secrets are kept: written by the create path, deleted by revocations and the janitor."""
+
+    def create(self, key_id: str, user_id: str, secret: str) -> None: ...
+
+    def delete(self, key_id: str) -> None:
+        """Delete at once; deleting a missing secret is no error."""
+
+
+class SecretReader(Protocol):
+    def read(self, key_id: str) -> str | None:
+        """The key's secret, or None once it is deleted."""
+
+
+class KeyLookup(Protocol):
+    """The signature authorizer's reads and writes."""
+
+    def get_key_owner(self, key_id: str) -> str | None: ...
+
+    def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None: ...
+
+    def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
+        """Record a nonce once per key, else NonceReused."""
+
+    def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None: ...

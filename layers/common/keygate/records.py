@@ -1,0 +1,97 @@
+"""What KeyGate stores, as the domain sees it: plain frozen dataclasses, standard library only.
+
+The signature authorizer reads `ApiKeyRecord` on every cold path, so records
+carry no validation framework (docs/architecture.md, "Cold start"); what goes
+into them was validated by the request models (keygate.models) first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC timestamps as the API writes them: ISO 8601 with milliseconds and a Z suffix."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A key's metadata. Never holds the secret."""
+
+    key_id: str
+    user_id: str
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    status: KeyStatus
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    version: int = 1
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def is_active(self, now: datetime) -> bool:
+        return self.status is KeyStatus.ACTIVE and not self.is_expired(now)
+
+    def changed(self, **changes: Any) -> ApiKeyRecord:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Prerequisites the exchange records for a user (written by its events)."""
+
+    onboarding_completed: bool = False
+    trading_handshake_completed: bool = False
+
+
+@dataclass(frozen=True)
+class UserSnapshot:
+    """Everything in a user's partition, read at one moment."""
+
+    account: AccountState
+    keyset_version: int
+    keys: list[ApiKeyRecord] = field(default_factory=list)
+
+
+class AuditEvent(StrEnum):
+    KEY_CREATED = "key_created"
+    KEY_UPDATED = "key_updated"
+    KEY_REVOKED = "key_revoked"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    event: AuditEvent
+    api_key: str
+    ip_address: str
+    created_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingCleanup:
+    """A secret whose deletion is due (the janitor's outbox)."""
+
+    key_id: str
+    due: datetime
+    reason: str

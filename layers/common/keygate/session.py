@@ -1,0 +1,23 @@
+"""The app's session JWT: who is calling a management route (the session authorizer)."""
+
+from __future__ import annotations
+
+from keygate import tokens
+from keygate.config import SessionConfig
+from keygate.errors import ErrorCode, KeyGateError
+
+
+def verify_session_token(token: str | None, config: SessionConfig) -> str:
+    """The user id (`sub`) of a valid session JWT, else KeyGateError UNAUTHORIZED / SESSION_EXPIRED."""
+    if not token:
+        raise KeyGateError(ErrorCode.UNAUTHORIZED, "A session token is required.")
+    try:
+        claims = tokens.decode(token, config.issuer, required=["exp", "sub", "iss", "aud"])
+    except tokens.ExpiredToken as error:
+        raise KeyGateError(ErrorCode.SESSION_EXPIRED, "The session has expired; sign in again.") from error
+    except (tokens.InvalidToken, ValueError) as error:
+        raise KeyGateError(ErrorCode.UNAUTHORIZED, "The session token is invalid.") from error
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise KeyGateError(ErrorCode.UNAUTHORIZED, "The session token has no subject.")
+    return subject

@@ -1,0 +1,85 @@
+"""boto3 clients, created on first use and shared per endpoint, and the one translation of AWS faults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from keygate.errors import ServiceUnavailable
+from keygate.observability import logger
+
+# Short timeouts and few retries: a Lambda behind API Gateway has 29 s at most,
+# and the caller is better served by a quick 503 with Retry-After.
+BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+class AwsClients:
+    """The DynamoDB and Secrets Manager clients of one endpoint (None: AWS itself), each made on first use."""
+
+    def __init__(self, endpoint_url: str | None) -> None:
+        self.endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
+
+    @property
+    def dynamodb(self) -> Any:
+        if "dynamodb" not in self._clients:
+            self._clients["dynamodb"] = boto3.client("dynamodb", config=BOTO_CONFIG, endpoint_url=self.endpoint_url)
+        return self._clients["dynamodb"]
+
+    @property
+    def secretsmanager(self) -> Any:
+        if "secretsmanager" not in self._clients:
+            self._clients["secretsmanager"] = boto3.client("secretsmanager", config=BOTO_CONFIG,
+                                                           endpoint_url=self.endpoint_url)
+        return self._clients["secretsmanager"]
+
+    def created(self) -> list[Any]:
+        """The clients made so far."""
+        return list(self._clients.values())
+
+
+@cache
+def clients(endpoint_url: str | None = None) -> AwsClients:
+    """The process's clients for an endpoint: every adapter of a function shares them."""
+    return AwsClients(endpoint_url)
+
+
+def forget_clients() -> None:
+    """Drop every client (tests and local mode switch between AWS backends)."""
+    clients.cache_clear()
+
+
+def error_code(error: Exception) -> str:
+    """AWS's error code, or the botocore exception's name for a fault that never reached AWS."""
+    return error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+
+
+def unavailable(operation: str, error: Exception) -> ServiceUnavailable:
+    logger.warning("aws call failed", extra={"operation": operation, "error_code": error_code(error)})
+    return ServiceUnavailable()
+
+
+class Expected(Exception):
+    """An AWS error the caller named as an outcome (a failed condition, a missing secret), not a fault."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def call(operation: str, function: Callable[..., Any], *, expected: frozenset[str] = frozenset(),
+         **kwargs: Any) -> Any:
+    """One AWS call. An error code in `expected` raises Expected; any other fault, ServiceUnavailable."""
+    try:
+        return function(**kwargs)
+    except ClientError as error:
+        if error_code(error) in expected:
+            raise Expected(error_code(error)) from error
+        raise unavailable(operation, error) from error
+    except BotoCoreError as error:
+        raise unavailable(operation, error) from error

@@ -1,0 +1,197 @@
+"""The key lifecycle's repository on DynamoDB (keygate.ports.KeyRepository).
+
+Every access is a GetItem, Query or transaction on a known key: no Scan. The
+write order and the conditions each commit carries are explained in
+docs/architecture.md ("Write order", "The key limit under concurrency").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from keygate.observability import tracer
+from keygate.ports import ConditionFailed, Revocation
+from keygate.records import AccountState, ApiKeyRecord, AuditEntry, KeyStatus, PendingCleanup, UserSnapshot
+from keygate.stepup import StepUpTokenReused, StepUpUse
+from keygate.storage import aws, layout
+
+TRANSACTION_MAX_ITEMS = 100
+
+
+class DynamoKeyRepository:
+    def __init__(self, clients: aws.AwsClients, table_name: str) -> None:
+        self._clients = clients
+        self._table = table_name
+
+    # ------------------------------------------------------------------ reads
+    def _query_pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        client = self._clients.dynamodb
+        while True:
+            page = aws.call("Query", client.query, TableName=self._table, **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    @tracer.capture_method(capture_response=False)
+    def load_user(self, user_id: str) -> UserSnapshot:
+        """Everything in the user's partition, in one strongly consistent Query."""
+        account, keyset_version = AccountState(), 0
+        keys: list[ApiKeyRecord] = []
+        last_used: dict[str, datetime | None] = {}
+        for item in self._query_pages(KeyConditionExpression="pk = :pk",
+                                      ExpressionAttributeValues={":pk": {"S": layout.user_pk(user_id)}},
+                                      ConsistentRead=True):
+            values = layout.from_item(item)
+            kind = layout.item_kind(values)
+            if kind == "account":
+                account = layout.account_from(values)
+            elif kind == "keyset":
+                keyset_version = values.get("version", 0)
+            elif kind == "key":
+                keys.append(layout.record_from(values))
+            elif kind == "usage":
+                last_used[layout.usage_key_id(values)] = layout.parse_time(values.get("last_used_at"))
+        keys = [record.changed(last_used_at=last_used[record.key_id]) if last_used.get(record.key_id) else record
+                for record in keys]
+        return UserSnapshot(account=account, keyset_version=keyset_version, keys=keys)
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        item = aws.call("GetItem", self._clients.dynamodb.get_item, TableName=self._table, Key=key,
+                        ConsistentRead=True).get("Item")
+        return None if item is None else layout.from_item(item)
+
+    @tracer.capture_method(capture_response=False)
+    def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
+        values = self._get(layout.key(layout.user_pk(user_id), layout.key_sk(key_id)))
+        return None if values is None else layout.record_from(values)
+
+    def get_key_by_id(self, key_id: str) -> ApiKeyRecord | None:
+        """Through the key's immutable pointer (the janitor knows key ids only)."""
+        pointer = self._get(layout.pointer_key(key_id))
+        return None if pointer is None else self.get_key(pointer["user_id"], key_id)
+
+    @tracer.capture_method(capture_response=False)
+    def query_audit(self, key_id: str, limit: int) -> list[AuditEntry]:
+        response = aws.call("Query", self._clients.dynamodb.query, TableName=self._table,
+                            KeyConditionExpression="pk = :pk",
+                            ExpressionAttributeValues={":pk": {"S": layout.audit_pk(key_id)}},
+                            ScanIndexForward=False, Limit=limit, ConsistentRead=True)
+        return [layout.audit_from(layout.from_item(item)) for item in response.get("Items", [])]
+
+    def put_account_state(self, user_id: str, state: AccountState) -> None:
+        aws.call("PutItem", self._clients.dynamodb.put_item, TableName=self._table,
+                 Item=layout.account_item(user_id, state))
+
+    # ------------------------------------------------------- cleanup outbox
+    def add_cleanup(self, key_id: str, due: datetime, reason: str) -> None:
+        aws.call("PutItem", self._clients.dynamodb.put_item, TableName=self._table,
+                 Item=layout.cleanup_item(key_id, due, reason))
+
+    def remove_cleanup(self, key_id: str, due: datetime) -> None:
+        aws.call("DeleteItem", self._clients.dynamodb.delete_item, TableName=self._table,
+                 Key=layout.key(layout.CLEANUP_PARTITION, layout.cleanup_sk(key_id, due)))
+
+    def due_cleanups(self, now: datetime, limit: int = 500) -> list[PendingCleanup]:
+        pending = []
+        for item in self._query_pages(KeyConditionExpression="pk = :pk AND sk <= :upto",
+                                      ExpressionAttributeValues={":pk": {"S": layout.CLEANUP_PARTITION},
+                                                                 ":upto": {"S": layout.cleanup_due_upto(now)}},
+                                      ConsistentRead=True, Limit=limit):
+            values = layout.from_item(item)
+            pending.append(PendingCleanup(key_id=values["key_id"], due=layout.cleanup_due(values["sk"]),
+                                          reason=values.get("reason", "")))
+            if len(pending) >= limit:
+                break
+        return pending
+
+    # ----------------------------------------------------------- transactions
+    def _put(self, item: dict[str, Any], **condition: Any) -> dict[str, Any]:
+        return {"Put": {"TableName": self._table, "Item": item, **condition}}
+
+    def _step_up_put(self, use: StepUpUse, now: datetime) -> dict[str, Any]:
+        # DynamoDB deletes expired items late, so an expired record must not count.
+        return self._put(layout.step_up_item(use.jti, use.expires_at_epoch),
+                         ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
+                         ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})
+
+    def _audit_put(self, entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
+        return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex))
+
+    def _versioned_update(self, before: ApiKeyRecord, after: ApiKeyRecord) -> dict[str, Any]:
+        return self._put(layout.record_item(after),
+                         ConditionExpression="version = :expected AND #status = :active",
+                         ExpressionAttributeNames={"#status": "status"},
+                         ExpressionAttributeValues={":expected": {"N": str(before.version)},
+                                                    ":active": {"S": KeyStatus.ACTIVE.value}})
+
+    def _transact(self, items: list[dict[str, Any]], *, step_up_index: int | None) -> None:
+        if len(items) > TRANSACTION_MAX_ITEMS:
+            raise ValueError("a transaction holds at most 100 items")
+        try:
+            self._clients.dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if aws.error_code(error) != "TransactionCanceledException":
+                raise aws.unavailable("TransactWriteItems", error) from error
+            reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+            if step_up_index is not None and step_up_index < len(reasons) \
+                    and reasons[step_up_index] == "ConditionalCheckFailed":
+                raise StepUpTokenReused() from error
+            if any(code in {"ConditionalCheckFailed", "TransactionConflict"} for code in reasons):
+                raise ConditionFailed(",".join(reasons)) from error
+            raise aws.unavailable("TransactWriteItems", error) from error
+        except BotoCoreError as error:
+            raise aws.unavailable("TransactWriteItems", error) from error
+
+    @tracer.capture_method(capture_response=False)
+    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *,
+                      expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
+        """Step-up use, keyset version, key record, pointer, audit entry, and the create's cleanup entry retired."""
+        items = [
+            self._step_up_put(step_up, now),
+            {"Update": {
+                "TableName": self._table, "Key": layout.key(layout.user_pk(record.user_id), layout.KEYSET),
+                "UpdateExpression": "SET version = :next, #type = :type",
+                "ConditionExpression": "attribute_not_exists(version) OR version = :expected",
+                "ExpressionAttributeNames": {"#type": "type"},
+                "ExpressionAttributeValues": {":next": {"N": str(expected_keyset_version + 1)},
+                                              ":expected": {"N": str(expected_keyset_version)},
+                                              ":type": {"S": "keyset"}},
+            }},
+            self._put(layout.record_item(record), ConditionExpression="attribute_not_exists(pk)"),
+            self._put(layout.pointer_item(record), ConditionExpression="attribute_not_exists(pk)"),
+            self._audit_put(audit, record),
+            {"Delete": {"TableName": self._table,
+                        "Key": layout.key(layout.CLEANUP_PARTITION, layout.cleanup_sk(record.key_id, cleanup_due))}},
+        ]
+        if record.expires_at is not None:
+            # An expiring key's secret is deleted by the janitor once the key has expired.
+            items.append(self._put(layout.cleanup_item(record.key_id, record.expires_at, "expired")))
+        self._transact(items, step_up_index=0)
+
+    @tracer.capture_method(capture_response=False)
+    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse,
+                      now: datetime) -> None:
+        self._transact([self._step_up_put(step_up, now), self._versioned_update(before, after),
+                        self._audit_put(audit, after)], step_up_index=0)
+
+    @tracer.capture_method(capture_response=False)
+    def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
+                           now: datetime) -> None:
+        """Keys flipped to revoked, their audit entries, and their secrets' deletion queued, atomically.
+
+        Callers keep each call within the 100-item transaction limit.
+        """
+        items = [] if step_up is None else [self._step_up_put(step_up, now)]
+        for before, after, audit in revocations:
+            items += [self._versioned_update(before, after), self._audit_put(audit, after),
+                      self._put(layout.cleanup_item(after.key_id, now, "revoked"))]
+        self._transact(items, step_up_index=None if step_up is None else 0)
+
+    def consume_step_up(self, step_up: StepUpUse, now: datetime) -> None:
+        self._transact([self._step_up_put(step_up, now)], step_up_index=0)

@@ -1,0 +1,210 @@
+"""Every partition and sort key KeyGate writes, and how records become items and back.
+
+The table's layout, and why each item is where it is, is described once in
+docs/architecture.md ("Data model"); this module is the code that builds it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from keygate.records import AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+KEYSET = "KEYSET"
+ACCOUNT = "ACCOUNT"
+CLEANUP_PARTITION = "SECRET_CLEANUP"
+_KEY_PREFIX = "KEY#"
+_USAGE_PREFIX = "USAGE#"
+
+
+# ------------------------------------------------------------------ the keys
+def key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def key_sk(key_id: str) -> str:
+    return f"{_KEY_PREFIX}{key_id}"
+
+
+def usage_sk(key_id: str) -> str:
+    return f"{_USAGE_PREFIX}{key_id}"
+
+
+def pointer_key(key_id: str) -> dict[str, Any]:
+    return key(f"{_KEY_PREFIX}{key_id}", "KEY")
+
+
+def audit_pk(key_id: str) -> str:
+    return f"AUDIT#{key_id}"
+
+
+def audit_sk(version: int, at: datetime, unique: str) -> str:
+    # Ordered by the version the change commits, not by time: a request that lost
+    # a race commits after others with the time it started at.
+    return f"{version:010d}#{stored_time(at)}#{unique}"
+
+
+def step_up_key(jti: str) -> dict[str, Any]:
+    return key(f"STEPUP#{jti}", "STEPUP")
+
+
+def nonce_key(key_id: str, nonce: str) -> dict[str, Any]:
+    return key(f"NONCE#{key_id}#{nonce}", "NONCE")
+
+
+def cleanup_sk(key_id: str, due: datetime) -> str:
+    return f"{epoch_ms(due):013d}#{key_id}"
+
+
+def cleanup_due_upto(now: datetime) -> str:
+    """The greatest cleanup sort key due at `now`."""
+    return f"{epoch_ms(now):013d}~"
+
+
+def cleanup_due(sort_key: str) -> datetime:
+    return datetime.fromtimestamp(int(sort_key.split("#", 1)[0]) / 1000, UTC)
+
+
+def item_kind(values: dict[str, Any]) -> str:
+    """What a user-partition item is: "key", "usage", "account", "keyset" or "other"."""
+    sk = values["sk"]
+    if sk.startswith(_KEY_PREFIX):
+        return "key"
+    if sk.startswith(_USAGE_PREFIX):
+        return "usage"
+    return {ACCOUNT: "account", KEYSET: "keyset"}.get(sk, "other")
+
+
+def usage_key_id(values: dict[str, Any]) -> str:
+    return str(values["sk"]).removeprefix(_USAGE_PREFIX)
+
+
+# --------------------------------------------------------------------- codec
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def stored_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def optional_time(moment: datetime | None) -> str | None:
+    return None if moment is None else stored_time(moment)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _SERIALIZER.serialize(value) for name, value in values.items() if value is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _plain(_DESERIALIZER.deserialize(value)) for name, value in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(entry) for entry in value]
+    if isinstance(value, dict):
+        return {name: _plain(entry) for name, entry in value.items()}
+    return value
+
+
+# ------------------------------------------------------------------- records
+def record_item(record: ApiKeyRecord) -> dict[str, Any]:
+    return to_item({
+        "pk": user_pk(record.user_id),
+        "sk": key_sk(record.key_id),
+        "type": "key",
+        "key_id": record.key_id,
+        "user_id": record.user_id,
+        "label": record.label,
+        "permissions": list(record.permissions),
+        "ip_whitelist": list(record.ip_whitelist),
+        "status": record.status.value,
+        "created_at": stored_time(record.created_at),
+        "expires_at": optional_time(record.expires_at),
+        "revoked_at": optional_time(record.revoked_at),
+        "last_used_at": optional_time(record.last_used_at),
+        "version": record.version,
+    })
+
+
+def record_from(values: dict[str, Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=values["key_id"],
+        user_id=values["user_id"],
+        label=values.get("label", ""),
+        permissions=list(values.get("permissions", [])),
+        ip_whitelist=list(values.get("ip_whitelist", [])),
+        status=KeyStatus(values["status"]),
+        created_at=datetime.fromisoformat(values["created_at"]),
+        expires_at=parse_time(values.get("expires_at")),
+        revoked_at=parse_time(values.get("revoked_at")),
+        last_used_at=parse_time(values.get("last_used_at")),
+        version=values.get("version", 1),
+    )
+
+
+def pointer_item(record: ApiKeyRecord) -> dict[str, Any]:
+    return {**pointer_key(record.key_id), **to_item({"type": "key_pointer", "user_id": record.user_id})}
+
+
+def account_item(user_id: str, state: AccountState) -> dict[str, Any]:
+    return to_item({"pk": user_pk(user_id), "sk": ACCOUNT, "type": "account",
+                    "onboarding_completed": state.onboarding_completed,
+                    "trading_handshake_completed": state.trading_handshake_completed})
+
+
+def account_from(values: dict[str, Any]) -> AccountState:
+    return AccountState(onboarding_completed=bool(values.get("onboarding_completed", False)),
+                        trading_handshake_completed=bool(values.get("trading_handshake_completed", False)))
+
+
+def audit_item(entry: AuditEntry, changed: ApiKeyRecord, unique: str) -> dict[str, Any]:
+    """The audit entry of the change that gave `changed` its version."""
+    return to_item({
+        "pk": audit_pk(entry.api_key),
+        "sk": audit_sk(changed.version, entry.created_at, unique),
+        "type": "audit",
+        "user_id": changed.user_id,
+        "event": entry.event.value,
+        "api_key": entry.api_key,
+        "ip_address": entry.ip_address,
+        "created_at": stored_time(entry.created_at),
+        "details": entry.details,
+    })
+
+
+def audit_from(values: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(event=AuditEvent(values["event"]), api_key=values["api_key"], ip_address=values["ip_address"],
+                      created_at=datetime.fromisoformat(values["created_at"]), details=values.get("details", {}))
+
+
+def cleanup_item(key_id: str, due: datetime, reason: str) -> dict[str, Any]:
+    return to_item({"pk": CLEANUP_PARTITION, "sk": cleanup_sk(key_id, due), "type": "secret_cleanup",
+                    "key_id": key_id, "reason": reason})
+
+
+def step_up_item(jti: str, expires_at_epoch: int) -> dict[str, Any]:
+    return {**step_up_key(jti), **to_item({"type": "step_up", "expires_ttl": expires_at_epoch})}
+
+
+def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
+    return {**nonce_key(key_id, nonce),
+            **to_item({"type": "nonce", "expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}
