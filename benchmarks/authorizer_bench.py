@@ -60,8 +60,9 @@ from keygate import apigw, authorizer, signing  # noqa: E402  # after the sys.pa
 from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
 from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above
 from keygate_dev import template  # noqa: E402  # after the sys.path set-up above
-from keygate_dev.gateway import LambdaContext, ProxyRequest, authorizer_event, resolve  # noqa: E402  # after the sys.path set-up above
+from keygate_dev.lambda_runner import LambdaContext  # noqa: E402  # after the sys.path set-up above
 from keygate_dev.store_hooks import layer_clients  # noqa: E402  # after the sys.path set-up above
+from tests.support.apigw_events import ProxyRequest, authorizer_event  # noqa: E402  # after the sys.path set-up above
 
 RESULTS = ROOT / "benchmarks" / "results" / "authorizer.json"
 STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/bench"
@@ -97,8 +98,7 @@ class SimulatedClock:
 def signed_event(key: tuple[str, str], now_ms: int) -> dict[str, Any]:
     """A bot's signed GET /v1/trade/api-keys/self, as API Gateway's REQUEST authorizer event."""
     headers = keygate_client.Signer(*key, clock=lambda: now_ms).headers_for("GET", STAGE_URL + PATH, b"")
-    route, parameters = resolve("GET", PATH)
-    return authorizer_event(ProxyRequest("GET", PATH, "", headers, None, "203.0.113.10", "bench"), route, parameters)
+    return authorizer_event(ProxyRequest("GET", PATH, "", headers, None, "203.0.113.10", "bench"), PATH, {})
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:

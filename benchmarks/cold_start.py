@@ -62,9 +62,10 @@ from benchmarks.package_size import (
 )
 from keygate import routes
 from keygate.models import CreatedApiKey
-from keygate_dev import gateway, template
+from keygate_dev import template
 from keygate_dev.events import response_status
 from tests.conftest import REGION
+from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
 
 AUTHORIZER = "SignatureAuthorizerFunction"
 TARGET_RATIO = 1.3
@@ -188,21 +189,17 @@ def _compile(directory: Path, *, invalidation_mode: str = "timestamp") -> None:
 
 
 # ---------------------------------------------------------------- first events
-def _api_event(stack: LocalStack, method: str, path: str, *, user: str | None, body: Any = None,
+def _api_event(stack: LocalStack, function_id: str, path: str, *, user: str | None, body: Any = None,
                headers: dict[str, str] | None = None, **context: str) -> dict[str, Any]:
-    """The proxy event API Gateway sends for this route, after the session authorizer when `user` is set."""
-    resolved = gateway.resolve(method, path)
-    if resolved is None:
-        raise LookupError(f"template.yaml has no route {method} {path}")
-    route, parameters = resolved
+    """The proxy event API Gateway sends the function's route, after the session authorizer when `user` is set."""
+    [route] = [route for route in routes.ROUTES if route.function_id == function_id]
     request_headers = {"Content-Type": "application/json", **(headers or {})}
-    action = routes.route_of(method, route.path).step_up
-    if action and user:
-        request_headers["X-PASSKEY-TOKEN"] = stack.identity.step_up_token(user, action.value)
+    if route.step_up and user:
+        request_headers["X-PASSKEY-TOKEN"] = stack.identity.step_up_token(user, route.step_up.value)
     authorizer = None if user is None else {"principalId": user, "user_id": user, **context}
-    request = gateway.ProxyRequest(method=method, path=path, headers=request_headers,
-                                   body=None if body is None else json.dumps(body))
-    return gateway.proxy_event(request, route, parameters, authorizer)
+    request = ProxyRequest(method=route.method, path=path, headers=request_headers,
+                           body=None if body is None else json.dumps(body))
+    return proxy_event(request, route.path, resource_parameters(route.path, path), authorizer)
 
 
 def _signed_request_event(stack: LocalStack, user: str, keys: list[CreatedApiKey]) -> dict[str, Any]:
@@ -223,21 +220,21 @@ FIRST_EVENTS: dict[str, FirstEvent] = {
         "methodArn": METHOD_ARN.format(method="GET", path="/v1/trade/api-keys")}),
     AUTHORIZER: FirstEvent(1, _signed_request_event),
     "CreateApiKeyFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
-        stack, "POST", "/v1/trade/api-keys", user=user, body={"label": "cold start"}), status=201),
+        stack, "CreateApiKeyFunction", "/v1/trade/api-keys", user=user, body={"label": "cold start"}), status=201),
     "ListApiKeysFunction": FirstEvent(2, lambda stack, user, keys: _api_event(
-        stack, "GET", "/v1/trade/api-keys", user=user)),
+        stack, "ListApiKeysFunction", "/v1/trade/api-keys", user=user)),
     "UpdateApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
-        stack, "PATCH", f"/v1/trade/api-keys/{keys[0].api_key}", user=user, body={"label": "renamed"})),
+        stack, "UpdateApiKeyFunction", f"/v1/trade/api-keys/{keys[0].api_key}", user=user, body={"label": "renamed"})),
     "RevokeApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
-        stack, "DELETE", f"/v1/trade/api-keys/{keys[0].api_key}", user=user)),
+        stack, "RevokeApiKeyFunction", f"/v1/trade/api-keys/{keys[0].api_key}", user=user)),
     "RevokeAllApiKeysFunction": FirstEvent(2, lambda stack, user, keys: _api_event(
-        stack, "DELETE", "/v1/trade/api-keys/all", user=user)),
+        stack, "RevokeAllApiKeysFunction", "/v1/trade/api-keys/all", user=user)),
     "GetApiKeyAuditFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
-        stack, "GET", f"/v1/trade/api-keys/{keys[0].api_key}/audit", user=user)),
+        stack, "GetApiKeyAuditFunction", f"/v1/trade/api-keys/{keys[0].api_key}/audit", user=user)),
     "GetCallingApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
-        stack, "GET", "/v1/trade/api-keys/self", user=user, key_id=keys[0].api_key)),
+        stack, "GetCallingApiKeyFunction", "/v1/trade/api-keys/self", user=user, key_id=keys[0].api_key)),
     "GetServerTimeFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
-        stack, "GET", "/v1/time", user=None)),
+        stack, "GetServerTimeFunction", "/v1/time", user=None)),
     "SecretJanitorFunction": FirstEvent(0, lambda stack, user, keys: {
         "version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "region": REGION,
         "detail": {}}),

@@ -15,8 +15,8 @@ from typing import Any
 
 from benchmarks._stack import CallRecorder, LocalStack, local_stack
 from keygate.config import KeyPolicy
-from keygate_dev.gateway import Response
 from tests.conftest import ApiClient
+from tests.support.client import Response, local_gateway
 
 KEYS_PER_USER = 10
 # operation -> (keys seeded first, the call, the status it must answer)
@@ -36,7 +36,7 @@ def count_operation(stack: LocalStack, name: str) -> dict[str, Any]:
     user = f"bench-{name}"
     keys = [created.api_key for created in stack.user_with_keys(user, seeded)]
     with CallRecorder() as recorder:
-        response = call(ApiClient(stack.identity), user, keys)
+        response = call(ApiClient(stack.identity, local_gateway(stack.parameters)), user, keys)
     if response.status != expected_status:
         raise RuntimeError(f"{name} answered {response.status}: {response.body}")
     return {"keys_before": seeded, "total": recorder.total(), "calls": dict(sorted(recorder.calls.items())),

@@ -24,18 +24,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
-from keygate import routes, tokens, wiring
+from keygate import tokens, wiring
 from keygate.config import StorageConfig
 from keygate.records import AccountState
 from keygate.storage import aws as layer_aws
 from keygate.storage import layout
 from keygate.storage.lookup import DynamoKeyLookup
 from keygate_dev import template
-from keygate_dev.gateway import ProxyRequest, Response, invoke
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
+from tests.support.client import TABLE_NAME, ApiClient, Response, assert_error, local_gateway  # noqa: F401  # until tests import tests.support
 
-TABLE_NAME = "keygate-test-keys"
 REGION = "us-east-1"
 
 
@@ -122,74 +121,20 @@ def onboard(user_id: str, *, trade: bool = True) -> None:
         user_id, AccountState(onboarding_completed=True, trading_handshake_completed=trade))
 
 
-@dataclass
-class ApiClient:
-    identity: LocalIdentityProvider
-    source_ip: str = "203.0.113.10"
-
-    def step_up(self, user: str, action: str, **claims: Any) -> str:
-        return self.identity.step_up_token(user, action, **claims)
-
-    def call(self, method: str, path: str, *, user: str | None = "alice", body: Any = None, raw_body: str | None = None,
-             query: str = "", step_up: str | None = "auto", headers: dict[str, str] | None = None,
-             source_ip: str | None = None) -> Response:
-        from keygate_dev.gateway import resolve
-
-        request_headers = {"Content-Type": "application/json", **(headers or {})}
-        resolved = resolve(method, path)
-        action = routes.route_of(method, resolved[0].path).step_up if resolved else None
-        if step_up == "auto" and action and user:
-            request_headers["X-PASSKEY-TOKEN"] = self.step_up(user, action.value)
-        elif step_up not in (None, "auto"):
-            request_headers["X-PASSKEY-TOKEN"] = step_up
-        text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
-        authorizer = None if user is None else {"principalId": user, "user_id": user}
-        return invoke(ProxyRequest(method=method, path=path, query=query, headers=request_headers, body=text,
-                                   source_ip=source_ip or self.source_ip), authorizer)
-
-    # Convenience wrappers for the routes.
-    def create(self, user: str = "alice", **body: Any) -> Response:
-        return self.call("POST", "/v1/trade/api-keys", user=user, body=body)
-
-    def list(self, user: str = "alice") -> Response:
-        return self.call("GET", "/v1/trade/api-keys", user=user)
-
-    def update(self, key_id: str, user: str = "alice", **body: Any) -> Response:
-        return self.call("PATCH", f"/v1/trade/api-keys/{key_id}", user=user, body=body)
-
-    def revoke(self, key_id: str, user: str = "alice") -> Response:
-        return self.call("DELETE", f"/v1/trade/api-keys/{key_id}", user=user)
-
-    def revoke_all(self, user: str = "alice") -> Response:
-        return self.call("DELETE", "/v1/trade/api-keys/all", user=user)
-
-    def audit(self, key_id: str, user: str = "alice", query: str = "") -> Response:
-        return self.call("GET", f"/v1/trade/api-keys/{key_id}/audit", user=user, query=query)
-
-
 @pytest.fixture
-def client(aws: None, identity: LocalIdentityProvider) -> ApiClient:
-    return ApiClient(identity)
+def client(aws: None, identity: LocalIdentityProvider, jwks: JwksServer, request: pytest.FixtureRequest,
+           monkeypatch: pytest.MonkeyPatch) -> ApiClient:
+    """The API through the local gateway, on the stack `stack_env` configured (its parameters too)."""
+    overrides = request.node.callspec.params.get("stack_env", {}) if hasattr(request.node, "callspec") else {}
+    # A fresh signature authorizer instance: its caches must not outlive this test's moto account.
+    monkeypatch.setattr(template.module_for("SignatureAuthorizerFunction"), "_authorizer", None)
+    return ApiClient(identity, local_gateway({**stack_parameters(identity, jwks), **(overrides or {})}))
 
 
 @pytest.fixture
 def alice(client: ApiClient) -> str:
     onboard("alice")
     return "alice"
-
-
-def assert_error(response: Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """Every refusal has DESIGN.md's shape: {"error": {"code", "message"}}."""
-    assert response.status == status, response.body
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["message"], body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    if status == 503:
-        assert int(response.headers["Retry-After"]) > 0
-    return body["error"]
 
 
 def table_items() -> list[dict[str, Any]]:

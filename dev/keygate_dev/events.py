@@ -53,8 +53,8 @@ from keygate.models import CreateApiKeyRequest, CreatedApiKey
 from keygate.records import AccountState, now_utc
 from keygate.stepup import Action, StepUpUse
 from keygate_dev import template
-from keygate_dev.gateway import LambdaContext
 from keygate_dev.identity import LocalIdentityProvider
+from keygate_dev.lambda_runner import LambdaContext
 
 EVENTS_DIR = template.ROOT / "events"
 SIDECAR_SUFFIX = ".expected.json"

@@ -18,17 +18,33 @@ import json
 import os
 import threading
 import traceback
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from keygate_dev import template
-from keygate_dev.gateway import LambdaContext
 
 # What `sam local` sets in every container; Powertools' Tracer disables itself on it.
 SAM_LOCAL_ENVIRONMENT = {"AWS_SAM_LOCAL": "true", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13"}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes Powertools reads from a Lambda context object."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
 
 
 @dataclass(frozen=True)
@@ -139,3 +155,16 @@ class InProcessLambdaRunner:
             stdout.write_str(result.output())
             stdout.flush()
         return None
+
+
+class SharedEnvironmentRunner(InProcessLambdaRunner):
+    """Runs every function in this process's environment as it is, concurrently (tests).
+
+    Tests give the process the stack's environment (the management functions' Globals) and
+    race requests on threads; a runner that switched the environment per function would
+    have to serialise them.
+    """
+
+    @contextmanager
+    def environment_of(self, function_id: str) -> Iterator[LocalFunction]:
+        yield self.function(function_id)

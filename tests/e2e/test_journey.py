@@ -158,6 +158,8 @@ def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
     anonymous = requests.get(base + "/v1/trade/api-keys", timeout=TIMEOUT)
     unknown = requests.get(base + "/v1/trade/nothing-here", timeout=TIMEOUT)
     wrong_method = requests.put(base + "/v1/time", timeout=TIMEOUT)
+    head = requests.head(base + "/v1/time", timeout=TIMEOUT)
+    options = requests.options(base + "/v1/trade/api-keys", timeout=TIMEOUT)
     clock = requests.get(base + "/v1/time", timeout=TIMEOUT)
     unsigned = requests.post(base + "/v1/trade/orders", json=ORDER, timeout=TIMEOUT)
     # Then the template's Gateway Responses answer what API Gateway answers by itself
@@ -169,7 +171,9 @@ def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
     configured = responses.get("MISSING_AUTHENTICATION_TOKEN") or responses["DEFAULT_4XX"]
     expected_status = configured.status or 403
     expected_code = re.search(r'"code": *"([A-Z_]+)"', configured.templates["application/json"]).group(1)
-    for answer in (unknown, wrong_method):
+    for answer in (unknown, wrong_method, options):
         assert answer.status_code == expected_status and error_code(answer) == expected_code, answer.text
+    # (HEAD, which no route declares, too: the same status, without a body)
+    assert head.status_code == expected_status and head.text == ""
     # And the time route needs no authorizer
     assert clock.status_code == 200 and abs(clock.json()["server_time"] - time.time() * 1000) < 60_000

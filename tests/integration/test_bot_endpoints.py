@@ -2,15 +2,18 @@
 
 import time
 
-from keygate_dev.gateway import ProxyRequest, invoke, resolve
 from tests.conftest import assert_error
-from tests.integration.test_signature_authorizer import BOT_IP, STAGE
+from tests.integration.test_signature_authorizer import BOT_IP
+from tests.support.apigw_events import ProxyRequest, proxy_event
+from tests.support.client import call_handler
+
+SELF = "/v1/trade/api-keys/self"
 
 
 def test_server_time_needs_no_auth_and_is_in_milliseconds(client):
     # When anyone asks for the time, without any credential
     before = time.time_ns() // 1_000_000
-    response = invoke(ProxyRequest("GET", "/v1/time"), authorizer=None)
+    response = client.gateway.request("GET", "/v1/time")
     after = time.time_ns() // 1_000_000
     # Then it is the server's clock in ms since the epoch, never cached by a proxy
     assert response.status == 200
@@ -19,20 +22,17 @@ def test_server_time_needs_no_auth_and_is_in_milliseconds(client):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_self_is_its_own_route_not_a_key_id():
-    route, parameters = resolve("GET", "/v1/trade/api-keys/self")
-    assert (route.function_id, parameters) == ("GetCallingApiKeyFunction", {})
+def test_self_is_its_own_route_not_a_key_id(client):
+    assert client.gateway.resource_of("GET", SELF) == SELF
+    assert client.gateway.resource_of("PATCH", "/v1/trade/api-keys/kgk_x") == "/v1/trade/api-keys/{api_key}"
 
 
 def test_a_bot_reads_its_own_key_restrictions(gate):
     # Given a key with a label, permissions, a whitelist and an expiry
     key = gate.create_key(label="grid bot", permissions=["read", "trade"], ip_whitelist=["203.0.113.0/24"],
                           expires_days=30)
-    # When the bot signs GET /v1/trade/api-keys/self and API Gateway passes the authorizer's context on
-    headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
-    allowed = gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers))
-    response = invoke(ProxyRequest("GET", "/v1/trade/api-keys/self", headers=headers, source_ip=BOT_IP, stage=STAGE),
-                      allowed.gateway_authorizer())
+    # When the bot signs GET /v1/trade/api-keys/self and sends it through API Gateway and the authorizer
+    response = gate.client.gateway.request("GET", SELF, headers=gate.headers(key, "GET", SELF), source_ip=BOT_IP)
     # Then it sees what its key may do, and nothing secret
     assert response.status == 200, response.body
     body = response.json()
@@ -43,13 +43,21 @@ def test_a_bot_reads_its_own_key_restrictions(gate):
     assert key[1] not in response.body
 
 
-def test_self_without_the_authorizers_context_is_refused(client):
-    assert_error(invoke(ProxyRequest("GET", "/v1/trade/api-keys/self"), authorizer=None), 401, "UNAUTHORIZED")
+def test_self_without_a_signature_is_refused(client):
+    assert_error(client.gateway.request("GET", SELF), 401, "UNAUTHORIZED")
+
+
+def _self_with_context(authorizer):
+    return call_handler("GetCallingApiKeyFunction", proxy_event(ProxyRequest("GET", SELF), SELF, {}, authorizer))
+
+
+def test_the_handler_refuses_a_request_without_the_authorizers_context(client):
+    assert_error(_self_with_context(None), 401, "UNAUTHORIZED")
 
 
 def test_self_for_a_key_the_context_does_not_name_is_not_found(gate):
     key = gate.create_key()
     forged_context = {"principalId": "alice", "user_id": "alice", "key_id": key[0][:-1] + "0"}
-    assert_error(invoke(ProxyRequest("GET", "/v1/trade/api-keys/self"), forged_context), 404, "KEY_NOT_FOUND")
+    assert_error(_self_with_context(forged_context), 404, "KEY_NOT_FOUND")
     other_users = {"principalId": "bob", "user_id": "bob", "key_id": key[0]}
-    assert_error(invoke(ProxyRequest("GET", "/v1/trade/api-keys/self"), other_users), 404, "KEY_NOT_FOUND")
+    assert_error(_self_with_context(other_users), 404, "KEY_NOT_FOUND")

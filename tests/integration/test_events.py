@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from keygate import routes
 from keygate_dev import events, template
 from keygate_dev.events import EventRun, Seed, SeedKey, expectation, response_fields, response_status, run_event
-from keygate_dev.gateway import resolve
+from tests.support.apigw_events import resource_parameters
 
 EVENT_FILES = events.event_files()
 
@@ -30,7 +31,7 @@ def test_every_sidecar_belongs_to_an_event():
 
 
 @pytest.mark.parametrize("event_path", EVENT_FILES, ids=lambda path: path.name)
-def test_event_matches_its_name_and_route(event_path: Path):
+def test_event_matches_its_name_and_route(event_path: Path, client):
     # Given an event and its sidecar
     plan = expectation(event_path)
     event = json.loads(event_path.read_text())
@@ -38,12 +39,13 @@ def test_event_matches_its_name_and_route(event_path: Path):
     assert events.status_in_name(event_path) in (None, plan.status)
     # And an API Gateway proxy event is routed by template.yaml to the function the sidecar names
     if "httpMethod" in event:
-        route, parameters = resolve(event["httpMethod"], event["path"])
+        resource = client.gateway.resource_of(event["httpMethod"], event["path"])
+        route = routes.route_of(event["httpMethod"], resource)
         # (a REQUEST authorizer event carries the route it guards, not its own function)
         assert route.function_id == plan.function or (
             event.get("type") == "REQUEST" and plan.function in events.authorizer_functions())
         assert event["resource"] == event["requestContext"]["resourcePath"] == route.path
-        assert (event["pathParameters"] or {}) == parameters
+        assert (event["pathParameters"] or {}) == resource_parameters(route.path, event["path"])
         assert event["requestContext"]["identity"]["sourceIp"]
 
 

@@ -15,9 +15,8 @@ import re
 import pytest
 
 from keygate_dev import template
-from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
-from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
-from tests.conftest import TABLE_NAME, stack_parameters
+from tests.conftest import stack_parameters
+from tests.support.client import local_gateway as support_gateway
 
 GATEWAY_RESPONSES = template.gateway_responses()
 
@@ -43,12 +42,7 @@ def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():
 
 @pytest.fixture
 def local_gateway(identity, jwks):
-    parameters = stack_parameters(identity, jwks)
-    runner = InProcessLambdaRunner(local_functions(parameters, TABLE_NAME, {}))
-    service = KeyGateLocalApigwService(LocalApiDefinition.load(runner, parameters), runner, port=0,
-                                       access_log=False)
-    service.create()
-    return service.app.test_client()
+    return support_gateway(stack_parameters(identity, jwks))
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -57,18 +51,31 @@ def local_gateway(identity, jwks):
     ("PUT", "/v1/trade/api-keys"),
     ("POST", "/v1/time"),
     ("GET", "/v2/trade/api-keys"),
+    ("OPTIONS", "/v1/trade/api-keys"),
+    ("OPTIONS", "/v1/time"),
+    ("TRACE", "/v1/time"),
 ])
 def test_the_local_gateway_answers_an_unknown_route_or_method_404_route_not_found(local_gateway, method, path):
     # When a client calls a path or method no route matches
-    response = local_gateway.open(path, method=method)
+    response = local_gateway.request(method, path)
     # Then the gateway answers 404 ROUTE_NOT_FOUND in the error shape, as the template says
-    assert response.status_code == 404, response.get_data(as_text=True)
-    body = response.get_json()
+    assert response.status == 404, response.body
+    body = response.json()
     assert set(body) == {"error"} and body["error"]["code"] == "ROUTE_NOT_FOUND"
     assert response.headers["x-amzn-RequestId"] in body["error"]["message"]
 
 
+@pytest.mark.parametrize("path", ["/v1/time", "/v1/trade/api-keys", "/v1/trade/api-keys/self", "/nowhere"])
+def test_head_is_a_method_no_route_declares(local_gateway, path):
+    # When a client sends HEAD, to a route that only declares GET or to no route at all
+    response = local_gateway.request("HEAD", path)
+    # Then API Gateway's answer for an undeclared method, which the template makes 404 ROUTE_NOT_FOUND
+    # (a HEAD answer has no body), never a 5xx
+    assert response.status == 404 and response.body == ""
+    assert response.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
 def test_the_local_gateway_still_answers_a_known_route_without_a_session_401(local_gateway):
     # A control: a real route without Authorization is the authorizer's 401, not a missing route.
-    response = local_gateway.get("/v1/trade/api-keys")
-    assert response.status_code == 401 and response.get_json()["error"]["code"] == "UNAUTHORIZED"
+    response = local_gateway.request("GET", "/v1/trade/api-keys")
+    assert response.status == 401 and response.json()["error"]["code"] == "UNAUTHORIZED"

@@ -6,23 +6,21 @@ import json
 import pytest
 
 from keygate_dev import template
-from keygate_dev.gateway import LambdaContext, ProxyRequest, Response, Route, proxy_event
 from tests.conftest import assert_error
 from tests.integration.test_signature_authorizer import BOT_IP, STAGE, Outcome
+from tests.support.apigw_events import ProxyRequest, proxy_event
+from tests.support.client import Response, call_handler
 
 ORDER = b'{"symbol":"BTC-USDT","side":"buy","qty":"0.5"}'
-ROUTE = Route("POST", "/v1/trade/orders", "PlaceOrderFunction")
 
 
 def place_order(headers: dict[str, str], body: bytes, allowed: Outcome, *, base64_encoded: bool = False) -> Response:
     """What API Gateway does after the authorizer's Allow: the proxy event, with its context, to the backend."""
-    handler = template.load_handler("PlaceOrderFunction", template.EXAMPLE_TEMPLATE_PATH)
     text = base64.b64encode(body).decode() if base64_encoded else body.decode()
     event = proxy_event(ProxyRequest("POST", "/v1/trade/orders", headers=headers, body=text, source_ip=BOT_IP,
-                                     stage=STAGE), ROUTE, {}, allowed.gateway_authorizer())
+                                     stage=STAGE), "/v1/trade/orders", {}, allowed.gateway_authorizer())
     event["isBase64Encoded"] = base64_encoded
-    result = handler(event, LambdaContext("PlaceOrderFunction"))
-    return Response(result["statusCode"], result["headers"], result["body"])
+    return call_handler("PlaceOrderFunction", event, template.EXAMPLE_TEMPLATE_PATH)
 
 
 def signed_order(gate, key, body=ORDER):

@@ -6,15 +6,17 @@ import json
 
 from keygate.service import KeyLifecycle
 from keygate_dev import template
-from keygate_dev.gateway import LambdaContext, ProxyRequest, Response, proxy_event, resolve
+from keygate_dev.lambda_runner import LambdaContext
 from tests.conftest import assert_error, onboard
+from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
+from tests.support.client import Response
 
 REQUEST_ID = "c0ffee00-1111-4222-8333-444455556666"
 
 
-def _event(user: str, path: str = "/v1/trade/api-keys", query: str = "") -> dict:
-    route, parameters = resolve("GET", path)
-    event = proxy_event(ProxyRequest("GET", path, query), route, parameters, {"principalId": user, "user_id": user})
+def _event(user: str, resource: str = "/v1/trade/api-keys", path: str = "/v1/trade/api-keys", query: str = "") -> dict:
+    event = proxy_event(ProxyRequest("GET", path, query), resource, resource_parameters(resource, path),
+                        {"principalId": user, "user_id": user})
     event["requestContext"]["requestId"] = REQUEST_ID
     return event
 
@@ -28,7 +30,8 @@ def test_every_log_line_of_a_request_carries_api_gateways_request_id(aws, captur
     onboard("alice")
     handler = template.load_handler("GetApiKeyAuditFunction")
     # When the route serves it
-    result = handler(_event("alice", "/v1/trade/api-keys/kgk_x/audit", "limit=0"), LambdaContext("audit"))
+    event = _event("alice", "/v1/trade/api-keys/{api_key}/audit", "/v1/trade/api-keys/kgk_x/audit", "limit=0")
+    result = handler(event, LambdaContext("audit"))
     # Then it was refused, and each line it logged (the refusal's among them) names that id as its correlation id
     assert result["statusCode"] == 400
     lines = _logged(captured_logs)

@@ -18,7 +18,7 @@ import pytest
 from keygate import service
 from keygate.config import KeyPolicy
 from keygate.errors import ServiceUnavailable
-from keygate_dev.gateway import LambdaContext
+from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.template import load_handler, resources
 from tests.conftest import FixedClock, assert_error, layer, onboard, run_janitor
 from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws

@@ -6,8 +6,8 @@ import jwt
 import pytest
 
 from keygate import apigw, tokens, wiring
-from keygate_dev.gateway import LambdaContext
 from keygate_dev.identity import SigningKey
+from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.template import load_handler
 from tests.conftest import rsa_private_key
 

@@ -21,9 +21,10 @@ import keygate_client
 from keygate import apigw, authorizer, keys, signing, wiring
 from keygate.config import AuthorizerConfig
 from keygate_dev import template
-from keygate_dev.gateway import LambdaContext, ProxyRequest, Route, authorizer_event, resolve
+from keygate_dev.lambda_runner import LambdaContext
 from tests.conftest import REGION, TABLE_NAME, ApiClient, Clocks, onboard, stack_parameters, table_items
 from tests.integration.faults import AWS_FAULTS, Fault, Mode
+from tests.support.apigw_events import ProxyRequest, authorizer_event, resource_parameters
 
 FUNCTION_ID = "SignatureAuthorizerFunction"
 STAGE = "test"
@@ -70,10 +71,10 @@ class Gate:
 
     def event(self, method: str, path: str, query: str, headers: dict[str, str],
               source_ip: str = BOT_IP) -> dict[str, Any]:
-        resolved = resolve(method, path)
-        route, parameters = resolved if resolved else (Route(method, path, "DownstreamApi"), {})
-        return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, STAGE), route,
-                                parameters)
+        # A route of KeyGate's API or of the protected example, else one of a downstream API at that very path.
+        resource = self.client.gateway.resource_of(method, path) or path
+        return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, STAGE), resource,
+                                resource_parameters(resource, path))
 
     def invoke(self, event: dict[str, Any]) -> Outcome:
         try:

@@ -6,7 +6,6 @@ import time
 import jwt
 import pytest
 
-from keygate_dev.gateway import ProxyRequest, invoke
 from keygate_dev.identity import SigningKey
 from tests.conftest import assert_error, onboard, rsa_private_key, state_snapshot, table_items
 
@@ -147,17 +146,16 @@ def test_no_route_runs_without_the_session_authorizers_context(client, identity,
     # Given a request that reached the handler without a session (API Gateway misconfigured, say)
     token = identity.step_up_token("alice", "api_keys:create")
     before = state_snapshot()
-    request = ProxyRequest(method=method, path=path.format(key=existing_key), body='{"label": "x"}',
-                           headers={"X-PASSKEY-TOKEN": token, "Content-Type": "application/json"})
     # When the handler runs
-    response = invoke(request, authorizer)
+    response = client.call_handler(method, path.format(key=existing_key), authorizer, body='{"label": "x"}',
+                                   headers={"X-PASSKEY-TOKEN": token, "Content-Type": "application/json"})
     # Then it answers 401 and changes nothing
     assert_error(response, 401, "UNAUTHORIZED")
     assert state_snapshot() == before
 
 
 def test_the_principal_id_alone_identifies_the_user(client, existing_key):
-    response = invoke(ProxyRequest(method="GET", path="/v1/trade/api-keys"), {"principalId": "alice"})
+    response = client.call_handler("GET", "/v1/trade/api-keys", {"principalId": "alice"})
     assert [view["api_key"] for view in response.json()["api_keys"]] == [existing_key]
 
 

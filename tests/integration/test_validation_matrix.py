@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from keygate import keys
 from keygate.api import MAX_BODY_BYTES
-from keygate_dev import template
-from keygate_dev.gateway import LambdaContext, ProxyRequest, Response, proxy_event, resolve
 from tests.conftest import assert_error, state_snapshot
 
 ROUTES = ("create", "update")
@@ -37,17 +35,12 @@ def _send(client, route, key_id, *, body=None, raw_body=None):
     return client.call(method, path.format(key=key_id), body=body, raw_body=raw_body)
 
 
-def _send_encoded(client, route, key_id, body: str, *, is_base64: bool) -> Response:
+def _send_encoded(client, route, key_id, body: str, *, is_base64: bool):
     """Like API Gateway with binary media types: the body arrives base64-encoded."""
     method, path = FIELD_PATHS[route]
-    path = path.format(key=key_id)
-    matched, parameters = resolve(method, path)
     token = client.step_up("alice", {"create": "api_keys:create", "update": "api_keys:update"}[route])
-    event = proxy_event(ProxyRequest(method=method, path=path, headers={"X-PASSKEY-TOKEN": token}), matched,
-                        parameters, {"principalId": "alice", "user_id": "alice"})
-    event.update(body=body, isBase64Encoded=is_base64)
-    result = template.load_handler(matched.function_id)(event, LambdaContext(matched.function_id))
-    return Response(result["statusCode"], result["headers"], result["body"])
+    return client.call_handler(method, path.format(key=key_id), {"principalId": "alice", "user_id": "alice"},
+                               headers={"X-PASSKEY-TOKEN": token}, body=body, is_base64=is_base64)
 
 
 def _accepted(response, route):

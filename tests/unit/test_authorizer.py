@@ -24,8 +24,8 @@ from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
 from keygate.ports import NonceReused
 from keygate.records import ApiKeyRecord, KeyStatus
-from keygate_dev.gateway import ProxyRequest, Route, authorizer_event
 from tests.conftest import Clocks
+from tests.support.apigw_events import ProxyRequest, authorizer_event
 
 PREFIX = "kgk_"
 STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
@@ -118,8 +118,7 @@ class Bot:
 
 def event(method: str, path: str, query: str, headers: dict[str, str], source_ip: str = SOURCE_IP) -> dict:
     """API Gateway's REQUEST authorizer event for a route `/{proxy+}` (path parameters as sent)."""
-    route = Route(method, "/{proxy+}", "AnyFunction")
-    return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, "prod"), route,
+    return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, "prod"), "/{proxy+}",
                             {"proxy": path.lstrip("/")})
 
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (conftest files hold fixtures only)."""

@@ -1,0 +1,137 @@
+"""The app's and the tests' client of the KeyGate API: real HTTP semantics through the one local gateway.
+
+Requests go through keygate_dev.local_api (SAM CLI's local API Gateway, the
+same one `keygate dev serve` runs) in this process, without a socket: routing,
+the session authorizer with a real session JWT, the handlers, and the
+template's Gateway Responses for whatever API Gateway answers itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from keygate import routes
+from keygate_dev import template
+from keygate_dev.identity import LocalIdentityProvider
+from keygate_dev.lambda_runner import LambdaContext, SharedEnvironmentRunner, local_functions
+from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition, LocalResponse
+
+Response = LocalResponse
+TABLE_NAME = "keygate-test-keys"
+
+
+@cache
+def _definition(parameters: tuple[tuple[str, str], ...]) -> tuple[SharedEnvironmentRunner, LocalApiDefinition]:
+    # Reading both templates through SAM CLI takes a moment: once per set of stack parameters.
+    runner = SharedEnvironmentRunner(local_functions(dict(parameters), TABLE_NAME, {}))
+    return runner, LocalApiDefinition.load(runner, dict(parameters))
+
+
+def local_gateway(parameters: Mapping[str, str]) -> KeyGateLocalApigwService:
+    """A fresh local gateway (its own authorizer cache) for a stack with these parameters."""
+    runner, definition = _definition(tuple(sorted(parameters.items())))
+    service = KeyGateLocalApigwService(definition, runner, port=0, access_log=False)
+    service.create()
+    return service
+
+
+@dataclass
+class ApiClient:
+    """Calls routes as the app does: a session JWT for `user`, a fresh step-up token on every mutation."""
+
+    identity: LocalIdentityProvider
+    gateway: KeyGateLocalApigwService
+    source_ip: str = "203.0.113.10"
+    _sessions: dict[str, str] = field(default_factory=dict)
+
+    def session(self, user: str) -> str:
+        # One token per user and client, as an app keeps its session (API Gateway caches its authorization).
+        if user not in self._sessions:
+            self._sessions[user] = self.identity.session_token(user)
+        return self._sessions[user]
+
+    def step_up(self, user: str, action: str, **claims: Any) -> str:
+        return self.identity.step_up_token(user, action, **claims)
+
+    def step_up_action(self, method: str, path: str) -> routes.Action | None:
+        """The step-up action of the route the gateway would serve this request with."""
+        resource = self.gateway.resource_of(method, path)
+        declared = [route for route in routes.ROUTES if (route.method, route.path) == (method, resource)]
+        return declared[0].step_up if declared else None
+
+    def call(self, method: str, path: str, *, user: str | None = "alice", body: Any = None,
+             raw_body: str | bytes | None = None, query: str = "", step_up: str | None = "auto",
+             headers: Mapping[str, str] | None = None, source_ip: str | None = None) -> Response:
+        """`user=None` sends no session; `step_up` is "auto" (a fresh token when the route needs one),
+        None (none) or the token to send."""
+        request_headers = {"Content-Type": "application/json", **(headers or {})}
+        if user is not None:
+            request_headers.setdefault("Authorization", f"Bearer {self.session(user)}")
+        action = self.step_up_action(method, path)
+        if step_up == "auto" and action and user:
+            request_headers["X-PASSKEY-TOKEN"] = self.step_up(user, action.value)
+        elif step_up not in (None, "auto"):
+            request_headers["X-PASSKEY-TOKEN"] = step_up
+        text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+        # As a client sends it: bytes (a lone surrogate as the invalid UTF-8 it becomes on the wire).
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        return self.gateway.request(method, path, query=query, headers=request_headers, body=data,
+                                    source_ip=source_ip or self.source_ip)
+
+    def call_handler(self, method: str, path: str, authorizer: Mapping[str, str] | None, *,
+                     headers: Mapping[str, str] | None = None, body: str | None = None,
+                     is_base64: bool = False) -> Response:
+        """The route's handler called directly (the gateway only finds the route) with the proxy event
+        API Gateway would send it, but with this authorizer context: what no client can do."""
+        from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
+
+        resource = self.gateway.resource_of(method, path)
+        [route] = [route for route in routes.ROUTES if (route.method, route.path) == (method, resource)]
+        event = proxy_event(ProxyRequest(method, path, headers=dict(headers or {}), body=body), route.path,
+                            resource_parameters(route.path, path), None if authorizer is None else dict(authorizer))
+        event["isBase64Encoded"] = is_base64
+        return call_handler(route.function_id, event)
+
+    # The routes, as the app calls them.
+    def create(self, user: str = "alice", **body: Any) -> Response:
+        return self.call("POST", "/v1/trade/api-keys", user=user, body=body)
+
+    def list(self, user: str = "alice") -> Response:
+        return self.call("GET", "/v1/trade/api-keys", user=user)
+
+    def update(self, key_id: str, user: str = "alice", **body: Any) -> Response:
+        return self.call("PATCH", f"/v1/trade/api-keys/{key_id}", user=user, body=body)
+
+    def revoke(self, key_id: str, user: str = "alice") -> Response:
+        return self.call("DELETE", f"/v1/trade/api-keys/{key_id}", user=user)
+
+    def revoke_all(self, user: str = "alice") -> Response:
+        return self.call("DELETE", "/v1/trade/api-keys/all", user=user)
+
+    def audit(self, key_id: str, user: str = "alice", query: str = "") -> Response:
+        return self.call("GET", f"/v1/trade/api-keys/{key_id}/audit", user=user, query=query)
+
+
+def assert_error(response: Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """Every refusal has DESIGN.md's shape: {"error": {"code", "message"}}."""
+    assert response.status == status, response.body
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    if status == 503:
+        assert int(response.headers["Retry-After"]) > 0
+    return body["error"]
+
+
+def call_handler(function_id: str, event: dict[str, Any], template_path: Path = template.TEMPLATE_PATH) -> Response:
+    """A function's handler called directly with an event (API Gateway's routing and authorizers left out)."""
+    result = template.load_handler(function_id, template_path)(event, LambdaContext(function_id))
+    return Response(int(result["statusCode"]), dict(result.get("headers") or {}), result.get("body") or "")
