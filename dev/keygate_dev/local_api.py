@@ -18,7 +18,8 @@ API Gateway:
   "Unauthorized" is UNAUTHORIZED (401), a Deny or a policy that does not cover
   the method is ACCESS_DENIED (403, with $context.authorizer.* from the
   authorizer's context), any other authorizer error is AUTHORIZER_FAILURE,
-  an unknown route or method is MISSING_AUTHENTICATION_TOKEN (403), a failed
+  an unknown route or method (HEAD and OPTIONS too, which Flask would route to
+  GET or answer 405) is MISSING_AUTHENTICATION_TOKEN (403), a failed
   function is a 5XX; each rendered from the GatewayResponses property of the
   template's AWS::Serverless::Api (falling back to DEFAULT_4XX / DEFAULT_5XX,
   then to API Gateway's own bodies);
