@@ -16,10 +16,11 @@ import pytest
 
 from keygate_dev import template
 from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
-from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
+from keygate_dev.local_api import GatewayError, KeyGateLocalApigwService, LocalApiDefinition
 from tests.conftest import TABLE_NAME, stack_parameters
 
 GATEWAY_RESPONSES = template.gateway_responses()
+EXAMPLE_GATEWAY_RESPONSES = template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)
 
 
 def _rendered(text: str) -> dict:
@@ -28,11 +29,24 @@ def _rendered(text: str) -> dict:
     return json.loads(re.sub(r"\$context\.[A-Za-z0-9_.]+", "value", text))
 
 
-@pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))
-def test_every_gateway_response_renders_the_error_shape(response_type):
-    body = _rendered(GATEWAY_RESPONSES[response_type]["ResponseTemplates"]["application/json"])
+@pytest.mark.parametrize(("responses", "response_type"), [
+    *((GATEWAY_RESPONSES, name) for name in sorted(GATEWAY_RESPONSES)),
+    *((EXAMPLE_GATEWAY_RESPONSES, name) for name in sorted(EXAMPLE_GATEWAY_RESPONSES)),
+], ids=[*sorted(GATEWAY_RESPONSES), *(f"example-{name}" for name in sorted(EXAMPLE_GATEWAY_RESPONSES))])
+def test_every_gateway_response_renders_the_error_shape(responses, response_type):
+    body = _rendered(responses[response_type]["ResponseTemplates"]["application/json"])
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
     assert body["error"]["code"] and body["error"]["message"]
+
+
+@pytest.mark.parametrize("responses", [GATEWAY_RESPONSES, EXAMPLE_GATEWAY_RESPONSES], ids=["keygate", "example"])
+def test_api_gateway_throttling_is_a_429_throttled_with_retry_after(responses):
+    # Given the THROTTLED Gateway Response (the stage's own throttling) of each API
+    throttled = responses["THROTTLED"]
+    # Then it is 429 in the error shape with code THROTTLED, and tells the client when to retry
+    assert throttled["StatusCode"] == "429"
+    assert _rendered(throttled["ResponseTemplates"]["application/json"])["error"]["code"] == "THROTTLED"
+    assert throttled["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
 
 
 def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():
@@ -42,13 +56,33 @@ def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():
 
 
 @pytest.fixture
-def local_gateway(identity, jwks):
+def local_service(identity, jwks):
     parameters = stack_parameters(identity, jwks)
     runner = InProcessLambdaRunner(local_functions(parameters, TABLE_NAME, {}))
     service = KeyGateLocalApigwService(LocalApiDefinition.load(runner, parameters), runner, port=0,
                                        access_log=False)
     service.create()
-    return service.app.test_client()
+    return service
+
+
+@pytest.fixture
+def local_gateway(local_service):
+    return local_service.app.test_client()
+
+
+@pytest.mark.parametrize(("method", "path", "template_path"), [
+    ("GET", "/v1/trade/api-keys", template.TEMPLATE_PATH),
+    ("POST", "/v1/trade/orders", template.EXAMPLE_TEMPLATE_PATH),
+], ids=["keygate", "example"])
+def test_the_local_gateway_renders_throttled_from_each_template(local_service, method, path, template_path):
+    # Given a request to a route of either template (nothing throttles locally, so raise the response itself)
+    with local_service.app.test_request_context(path, method=method):
+        assert local_service._responses_for_request() is local_service.definition.responses[template_path]
+        # When the gateway answers it with the THROTTLED Gateway Response
+        response = local_service._gateway_response(GatewayError("THROTTLED"))
+    # Then it is the template's: 429, Retry-After, the error shape with code THROTTLED
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "THROTTLED"
 
 
 @pytest.mark.parametrize(("method", "path"), [
