@@ -11,7 +11,7 @@ from keygate.observability import logger, metrics, tracer
 @logger.inject_lambda_context(log_event=False)
 def handler(event, context):
     report = service.run_secret_janitor()
-    # SecretCleanupFailed counts the deletions that failed: deletions stay queued for the next run.
+    # SecretCleanupFailed feeds an alarm (docs/operations.md): failed deletions stay queued for the next run.
     metrics.add_metric(name="SecretCleanupDeleted", unit="Count", value=len(report.deleted))
     metrics.add_metric(name="SecretCleanupFailed", unit="Count", value=len(report.failed))
     return asdict(report)
