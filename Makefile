@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements/checkov.txt | sha1sum | cut -c1-12)
 
-.PHONY: test dev unit integration template-check lint lock clean openapi bench
+.PHONY: test dev pytest unit integration template-check lint lock clean openapi bench
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@python=$$(scripts/find-python313) && \
@@ -27,10 +27,16 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 	@touch $@
 
 ## Set up the environment if needed, then run every test, the template checks and the scanners.
+## Every stage runs even when one fails; then one line per stage, and a failure if any failed.
+TEST_STAGES := pytest template-check lint
+# Through a variable, so `make -n test` prints the stages instead of running them.
+STAGE_RUNNER = $(MAKE) --no-print-directory
 test: $(STAMP)
+	@scripts/run-stages "$(STAGE_RUNNER)" $(TEST_STAGES)
+
+## Every test (unit, integration, e2e, the benchmark smoke run) on two workers.
+pytest: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
-	$(MAKE) --no-print-directory template-check
-	$(MAKE) --no-print-directory lint
 
 ## Set up the environment if needed, then serve the whole API on 127.0.0.1:$(PORT) (default 3000),
 ## Docker-free, on an embedded AWS emulation (docs/local-development.md). Ctrl-C stops it.

@@ -8,7 +8,11 @@ https://aws.amazon.com/lambda/pricing/,
 https://aws.amazon.com/dynamodb/pricing/on-demand/ and
 https://aws.amazon.com/secrets-manager/pricing/ before quoting a figure.
 API Gateway ($3.50 per million REST calls, the same whatever the authorizer
-does) and Secrets Manager's $0.40 per secret-month are left out.
+does) is left out. What grows with users rather than requests is priced per
+active key and month (`cost_per_key_month`): Secrets Manager's $0.40 per
+secret-month (one secret per active key; a revoked or expired key's secret is
+deleted, which ends its fee) and the key's items in DynamoDB, stored and
+backed up (point-in-time recovery), at an assumed size.
 
 Calls per 1,000 requests, per scenario (one hot key, many keys, each next to
 the naive authorizer that reads everything on every request), come from
@@ -43,7 +47,13 @@ PRICES = {
     "dynamodb_per_million_write_request_units": 0.625,
     "dynamodb_per_million_read_request_units": 0.125,
     "secretsmanager_per_10000_api_calls": 0.05,
+    "secretsmanager_monthly_fee": 0.40,  # per secret, prorated by the hour
+    "dynamodb_storage_per_gb_month": 0.25,
+    "dynamodb_pitr_per_gb_month": 0.20,
 }
+# Assumed table bytes per active key: its record, pointer and last-use item and a few audit entries,
+# each with DynamoDB's 100 bytes of per-item overhead (about 1.5 KB), rounded up.
+ASSUMED_BYTES_PER_KEY = 2048
 # Request units per call for KeyGate's items (key records and pointers well under 4 KB, nonce and
 # usage items under 1 KB). The store reads with ConsistentRead, a full unit per 4 KB; a conditional
 # write that fails its condition (a replayed nonce, a last-use refresh already made) is billed too.
@@ -80,6 +90,20 @@ def cost_per_million(calls_per_1000: dict[str, float], *, own_work_ms: float,
             "usd_per_million": round(sum(items.values()), 4)}
 
 
+def cost_per_key_month() -> dict[str, Any]:
+    """Dollars per active key and month, and per million active keys, by line item (no request counted)."""
+    gigabytes = ASSUMED_BYTES_PER_KEY / 1024**3
+    items = {
+        "secretsmanager": PRICES["secretsmanager_monthly_fee"],
+        "dynamodb_storage": gigabytes * PRICES["dynamodb_storage_per_gb_month"],
+        "dynamodb_pitr": gigabytes * PRICES["dynamodb_pitr_per_gb_month"],
+    }
+    per_key = sum(items.values())
+    return {"assumed_bytes_per_key": ASSUMED_BYTES_PER_KEY,
+            "usd_by_item": {name: round(value, 8) for name, value in items.items()},
+            "usd_per_key": round(per_key, 6), "usd_per_million_keys": round(per_key * 1e6, 2)}
+
+
 def run(quick: bool = False, authorizer: dict[str, Any] | None = None) -> dict[str, Any]:
     """Cost per scenario of `authorizer` (authorizer_bench.run's report; run here when not given)."""
     report = authorizer if authorizer is not None else authorizer_bench.run(quick)
@@ -92,4 +116,4 @@ def run(quick: bool = False, authorizer: dict[str, Any] | None = None) -> dict[s
                            **cost_per_million(counted["calls_per_1000"], own_work_ms=own_work_ms,
                                               memory_mb=memory_mb)}
     return {"prices": PRICES, "assumed_latency_ms": ASSUMED_LATENCY_MS, "handler_warm_p50_ms": own_work_ms,
-            "scenarios": scenarios}
+            "scenarios": scenarios, "per_key_month": cost_per_key_month()}

@@ -75,6 +75,16 @@ def _authorizer_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, str, s
     for name, figures in results.get("cost", {}).get("scenarios", {}).items():
         billed = f"{figures['billed_duration_ms']} ms at {figures['memory_mb']} MB"
         yield "cost/1M req", name, f"${figures['usd_per_million']:.2f} ({billed})", ""
+    per_key = results.get("cost", {}).get("per_key_month")
+    if per_key:
+        items = per_key["usd_by_item"]
+        storage = items["dynamodb_storage"] + items["dynamodb_pitr"]
+        yield ("cost/month", "per active key",
+               f"${per_key['usd_per_key']:.4f} (Secrets Manager ${items['secretsmanager']:.2f}, "
+               f"DynamoDB ${storage:.7f} for {per_key['assumed_bytes_per_key']} B)", "")
+        yield ("cost/month", "per million active keys",
+               f"${per_key['usd_per_million_keys']:,.2f} (Secrets Manager "
+               f"${items['secretsmanager'] * 1e6:,.2f}, DynamoDB ${storage * 1e6:,.2f})", "")
 
 
 def _cold_start_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:

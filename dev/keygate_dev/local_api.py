@@ -80,6 +80,7 @@ _BUILT_IN: dict[str, tuple[int, str | None]] = {
     "UNAUTHORIZED": (401, "Unauthorized"),
     "ACCESS_DENIED": (403, "User is not authorized to access this resource with an explicit deny"),
     "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "THROTTLED": (429, "Too Many Requests"),  # never raised here: no throttling (nor AWS WAF) runs locally
     "AUTHORIZER_FAILURE": (500, None),
     "AUTHORIZER_CONFIGURATION_ERROR": (500, None),
     "DEFAULT_5XX": (502, "Internal server error"),

@@ -179,7 +179,14 @@ def _quiet_libraries() -> None:
 
 
 class _Stop(KeyboardInterrupt):
-    """SIGTERM, turned into an exception in the main thread like Ctrl-C."""
+    """SIGINT or SIGTERM, turned into an exception in the main thread.
+
+    Installed for SIGINT too: a process started with SIGINT ignored (a background job of a
+    non-interactive shell) would otherwise keep ignoring Ctrl-C.
+    """
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _raise_stop(signum: int, frame: object) -> None:
@@ -200,7 +207,7 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
         raise ServeError(f"A local server already runs for {state.state_dir()} (pid {already.pid}, "
                          f"{already.api_url}); stop it, or set KEYGATE_STATE_DIR for a second one.")
     listener = _listening_socket(port)
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop)
+    previous_handlers = {signum: signal.signal(signum, _raise_stop) for signum in _STOP_SIGNALS}
     info: state.ServerInfo | None = None
     server = None
     try:
@@ -228,13 +235,14 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             with suppress(KeyboardInterrupt, _Stop):
                 server.serve_forever()
             # A second Ctrl-C during clean-up must not leave the port or server.json behind.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for signum in _STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
     finally:
         if server is not None:
             server.server_close()
         listener.close()
         if info is not None:
             info.remove()
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        for signum, previous in previous_handlers.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
     print("KeyGate local server stopped.", file=out, flush=True)

@@ -96,9 +96,17 @@ class LocalServer:
         return self.process.returncode
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_server(state_dir: Path, *arguments: str, port: int | None = 0,
-                 environment: dict[str, str] | None = None) -> LocalServer:
-    """`port=None` passes no --port (the server then reads $PORT); `environment` is added to its own."""
+                 environment: dict[str, str] | None = None, sigint_ignored: bool = False) -> LocalServer:
+    """`port=None` passes no --port (the server then reads $PORT); `environment` is added to its own.
+
+    `sigint_ignored` starts it as a non-interactive shell starts a background job: SIGINT ignored
+    (the disposition survives exec).
+    """
     # The server creates the state directory itself (0700); its log goes next to it.
     log_path = state_dir.with_name(state_dir.name + ".log")
     port_arguments = [] if port is None else ["--port", str(port)]
@@ -106,7 +114,7 @@ def start_server(state_dir: Path, *arguments: str, port: int | None = 0,
         process = subprocess.Popen(  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
             [str(KEYGATE), "dev", "serve", *port_arguments, *arguments],
             env={**state_environment(state_dir), **(environment or {})},
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_ignore_sigint if sigint_ignored else None)
     server = LocalServer(process, state_dir, log_path)
     deadline = time.monotonic() + START_DEADLINE_SECONDS
     while time.monotonic() < deadline:

@@ -80,6 +80,20 @@ def test_the_server_stops_on_ctrl_c_and_a_second_start_works(tmp_path: Path):
         assert second.stop() == 0, second.log()
 
 
+def test_the_server_stops_on_sigint_even_when_its_parent_ignored_sigint(tmp_path: Path):
+    # Given a server started as a background job of a non-interactive shell starts it: SIGINT ignored
+    state_dir = tmp_path / "state"
+    server = start_server(state_dir, sigint_ignored=True)
+    ports = server.ports()
+    # When it gets SIGINT
+    status = server.stop()
+    # Then it stops as after Ctrl-C: exit 0, every port released, server.json removed
+    assert status == 0, server.log()
+    assert "Traceback" not in server.log() and "KeyGate local server stopped." in server.log()
+    assert all(port_is_closed(each) for each in ports), ports
+    assert not (state_dir / "server.json").exists()
+
+
 def test_a_taken_port_is_a_one_line_error(tmp_path: Path):
     # Given a port something else listens on
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:

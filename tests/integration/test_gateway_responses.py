@@ -15,10 +15,12 @@ import re
 import pytest
 
 from keygate_dev import template
+from keygate_dev.local_api import GatewayError
 from tests.conftest import stack_parameters
 from tests.support.client import local_gateway as support_gateway
 
 GATEWAY_RESPONSES = template.gateway_responses()
+EXAMPLE_GATEWAY_RESPONSES = template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)
 
 
 def _rendered(text: str) -> dict:
@@ -27,9 +29,12 @@ def _rendered(text: str) -> dict:
     return json.loads(re.sub(r"\$context\.[A-Za-z0-9_.]+", "value", text))
 
 
-@pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))
-def test_every_gateway_response_renders_the_error_shape(response_type):
-    body = _rendered(GATEWAY_RESPONSES[response_type]["ResponseTemplates"]["application/json"])
+@pytest.mark.parametrize(("responses", "response_type"), [
+    *((GATEWAY_RESPONSES, name) for name in sorted(GATEWAY_RESPONSES)),
+    *((EXAMPLE_GATEWAY_RESPONSES, name) for name in sorted(EXAMPLE_GATEWAY_RESPONSES)),
+], ids=[*sorted(GATEWAY_RESPONSES), *(f"example-{name}" for name in sorted(EXAMPLE_GATEWAY_RESPONSES))])
+def test_every_gateway_response_renders_the_error_shape(responses, response_type):
+    body = _rendered(responses[response_type]["ResponseTemplates"]["application/json"])
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
     assert body["error"]["code"] and body["error"]["message"]
 
@@ -40,9 +45,34 @@ def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():
     assert _rendered(response["ResponseTemplates"]["application/json"])["error"]["code"] == "ROUTE_NOT_FOUND"
 
 
+@pytest.mark.parametrize("responses", [GATEWAY_RESPONSES, EXAMPLE_GATEWAY_RESPONSES], ids=["keygate", "example"])
+def test_api_gateway_throttling_is_a_429_throttled_with_retry_after(responses):
+    # Given the THROTTLED Gateway Response (the stage's own throttling) of each API
+    throttled = responses["THROTTLED"]
+    # Then it is 429 in the error shape with code THROTTLED, and tells the client when to retry
+    assert throttled["StatusCode"] == "429"
+    assert _rendered(throttled["ResponseTemplates"]["application/json"])["error"]["code"] == "THROTTLED"
+    assert throttled["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
+
+
 @pytest.fixture
 def local_gateway(identity, jwks):
     return support_gateway(stack_parameters(identity, jwks))
+
+
+@pytest.mark.parametrize(("method", "path", "template_path"), [
+    ("GET", "/v1/trade/api-keys", template.TEMPLATE_PATH),
+    ("POST", "/v1/trade/orders", template.EXAMPLE_TEMPLATE_PATH),
+], ids=["keygate", "example"])
+def test_the_local_gateway_renders_throttled_from_each_template(local_gateway, method, path, template_path):
+    # Given a request to a route of either template (nothing throttles locally, so raise the response itself)
+    with local_gateway.app.test_request_context(path, method=method):
+        assert local_gateway._responses_for_request() is local_gateway.definition.responses[template_path]
+        # When the gateway answers it with the THROTTLED Gateway Response
+        response = local_gateway._gateway_response(GatewayError("THROTTLED"))
+    # Then it is the template's: 429, Retry-After, the error shape with code THROTTLED
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "THROTTLED"
 
 
 @pytest.mark.parametrize(("method", "path"), [

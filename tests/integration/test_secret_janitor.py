@@ -19,7 +19,7 @@ from keygate import service
 from keygate.config import KeyPolicy
 from keygate.errors import ServiceUnavailable
 from keygate_dev.lambda_runner import LambdaContext
-from keygate_dev.template import load_handler, resources
+from keygate_dev.template import load_handler, module_for, resources
 from tests.conftest import FixedClock, assert_error, layer, onboard, run_janitor
 from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws
 from tests.invariants import check_invariants, stored_state
@@ -76,6 +76,26 @@ def test_the_scheduled_janitor_function_finishes_a_failed_deletion(client, alice
     # Then the secret is deleted and reported
     assert result == {"deleted": [key_id], "kept": [], "failed": []}
     check_invariants(settled=True)
+
+
+def test_the_janitor_function_counts_failed_deletions_for_its_alarm(client, alice, aws_calls, monkeypatch):
+    # Given a revoked key whose secret is left over, and the metrics the janitor function records
+    key_id, _ = revoke_with_failed_secret_deletion(client, aws_calls)
+    handler = load_handler("SecretJanitorFunction")
+    recorded: dict[str, float] = {}
+    monkeypatch.setattr(module_for("SecretJanitorFunction").metrics, "add_metric",
+                        lambda name, unit, value, **_: recorded.__setitem__(name, value))
+    # When a scheduled run cannot delete it (Secrets Manager still down)
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation=DELETE_SECRET))
+    result = handler({"source": "aws.scheduler"}, LambdaContext("SecretJanitorFunction"))
+    aws_calls.disarm()
+    # Then the entry stays queued and the run counts it as SecretCleanupFailed (SecretCleanupFailedAlarm)
+    assert result["failed"] == [key_id]
+    assert recorded == {"SecretCleanupDeleted": 0, "SecretCleanupFailed": 1}
+    # When the next run succeeds, Then it counts the deletion and no failure
+    recorded.clear()
+    handler({"source": "aws.scheduler"}, LambdaContext("SecretJanitorFunction"))
+    assert recorded == {"SecretCleanupDeleted": 1, "SecretCleanupFailed": 0}
 
 
 def test_an_orphan_secret_of_a_failed_create_lives_out_the_grace_period_then_goes(client, alice, aws_calls):

@@ -57,6 +57,10 @@ def _accepted(response, route):
     pytest.param("👍🏽🇩🇪❤️", "👍🏽🇩🇪❤️", id="modifier-flag-variation-selector"),
     pytest.param("ключ 键 مفتاح", "ключ 键 مفتاح", id="scripts"),
     pytest.param("🚀" * 50, "🚀" * 50, id="50-emoji"),
+    pytest.param("1\ufe0f\u20e3 bot", "1\ufe0f\u20e3 bot", id="keycap-selector-and-enclosing-mark"),
+    pytest.param("e\u0323\u0302 bot", "e\u0323\u0302 bot", id="two-combining-marks"),
+    pytest.param("\u845b\U000e0100", "\u845b\U000e0100", id="ideographic-variation-selector"),
+    pytest.param("a\u3000b", "a\u3000b", id="ideographic-space-inside"),
 ])
 @pytest.mark.parametrize("route", ROUTES)
 def test_accepted_labels(client, key_id, route, label, stored):
@@ -80,6 +84,21 @@ def test_accepted_labels(client, key_id, route, label, stored):
     pytest.param("a\u2028b", id="line-separator"),
     pytest.param("a\ue000b", id="private-use"),
     pytest.param("a\U000e0041b", id="tag-character"),
+    pytest.param("\u3164", id="hangul-filler"),
+    pytest.param("bot\u115f", id="hangul-choseong-filler"),
+    pytest.param("\u1160bot", id="hangul-jungseong-filler"),
+    pytest.param("\uffa0", id="halfwidth-hangul-filler"),
+    pytest.param("\u2800", id="braille-blank"),
+    pytest.param("a\u034fb", id="combining-grapheme-joiner"),
+    pytest.param("\ufe0f", id="variation-selector-alone"),
+    pytest.param("a \ufe0f", id="variation-selector-after-space"),
+    pytest.param("a\ufe0f\ufe0f", id="two-variation-selectors"),
+    pytest.param("\U000e0100", id="variation-selector-supplement-alone"),
+    pytest.param("\u0301bot", id="combining-mark-first"),
+    pytest.param("bo" + "t\u0301\u0301\u0301", id="three-combining-marks"),
+    pytest.param("z" + "\u0336\u0334\u0335\u0337" * 10, id="zalgo"),
+    pytest.param(" ", id="one-space"),
+    pytest.param(" \t \u3000", id="only-whitespace"),
 ])
 @pytest.mark.parametrize("route", ROUTES)
 def test_refused_labels(client, any_key_id, route, label):
@@ -100,6 +119,15 @@ def test_refused_labels(client, any_key_id, route, label):
 def test_a_label_that_is_not_a_string_is_refused(client, any_key_id, route, label):
     error = assert_error(_send(client, route, any_key_id, body={"label": label}), 400, "INVALID_REQUEST")
     assert error["message"].startswith("label")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_all_whitespace_label_is_refused_with_what_to_send_instead(client, any_key_id, route):
+    # Given a label that is not empty but has nothing left once trimmed
+    # When it is sent to create or update
+    error = assert_error(_send(client, route, any_key_id, body={"label": "   "}), 400, "INVALID_REQUEST")
+    # Then the message says what to send instead, rather than storing it as no label
+    assert 'label is only whitespace: send visible characters, or "" for no label' in error["message"]
 
 
 def test_a_null_label_on_create_is_refused_not_treated_as_empty(client, alice):

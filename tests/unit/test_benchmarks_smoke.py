@@ -38,7 +38,7 @@ def test_quick_run_prints_one_table_of_every_benchmark(quick_run: Any) -> None:
     # When reading the table it printed
     first_column = {line.split("  ")[0] for line in finished.stdout.splitlines()}
     # Then every benchmark has rows, and the JSON says it was the quick run
-    assert {"authorizer warm path", "calls/1000 req", "cost/1M req", "cold start (no_bytecode)",
+    assert {"authorizer warm path", "calls/1000 req", "cost/1M req", "cost/month", "cold start (no_bytecode)",
             "cold start (as_built)", "size", "management calls"} <= first_column
     assert results["quick"] is True
     assert set(results["seconds"]) == {"authorizer", "cost", "cold_start", "package_size", "management_calls"}
@@ -76,6 +76,12 @@ def test_authorizer_calls_and_cost_per_scenario(quick_run: Any) -> None:
         assert figures["usd_per_million"] > 0 and figures["billed_duration_ms"] >= 1, name
         assert set(figures["usd_by_item"]) == {"lambda_requests", "lambda_duration", "dynamodb_reads",
                                                "dynamodb_writes", "secretsmanager"}, name
+    # And what grows with users is priced per active key and month: one secret each, and its table items
+    per_key = cost["per_key_month"]
+    assert set(per_key["usd_by_item"]) == {"secretsmanager", "dynamodb_storage", "dynamodb_pitr"}
+    assert per_key["usd_by_item"]["secretsmanager"] == cost["prices"]["secretsmanager_monthly_fee"]
+    assert per_key["usd_per_key"] == pytest.approx(sum(per_key["usd_by_item"].values()), abs=1e-6)
+    assert per_key["usd_per_million_keys"] == pytest.approx(per_key["usd_per_key"] * 1e6, rel=1e-3)
     # And the naive authorizer reads the secret on every request, the caching one far less often
     for name in cached:
         naive = f"{name}_naive"

@@ -157,3 +157,11 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
     # (declared on the Api, so that a change to it redeploys the stage)
     assert api["Properties"]["GatewayResponses"]["AUTHORIZER_FAILURE"] == \
         template.gateway_responses()["AUTHORIZER_FAILURE"]
+    # And it puts KeyGate's exported web ACL in front of its stage, as the example does
+    [association] = [resource["Properties"] for resource in snippet.values()
+                     if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]
+    web_acl_export = template.load_template()["Outputs"]["WebAclArn"]["Export"]["Name"]["Fn::Sub"]
+    assert association["WebACLArn"] == {"Fn::ImportValue": web_acl_export.replace("${AWS::StackName}", "keygate-prod")}
+    [example] = [resource["Properties"] for resource in template.load_template(template.EXAMPLE_TEMPLATE_PATH)[
+        "Resources"].values() if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]
+    assert association["ResourceArn"] == example["ResourceArn"]

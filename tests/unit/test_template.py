@@ -96,8 +96,8 @@ def test_limits_are_parameters_not_constants():
 
 def test_gateway_responses_use_the_error_shape():
     types = template.gateway_responses()
-    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX",
-            "DEFAULT_5XX"} <= set(types)
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED",
+            "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
     for properties in types.values():
         assert properties["ResponseTemplates"]["application/json"].startswith('{"error": {"code": ')
     for response_type in ("AUTHORIZER_FAILURE", "DEFAULT_5XX"):
@@ -158,8 +158,9 @@ def test_changing_a_gateway_response_redeploys_the_stage(change):
         responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"] = \
             '{"error": {"code": "BAD_REQUEST", "message": "edited"}}'
     else:
-        responses["THROTTLED"] = {"StatusCode": "429", "ResponseTemplates": {
-            "application/json": '{"error": {"code": "THROTTLED", "message": "Slow down."}}'}}
+        assert "REQUEST_TOO_LARGE" not in responses
+        responses["REQUEST_TOO_LARGE"] = {"StatusCode": "413", "ResponseTemplates": {
+            "application/json": '{"error": {"code": "PAYLOAD_TOO_LARGE", "message": "Too large."}}'}}
     # When SAM transforms both
     deployment, _ = _only(_deployed(document), "AWS::ApiGateway::Deployment")
     edited_deployed = _deployed(edited)

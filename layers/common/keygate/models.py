@@ -38,6 +38,13 @@ WITHDRAW_MIN_PREFIX = {4: 24, 6: 48}
 EXPIRES_DAYS_MAX = 3650
 _IP_ENTRY_MAX_CHARS = 64
 _FORBIDDEN_LABEL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+# Letters, symbols and marks that render blank or not at all (Unicode's Default_Ignorable_Code_Point
+# outside the categories above, and blank glyphs), so a label cannot be spoofed blank with them.
+_BLANK_LABEL_CHARS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+                               "\U0001d159")
+_COMBINING_CATEGORIES = {"Mn", "Me"}
+LABEL_MAX_MARKS_PER_CHARACTER = 2  # combining marks and variation selectors on one base character
+_VARIATION_SELECTORS = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
 
 SAVE_SECRET_MESSAGE = (
     "Save your API secret now: it is shown only once and cannot be recovered. "  # noqa: S105  # nosec B105  # advice
@@ -47,11 +54,25 @@ SAVE_SECRET_MESSAGE = (
 
 # ----------------------------------------------------------------- field rules
 def normalise_label(value: str) -> str:
+    """Trimmed, at most LABEL_MAX_CHARS, and visible: "" (no label) or text that cannot render blank."""
     label = value.strip()
+    if value and not label:
+        raise ValueError('label is only whitespace: send visible characters, or "" for no label')
     if len(label) > LABEL_MAX_CHARS:
         raise ValueError(f"label must be at most {LABEL_MAX_CHARS} characters")
-    if any(unicodedata.category(char) in _FORBIDDEN_LABEL_CATEGORIES for char in label):
-        raise ValueError("label must not contain control or invisible formatting characters")
+    base: str | None = None  # the character the following marks combine with
+    marks = 0
+    for char in label:
+        if unicodedata.category(char) in _FORBIDDEN_LABEL_CATEGORIES or char in _BLANK_LABEL_CHARS:
+            raise ValueError(f"label must not contain control, invisible or blank characters (U+{ord(char):04X})")
+        if unicodedata.category(char) not in _COMBINING_CATEGORIES:
+            base, marks = char, 0
+            continue
+        marks += 1
+        selector = any(ord(char) in selectors for selectors in _VARIATION_SELECTORS)
+        if base is None or base.isspace() or marks > LABEL_MAX_MARKS_PER_CHARACTER or (selector and marks > 1):
+            raise ValueError(f"label: a combining mark or variation selector (U+{ord(char):04X}) must follow a "
+                             f"visible character directly, at most {LABEL_MAX_MARKS_PER_CHARACTER} per character")
     return label
 
 
