@@ -55,8 +55,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` 
     sys.path.insert(0, str(ROOT))
 
 import keygate_client  # noqa: E402  # after the sys.path set-up above
+import kg1 as signing  # noqa: E402  # after the sys.path set-up above
 from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
-from keygate import api, signing, store  # noqa: E402  # after the sys.path set-up above
+from keygate import api, store  # noqa: E402  # after the sys.path set-up above
 from keygate.authorizer import SignatureAuthorizer  # noqa: E402  # after the sys.path set-up above
 from keygate.config import Config, get_config  # noqa: E402  # after the sys.path set-up above
 from keygate_dev import template  # noqa: E402  # after the sys.path set-up above

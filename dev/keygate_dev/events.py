@@ -49,7 +49,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from keygate import api, service, signing, store
+import kg1 as signing
+from keygate import api, service, store
 from keygate.auth import Action
 from keygate.models import AccountState, CreateApiKeyRequest, CreatedApiKey, now_utc
 from keygate_dev import template

@@ -29,7 +29,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from keygate import keys, models, service, signing
+import kg1 as signing
+from keygate import keys, models, service
 from keygate.auth import Action
 from keygate_dev import template
 

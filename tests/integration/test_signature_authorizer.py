@@ -18,7 +18,8 @@ import boto3
 import pytest
 
 import keygate_client
-from keygate import api, keys, signing
+import kg1 as signing
+from keygate import api, keys
 from keygate.authorizer import SignatureAuthorizer
 from keygate.config import get_config, reset_config
 from keygate_dev import template

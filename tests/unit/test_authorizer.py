@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keygate_client
-from keygate import api, keys, signing, store
+import kg1 as signing
+from keygate import api, keys, store
 from keygate.authorizer import SignatureAuthorizer, TtlCache
 from keygate.config import Config
 from keygate.errors import ServiceUnavailable

@@ -19,7 +19,7 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 
 import keygate_client
-from keygate import signing
+import kg1 as signing
 from keygate_client import cli
 from keygate_dev import template
 

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keygate_client
-from keygate import api, keys, signing
+import kg1 as signing
+from keygate import api, keys
 from keygate.authorizer import SignatureAuthorizer
 from keygate_client import core
 from tests.conftest import Clocks

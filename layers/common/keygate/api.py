@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 
-from keygate import signing
+import kg1 as signing
 from keygate.errors import InvalidRequest, KeyGateError, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from keygate.keys import SECRET_PREFIX
 from keygate.observability import logger, metrics, tracer

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from keygate import keys, signing, store
+import kg1 as signing
+from keygate import keys, store
 from keygate.api import SignedRequest
 from keygate.config import Config
 from keygate.models import ApiKeyRecord, KeyStatus

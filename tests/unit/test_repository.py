@@ -1,0 +1,37 @@
+"""What every checkout of the repository holds: regular files only (no symlinks, which break on checkouts
+without them), every one of them in git or ignored by it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess  # nosec B404  # runs git, no shell
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SYMLINK_MODE = "120000"
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                                reason="needs git and a git checkout of the repository")
+
+
+def git(*arguments: str) -> str:
+    return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True,  # noqa: S603, S607
+                          check=True).stdout  # nosec B603 B607
+
+
+def repository_files() -> list[str]:
+    """Tracked files, and new ones not ignored (so a test fails before the commit, not after)."""
+    return git("ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")[:-1]
+
+
+def test_no_tracked_file_is_a_symlink():
+    # Given the index of the repository
+    entries = [line.split(maxsplit=3) for line in git("ls-files", "-s").splitlines()]
+    # Then no entry has git's symlink mode
+    assert [path for mode, _, _, path in entries if mode == SYMLINK_MODE] == []
+
+
+def test_no_new_file_is_a_symlink_either():
+    assert [path for path in repository_files() if (ROOT / path).is_symlink()] == []
