@@ -48,7 +48,7 @@ dev: $(SETUP)
 ## sam validate --lint and sam build (arm64 wheels for the layer).
 template-check: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam validate --lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel --cached
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel --no-cached
 
 ## The scanners (docs/quality.md): ruff, mypy on the layer, bandit, cfn-lint with the serverless
 ## rules and checkov on both templates. Each fails the build on a finding not skipped in place.
