@@ -1,8 +1,6 @@
 """kg1 (sdk/kg1): docs/signing.md's canonical form, header rules and clock window, byte for byte."""
 
 import ast
-import hashlib
-import hmac
 import os
 import shutil
 import subprocess  # nosec B404  # runs a Python 3.10 interpreter on kg1, no shell
@@ -111,16 +109,6 @@ def test_sdk_signer_strips_the_stage_or_base_path_of_a_deployed_url():
 def test_a_url_outside_the_api_root_is_refused_before_signing():
     with pytest.raises(ValueError):
         keygate_client.signed_path("https://api.example.com/other/v1/time", "https://api.example.com/trading")
-
-
-def test_the_shell_recipe_in_signing_md_computes_the_same_hmac():
-    # Given the printf line of docs/signing.md (what `openssl dgst -sha256 -hmac` hashes)
-    message = ("KG1-HMAC-SHA256\\n1767225600000\\n5000\\nn0nce-3f9c2a7e1b4d4c8a\\nkg_live_example_key_id\\nGET\\n"
-               "/v1/trade/api-keys/self\\n\\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    # Then printf's escapes give exactly our string to sign, with no trailing newline
-    printed = message.replace("\\n", "\n")
-    assert printed == GET_STRING_TO_SIGN and not printed.endswith("\n")
-    assert hmac.new(SECRET.encode(), printed.encode(), hashlib.sha256).hexdigest() == GET_SIGNATURE
 
 
 # ---------------------------------------------------------- one implementation
