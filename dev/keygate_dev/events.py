@@ -298,7 +298,7 @@ def response_fields(result: dict[str, Any]) -> dict[str, Any]:
 
 @preparer("kg1_sign")
 def kg1_sign(event: dict[str, Any], run: EventRun, *, key: str, tamper: str | None = None) -> dict[str, Any]:
-    """Sign a REQUEST authorizer event now with a seeded key's secret, as a bot would (shared/SIGNING.md).
+    """Sign a REQUEST authorizer event now with a seeded key's secret, as a bot would (docs/signing.md).
 
     `tamper: "signature"` sends a signature for another path, for events that must be refused.
     """

@@ -40,7 +40,7 @@ STEP_UP_EXTENSION = "x-keygate-step-up-action"
 STEP_UP_HEADER = "X-PASSKEY-TOKEN"
 SESSION_SCHEME = "session"
 STEP_UP_SCHEME = "passkeyStepUp"
-# One apiKey scheme per KG1 header that every signed request carries (SIGNING.md);
+# One apiKey scheme per KG1 header that every signed request carries (docs/signing.md);
 # the optional X-KG-RECV-WINDOW is a header parameter of the route instead.
 KG1_SCHEMES = {
     "kg1ApiKey": signing.HEADER_API_KEY,
@@ -180,7 +180,7 @@ _AUTHORIZATIONS = {
         security=[dict.fromkeys(KG1_SCHEMES, [])],
         refusals={401: "UNAUTHORIZED: the KG1 signature was refused (missing or malformed header, "
                        "timestamp outside the window, unknown, revoked or expired key, signature mismatch "
-                       "or reused nonce; SIGNING.md). The exact reason is logged under the request id the "
+                       "or reused nonce; docs/signing.md). The exact reason is logged under the request id the "
                        "message quotes.",
                   403: "IP_NOT_ALLOWED or PERMISSION_DENIED (signature authorizer)."}),
     NO_AUTHORIZER: Authorization(security=[], refusals={}),
@@ -307,7 +307,7 @@ def _security_schemes() -> dict[str, Any]:
     }
     for name, header in KG1_SCHEMES.items():
         schemes[name] = {"type": "apiKey", "in": "header", "name": header,
-                         "description": f"KG1-HMAC-SHA256 request signing (shared/SIGNING.md): {header}."}
+                         "description": f"KG1-HMAC-SHA256 request signing (docs/signing.md): {header}."}
     return schemes
 
 

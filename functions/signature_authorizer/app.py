@@ -1,4 +1,4 @@
-"""Lambda REQUEST authorizer: KG1-HMAC-SHA256 request signatures (shared/SIGNING.md).
+"""Lambda REQUEST authorizer: KG1-HMAC-SHA256 request signatures (docs/signing.md).
 
 How each outcome reaches the bot (API Gateway's rules for Lambda authorizers):
 - allow: an Allow policy for this request's method ARN only (the authorizer

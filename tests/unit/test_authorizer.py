@@ -1,4 +1,4 @@
-"""SignatureAuthorizer's decisions, pure logic: SIGNING.md's checks in order, over a stand-in store.
+"""SignatureAuthorizer's decisions, pure logic: docs/signing.md's checks in order, over a stand-in store.
 
 The stand-in keeps records, secrets and nonces in memory with DynamoDB's
 conditional-write rule for nonces; the wall clock and the cache clock are
@@ -162,7 +162,7 @@ EXAMPLE_POST_STRING_TO_SIGN = (
 
 @pytest.fixture
 def example_world(monkeypatch):
-    """SIGNING.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
+    """docs/signing.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
     storage, clocks = FakeStore(), Clocks(wall_ms=1767225601234)
     monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == EXAMPLE_KEY_ID)
     storage.records[EXAMPLE_KEY_ID] = ApiKeyRecord(

@@ -1,4 +1,4 @@
-"""The KG1-HMAC-SHA256 signature authorizer (shared/SIGNING.md), checks in its order.
+"""The KG1-HMAC-SHA256 signature authorizer (docs/signing.md), checks in its order.
 
 `SignatureAuthorizer.authorize` takes what API Gateway hands a REQUEST
 authorizer and returns a `Decision`; the Lambda handler only turns that into

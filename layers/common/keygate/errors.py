@@ -1,5 +1,5 @@
 """Typed domain errors. `api.error_response` is the one place that maps them
-to status codes and the DESIGN.md body `{"error": {"code", "message"}}`.
+to status codes and the error body `{"error": {"code", "message"}}` (docs/product.md).
 
 Messages are written for the person reading them and never carry a secret.
 """
