@@ -4,7 +4,11 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml sdk/kg1/pyproject.toml \
+  sdk/python/pyproject.toml sdk/python/setup.py | sha1sum | cut -c1-12)
+# The SDK's private copy of kg1 (gitignored; docs/signing.md), remade whenever sdk/kg1 changes.
+SDK_KG1 := sdk/python/keygate_client/_kg1/__init__.py
+SETUP := $(STAMP) $(SDK_KG1)
 export SAM_CLI_TELEMETRY := 0
 # checkov has a virtual environment of its own: it pins old boto3 and packaging
 # releases that break aws-sam-cli (requirements/checkov.txt).
@@ -13,13 +17,17 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements/checkov.txt
 
 .PHONY: test dev pytest unit integration template-check lint lock clean openapi bench
 
-$(STAMP): requirements/dev.txt pyproject.toml
+$(STAMP): requirements/dev.txt pyproject.toml sdk/kg1/pyproject.toml sdk/python/pyproject.toml sdk/python/setup.py
 	@python=$$(scripts/find-python313) && \
 	  { [ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || { rm -rf $(VENV) && $$python -m venv $(VENV); }; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e sdk/kg1
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e sdk/python
 	@rm -f $(VENV)/.installed-* && touch $@
+
+$(SDK_KG1): $(wildcard sdk/kg1/kg1/*.py) | $(STAMP)
+	cd sdk/python && ../../$(BIN)/python setup.py --quiet vendor_kg1 && touch keygate_client/_kg1/__init__.py
 
 $(CHECKOV_STAMP): requirements/checkov.txt
 	@python=$$(scripts/find-python313) && rm -rf $(CHECKOV_VENV) && $$python -m venv $(CHECKOV_VENV)
@@ -31,22 +39,22 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 TEST_STAGES := pytest template-check lint
 # Through a variable, so `make -n test` prints the stages instead of running them.
 STAGE_RUNNER = $(MAKE) --no-print-directory
-test: $(STAMP)
+test: $(SETUP)
 	@scripts/run-stages "$(STAGE_RUNNER)" $(TEST_STAGES)
 
 ## Every test (unit, integration, e2e, the benchmark smoke run) on two workers.
-pytest: $(STAMP)
+pytest: $(SETUP)
 	$(BIN)/python -m pytest -n 2 -q
 
 ## Set up the environment if needed, then serve the whole API on 127.0.0.1:$(PORT) (default 3000),
 ## Docker-free, on an embedded AWS emulation (docs/local-development.md). Ctrl-C stops it.
-dev: $(STAMP)
+dev: $(SETUP)
 	$(BIN)/keygate dev serve $(if $(PORT),--port $(PORT))
 
 ## sam validate --lint and sam build (arm64 wheels for the layer).
 template-check: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam validate --lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel --cached
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --parallel --no-cached
 
 ## The scanners (docs/quality.md): ruff, mypy on the layer, bandit, cfn-lint with the serverless
 ## rules and checkov on both templates. Each fails the build on a finding not skipped in place.
@@ -59,16 +67,16 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml \
 	  -f template.yaml -f examples/protected-api/template.yaml
 
-unit integration: $(STAMP)
+unit integration: $(SETUP)
 	$(BIN)/python -m pytest -q tests/$@
 
 ## Run every benchmark (a few minutes, on a quiet machine), print the table and write
 ## benchmarks/results/benchmarks.json (docs/performance.md). QUICK=1 for the short smoke run.
-bench: $(STAMP)
+bench: $(SETUP)
 	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick)
 
 ## Regenerate docs/openapi.json from the code (tests/unit/test_openapi.py fails when it drifts).
-openapi: $(STAMP)
+openapi: $(SETUP)
 	$(BIN)/python -m keygate_dev.openapi --write
 
 ## Re-pin requirements/dev.txt from requirements/dev.in.

@@ -55,8 +55,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` 
     sys.path.insert(0, str(ROOT))
 
 import keygate_client  # noqa: E402  # after the sys.path set-up above
+import kg1  # noqa: E402  # after the sys.path set-up above
 from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
-from keygate import apigw, authorizer, signing  # noqa: E402  # after the sys.path set-up above
+from keygate import apigw, authorizer  # noqa: E402  # after the sys.path set-up above
 from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
 from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above
 from keygate_dev import template  # noqa: E402  # after the sys.path set-up above
@@ -196,8 +197,8 @@ def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
         assert decision.allowed, decision
 
     # The bare HMAC over the very string the authorizer verified last.
-    signed = signing.parse_signed_headers(prepared[-1]["headers"])
-    text = signing.string_to_sign(timestamp=signed.timestamp, recv_window=signed.recv_window, nonce=signed.nonce,
+    signed = kg1.parse_signed_headers(prepared[-1]["headers"])
+    text = kg1.string_to_sign(timestamp=signed.timestamp, recv_window=signed.recv_window, nonce=signed.nonce,
                                   key_id=signed.key_id, method="GET", path=PATH, query_pairs=[],
                                   content_sha256=signed.content_sha256)
     secret_bytes, message, sent = key[1].encode(), text.encode(), signed.signature

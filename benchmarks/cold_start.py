@@ -5,7 +5,7 @@ site-packages are not on the path) that sees what a Lambda sees: sys.path is
 the function's CodeUri, then a copy of the layer, then the runtime's boto3
 (symlink forests of the same pinned distributions the venv holds: what
 KeyGate imports from the AWS-managed Powertools layer, what
-layers/common/requirements.txt resolves to, plus `keygate`; and boto3 with its
+layers/common/requirements.txt resolves to, plus `keygate` and `kg1`; and boto3 with its
 dependencies). It gets the function's environment from template.yaml and the
 Lambda variables (LAMBDA_TASK_ROOT makes the X-Ray SDK behave as on Lambda),
 imports the handler the way the runtime does, and serves one event prepared by
@@ -54,7 +54,7 @@ from typing import Any
 from benchmarks import authorizer_bench
 from benchmarks._stack import AWS_BASICS, LocalStack, function_property, local_stack
 from benchmarks.package_size import (
-    LAYER_SOURCE,
+    LAYER_PACKAGES,
     RUNTIME_REQUIREMENTS,
     layer_requirements,
     managed_powertools_distributions,
@@ -167,7 +167,7 @@ class LambdaPath:
     @classmethod
     def build(cls, root: Path) -> LambdaPath:
         layer = build_forest(root / "opt-python-keygate", resolve_distributions(layer_requirements()),
-                             {"keygate": LAYER_SOURCE / "keygate"})
+                             LAYER_PACKAGES)
         managed = build_forest(root / "opt-python-powertools", managed_powertools_distributions())
         runtime = build_forest(root / "runtime", resolve_distributions(RUNTIME_REQUIREMENTS))
         # The runtime ships compiled, and so does the managed Powertools layer (its release canary fails

@@ -7,7 +7,7 @@ wheels, so the compiled parts differ a little) and the figure says so. Sizes
 are bytes on disk as unpacked; MB means 2**20 bytes, like Lambda's limits.
 The layer target is 15 MB: boto3 and botocore come with the runtime.
 
-The layer ships only the keygate package: Powertools, the X-Ray SDK, pydantic,
+The layer ships only the keygate and kg1 packages: Powertools, the X-Ray SDK, pydantic,
 PyJWT and cryptography come from the AWS-managed Powertools layer (template
 parameter PowertoolsLayerArn), which is AWS's to build and is not in
 `sam build`'s output. Its share of the 250 MB unzipped limit is estimated from
@@ -32,6 +32,8 @@ from keygate_dev import template
 BUILD_DIR = template.ROOT / ".aws-sam" / "build"
 LAYER_ID = "CommonLayer"
 LAYER_SOURCE = template.ROOT / "layers" / "common"
+# KeyGate's own packages in the layer (layers/common/Makefile copies kg1 from sdk/kg1).
+LAYER_PACKAGES = {"keygate": LAYER_SOURCE / "keygate", "kg1": template.ROOT / "sdk" / "kg1" / "kg1"}
 LAYER_TARGET_MB = 15.0
 MB = 2**20
 # What the Python 3.13 runtime already provides: boto3 and its dependencies (never shipped in a layer).
@@ -92,7 +94,7 @@ def _built_layer_by_distribution(site: Path) -> dict[str, int]:
         unclaimed = [entry] if entry.is_file() else [Path(d) / f for d, _, fs in os.walk(entry) for f in fs]
         rest = sum(file.stat().st_size for file in unclaimed if file not in claimed)
         if rest:
-            name = entry.name if entry.name == "keygate" else "other"
+            name = entry.name if entry.name in LAYER_PACKAGES else "other"
             sizes[name] = sizes.get(name, 0) + rest
     return sizes
 
@@ -109,12 +111,14 @@ def _venv_sizes(distributions: Iterable[str]) -> dict[str, int]:
 
 def _venv_layer_by_distribution() -> dict[str, int]:
     sizes = _venv_sizes(resolve_distributions(layer_requirements()))
-    sizes["keygate"] = sum(file.stat().st_size for file in (LAYER_SOURCE / "keygate").rglob("*.py"))
+    for name, source in LAYER_PACKAGES.items():
+        sizes[name] = sum(file.stat().st_size for file in source.rglob("*.py"))
     return sizes
 
 
 def _newest_source_mtime() -> float:
-    sources = [template.TEMPLATE_PATH, *LAYER_SOURCE.rglob("*"), *(template.ROOT / "functions").rglob("*")]
+    sources = [template.TEMPLATE_PATH, *LAYER_SOURCE.rglob("*"), *LAYER_PACKAGES["kg1"].rglob("*"),
+               *(template.ROOT / "functions").rglob("*")]
     return max(path.stat().st_mtime for path in sources if path.is_file() and "__pycache__" not in path.parts)
 
 

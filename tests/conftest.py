@@ -162,7 +162,7 @@ def secret_names() -> set[str]:
 
 @dataclass
 class Clocks:
-    """The authorizer's two clocks, moved together: wall time (ms) for SIGNING.md's window and expiry,
+    """The authorizer's two clocks, moved together: wall time (ms) for docs/signing.md's window and expiry,
     monotonic seconds for its caches."""
 
     wall_ms: int

@@ -1,4 +1,4 @@
-"""DESIGN.md's data invariants, checked against everything stored in moto.
+"""docs/product.md's data invariants, checked against everything stored in moto.
 
 One implementation for every test that needs them (fault injection,
 concurrency, API tests). `check_invariants()` reads the whole table and every

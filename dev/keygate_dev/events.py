@@ -48,7 +48,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from keygate import apigw, signing, wiring
+import kg1
+from keygate import apigw, wiring
 from keygate.models import CreateApiKeyRequest, CreatedApiKey
 from keygate.records import AccountState, now_utc
 from keygate.stepup import Action, StepUpUse
@@ -295,14 +296,14 @@ def response_fields(result: dict[str, Any]) -> dict[str, Any]:
 
 @preparer("kg1_sign")
 def kg1_sign(event: dict[str, Any], run: EventRun, *, key: str, tamper: str | None = None) -> dict[str, Any]:
-    """Sign a REQUEST authorizer event now with a seeded key's secret, as a bot would (shared/SIGNING.md).
+    """Sign a REQUEST authorizer event now with a seeded key's secret, as a bot would (docs/signing.md).
 
     `tamper: "signature"` sends a signature for another path, for events that must be refused.
     """
     created = run.keys[key]
     request = apigw.signed_request(event)
     path = request.path + ("/tampered" if tamper == "signature" else "")
-    headers = signing.sign_request(created.api_key, created.api_secret, request.method, path, request.query_pairs)
+    headers = kg1.sign_request(created.api_key, created.api_secret, request.method, path, request.query_pairs)
     return {**event, "headers": {**(event.get("headers") or {}), **headers},
             "multiValueHeaders": {**(event.get("multiValueHeaders") or {}),
                                   **{name: [value] for name, value in headers.items()}}}

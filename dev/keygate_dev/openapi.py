@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from keygate import keys, models, signing, stepup
+import kg1
+from keygate import keys, models, stepup
 from keygate.errors import ErrorCode
 from keygate.routes import ROUTES, Auth, QueryInteger, Route
 from keygate_dev import template
@@ -40,11 +41,11 @@ STEP_UP_SCHEME = "passkeyStepUp"
 # One apiKey scheme per KG1 header that every signed request carries (docs/signing.md);
 # the optional X-KG-RECV-WINDOW is a header parameter of the route instead.
 KG1_SCHEMES = {
-    "kg1ApiKey": signing.HEADER_API_KEY,
-    "kg1Timestamp": signing.HEADER_TIMESTAMP,
-    "kg1Nonce": signing.HEADER_NONCE,
-    "kg1ContentSha256": signing.HEADER_CONTENT_SHA256,
-    "kg1Signature": signing.HEADER_SIGNATURE,
+    "kg1ApiKey": kg1.HEADER_API_KEY,
+    "kg1Timestamp": kg1.HEADER_TIMESTAMP,
+    "kg1Nonce": kg1.HEADER_NONCE,
+    "kg1ContentSha256": kg1.HEADER_CONTENT_SHA256,
+    "kg1Signature": kg1.HEADER_SIGNATURE,
 }
 
 
@@ -71,9 +72,9 @@ def _query_parameter(parameter: QueryInteger) -> dict[str, Any]:
 
 def _recv_window_parameter() -> dict[str, Any]:
     return {
-        "name": signing.HEADER_RECV_WINDOW, "in": "header", "required": False,
-        "description": f"KG1 receive window in ms (signed; {signing.DEFAULT_RECV_WINDOW_MS} when absent).",
-        "schema": {"type": "integer", "minimum": 1, "maximum": signing.MAX_RECV_WINDOW_MS},
+        "name": kg1.HEADER_RECV_WINDOW, "in": "header", "required": False,
+        "description": f"KG1 receive window in ms (signed; {kg1.DEFAULT_RECV_WINDOW_MS} when absent).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": kg1.MAX_RECV_WINDOW_MS},
     }
 
 
@@ -101,7 +102,7 @@ _AUTHORIZATIONS = {
         security=[dict.fromkeys(KG1_SCHEMES, [])],
         refusals={401: "UNAUTHORIZED: the KG1 signature was refused (missing or malformed header, "
                        "timestamp outside the window, unknown, revoked or expired key, signature mismatch "
-                       "or reused nonce; SIGNING.md). The exact reason is logged under the request id the "
+                       "or reused nonce; docs/signing.md). The exact reason is logged under the request id the "
                        "message quotes.",
                   403: "IP_NOT_ALLOWED or PERMISSION_DENIED (signature authorizer)."}),
     Auth.NONE: Authorization(security=[], refusals={}),

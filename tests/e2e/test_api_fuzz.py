@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from keygate import signing
+import kg1 as signing
 from keygate_dev import openapi, state
 from keygate_dev.identity import LocalIdentityProvider
 

@@ -1,4 +1,4 @@
-"""Real threads racing through the handlers (issue 2 and issue 5, DESIGN.md invariants 2 and 3).
+"""Real threads racing through the handlers (issue 2 and issue 5, docs/product.md invariants 2 and 3).
 
 moto does not serialise concurrent requests, so the `atomic_aws` fixture
 applies each request atomically, as DynamoDB does (see faults.serialised_moto).

@@ -1,4 +1,4 @@
-"""Each AWS call of each lifecycle path fails in turn (issues 2 and 5, DESIGN.md invariants 3 and 4).
+"""Each AWS call of each lifecycle path fails in turn (issues 2 and 5, docs/product.md invariants 3 and 4).
 
 For every path (create, update, revoke, revoke-all) a clean run through the
 real handler records the AWS calls it makes; then, for each of those calls on
@@ -195,7 +195,7 @@ def test_a_timed_out_create_that_committed_keeps_its_secret(client, aws_calls):
 def test_a_crashed_handler_is_answered_503_with_retry_after_in_the_error_shape():
     # Given the Gateway Response API Gateway uses when a function dies or times out (template.yaml)
     answer = answer_to_a_crashed_handler()
-    # Then the caller of a crashed mutation is told to retry, in DESIGN.md's error shape
+    # Then the caller of a crashed mutation is told to retry, in docs/product.md's error shape
     assert answer.status == 503
     assert int(answer.headers["Retry-After"]) > 0
     assert answer.body["error"]["code"] == "SERVICE_UNAVAILABLE" and answer.body["error"]["message"]

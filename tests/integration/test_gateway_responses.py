@@ -1,4 +1,4 @@
-"""What API Gateway answers by itself (Gateway Responses in template.yaml), in DESIGN.md's error shape.
+"""What API Gateway answers by itself (Gateway Responses in template.yaml), in docs/product.md's error shape.
 
 Checked twice: each template renders to `{"error": {"code", "message"}}` JSON,
 and the local gateway (keygate_dev.local_api, which renders the template's

@@ -18,7 +18,8 @@ import boto3
 import pytest
 
 import keygate_client
-from keygate import apigw, authorizer, keys, signing, wiring
+import kg1
+from keygate import apigw, authorizer, keys, wiring
 from keygate.config import AuthorizerConfig
 from keygate_dev import template
 from keygate_dev.lambda_runner import LambdaContext
@@ -141,7 +142,7 @@ def test_the_nonce_and_last_use_are_recorded_after_an_allow(gate):
     assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers)).status == 200
     items = {item["pk"]: item for item in table_items()}
     nonce = items[f"NONCE#{key[0]}#{headers['X-KG-NONCE']}"]
-    assert nonce["expires_at_ms"] == int(headers["X-KG-TIMESTAMP"]) + signing.DEFAULT_RECV_WINDOW_MS + 1
+    assert nonce["expires_at_ms"] == int(headers["X-KG-TIMESTAMP"]) + kg1.DEFAULT_RECV_WINDOW_MS + 1
     assert nonce["expires_ttl"] > time.time()
     assert any(item["sk"] == f"USAGE#{key[0]}" and item.get("last_used_at") for item in table_items())
     listed = gate.client.list().json()["api_keys"][0]
@@ -230,7 +231,7 @@ def test_an_unknown_but_well_formed_key_id_is_looked_up_and_refused(gate, captur
     assert logged_codes(captured_logs)[-1] == "UNKNOWN_KEY"
 
 
-@pytest.mark.parametrize("name", sorted(signing.SIGNED_HEADER_NAMES))
+@pytest.mark.parametrize("name", sorted(kg1.SIGNED_HEADER_NAMES))
 @pytest.mark.parametrize("value", [None, "", "x" * 20_000, "ü" * 32], ids=["missing", "empty", "huge", "non-ascii"])
 def test_malformed_headers_are_401_without_any_aws_call(gate, aws_calls, name, value):
     # Given a correctly signed request (checks 1-3 need no stored key) with one header spoiled

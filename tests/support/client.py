@@ -118,7 +118,7 @@ class ApiClient:
 
 
 def assert_error(response: Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """Every refusal has DESIGN.md's shape: {"error": {"code", "message"}}."""
+    """Every refusal has the error shape of docs/product.md: {"error": {"code", "message"}}."""
     assert response.status == status, response.body
     body = response.json()
     assert set(body) == {"error"}, body

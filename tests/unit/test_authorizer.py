@@ -1,4 +1,4 @@
-"""SignatureAuthorizer's decisions, pure logic: SIGNING.md's checks in order, over a stand-in store.
+"""SignatureAuthorizer's decisions, pure logic: docs/signing.md's checks in order, over a stand-in store.
 
 The stand-in keeps records, secrets and nonces in memory with DynamoDB's
 conditional-write rule for nonces; the wall clock and the cache clock are
@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keygate_client
-from keygate import apigw, keys, signing
+import kg1
+from keygate import apigw, keys
 from keygate.authorizer import SignatureAuthorizer, TtlCache
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
@@ -145,7 +146,7 @@ def test_a_signed_request_is_allowed_with_a_flat_context(world):
 EXAMPLE_KEY_ID = "kg_live_example_key_id"
 EXAMPLE_GET_HEADERS = {
     "X-KG-API-KEY": EXAMPLE_KEY_ID, "X-KG-TIMESTAMP": "1767225600000", "X-KG-RECV-WINDOW": "5000",
-    "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8a", "X-KG-CONTENT-SHA256": signing.EMPTY_BODY_SHA256,
+    "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8a", "X-KG-CONTENT-SHA256": kg1.EMPTY_BODY_SHA256,
     "X-KG-SIGNATURE": "458772e593bd5f81e4cb9b146b16e1e8a75a42580340dd6f32473997dbd907b8"}
 EXAMPLE_POST_HEADERS = {  # names in lower case: API Gateway passes them as the client wrote them
     "x-kg-api-key": EXAMPLE_KEY_ID, "x-kg-timestamp": "1767225601234", "x-kg-nonce": "Zx9_-abcdefghijklmnop",
@@ -158,7 +159,7 @@ EXAMPLE_POST_STRING_TO_SIGN = (
 
 @pytest.fixture
 def example_world(monkeypatch):
-    """SIGNING.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
+    """docs/signing.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
     storage, clocks = FakeStore(), Clocks(wall_ms=1767225601234)
     monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == EXAMPLE_KEY_ID)
     storage.records[EXAMPLE_KEY_ID] = ApiKeyRecord(
@@ -175,8 +176,8 @@ def test_worked_examples_are_accepted_by_the_authorizer_byte_for_byte(example_wo
     post = apigw.signed_request(event("POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10",
                                     EXAMPLE_POST_HEADERS))
     # Then what the authorizer signs over is the page's string to sign, byte for byte ...
-    parsed = signing.parse_signed_headers(post.headers)
-    assert signing.string_to_sign(
+    parsed = kg1.parse_signed_headers(post.headers)
+    assert kg1.string_to_sign(
         timestamp=parsed.timestamp, recv_window=parsed.recv_window, nonce=parsed.nonce, key_id=parsed.key_id,
         method=post.method, path=post.path, query_pairs=post.query_pairs, content_sha256=parsed.content_sha256,
     ) == EXAMPLE_POST_STRING_TO_SIGN
@@ -243,7 +244,7 @@ def test_a_degenerate_event_is_decided_never_an_exception(world, damage, allowed
 
 
 # ----------------------------------------------------- checks 1-3: no lookup
-@pytest.mark.parametrize("name", sorted(signing.SIGNED_HEADER_NAMES))
+@pytest.mark.parametrize("name", sorted(kg1.SIGNED_HEADER_NAMES))
 @pytest.mark.parametrize("value", [None, "", "9" * 70_000, "ключ-ключ-ключ-ключ", "abc\r\nX-Evil: 1"],
                          ids=["missing", "empty", "huge", "non-ascii", "crlf"])
 def test_every_malformed_header_is_a_401_before_any_lookup(world, name, value):
@@ -590,7 +591,7 @@ def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segment
         tampered_query = "&".join(filter(None, [query, f"{quote(extra[0], safe='')}={quote(extra[1], safe='')}"]))
     elif component == "body_digest":
         other_body = data.draw(st.binary(max_size=64).filter(lambda other: other != body))
-        tampered["X-KG-CONTENT-SHA256"] = signing.content_sha256(other_body)
+        tampered["X-KG-CONTENT-SHA256"] = kg1.content_sha256(other_body)
     elif component == "timestamp":
         tampered["X-KG-TIMESTAMP"] = str(int(sent["X-KG-TIMESTAMP"]) + data.draw(st.sampled_from([-1, 1, 400])))
     elif component == "recv_window":

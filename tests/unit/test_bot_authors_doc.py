@@ -1,5 +1,5 @@
-"""The README's bot-author section says what the code does: its shell recipe signs SIGNING.md's example byte for byte,
-its keygate-sign usage is the command's own, and its attach snippet is what KeyGate exports.
+"""The README's bot-author section says what the code does: its shell recipe signs docs/signing.md's example
+byte for byte, its keygate-sign usage is the command's own, and its attach snippet is what KeyGate exports.
 
 Each checked block is found by the HTML comment right above it, so rewording the prose never breaks a test
 but changing a checked block without changing the code does.
@@ -19,7 +19,7 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 
 import keygate_client
-from keygate import signing
+import kg1 as signing
 from keygate_client import cli
 from keygate_dev import template
 
@@ -64,11 +64,11 @@ def curl_headers(arguments: list[str]) -> dict[str, str]:
 # ------------------------------------------------------------------ shell recipe
 @needs_openssl
 def test_the_shell_recipe_produces_the_worked_example_signature():
-    # Given SIGNING.md's POST example's timestamp, nonce, key id and secret
+    # Given docs/signing.md's POST example's timestamp, nonce, key id and secret
     # When the doc's bash + openssl recipe signs it
     arguments = run_shell_recipe(TIMESTAMP="1767225601234", NONCE="Zx9_-abcdefghijklmnop")
     headers = curl_headers(arguments)
-    # Then curl would send SIGNING.md's signature and digest, the body as signed, and no recv window header
+    # Then curl would send docs/signing.md's signature and digest, the body as signed, and no recv window header
     assert headers["X-KG-SIGNATURE"] == POST_SIGNATURE
     assert headers["X-KG-CONTENT-SHA256"] == signing.content_sha256(POST_BODY)
     assert arguments[arguments.index("--data-binary") + 1].encode() == POST_BODY

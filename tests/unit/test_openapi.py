@@ -66,7 +66,7 @@ def test_step_up_is_documented_exactly_where_the_route_declares_it(method, path,
 
 
 def test_each_route_declares_the_credentials_its_authorizer_checks():
-    # Given the three kinds of caller of DESIGN.md's API table
+    # Given the three kinds of caller: anyone (the clock), a bot, the app
     # When their operations' security requirements are read
     time_security = _operation("GET", "/v1/time")["security"]
     bot_security = _operation("GET", "/v1/trade/api-keys/self")["security"]

@@ -40,3 +40,12 @@ def test_only_prod_turns_on_deletion_protection():
     # The table's DeletionProtectionEnabled follows IsProd, i.e. Stage == prod
     assert template.load_template()["Conditions"]["IsProd"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
     assert [environment for environment in ENVIRONMENTS if overrides(environment)["Stage"] == "prod"] == ["prod"]
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_builds_are_never_cached(environment):
+    # SAM's build cache hashes a layer's ContentUri only, and CommonLayer also copies kg1 from sdk/kg1:
+    # a cached build would ship a stale kg1 after a change there
+    assert SAMCONFIG[environment]["build"]["parameters"]["cached"] is False
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "sam build --parallel --no-cached" in makefile and "--cached" not in makefile.replace("--no-cached", "")

@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from keygate import keys, signing
+import kg1 as signing
+from keygate import keys
 from keygate_client import cli
 from tests.loopback import serving
 

@@ -1,9 +1,9 @@
-"""keygate.signing: SIGNING.md's canonical form, header rules and clock window, byte for byte."""
+"""kg1 (sdk/kg1): docs/signing.md's canonical form, header rules and clock window, byte for byte."""
 
 import ast
-import hashlib
-import hmac
 import os
+import shutil
+import subprocess  # nosec B404  # runs a Python 3.10 interpreter on kg1, no shell
 import sys
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -13,8 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keygate_client
-from keygate import signing
-from keygate_client import _kg1
+import kg1 as signing
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "kgs_example_secret_do_not_use"
@@ -48,7 +47,7 @@ def valid_headers(**changes):
 
 # ------------------------------------------------------------- worked examples
 def test_worked_example_get_string_to_sign_and_signature():
-    # Given SIGNING.md's GET example
+    # Given docs/signing.md's GET example
     text = signing.string_to_sign(timestamp="1767225600000", recv_window="5000", nonce="n0nce-3f9c2a7e1b4d4c8a",
                                   key_id=KEY_ID, method="GET", path="/v1/trade/api-keys/self", query_pairs=[],
                                   content_sha256=signing.content_sha256(b""))
@@ -58,7 +57,7 @@ def test_worked_example_get_string_to_sign_and_signature():
 
 
 def test_worked_example_post_string_to_sign_and_signature():
-    # Given SIGNING.md's POST example with its decoded query (repeats kept, a space and a slash in values)
+    # Given docs/signing.md's POST example with its decoded query (repeats kept, a space and a slash in values)
     pairs = keygate_client.query_pairs(f"https://h/v1/trade/orders?{POST_QUERY}")
     assert pairs == [("symbol", "BTC-USDT"), ("client id", "a b/c"), ("a", "2"), ("a", "10")]
     text = signing.string_to_sign(timestamp="1767225601234", recv_window="", nonce="Zx9_-abcdefghijklmnop",
@@ -112,34 +111,91 @@ def test_a_url_outside_the_api_root_is_refused_before_signing():
         keygate_client.signed_path("https://api.example.com/other/v1/time", "https://api.example.com/trading")
 
 
-def test_the_shell_recipe_in_signing_md_computes_the_same_hmac():
-    # Given the printf line of SIGNING.md (what `openssl dgst -sha256 -hmac` hashes)
-    message = ("KG1-HMAC-SHA256\\n1767225600000\\n5000\\nn0nce-3f9c2a7e1b4d4c8a\\nkg_live_example_key_id\\nGET\\n"
-               "/v1/trade/api-keys/self\\n\\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    # Then printf's escapes give exactly our string to sign, with no trailing newline
-    printed = message.replace("\\n", "\n")
-    assert printed == GET_STRING_TO_SIGN and not printed.endswith("\n")
-    assert hmac.new(SECRET.encode(), printed.encode(), hashlib.sha256).hexdigest() == GET_SIGNATURE
-
-
 # ---------------------------------------------------------- one implementation
-def test_the_sdk_ships_the_layers_signing_module_through_a_relative_symlink():
-    link = ROOT / "sdk/python/keygate_client/_kg1.py"
-    assert link.is_symlink()
-    assert not os.path.isabs(os.readlink(link))
-    assert os.path.samefile(link, ROOT / "layers/common/keygate/signing.py")
-    assert os.path.samefile(_kg1.__file__, signing.__file__)
+KG1_DIR = Path(signing.__file__).parent
+# What the layer's modules used from keygate.signing: kg1 must keep exporting all of it at top level.
+LAYER_API = (
+    "HEADER_API_KEY", "HEADER_TIMESTAMP", "HEADER_RECV_WINDOW", "HEADER_NONCE", "HEADER_CONTENT_SHA256",
+    "HEADER_SIGNATURE", "SIGNED_HEADER_NAMES", "DEFAULT_RECV_WINDOW_MS", "MAX_RECV_WINDOW_MS", "MAX_CLOCK_AHEAD_MS",
+    "EMPTY_BODY_SHA256", "SigningError", "SignedHeaders", "enc", "canonical_path", "canonical_query",
+    "string_to_sign", "signature", "content_sha256", "parse_signed_headers", "check_timestamp",
+    "expected_signature", "verify_signature", "body_matches", "new_nonce", "sign_request", "SCHEME",
+)
 
 
-def test_signing_imports_nothing_but_the_standard_library():
-    # The SDK ships this file: it must import neither keygate nor any third-party package.
-    tree = ast.parse(Path(signing.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+def test_kg1_is_the_source_tree_package_and_exports_the_layers_names():
+    # Given the kg1 the development install imports
+    assert KG1_DIR == ROOT / "sdk" / "kg1" / "kg1"
+    # Then it exports at top level every name the layer used from keygate.signing, and each exported name exists
+    assert set(LAYER_API) <= set(signing.__all__)
+    assert all(getattr(signing, name, None) is not None for name in signing.__all__)
+
+
+def test_both_sides_take_the_default_receive_window_from_one_constant(monkeypatch):
+    # Given kg1's verifying side with another value for the constant
+    monkeypatch.setattr(signing.verify, "DEFAULT_RECV_WINDOW_MS", 1234)
+    # When it parses a request without X-KG-RECV-WINDOW
+    parsed = signing.parse_signed_headers(valid_headers(X_KG_RECV_WINDOW=None))
+    # Then it reads the absent window as the constant, not as a literal of its own
+    assert parsed.recv_window_ms == 1234
+    # And the SDK's defaults are the very constant of the copy it ships (`is`: an equal literal would fail),
+    # while sign_request sends no window unless asked
+    from keygate_client import _kg1, cli, core, httpx_auth, requests_auth
+    assert core.sign.__kwdefaults__["recv_window_ms"] is _kg1.DEFAULT_RECV_WINDOW_MS == signing.DEFAULT_RECV_WINDOW_MS
+    for init in (core.Signer.__init__, httpx_auth.HttpxAuth.__init__, requests_auth.RequestsAuth.__init__):
+        assert init.__kwdefaults__["recv_window_ms"] == _kg1.DEFAULT_RECV_WINDOW_MS
+    assert cli._parser().get_default("recv_window") == _kg1.DEFAULT_RECV_WINDOW_MS
+    assert signing.sign_request.__kwdefaults__["recv_window_ms"] is None
+
+
+@pytest.mark.parametrize("module", sorted(path.name for path in KG1_DIR.glob("*.py")))
+def test_kg1_imports_nothing_but_the_standard_library_and_itself(module):
+    # The SDK ships kg1 as keygate_client._kg1: only relative imports of its own modules, and the standard library.
+    tree = ast.parse((KG1_DIR / module).read_text())
+    absolute = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+    absolute |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
-    assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+    assert absolute <= set(sys.stdlib_module_names) | {"__future__"}, absolute
+    relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+    assert all(node.level == 1 and (KG1_DIR / f"{node.module}.py").is_file() for node in relative)
+
+
+@pytest.mark.parametrize("module", sorted(path.name for path in KG1_DIR.glob("*.py")))
+def test_kg1_is_python_3_10_syntax(module):
+    # The SDK (and so kg1) supports Python 3.10+
+    ast.parse((KG1_DIR / module).read_text(), feature_version=(3, 10))
+
+
+def python_3_10() -> str | None:
+    """A Python 3.10 interpreter that runs ($PYTHON310, python3.10, or one of pyenv's), else None."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [os.environ.get("PYTHON310"), shutil.which("python3.10"),
+                  *map(str, sorted(pyenv.glob("3.10*/bin/python3.10")))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 10))"],  # noqa: S603
+                               capture_output=True, check=False)  # nosec B603
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def test_kg1_signs_and_verifies_the_get_example_on_python_3_10():
+    interpreter = python_3_10()
+    if interpreter is None:
+        pytest.skip("no Python 3.10 interpreter found (set PYTHON310)")
+    # When kg1 alone runs on Python 3.10 (-I -S: nothing but the standard library and kg1)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kg1; "
+            "h = kg1.sign_request('kg_live_example_key_id', 'kgs_example_secret_do_not_use', 'GET', "
+            "'/v1/trade/api-keys/self', timestamp_ms=1767225600000, recv_window_ms=kg1.DEFAULT_RECV_WINDOW_MS, "
+            "nonce='n0nce-3f9c2a7e1b4d4c8a'); "
+            "s = kg1.parse_signed_headers(h); kg1.check_timestamp(s, 1767225600000); "
+            "print(h['X-KG-SIGNATURE'], kg1.verify_signature(s, 'kgs_example_secret_do_not_use', 'GET', "
+            "'/v1/trade/api-keys/self', []))")
+    result = subprocess.run([interpreter, "-I", "-S", "-c", code, str(KG1_DIR.parent)],  # noqa: S603
+                            capture_output=True, text=True, check=True)  # nosec B603
+    # Then it signs the worked example and verifies it
+    assert result.stdout.split() == [GET_SIGNATURE, "True"]
 
 
 # --------------------------------------------------------------- canonical form
@@ -213,7 +269,7 @@ def test_malformed_values_of_every_header_are_refused(name, kind):
 
 @pytest.mark.parametrize(("name", "value"), [
     ("X-KG-TIMESTAMP", "-1767225600000"), ("X-KG-TIMESTAMP", "1767225600000.5"), ("X-KG-TIMESTAMP", "1e12"),
-    ("X-KG-TIMESTAMP", "١٧٦٧٢٢٥٦٠٠٠٠٠"),  # Arabic-Indic digits are digits to str.isdigit, not to SIGNING.md
+    ("X-KG-TIMESTAMP", "١٧٦٧٢٢٥٦٠٠٠٠٠"),  # Arabic-Indic digits are digits to str.isdigit, not to KG1
     ("X-KG-RECV-WINDOW", "0"), ("X-KG-RECV-WINDOW", "60001"), ("X-KG-RECV-WINDOW", "five"),
     ("X-KG-RECV-WINDOW", "-5"), ("X-KG-RECV-WINDOW", "5000.0"),
     ("X-KG-NONCE", "a" * 15), ("X-KG-NONCE", "a" * 65), ("X-KG-NONCE", "abcdefghijklmnop!"),

@@ -68,7 +68,7 @@ def test_a_rate_blocked_request_gets_429_throttled_in_the_error_shape_with_retry
     # Then it is 429 with Retry-After: the evaluation window, after which a client that paused is under the limit
     assert response["ResponseCode"] == 429
     assert response["ResponseHeaders"] == [{"Name": "Retry-After", "Value": {"Ref": "WafRateLimitWindowSeconds"}}]
-    # And its body is JSON in DESIGN.md's error shape with code THROTTLED
+    # And its body is JSON in the error shape (docs/product.md) with code THROTTLED
     body = ACL["CustomResponseBodies"][response["CustomResponseBodyKey"]]
     assert body["ContentType"] == "APPLICATION_JSON"
     rendered = json.loads(body["Content"])

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
-from keygate import apigw, signing
+import kg1
+from keygate import apigw
 from keygate.errors import ErrorCode, KeyGateError
 from keygate.keys import SECRET_PREFIX
 from keygate.observability import logger, metrics, tracer
@@ -223,8 +224,8 @@ def verified_body(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callab
     @functools.wraps(handler)
     def wrapped(event: dict[str, Any]) -> dict[str, Any]:
         sent = [value for name, value in (event.get("headers") or {}).items()
-                if isinstance(name, str) and name.lower() == signing.HEADER_CONTENT_SHA256.lower()]
-        if len(sent) != 1 or not signing.body_matches(apigw.raw_body(event), sent[0]):
+                if isinstance(name, str) and name.lower() == kg1.HEADER_CONTENT_SHA256.lower()]
+        if len(sent) != 1 or not kg1.body_matches(apigw.raw_body(event), sent[0]):
             raise KeyGateError(ErrorCode.BODY_DIGEST_MISMATCH,
                                "The body does not match X-KG-CONTENT-SHA256: sign the exact bytes you send.")
         return handler(event)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from keygate import keys, signing
+import kg1
+from keygate import keys
 from keygate.apigw import SignedRequest
 from keygate.config import AuthorizerConfig, StorageConfig
 from keygate.errors import ErrorCode
@@ -169,16 +170,16 @@ class SignatureAuthorizer:
         return "read" if method.upper() in READ_METHODS else "trade"
 
     def authorize(self, request: SignedRequest) -> Decision:
-        """SIGNING.md's checks 1-7, in order. AWS faults raise ServiceUnavailable, never a Decision."""
+        """docs/signing.md's checks 1-7, in order. AWS faults raise ServiceUnavailable, never a Decision."""
         now_ms = self._clock_ms()
         # 1. headers present and well formed (each exactly once)
-        if request.duplicated_headers & signing.SIGNED_HEADER_NAMES:
+        if request.duplicated_headers & kg1.SIGNED_HEADER_NAMES:
             return Decision.refuse(ErrorCode.MALFORMED_HEADER, "Each X-KG-* header must be sent exactly once.")
         try:
-            signed = signing.parse_signed_headers(request.headers)
+            signed = kg1.parse_signed_headers(request.headers)
             # 2. timestamp inside the window
-            signing.check_timestamp(signed, now_ms)
-        except signing.SigningError as error:
+            kg1.check_timestamp(signed, now_ms)
+        except kg1.SigningError as error:
             return Decision.refuse(ErrorCode[error.code], error.message)
         # 3. key id well formed: no lookup for a malformed or forged id
         if not keys.is_well_formed_key_id(signed.key_id, self._config.key_id_prefix):
@@ -199,7 +200,7 @@ class SignatureAuthorizer:
             # Its secret is deleted right after a revocation this instance has not seen yet.
             logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
             return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
-        if not signing.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
+        if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
             return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH,
                                    "The signature does not match the request; check the string to sign.", **known)
         # 5. source IP inside the whitelist (API Gateway's source IP, never a header)

@@ -2,7 +2,7 @@
 
 `KeyLifecycle` receives its policy and storage ports from the function's
 composition root (keygate.wiring) and knows nothing of HTTP. The write order
-behind DESIGN.md's invariants 3 and 4, the optimistic-concurrency rules and
+behind the product's invariants (docs/product.md) 3 and 4, the optimistic-concurrency rules and
 the janitor's bounds are explained in docs/architecture.md ("Write order",
 "The key limit under concurrency", "Bounds").
 """

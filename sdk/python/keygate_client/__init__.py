@@ -1,4 +1,4 @@
-"""Client for APIs behind KeyGate's signature authorizer (KG1-HMAC-SHA256, SIGNING.md).
+"""Client for APIs behind KeyGate's signature authorizer (KG1-HMAC-SHA256, docs/signing.md).
 
 - `sign(key_id, secret, method, path, query_pairs, body)`: the six X-KG-* headers
   (receive window 5000 ms unless `recv_window_ms` says otherwise; None leaves it out);
@@ -7,7 +7,8 @@
 - `ServerClock.sync(api_root)`: a clock corrected by its offset to KeyGate's (GET /v1/time);
 - the `keygate-sign` command: a signed curl command, or the response with `--send`.
 
-Standard library only; `_kg1` is the very module the authorizer verifies with.
+Standard library only; `_kg1` is a copy of kg1 (sdk/kg1), the package the authorizer verifies
+with, made when the SDK is built.
 """
 
 from typing import Any

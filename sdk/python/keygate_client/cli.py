@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="URL of the API root (stage or base path included); the signed path is relative "
                              "to it (default: the stage of execute-api URLs)")
     parser.add_argument("--recv-window", type=int, metavar="MS", default=_kg1.DEFAULT_RECV_WINDOW_MS,
-                        help="receive window, 1..60000 ms (default 5000)")
+                        help=f"receive window, 1..{_kg1.MAX_RECV_WINDOW_MS} ms (default {_kg1.DEFAULT_RECV_WINDOW_MS})")
     parser.add_argument("--sync-clock", action="store_true", help="correct the clock with GET <api root>/v1/time first")
     parser.add_argument("--send", action="store_true", help="send the request and print the response")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",

@@ -1,1 +1,0 @@
-../../../layers/common/keygate/signing.py
