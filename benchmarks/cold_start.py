@@ -64,8 +64,8 @@ from keygate import routes
 from keygate.models import CreatedApiKey
 from keygate_dev import template
 from keygate_dev.events import response_status
-from tests.conftest import REGION
 from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
+from tests.support.stack import REGION
 
 AUTHORIZER = "SignatureAuthorizerFunction"
 TARGET_RATIO = 1.3

@@ -18,8 +18,7 @@ from keygate_client import RequestsAuth, ServerClock
 from keygate_dev import template
 from keygate_dev.local_api import gateway_responses
 from keygate_dev.server import walkthrough_commands
-
-from .conftest import RECORD_CACHE_TTL_SECONDS, LocalServer
+from tests.support.local_server import RECORD_CACHE_TTL_SECONDS, LocalServer
 
 USER = "e2e-trader"
 ORDER = {"symbol": "BTC-USD", "side": "buy", "qty": "0.25"}

@@ -15,8 +15,8 @@ import re
 import pytest
 
 from keygate_dev import template
-from tests.conftest import stack_parameters
 from tests.support.client import local_gateway as support_gateway
+from tests.support.stack import stack_parameters
 
 GATEWAY_RESPONSES = template.gateway_responses()
 

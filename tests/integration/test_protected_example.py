@@ -6,10 +6,10 @@ import json
 import pytest
 
 from keygate_dev import template
-from tests.conftest import assert_error
 from tests.integration.test_signature_authorizer import BOT_IP, STAGE, Outcome
 from tests.support.apigw_events import ProxyRequest, proxy_event
 from tests.support.client import Response, call_handler
+from tests.support.errors import assert_error
 
 ORDER = b'{"symbol":"BTC-USDT","side":"buy","qty":"0.5"}'
 

@@ -22,9 +22,11 @@ from keygate import apigw, authorizer, keys, signing, wiring
 from keygate.config import AuthorizerConfig
 from keygate_dev import template
 from keygate_dev.lambda_runner import LambdaContext
-from tests.conftest import REGION, TABLE_NAME, ApiClient, Clocks, onboard, stack_parameters, table_items
-from tests.integration.faults import AWS_FAULTS, Fault, Mode
 from tests.support.apigw_events import ProxyRequest, authorizer_event, resource_parameters
+from tests.support.client import ApiClient
+from tests.support.clocks import Clocks
+from tests.support.faults import AWS_FAULTS, Fault, Mode
+from tests.support.stack import REGION, TABLE_NAME, onboard, stack_parameters, table_items
 
 FUNCTION_ID = "SignatureAuthorizerFunction"
 STAGE = "test"

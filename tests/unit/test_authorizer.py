@@ -24,8 +24,8 @@ from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
 from keygate.ports import NonceReused
 from keygate.records import ApiKeyRecord, KeyStatus
-from tests.conftest import Clocks
 from tests.support.apigw_events import ProxyRequest, authorizer_event
+from tests.support.clocks import Clocks
 
 PREFIX = "kgk_"
 STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"

@@ -19,8 +19,8 @@ import keygate_client
 from keygate import apigw, keys, signing
 from keygate.authorizer import SignatureAuthorizer
 from keygate_client import core
-from tests.conftest import Clocks
 from tests.loopback import serving
+from tests.support.clocks import Clocks
 from tests.unit.test_authorizer import NOW_MS, STAGE_URL, FakeStore, event, make_config
 
 segment = st.text(min_size=1, max_size=10).filter(lambda text: text not in {".", ".."})
