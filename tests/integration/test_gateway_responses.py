@@ -16,6 +16,7 @@ import pytest
 
 from keygate_dev import template
 from tests.support.client import local_gateway as support_gateway
+from tests.support.errors import error_of
 from tests.support.stack import stack_parameters
 
 GATEWAY_RESPONSES = template.gateway_responses()
@@ -29,9 +30,7 @@ def _rendered(text: str) -> dict:
 
 @pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))
 def test_every_gateway_response_renders_the_error_shape(response_type):
-    body = _rendered(GATEWAY_RESPONSES[response_type]["ResponseTemplates"]["application/json"])
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] and body["error"]["message"]
+    error_of(_rendered(GATEWAY_RESPONSES[response_type]["ResponseTemplates"]["application/json"]))
 
 
 def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():
