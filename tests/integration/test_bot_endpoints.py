@@ -2,8 +2,8 @@
 
 import time
 
-from tests.integration.test_signature_authorizer import BOT_IP
 from tests.support.apigw_events import ProxyRequest, proxy_event
+from tests.support.bots import BOT_IP
 from tests.support.client import call_handler
 from tests.support.errors import assert_error
 

@@ -18,10 +18,15 @@ from hypothesis import strategies as st
 import keygate_client
 from keygate import apigw, keys, signing
 from keygate.authorizer import SignatureAuthorizer
+from keygate.config import AuthorizerConfig
 from keygate_client import core
 from tests.loopback import serving
+from tests.support.bots import request_event, stage_url
 from tests.support.clocks import Clocks
-from tests.unit.test_authorizer import NOW_MS, STAGE_URL, FakeStore, event, make_config
+from tests.support.memory import MemoryStorage
+
+NOW_MS = 1_795_000_000_000
+STAGE_URL = stage_url("prod")
 
 segment = st.text(min_size=1, max_size=10).filter(lambda text: text not in {".", ".."})
 # Names and values full of what URLs reserve, plus unicode, with repeats likely.
@@ -32,9 +37,10 @@ pairs_strategy = st.lists(st.tuples(name, st.one_of(reserved, st.text(max_size=6
 
 
 def authorizer_and_key() -> tuple[SignatureAuthorizer, str, str, Clocks]:
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
     key_id, secret = storage.add_key(permissions=["read", "trade"])
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
+    authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({}), storage.keys, storage.vault,
+                                     clock_ms=lambda: clocks.wall_ms)
     return authorizer, key_id, secret, clocks
 
 
@@ -42,7 +48,7 @@ def event_from_wire(method: str, target: str, sent_pairs: list[tuple[str, str]],
     """API Gateway's view of the bytes on the wire: the path as sent, the query decoded (ground truth)."""
     path = urlsplit(target).path
     assert path.startswith("/prod/")
-    raw = event(method, path.removeprefix("/prod"), "", headers)
+    raw = request_event(method, path.removeprefix("/prod"), "", headers)
     multi: dict[str, list[str]] = {}
     for key, value in sent_pairs:
         multi.setdefault(key, []).append(value)
@@ -181,13 +187,14 @@ def test_a_server_clock_makes_a_skewed_bot_acceptable():
     authorizer, key_id, secret, clocks = authorizer_and_key()
     skewed = lambda: clocks.wall_ms - 10_000  # noqa: E731  # a named clock reads as one
     late = keygate_client.Signer(key_id, secret, clock=skewed).headers_for("GET", STAGE_URL + "/v1/x", b"")
-    assert authorizer.authorize(apigw.signed_request(event("GET", "/v1/x", "", late))).code == "TIMESTAMP_OUT_OF_WINDOW"
+    refused = authorizer.authorize(apigw.signed_request(request_event("GET", "/v1/x", "", late)))
+    assert refused.code == "TIMESTAMP_OUT_OF_WINDOW"
     # When it corrects its clock by the measured offset
     corrected = keygate_client.ServerClock(offset_ms=10_000)
     corrected_now = lambda: skewed() + corrected.offset_ms  # noqa: E731  # a named clock reads as one
     fixed = keygate_client.Signer(key_id, secret, clock=corrected_now).headers_for("GET", STAGE_URL + "/v1/x", b"")
     # Then its requests are inside the window
-    assert authorizer.authorize(apigw.signed_request(event("GET", "/v1/x", "", fixed))).allowed
+    assert authorizer.authorize(apigw.signed_request(request_event("GET", "/v1/x", "", fixed))).allowed
 
 
 def test_sign_accepts_only_what_signing_md_allows():
