@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -20,9 +19,9 @@ from keygate import apigw, keys, signing
 from keygate.authorizer import SignatureAuthorizer
 from keygate.config import AuthorizerConfig
 from keygate_client import core
-from tests.loopback import serving
 from tests.support.bots import request_event, stage_url
 from tests.support.clocks import Clocks
+from tests.support.loopback import JsonRequest, serving
 from tests.support.memory import MemoryStorage
 
 NOW_MS = 1_795_000_000_000
@@ -147,35 +146,33 @@ def test_importing_the_sdk_needs_no_server_side_package():
 
 
 # ------------------------------------------------------------------ clock
-class _TimeServer(BaseHTTPRequestHandler):
-    server_times: list[int] = []
+@dataclass
+class TimeServer:
+    """GET /prod/v1/time answering the next of `server_times`."""
 
-    def do_GET(self) -> None:
-        assert self.path == "/prod/v1/time"
-        body = json.dumps({"server_time": self.server_times.pop(0)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    url: str
+    server_times: list[int] = field(default_factory=list)
 
 
 @pytest.fixture
-def time_server() -> Iterator[str]:
-    with serving(_TimeServer) as url:
-        yield url
+def time_server() -> Iterator[TimeServer]:
+    times: list[int] = []
+
+    def answer(request: JsonRequest) -> tuple[int, dict[str, int]]:
+        assert (request.method, request.path) == ("GET", "/prod/v1/time")
+        return 200, {"server_time": times.pop(0)}
+
+    with serving(answer) as url:
+        yield TimeServer(url, times)
 
 
 def test_server_clock_keeps_the_offset_of_the_shortest_round_trip(time_server, monkeypatch):
     # Given a server 1 hour ahead, and local clock readings around three requests (round trips 30, 10, 20 ms)
     local = iter([1000, 1030, 2000, 2010, 3000, 3020])
     monkeypatch.setattr(core, "local_clock_ms", lambda: next(local))
-    _TimeServer.server_times = [3_601_015, 3_602_005, 3_603_010]
+    time_server.server_times[:] = [3_601_015, 3_602_005, 3_603_010]
     # When the clock syncs
-    clock = keygate_client.ServerClock.sync(time_server, samples=3)
+    clock = keygate_client.ServerClock.sync(time_server.url, samples=3)
     # Then the offset is the one measured on the shortest round trip (server time minus the midpoint)
     assert clock.offset_ms == 3_602_005 - 2005
     monkeypatch.setattr(core, "local_clock_ms", lambda: 10_000)
