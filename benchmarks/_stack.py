@@ -1,6 +1,6 @@
 """A local KeyGate stack for the benchmarks, built the way the tests build theirs.
 
-template.yaml gives the environment and the table (tests/conftest.py's
+template.yaml gives the environment and the table (tests/support/stack.py's
 parameters and names); moto stands in for DynamoDB and Secrets Manager, either
 in this process (`mock_aws`, for counting calls) or as a server on 127.0.0.1
 (for cold starts, whose fresh interpreters reach it through AWS_ENDPOINT_URL).
@@ -31,7 +31,7 @@ from keygate_dev.events import seed_key
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from keygate_dev.store_hooks import StoreClientHooks
-from tests.conftest import REGION, TABLE_NAME, onboard, stack_parameters
+from tests.support.stack import REGION, TABLE_NAME, onboard, stack_parameters
 
 # Credentials moto accepts; nothing here can reach AWS.
 AWS_BASICS = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",

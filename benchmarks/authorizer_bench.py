@@ -54,52 +54,28 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
-import keygate_client  # noqa: E402  # after the sys.path set-up above
-import kg1  # noqa: E402  # after the sys.path set-up above
 from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
+import kg1  # noqa: E402  # after the sys.path set-up above
 from keygate import apigw, authorizer  # noqa: E402  # after the sys.path set-up above
 from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
 from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above
 from keygate_dev import template  # noqa: E402  # after the sys.path set-up above
 from keygate_dev.lambda_runner import LambdaContext  # noqa: E402  # after the sys.path set-up above
 from keygate_dev.store_hooks import layer_clients  # noqa: E402  # after the sys.path set-up above
-from tests.support.apigw_events import ProxyRequest, authorizer_event  # noqa: E402  # after the sys.path set-up above
+from tests.support.bots import Bot  # noqa: E402  # after the sys.path set-up above
+from tests.support.clocks import Clocks  # noqa: E402  # after the sys.path set-up above
 
 RESULTS = ROOT / "benchmarks" / "results" / "authorizer.json"
-STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/bench"
+STAGE = "bench"
 PATH = "/v1/trade/api-keys/self"
 RATIO_TARGET = 25
 KEYS_PER_USER = 10  # the stack's default key limit
 MANY_KEYS = 100
 
 
-@dataclass
-class SimulatedClock:
-    """Wall clock (ms) and monotonic clock (s) that move only when told.
-
-    `defeat_caches` makes every request a day later on the monotonic clock, so
-    no cache entry survives: the naive authorizer, reading everything each time.
-    """
-
-    wall_ms: int
-    defeat_caches: bool = False
-    requests: int = 0
-
-    def now_ms(self) -> int:
-        return self.wall_ms
-
-    def monotonic(self) -> float:
-        return self.requests * 86_400.0 if self.defeat_caches else self.wall_ms / 1000
-
-    def advance_ms(self, milliseconds: float) -> None:
-        self.wall_ms += round(milliseconds)
-        self.requests += 1
-
-
-def signed_event(key: tuple[str, str], now_ms: int) -> dict[str, Any]:
-    """A bot's signed GET /v1/trade/api-keys/self, as API Gateway's REQUEST authorizer event."""
-    headers = keygate_client.Signer(*key, clock=lambda: now_ms).headers_for("GET", STAGE_URL + PATH, b"")
-    return authorizer_event(ProxyRequest("GET", PATH, "", headers, None, "203.0.113.10", "bench"), PATH, {})
+def signed_event(key: tuple[str, str], clock: Clocks) -> dict[str, Any]:
+    """A bot's signed GET /v1/trade/api-keys/self at `clock`'s time, as API Gateway's REQUEST authorizer event."""
+    return Bot(*key, clock, STAGE).event("GET", PATH, resource=PATH)
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -157,13 +133,13 @@ class _RawBody:
         yield self.body
 
 
-def _handler_samples(key: tuple[str, str], iterations: int, clock: SimulatedClock, *,
+def _handler_samples(key: tuple[str, str], iterations: int, clock: Clocks, *,
                      stub_network: bool) -> list[int]:
     """The deployed handler on `iterations` fresh signed events, after one warming event."""
-    module = template.module_for("SignatureAuthorizerFunction")
-    module._authorizer = authorizer.from_environment(clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    function = template.module_for("SignatureAuthorizerFunction")
+    function.use(authorizer.from_environment(clock_ms=clock.wall_clock_ms, monotonic=clock.monotonic_clock))
     handler, context = template.load_handler("SignatureAuthorizerFunction"), LambdaContext("SignatureAuthorizer")
-    prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
+    prepared = [signed_event(key, clock) for _ in range(iterations + 1)]
     canned, client = _CannedNetwork(), layer_clients()[0]
     samples: list[int] = []
     try:
@@ -177,19 +153,19 @@ def _handler_samples(key: tuple[str, str], iterations: int, clock: SimulatedCloc
     finally:
         client.meta.events.unregister("before-send", canned)
         moto_stubber.enabled = True
-        module._authorizer = None
+        function.use(None)
     if stub_network and canned.calls != iterations:
         raise RuntimeError(f"expected {iterations} canned nonce writes, saw {canned.calls}")
     return samples
 
 
 def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
-    clock = SimulatedClock(time.time_ns() // 1_000_000)
-    stored = authorizer.from_environment(clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    clock = Clocks(time.time_ns() // 1_000_000)
+    stored = authorizer.from_environment(clock_ms=clock.wall_clock_ms, monotonic=clock.monotonic_clock)
     checker = authorizer.SignatureAuthorizer(
         AuthorizerConfig.from_environ(), InMemoryWrites(stored.lookup), stored.secret_reader,
-        clock_ms=clock.now_ms, monotonic=clock.monotonic)
-    prepared = [signed_event(key, clock.wall_ms) for _ in range(iterations + 1)]
+        clock_ms=clock.wall_clock_ms, monotonic=clock.monotonic_clock)
+    prepared = [signed_event(key, clock) for _ in range(iterations + 1)]
     assert checker.authorize(apigw.signed_request(prepared[0])).allowed  # warm: record and secret cached
     checks_ns: list[int] = []
     for event in prepared[1:]:
@@ -221,14 +197,13 @@ def latency(key: tuple[str, str], iterations: int) -> dict[str, Any]:
 def call_counts(key_set: list[tuple[str, str]], requests: int, rate_per_second: float, *,
                 naive: bool) -> dict[str, Any]:
     """`requests` requests at `rate_per_second`, round-robin over `key_set`, against moto."""
-    clock = SimulatedClock(time.time_ns() // 1_000_000, defeat_caches=naive)
-    checker = authorizer.from_environment(clock_ms=clock.now_ms, monotonic=clock.monotonic)
+    clock = Clocks(time.time_ns() // 1_000_000, defeat_caches=naive)
+    checker = authorizer.from_environment(clock_ms=clock.wall_clock_ms, monotonic=clock.monotonic_clock)
     with CallRecorder() as recorder:
         for number in range(requests):
-            decision = checker.authorize(apigw.signed_request(signed_event(key_set[number % len(key_set)],
-                                                                           clock.wall_ms)))
+            decision = checker.authorize(apigw.signed_request(signed_event(key_set[number % len(key_set)], clock)))
             assert decision.allowed, decision
-            clock.advance_ms(1000 / rate_per_second)
+            clock.advance(1 / rate_per_second)
     calls = dict(sorted(recorder.calls.items()))
     return {"requests": requests, "keys": len(key_set), "rate_per_second": rate_per_second,
             "simulated_seconds": requests / rate_per_second, "calls": calls,

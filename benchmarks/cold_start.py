@@ -64,8 +64,9 @@ from keygate import routes
 from keygate.models import CreatedApiKey
 from keygate_dev import template
 from keygate_dev.events import response_status
-from tests.conftest import REGION
 from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
+from tests.support.clocks import Clocks
+from tests.support.stack import REGION
 
 AUTHORIZER = "SignatureAuthorizerFunction"
 TARGET_RATIO = 1.3
@@ -204,7 +205,7 @@ def _api_event(stack: LocalStack, function_id: str, path: str, *, user: str | No
 
 def _signed_request_event(stack: LocalStack, user: str, keys: list[CreatedApiKey]) -> dict[str, Any]:
     """What API Gateway hands the REQUEST authorizer for a bot's signed GET /v1/trade/api-keys/self."""
-    return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), time.time_ns() // 1_000_000)
+    return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), Clocks(time.time_ns() // 1_000_000))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """AWS calls per management operation on a user with 10 keys (issue 5, benchmark 5).
 
-Each operation goes through its real handler (tests/conftest.py's ApiClient:
+Each operation goes through its real handler (tests/support/client.py's ApiClient:
 the proxy event API Gateway would send after the session authorizer, with a
 fresh step-up token) against in-process moto, on a fresh user seeded with 10
 active keys; only the operation itself is counted, by botocore operation.
@@ -15,8 +15,7 @@ from typing import Any
 
 from benchmarks._stack import CallRecorder, LocalStack, local_stack
 from keygate.config import KeyPolicy
-from tests.conftest import ApiClient
-from tests.support.client import Response, local_gateway
+from tests.support.client import ApiClient, Response, local_gateway
 
 KEYS_PER_USER = 10
 # operation -> (keys seeded first, the call, the status it must answer)

@@ -15,6 +15,13 @@ from keygate.observability import logger, metrics
 _authorizer: authorizer.SignatureAuthorizer | None = None
 
 
+def use(instance: authorizer.SignatureAuthorizer | None) -> None:
+    """The seam for tests and benchmarks: serve with `instance` (e.g. on injected clocks); None builds
+    a fresh one from the environment on the next request, as a new warm instance would."""
+    global _authorizer
+    _authorizer = instance
+
+
 def _signature_authorizer() -> authorizer.SignatureAuthorizer:
     # One per warm instance: its caches are what keep the hot path fast.
     global _authorizer

@@ -36,7 +36,7 @@ from keygate_dev import openapi, state
 from keygate_dev.identity import LocalIdentityProvider
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import LocalServer
+    from tests.support.local_server import LocalServer
 
 SCHEMA = schemathesis.openapi.from_path(openapi.OPENAPI_PATH)
 OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operations()}

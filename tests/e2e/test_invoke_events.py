@@ -15,8 +15,7 @@ from keygate_dev import events, jwks_server, template
 from keygate_dev.emulation import LOCAL_TABLE_NAME
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.server import local_parameters
-
-from .conftest import KEYGATE, LocalServer, state_environment
+from tests.support.local_server import KEYGATE, LocalServer, state_environment
 
 EVENT_FILES = events.event_files()
 # Each invocation is its own Python process; a few at once keep the suite short on two cores.

@@ -18,8 +18,8 @@ from keygate_client import RequestsAuth, ServerClock
 from keygate_dev import template
 from keygate_dev.local_api import gateway_responses
 from keygate_dev.server import walkthrough_commands
-
-from .conftest import RECORD_CACHE_TTL_SECONDS, LocalServer
+from tests.support.errors import error_of
+from tests.support.local_server import RECORD_CACHE_TTL_SECONDS, LocalServer
 
 USER = "e2e-trader"
 ORDER = {"symbol": "BTC-USD", "side": "buy", "qty": "0.25"}
@@ -44,9 +44,7 @@ class App:
 
 
 def error_code(response: requests.Response) -> str:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    return body["error"]["code"]
+    return error_of(response.json())["code"]
 
 
 def test_a_key_from_creation_to_revocation(local_server: LocalServer):

@@ -15,8 +15,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from keygate_dev.cli import build_parser
 from keygate_dev.emulation import EMULATOR_CREDENTIALS, LOCAL_TABLE_NAME
 from keygate_dev.server import DEFAULT_PORT
-
-from .conftest import KEYGATE, port_is_closed, start_server, state_environment
+from tests.support.local_server import KEYGATE, port_is_closed, start_server, state_environment
 
 
 def free_port() -> int:

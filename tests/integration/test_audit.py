@@ -9,7 +9,8 @@ from keygate.models import UpdateApiKeyRequest
 from keygate.records import now_utc
 from keygate.stepup import StepUpUse
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time, layer
+from tests.support.errors import assert_error
+from tests.support.stack import iso_time, layer
 
 ENTRY_FIELDS = {"event", "api_key", "ip_address", "created_at", "details"}
 

@@ -2,10 +2,10 @@
 
 import time
 
-from tests.conftest import assert_error
-from tests.integration.test_signature_authorizer import BOT_IP
 from tests.support.apigw_events import ProxyRequest, proxy_event
+from tests.support.bots import BOT_IP
 from tests.support.client import call_handler
+from tests.support.errors import assert_error
 
 SELF = "/v1/trade/api-keys/self"
 

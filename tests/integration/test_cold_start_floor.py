@@ -19,7 +19,7 @@ from benchmarks.cold_start import FLOORS_DIR
 from keygate.config import StorageConfig
 from keygate.storage import aws
 from keygate_dev.store_hooks import StoreClientHooks
-from tests.conftest import layer
+from tests.support.stack import layer
 
 Request = tuple[str, dict[str, Any]]
 

@@ -19,10 +19,11 @@ import pytest
 
 from keygate.config import KeyPolicy
 from keygate.storage.dynamodb import DynamoKeyRepository
-from tests.conftest import ApiClient, assert_error, layer, onboard
-from tests.integration.faults import run_together
-from tests.invariants import check_invariants
-from tests.support.client import Response
+from tests.support.client import ApiClient, Response
+from tests.support.errors import assert_error
+from tests.support.faults import run_together
+from tests.support.invariants import check_invariants
+from tests.support.stack import layer, onboard
 
 # A 409 on create means five other creates committed meanwhile, so with a limit
 # of 10 the third attempt at the latest sees the limit (400) or commits.

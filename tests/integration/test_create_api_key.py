@@ -13,7 +13,8 @@ from keygate import keys
 from keygate.models import CreateApiKeyRequest
 from keygate.records import now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time, onboard, secret_names, secret_value, state_snapshot
+from tests.support.errors import assert_error
+from tests.support.stack import iso_time, onboard, secret_names, secret_value, state_snapshot
 
 CREATED_FIELDS = {"api_key", "api_secret", "key_prefix", "label", "permissions", "ip_whitelist", "created_at",
                   "expires_at", "message"}

@@ -7,7 +7,8 @@ import pytest
 from keygate import keys
 from keygate.records import now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, onboard, secret_exists, state_snapshot, table_items
+from tests.support.errors import assert_error
+from tests.support.stack import onboard, secret_exists, state_snapshot, table_items
 
 KEY_ROUTES = {
     "update": ("PATCH", "/v1/trade/api-keys/{key}", {"label": "mine now", "ip_whitelist": []}),

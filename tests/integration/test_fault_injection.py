@@ -19,10 +19,12 @@ import pytest
 
 from keygate import service
 from keygate.config import KeyPolicy
-from tests.conftest import ApiClient, FixedClock, assert_error, onboard, run_janitor, state_snapshot, unique_user
-from tests.integration.faults import AwsCalls, Fault, HandlerCrashed, Mode, answer_to_a_crashed_handler, empty_aws
-from tests.invariants import StoredState, check_invariants
-from tests.support.client import Response
+from tests.support.client import ApiClient, Response
+from tests.support.clocks import FixedClock
+from tests.support.errors import assert_error
+from tests.support.faults import AwsCalls, Fault, HandlerCrashed, Mode, answer_to_a_crashed_handler, empty_aws
+from tests.support.invariants import StoredState, check_invariants
+from tests.support.stack import onboard, run_janitor, state_snapshot, unique_user
 
 COMMIT = "dynamodb.TransactWriteItems"
 # A read whose response is lost is a failed read: LOST_RESPONSE only adds cases for writes.

@@ -16,8 +16,9 @@ import pytest
 
 from keygate_dev import template
 from keygate_dev.local_api import GatewayError
-from tests.conftest import stack_parameters
 from tests.support.client import local_gateway as support_gateway
+from tests.support.errors import error_of
+from tests.support.stack import stack_parameters
 
 GATEWAY_RESPONSES = template.gateway_responses()
 EXAMPLE_GATEWAY_RESPONSES = template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)
@@ -34,9 +35,7 @@ def _rendered(text: str) -> dict:
     *((EXAMPLE_GATEWAY_RESPONSES, name) for name in sorted(EXAMPLE_GATEWAY_RESPONSES)),
 ], ids=[*sorted(GATEWAY_RESPONSES), *(f"example-{name}" for name in sorted(EXAMPLE_GATEWAY_RESPONSES))])
 def test_every_gateway_response_renders_the_error_shape(responses, response_type):
-    body = _rendered(responses[response_type]["ResponseTemplates"]["application/json"])
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    assert body["error"]["code"] and body["error"]["message"]
+    error_of(_rendered(responses[response_type]["ResponseTemplates"]["application/json"]))
 
 
 def test_an_unknown_route_is_a_404_with_its_own_code_in_the_template():

@@ -21,7 +21,7 @@ import pytest
 from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate_dev import template
 from keygate_dev.store_hooks import StoreClientHooks
-from tests.conftest import ApiClient
+from tests.support.client import ApiClient
 
 TRANSACTION_ITEM_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem",
                             "Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}

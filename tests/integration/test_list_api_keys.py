@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from keygate.records import now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time, key_lookup
+from tests.support.errors import assert_error
+from tests.support.stack import iso_time, key_lookup
 
 VIEW_FIELDS = {"api_key", "key_prefix", "label", "permissions", "ip_whitelist", "created_at", "expires_at",
                "last_used_at", "revoked_at", "is_active"}

@@ -3,7 +3,8 @@
 import pytest
 
 from keygate.records import AccountState
-from tests.conftest import assert_error, layer, onboard, state_snapshot
+from tests.support.errors import assert_error
+from tests.support.stack import layer, onboard, state_snapshot
 
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
 

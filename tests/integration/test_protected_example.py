@@ -6,10 +6,11 @@ import json
 import pytest
 
 from keygate_dev import template
-from tests.conftest import assert_error
-from tests.integration.test_signature_authorizer import BOT_IP, STAGE, Outcome
 from tests.support.apigw_events import ProxyRequest, proxy_event
+from tests.support.bots import BOT_IP, Outcome
 from tests.support.client import Response, call_handler
+from tests.support.errors import assert_error
+from tests.support.stack import STAGE
 
 ORDER = b'{"symbol":"BTC-USDT","side":"buy","qty":"0.5"}'
 

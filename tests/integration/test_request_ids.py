@@ -7,9 +7,10 @@ import json
 from keygate.service import KeyLifecycle
 from keygate_dev import template
 from keygate_dev.lambda_runner import LambdaContext
-from tests.conftest import assert_error, onboard
 from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
 from tests.support.client import Response
+from tests.support.errors import assert_error
+from tests.support.stack import onboard
 
 REQUEST_ID = "c0ffee00-1111-4222-8333-444455556666"
 

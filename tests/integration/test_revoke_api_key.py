@@ -8,7 +8,8 @@ from keygate import keys
 from keygate.records import now_utc
 from keygate.storage import layout
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, iso_time, layer, secret_exists, secret_names, table_items
+from tests.support.errors import assert_error
+from tests.support.stack import iso_time, layer, secret_exists, secret_names, table_items
 
 REVOKED_FIELDS = {"api_key", "is_active", "revoked_at", "already_revoked"}
 

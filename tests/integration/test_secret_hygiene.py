@@ -8,9 +8,10 @@ import pytest
 
 from keygate.records import now_utc
 from keygate.service import KeyLifecycle
-from tests.conftest import assert_error, layer, onboard, run_janitor, secret_value, table_items
-from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws
-from tests.invariants import stored_state
+from tests.support.errors import assert_error
+from tests.support.faults import Fault, HandlerCrashed, Mode, empty_aws
+from tests.support.invariants import stored_state
+from tests.support.stack import layer, onboard, run_janitor, secret_value, table_items
 
 SECRET_WINDOW = 12  # any 12 characters of the secret's random part count as a leak
 

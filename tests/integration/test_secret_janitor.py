@@ -20,9 +20,11 @@ from keygate.config import KeyPolicy
 from keygate.errors import ServiceUnavailable
 from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.template import load_handler, module_for, resources
-from tests.conftest import FixedClock, assert_error, layer, onboard, run_janitor
-from tests.integration.faults import Fault, HandlerCrashed, Mode, empty_aws
-from tests.invariants import check_invariants, stored_state
+from tests.support.clocks import FixedClock
+from tests.support.errors import assert_error
+from tests.support.faults import Fault, HandlerCrashed, Mode, empty_aws
+from tests.support.invariants import check_invariants, stored_state
+from tests.support.stack import layer, onboard, run_janitor
 
 COMMIT = "dynamodb.TransactWriteItems"
 DELETE_SECRET = "secretsmanager.DeleteSecret"

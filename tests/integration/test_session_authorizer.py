@@ -9,7 +9,7 @@ from keygate import apigw, tokens, wiring
 from keygate_dev.identity import SigningKey
 from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.template import load_handler
-from tests.conftest import rsa_private_key
+from tests.support.stack import rsa_private_key
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/test/GET/v1/trade/api-keys"
 

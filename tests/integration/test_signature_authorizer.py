@@ -3,115 +3,28 @@
 Events are shaped like API Gateway's REQUEST authorizer events; the outcome
 is read the way API Gateway reads it (Allow -> 200, Deny -> 403 ACCESS_DENIED,
 an "Unauthorized" error -> 401, any other error -> 503 AUTHORIZER_FAILURE).
-The handler's authorizer gets injected clocks, so time moves without sleeping.
-The `gate` fixture is also used by test_bot_endpoints.py and test_protected_example.py.
+The handler's authorizer gets injected clocks, so time moves without sleeping
+(the `gate` fixture, tests/integration/conftest.py; tests/support/bots.py).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import boto3
 import pytest
 
 import keygate_client
 import kg1
-from keygate import apigw, authorizer, keys, wiring
+from keygate import apigw, keys
 from keygate.config import AuthorizerConfig
-from keygate_dev import template
-from keygate_dev.lambda_runner import LambdaContext
-from tests.conftest import REGION, TABLE_NAME, ApiClient, Clocks, onboard, stack_parameters, table_items
-from tests.integration.faults import AWS_FAULTS, Fault, Mode
-from tests.support.apigw_events import ProxyRequest, authorizer_event, resource_parameters
+from tests.support.bots import BOT_IP, authorizer_failure
+from tests.support.faults import AWS_FAULTS, Fault, Mode
+from tests.support.stack import REGION, STAGE, table_items
 
-FUNCTION_ID = "SignatureAuthorizerFunction"
-STAGE = "test"
-STAGE_URL = f"https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/{STAGE}"
-BOT_IP = "203.0.113.10"
 # What API Gateway answers when the authorizer fails (raises anything but "Unauthorized"), as deployed.
-AUTHORIZER_FAILURE = template.gateway_responses()["AUTHORIZER_FAILURE"]
-
-
-@dataclass
-class Outcome:
-    """What API Gateway makes of the authorizer's answer."""
-
-    status: int
-    policy: dict[str, Any] | None = None
-    error: BaseException | None = None
-
-    @property
-    def context(self) -> dict[str, str]:
-        return (self.policy or {}).get("context") or {}
-
-    def gateway_authorizer(self) -> dict[str, str]:
-        """requestContext.authorizer as the backend receives it after an Allow."""
-        assert self.status == 200, self
-        return {"principalId": self.policy["principalId"], **self.context}
-
-
-@dataclass
-class Gate:
-    client: ApiClient
-    clocks: Clocks
-    handler: Any
-
-    def create_key(self, user: str = "alice", **fields: Any) -> tuple[str, str]:
-        onboard(user)
-        created = self.client.create(user, **fields)
-        assert created.status == 201, created.body
-        return created.json()["api_key"], created.json()["api_secret"]
-
-    def headers(self, key: tuple[str, str], method: str, path: str, query: str = "", body: bytes = b"",
-                **sdk: Any) -> dict[str, str]:
-        signer = keygate_client.Signer(*key, clock=sdk.pop("clock", lambda: self.clocks.wall_ms), **sdk)
-        return signer.headers_for(method, STAGE_URL + path + (f"?{query}" if query else ""), body)
-
-    def event(self, method: str, path: str, query: str, headers: dict[str, str],
-              source_ip: str = BOT_IP) -> dict[str, Any]:
-        # A route of KeyGate's API or of the protected example, else one of a downstream API at that very path.
-        resource = self.client.gateway.resource_of(method, path) or path
-        return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, STAGE), resource,
-                                resource_parameters(resource, path))
-
-    def invoke(self, event: dict[str, Any]) -> Outcome:
-        try:
-            policy = self.handler(event, LambdaContext(FUNCTION_ID))
-        except apigw.AuthorizerDenied as refused:
-            return Outcome(401, error=refused)
-        except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_FAILURE
-            return Outcome(int(AUTHORIZER_FAILURE["StatusCode"]), error=failure)
-        effects = {statement["Effect"] for statement in policy["policyDocument"]["Statement"]}
-        return Outcome(200 if effects == {"Allow"} else 403, policy=policy)
-
-    def send(self, key: tuple[str, str], method: str = "GET", path: str = "/v1/trade/api-keys/self",
-             query: str = "", body: bytes = b"", *, source_ip: str = BOT_IP,
-             extra_headers: dict[str, str] | None = None, **sdk: Any) -> Outcome:
-        headers = {**self.headers(key, method, path, query, body, **sdk), **(extra_headers or {})}
-        return self.invoke(self.event(method, path, query, headers, source_ip))
-
-
-def authorizer_environment(overrides: dict[str, str], identity: Any, jwks: Any) -> dict[str, str]:
-    return template.function_environment(FUNCTION_ID, {**stack_parameters(identity, jwks), **overrides},
-                                         {"KeysTable": TABLE_NAME})
-
-
-@pytest.fixture
-def gate(client, identity, jwks, monkeypatch, request) -> Gate:
-    """The authorizer as deployed (template environment), with clocks the test moves."""
-    overrides = request.node.callspec.params.get("stack_env", {}) if hasattr(request.node, "callspec") else {}
-    for name, value in authorizer_environment(overrides, identity, jwks).items():
-        monkeypatch.setenv(name, value)
-    wiring.forget()
-    clocks = Clocks(wall_ms=time.time_ns() // 1_000_000)
-    handler = template.load_handler(FUNCTION_ID)
-    # A fresh warm instance per test: its caches must not outlive this test's moto account.
-    monkeypatch.setattr(template.module_for(FUNCTION_ID), "_authorizer", authorizer.from_environment(
-        clock_ms=lambda: clocks.wall_ms, monotonic=lambda: clocks.monotonic))
-    return Gate(client, clocks, handler)
+AUTHORIZER_FAILURE = authorizer_failure()
 
 
 def logged_codes(captured_logs) -> list[str]:

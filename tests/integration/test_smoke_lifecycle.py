@@ -1,6 +1,6 @@
 """One pass through every management route (details live in the per-route tests)."""
 
-from tests.conftest import assert_error
+from tests.support.errors import assert_error
 
 
 def test_create_list_update_audit_revoke(client, alice):

@@ -7,7 +7,8 @@ import jwt
 import pytest
 
 from keygate_dev.identity import SigningKey
-from tests.conftest import assert_error, onboard, rsa_private_key, state_snapshot, table_items
+from tests.support.errors import assert_error
+from tests.support.stack import onboard, rsa_private_key, state_snapshot, table_items
 
 MUTATIONS = {
     "create": ("POST", "/v1/trade/api-keys", "api_keys:create", {"label": "bot"}),

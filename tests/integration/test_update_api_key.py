@@ -8,7 +8,8 @@ import pytest
 from keygate import keys
 from keygate.records import AccountState, now_utc
 from keygate_dev.events import seed_key
-from tests.conftest import assert_error, layer, onboard, state_snapshot
+from tests.support.errors import assert_error
+from tests.support.stack import layer, onboard, state_snapshot
 
 UPDATED_FIELDS = {"api_key", "updated_fields", "label", "permissions", "ip_whitelist"}
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from keygate import keys
 from keygate.api import MAX_BODY_BYTES
-from tests.conftest import assert_error, state_snapshot
+from tests.support.errors import assert_error
+from tests.support.stack import state_snapshot
 
 ROUTES = ("create", "update")
 FIELD_PATHS = {"create": ("POST", "/v1/trade/api-keys"), "update": ("PATCH", "/v1/trade/api-keys/{key}")}

@@ -67,8 +67,12 @@ def authorizer_event(request: ProxyRequest, resource: str, path_parameters: dict
 
 
 def resource_parameters(resource: str, path: str) -> dict[str, str]:
-    """The path parameters `resource` (e.g. /v1/trade/api-keys/{api_key}) takes from `path`."""
-    names, values = resource.strip("/").split("/"), path.strip("/").split("/")
+    """The path parameters `resource` (e.g. /v1/trade/api-keys/{api_key}) takes from `path`; a greedy last
+    parameter (`/{proxy+}`) takes the rest of the path as sent, as API Gateway's does."""
+    names = resource.strip("/").split("/")
+    greedy = names[-1].endswith("+}")
+    values = path.lstrip("/").split("/", len(names) - 1) if greedy else path.strip("/").split("/")
     if len(names) != len(values):
         raise ValueError(f"{path} does not match {resource}")
-    return {name[1:-1]: value for name, value in zip(names, values, strict=True) if name.startswith("{")}
+    return {name[1:-1].removesuffix("+"): value for name, value in zip(names, values, strict=True)
+            if name.startswith("{")}

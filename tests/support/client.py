@@ -20,9 +20,10 @@ from keygate_dev import template
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.lambda_runner import LambdaContext, SharedEnvironmentRunner, local_functions
 from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition, LocalResponse
+from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
+from tests.support.stack import TABLE_NAME
 
 Response = LocalResponse
-TABLE_NAME = "keygate-test-keys"
 
 
 @cache
@@ -88,8 +89,6 @@ class ApiClient:
                      is_base64: bool = False) -> Response:
         """The route's handler called directly (the gateway only finds the route) with the proxy event
         API Gateway would send it, but with this authorizer context: what no client can do."""
-        from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
-
         resource = self.gateway.resource_of(method, path)
         [route] = [route for route in routes.ROUTES if (route.method, route.path) == (method, resource)]
         event = proxy_event(ProxyRequest(method, path, headers=dict(headers or {}), body=body), route.path,
@@ -115,20 +114,6 @@ class ApiClient:
 
     def audit(self, key_id: str, user: str = "alice", query: str = "") -> Response:
         return self.call("GET", f"/v1/trade/api-keys/{key_id}/audit", user=user, query=query)
-
-
-def assert_error(response: Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """Every refusal has the error shape of docs/product.md: {"error": {"code", "message"}}."""
-    assert response.status == status, response.body
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["message"], body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    if status == 503:
-        assert int(response.headers["Retry-After"]) > 0
-    return body["error"]
 
 
 def call_handler(function_id: str, event: dict[str, Any], template_path: Path = template.TEMPLATE_PATH) -> Response:

@@ -1,16 +1,17 @@
-"""SignatureAuthorizer's decisions, pure logic: docs/signing.md's checks in order, over a stand-in store.
+"""SignatureAuthorizer's decisions, pure logic: SIGNING.md's checks in order, over in-memory storage.
 
-The stand-in keeps records, secrets and nonces in memory with DynamoDB's
-conditional-write rule for nonces; the wall clock and the cache clock are
-injected, so bounds are checked without sleeping. The real store and handler
-are exercised against moto in tests/integration/test_signature_authorizer*.py.
+The storage is tests/support/memory.py's, with the DynamoDB adapter's rules
+(a nonce is refused while its record has not expired); the wall clock and the
+cache clock are injected, so bounds are checked without sleeping. Requests are
+signed by the SDK and handed over as API Gateway's events (tests/support/bots.py).
+The real storage and handler are exercised against moto in
+tests/integration/test_signature_authorizer.py.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
@@ -23,15 +24,13 @@ from keygate import apigw, keys
 from keygate.authorizer import SignatureAuthorizer, TtlCache
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
-from keygate.ports import NonceReused
 from keygate.records import ApiKeyRecord, KeyStatus
-from tests.conftest import Clocks
-from tests.support.apigw_events import ProxyRequest, authorizer_event
+from tests.support.bots import Bot, request_event
+from tests.support.clocks import Clocks
+from tests.support.memory import MemoryStorage
 
 PREFIX = "kgk_"
-STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
 NOW_MS = 1_795_000_000_000
-SOURCE_IP = "203.0.113.10"
 ALL_PERMISSIONS = ["read", "trade", "withdraw"]
 
 
@@ -39,94 +38,10 @@ def make_config(**settings_: object) -> AuthorizerConfig:
     return AuthorizerConfig.from_environ({name.upper(): str(value) for name, value in settings_.items()})
 
 
-@dataclass
-class FakeStore:
-    """The authorizer's storage ports (KeyLookup, SecretReader) in memory; `calls` lists what was asked, in order."""
-
-    now_ms: int = NOW_MS
-    records: dict[str, ApiKeyRecord] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    nonces: dict[tuple[str, str], int] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
-    failing: set[str] = field(default_factory=set)
-
-    def _call(self, operation: str) -> None:
-        self.calls.append(operation)
-        if operation in self.failing:
-            raise ServiceUnavailable()
-
-    def get_key_owner(self, key_id: str) -> str | None:
-        self._call("get_key_owner")
-        record = self.records.get(key_id)
-        return None if record is None else record.user_id
-
-    def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
-        self._call("get_key")
-        record = self.records.get(key_id)
-        return record if record is not None and record.user_id == user_id else None
-
-    def read(self, key_id: str) -> str | None:
-        self._call("get_secret")
-        return self.secrets.get(key_id)
-
-    def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
-        self._call("record_nonce")
-        # DynamoDB's rule as DynamoKeyLookup.record_nonce writes it: attribute_not_exists OR expires_at_ms < now.
-        existing = self.nonces.get((key_id, nonce))
-        if existing is not None and not existing < now_ms:
-            raise NonceReused()
-        self.nonces[(key_id, nonce)] = expires_at_ms
-
-    def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
-        self._call("touch_last_used")
-
-    def add_key(self, *, user_id: str = "alice", permissions: list[str] | None = None,
-                ip_whitelist: list[str] | None = None, secret: str | None = None,
-                expires_at: datetime | None = None) -> tuple[str, str]:
-        key_id, secret = keys.new_key_id(PREFIX), secret or keys.new_secret()
-        self.records[key_id] = ApiKeyRecord(
-            key_id=key_id, user_id=user_id, label="bot", permissions=permissions or ["read", "trade"],
-            ip_whitelist=ip_whitelist or [], status=KeyStatus.ACTIVE,
-            created_at=datetime.fromtimestamp(NOW_MS / 1000, UTC) - timedelta(days=1), expires_at=expires_at)
-        self.secrets[key_id] = secret
-        return key_id, secret
-
-    def revoke(self, key_id: str) -> None:
-        self.records[key_id] = self.records[key_id].changed(status=KeyStatus.REVOKED)
-        del self.secrets[key_id]
-
-
-@dataclass
-class Bot:
-    """Sends signed requests, the way the SDK signs them, as API Gateway's REQUEST events."""
-
-    key_id: str
-    secret: str
-    clocks: Clocks
-
-    def headers(self, method: str, path: str, query: str = "", body: bytes = b"", **sdk: object) -> dict[str, str]:
-        url = f"{STAGE_URL}{path}" + (f"?{query}" if query else "")
-        signer = keygate_client.Signer(self.key_id, self.secret, clock=sdk.pop("clock", lambda: self.clocks.wall_ms),
-                                       **sdk)
-        return signer.headers_for(method, url, body)
-
-    def request(self, method: str = "GET", path: str = "/v1/trade/api-keys/self", query: str = "", body: bytes = b"",
-                *, source_ip: str = SOURCE_IP, extra_headers: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None, **sdk: object) -> apigw.SignedRequest:
-        sent = headers if headers is not None else self.headers(method, path, query, body, **sdk)
-        return apigw.signed_request(event(method, path, query, {**sent, **(extra_headers or {})}, source_ip))
-
-
-def event(method: str, path: str, query: str, headers: dict[str, str], source_ip: str = SOURCE_IP) -> dict:
-    """API Gateway's REQUEST authorizer event for a route `/{proxy+}` (path parameters as sent)."""
-    return authorizer_event(ProxyRequest(method, path, query, headers, None, source_ip, "prod"), "/{proxy+}",
-                            {"proxy": path.lstrip("/")})
-
-
 @pytest.fixture
 def world():
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms,
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms,
                                      monotonic=lambda: clocks.monotonic)
     key_id, secret = storage.add_key()
     return authorizer, storage, clocks, Bot(key_id, secret, clocks)
@@ -140,7 +55,7 @@ def test_a_signed_request_is_allowed_with_a_flat_context(world):
     # Then it is allowed for the key's user, with the key and its permissions, and the nonce is recorded
     assert (decision.allowed, decision.status, decision.user_id, decision.key_id) == (True, 200, "alice", bot.key_id)
     assert decision.permissions == ("read", "trade")
-    assert storage.calls == ["get_key_owner", "get_key", "get_secret", "record_nonce", "touch_last_used"]
+    assert storage.calls == ["get_key_owner", "get_key", "read", "record_nonce", "touch_last_used"]
 
 
 EXAMPLE_KEY_ID = "kg_live_example_key_id"
@@ -159,22 +74,22 @@ EXAMPLE_POST_STRING_TO_SIGN = (
 
 @pytest.fixture
 def example_world(monkeypatch):
-    """docs/signing.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
-    storage, clocks = FakeStore(), Clocks(wall_ms=1767225601234)
+    """SIGNING.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
+    storage, clocks = MemoryStorage(), Clocks(wall_ms=1767225601234)
     monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == EXAMPLE_KEY_ID)
-    storage.records[EXAMPLE_KEY_ID] = ApiKeyRecord(
+    storage.keys.put_record(ApiKeyRecord(
         key_id=EXAMPLE_KEY_ID, user_id="alice", label="", permissions=["read", "trade"], ip_whitelist=[],
-        status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC))
-    storage.secrets[EXAMPLE_KEY_ID] = "kgs_example_secret_do_not_use"
-    return SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms), storage
+        status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC)))
+    storage.vault.secrets[EXAMPLE_KEY_ID] = "kgs_example_secret_do_not_use"
+    return SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms), storage
 
 
 def test_worked_examples_are_accepted_by_the_authorizer_byte_for_byte(example_world):
     authorizer, _ = example_world
     # When API Gateway hands over the two example requests exactly as the page writes them
-    get = apigw.signed_request(event("GET", "/v1/trade/api-keys/self", "", EXAMPLE_GET_HEADERS))
-    post = apigw.signed_request(event("POST", "/v1/trade/orders", "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10",
-                                    EXAMPLE_POST_HEADERS))
+    get = apigw.signed_request(request_event("GET", "/v1/trade/api-keys/self", "", EXAMPLE_GET_HEADERS))
+    post = apigw.signed_request(request_event("POST", "/v1/trade/orders",
+                                              "symbol=BTC-USDT&client%20id=a%20b%2Fc&a=2&a=10", EXAMPLE_POST_HEADERS))
     # Then what the authorizer signs over is the page's string to sign, byte for byte ...
     parsed = kg1.parse_signed_headers(post.headers)
     assert kg1.string_to_sign(
@@ -235,7 +150,7 @@ def test_a_literal_api_gateway_event_behind_a_custom_domain_base_path(example_wo
 ])
 def test_a_degenerate_event_is_decided_never_an_exception(world, damage, allowed):
     authorizer, _, _, bot = world
-    raw = event("GET", "/v1/trade/api-keys/self", "", bot.headers("GET", "/v1/trade/api-keys/self"))
+    raw = request_event("GET", "/v1/trade/api-keys/self", "", bot.headers("GET", "/v1/trade/api-keys/self"))
     damage(raw)
     decision = authorizer.authorize(apigw.signed_request(raw))
     assert decision.allowed is allowed, decision
@@ -269,7 +184,7 @@ def test_every_malformed_header_is_a_401_before_any_lookup(world, name, value):
 def test_a_header_repeated_in_multi_value_headers_is_refused(world):
     authorizer, storage, _, bot = world
     sent = bot.headers("GET", "/v1/trade/api-keys/self")
-    raw = event("GET", "/v1/trade/api-keys/self", "", sent)
+    raw = request_event("GET", "/v1/trade/api-keys/self", "", sent)
     raw["multiValueHeaders"]["X-KG-NONCE"] = [sent["X-KG-NONCE"], "another-nonce-0123456789"]
     decision = authorizer.authorize(apigw.signed_request(raw))
     assert (decision.status, decision.code) == (401, "MALFORMED_HEADER")
@@ -330,7 +245,7 @@ def test_unknown_key_is_401_and_negatively_cached_briefly(world):
 def test_a_flood_of_made_up_key_ids_does_not_evict_a_known_key(world):
     _, storage, clocks, bot = world
     # Given a hot key whose record and secret are cached, in caches of 50 entries (small for speed)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms,
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms,
                                      monotonic=lambda: clocks.monotonic, cache_max_entries=50)
     assert authorizer.authorize(bot.request()).allowed
     # When more well-formed made-up ids than the caches hold are tried (the checksum does not stop them)
@@ -340,7 +255,7 @@ def test_a_flood_of_made_up_key_ids_does_not_evict_a_known_key(world):
     storage.calls.clear()
     # Then the hot key is still served from its caches: no key, owner or secret read
     assert authorizer.authorize(bot.request()).allowed
-    assert not {"get_key_owner", "get_key", "get_secret"} & set(storage.calls)
+    assert not {"get_key_owner", "get_key", "read"} & set(storage.calls)
 
 
 def test_wrong_secret_is_a_signature_mismatch_and_writes_nothing(world):
@@ -366,8 +281,8 @@ def test_revoked_key_is_refused_within_the_record_ttl(world):
 
 
 def test_record_ttl_parameter_sets_the_revocation_bound():
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(record_cache_ttl_seconds=1), storage, storage,
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(record_cache_ttl_seconds=1), storage.keys, storage.vault,
                                      clock_ms=lambda: clocks.wall_ms, monotonic=lambda: clocks.monotonic)
     bot = Bot(*storage.add_key(), clocks)
     assert authorizer.authorize(bot.request()).allowed
@@ -377,8 +292,8 @@ def test_record_ttl_parameter_sets_the_revocation_bound():
 
 
 def test_expired_key_is_refused_from_its_expiry_even_while_cached():
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms,
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms,
                                      monotonic=lambda: clocks.monotonic)
     expires_at = datetime.fromtimestamp((NOW_MS + 1500) / 1000, UTC)
     bot = Bot(*storage.add_key(expires_at=expires_at), clocks)
@@ -397,7 +312,7 @@ def test_the_secret_is_read_once_per_secret_ttl_and_the_record_once_per_record_t
     # 10 s: the record twice (0 s, 5 s), the pointer and the secret once
     assert storage.calls.count("get_key") == 2
     assert storage.calls.count("get_key_owner") == 1
-    assert storage.calls.count("get_secret") == 1
+    assert storage.calls.count("read") == 1
 
 
 # ---------------------------------------------------------- checks 5 and 6
@@ -410,8 +325,8 @@ def test_the_secret_is_read_once_per_secret_ttl_and_the_record_once_per_record_t
     (["198.51.100.7"], "", False), (["198.51.100.7"], "not-an-ip", False),
 ])
 def test_ip_whitelist(whitelist, source_ip, allowed):
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(ip_whitelist=whitelist), clocks)
     decision = authorizer.authorize(bot.request(source_ip=source_ip))
     assert decision.allowed is allowed
@@ -421,8 +336,8 @@ def test_ip_whitelist(whitelist, source_ip, allowed):
 
 
 def test_x_forwarded_for_changes_nothing():
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(ip_whitelist=["198.51.100.7"]), clocks)
     spoofed = {"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.7", "Forwarded": "for=198.51.100.7"}
     assert authorizer.authorize(bot.request(source_ip="203.0.113.66", extra_headers=spoofed)).code == "IP_NOT_ALLOWED"
@@ -435,8 +350,8 @@ def test_x_forwarded_for_changes_nothing():
     (["read", "trade"], "POST", True), (["read", "trade"], "PATCH", True), (["trade"], "GET", False),
 ])
 def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allowed):
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(permissions=permissions), clocks)
     decision = authorizer.authorize(bot.request(method, "/v1/trade/orders", body=b'{"qty": "1"}'))
     assert decision.allowed is allowed
@@ -461,9 +376,9 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
     (["read", "trade", "withdraw"], "POST", "/V1//wallet/./withdrawals", True),
 ])
 def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
     config = make_config(withdrawal_path_prefixes="/v1/wallet/withdrawals, /v1/transfers/")
-    authorizer = SignatureAuthorizer(config, storage, storage, clock_ms=lambda: clocks.wall_ms)
+    authorizer = SignatureAuthorizer(config, storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
     decision = authorizer.authorize(bot.request(method, path))
     assert decision.allowed is allowed, decision
@@ -474,9 +389,9 @@ def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, p
 
 def test_refusal_messages_fit_the_access_denied_template():
     # The ACCESS_DENIED Gateway Response pastes the message between JSON quotes, unescaped.
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
     config = make_config(withdrawal_path_prefixes="/v1/wallet")
-    authorizer = SignatureAuthorizer(config, storage, storage, clock_ms=lambda: clocks.wall_ms)
+    authorizer = SignatureAuthorizer(config, storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     for permissions, ip in ((["read"], "203.0.113.10"), (["read", "trade"], "192.0.2.1")):
         bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
         for path in ("/v1/trade/orders", "/v1/wallet/x"):
@@ -507,7 +422,7 @@ def test_a_nonce_may_be_used_again_once_its_record_has_expired(world):
     assert authorizer.authorize(first).allowed
     # Given the record is past its expiry but DynamoDB's TTL has not deleted it yet (it lingers in `nonces`)
     clocks.advance(5.002)
-    assert (bot.key_id, nonce) in storage.nonces
+    assert (bot.key_id, nonce) in storage.keys.nonces
     # Then a new request with the same nonce is not blocked by the stale record
     assert authorizer.authorize(bot.request(headers=_signed_with_nonce(bot, nonce))).allowed
 
@@ -536,7 +451,7 @@ def test_last_used_is_written_at_most_once_a_minute_and_a_failure_never_denies(w
     assert storage.calls.count("touch_last_used") == 2
 
 
-@pytest.mark.parametrize("operation", ["get_key_owner", "get_key", "get_secret", "record_nonce"])
+@pytest.mark.parametrize("operation", ["get_key_owner", "get_key", "read", "record_nonce"])
 def test_storage_faults_raise_instead_of_deciding(world, operation):
     authorizer, storage, _, bot = world
     storage.failing.add(operation)
@@ -570,8 +485,8 @@ query_pair = st.tuples(st.one_of(st.sampled_from(["a", "symbol", "a b", "é"]), 
 def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segments, pairs, body, window, component,
                                                                   data):
     # Given two keys with the same secret, and a request signed with the first
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     key_id, secret = storage.add_key(permissions=ALL_PERMISSIONS[:2])
     twin_id, _ = storage.add_key(permissions=ALL_PERMISSIONS[:2], secret=secret)
     path = "/" + "/".join(quote(part, safe="") for part in segments)
@@ -602,13 +517,13 @@ def test_changing_any_signed_component_turns_an_allow_into_a_401(method, segment
             lambda other: other != sent["X-KG-NONCE"]))
     elif component == "key_id":
         tampered["X-KG-API-KEY"] = twin_id
-    refused = authorizer.authorize(apigw.signed_request(event(tampered_method, tampered_path, tampered_query,
-                                                            tampered)))
+    refused = authorizer.authorize(apigw.signed_request(request_event(tampered_method, tampered_path,
+                                                                      tampered_query, tampered)))
     # Then the tampered request is a 401 signature mismatch that wrote nothing ...
     assert (refused.allowed, refused.status, refused.code) == (False, 401, "SIGNATURE_MISMATCH"), component
     assert "record_nonce" not in storage.calls
     # ... while the request as signed is allowed
-    allowed = authorizer.authorize(apigw.signed_request(event(method, path, query, sent)))
+    allowed = authorizer.authorize(apigw.signed_request(request_event(method, path, query, sent)))
     assert allowed.allowed, allowed
 
 

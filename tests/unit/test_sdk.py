@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -19,10 +18,15 @@ import keygate_client
 import kg1
 from keygate import apigw, keys
 from keygate.authorizer import SignatureAuthorizer
+from keygate.config import AuthorizerConfig
 from keygate_client import core
-from tests.conftest import Clocks
-from tests.loopback import serving
-from tests.unit.test_authorizer import NOW_MS, STAGE_URL, FakeStore, event, make_config
+from tests.support.bots import request_event, stage_url
+from tests.support.clocks import Clocks
+from tests.support.loopback import JsonRequest, serving
+from tests.support.memory import MemoryStorage
+
+NOW_MS = 1_795_000_000_000
+STAGE_URL = stage_url("prod")
 
 segment = st.text(min_size=1, max_size=10).filter(lambda text: text not in {".", ".."})
 # Names and values full of what URLs reserve, plus unicode, with repeats likely.
@@ -33,9 +37,10 @@ pairs_strategy = st.lists(st.tuples(name, st.one_of(reserved, st.text(max_size=6
 
 
 def authorizer_and_key() -> tuple[SignatureAuthorizer, str, str, Clocks]:
-    storage, clocks = FakeStore(), Clocks(NOW_MS)
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
     key_id, secret = storage.add_key(permissions=["read", "trade"])
-    authorizer = SignatureAuthorizer(make_config(), storage, storage, clock_ms=lambda: clocks.wall_ms)
+    authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({}), storage.keys, storage.vault,
+                                     clock_ms=lambda: clocks.wall_ms)
     return authorizer, key_id, secret, clocks
 
 
@@ -43,7 +48,7 @@ def event_from_wire(method: str, target: str, sent_pairs: list[tuple[str, str]],
     """API Gateway's view of the bytes on the wire: the path as sent, the query decoded (ground truth)."""
     path = urlsplit(target).path
     assert path.startswith("/prod/")
-    raw = event(method, path.removeprefix("/prod"), "", headers)
+    raw = request_event(method, path.removeprefix("/prod"), "", headers)
     multi: dict[str, list[str]] = {}
     for key, value in sent_pairs:
         multi.setdefault(key, []).append(value)
@@ -142,35 +147,33 @@ def test_importing_the_sdk_needs_no_server_side_package():
 
 
 # ------------------------------------------------------------------ clock
-class _TimeServer(BaseHTTPRequestHandler):
-    server_times: list[int] = []
+@dataclass
+class TimeServer:
+    """GET /prod/v1/time answering the next of `server_times`."""
 
-    def do_GET(self) -> None:
-        assert self.path == "/prod/v1/time"
-        body = json.dumps({"server_time": self.server_times.pop(0)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    url: str
+    server_times: list[int] = field(default_factory=list)
 
 
 @pytest.fixture
-def time_server() -> Iterator[str]:
-    with serving(_TimeServer) as url:
-        yield url
+def time_server() -> Iterator[TimeServer]:
+    times: list[int] = []
+
+    def answer(request: JsonRequest) -> tuple[int, dict[str, int]]:
+        assert (request.method, request.path) == ("GET", "/prod/v1/time")
+        return 200, {"server_time": times.pop(0)}
+
+    with serving(answer) as url:
+        yield TimeServer(url, times)
 
 
 def test_server_clock_keeps_the_offset_of_the_shortest_round_trip(time_server, monkeypatch):
     # Given a server 1 hour ahead, and local clock readings around three requests (round trips 30, 10, 20 ms)
     local = iter([1000, 1030, 2000, 2010, 3000, 3020])
     monkeypatch.setattr(core, "local_clock_ms", lambda: next(local))
-    _TimeServer.server_times = [3_601_015, 3_602_005, 3_603_010]
+    time_server.server_times[:] = [3_601_015, 3_602_005, 3_603_010]
     # When the clock syncs
-    clock = keygate_client.ServerClock.sync(time_server, samples=3)
+    clock = keygate_client.ServerClock.sync(time_server.url, samples=3)
     # Then the offset is the one measured on the shortest round trip (server time minus the midpoint)
     assert clock.offset_ms == 3_602_005 - 2005
     monkeypatch.setattr(core, "local_clock_ms", lambda: 10_000)
@@ -182,13 +185,14 @@ def test_a_server_clock_makes_a_skewed_bot_acceptable():
     authorizer, key_id, secret, clocks = authorizer_and_key()
     skewed = lambda: clocks.wall_ms - 10_000  # noqa: E731  # a named clock reads as one
     late = keygate_client.Signer(key_id, secret, clock=skewed).headers_for("GET", STAGE_URL + "/v1/x", b"")
-    assert authorizer.authorize(apigw.signed_request(event("GET", "/v1/x", "", late))).code == "TIMESTAMP_OUT_OF_WINDOW"
+    refused = authorizer.authorize(apigw.signed_request(request_event("GET", "/v1/x", "", late)))
+    assert refused.code == "TIMESTAMP_OUT_OF_WINDOW"
     # When it corrects its clock by the measured offset
     corrected = keygate_client.ServerClock(offset_ms=10_000)
     corrected_now = lambda: skewed() + corrected.offset_ms  # noqa: E731  # a named clock reads as one
     fixed = keygate_client.Signer(key_id, secret, clock=corrected_now).headers_for("GET", STAGE_URL + "/v1/x", b"")
     # Then its requests are inside the window
-    assert authorizer.authorize(apigw.signed_request(event("GET", "/v1/x", "", fixed))).allowed
+    assert authorizer.authorize(apigw.signed_request(request_event("GET", "/v1/x", "", fixed))).allowed
 
 
 def test_sign_accepts_only_what_signing_md_allows():

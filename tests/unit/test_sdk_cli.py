@@ -7,7 +7,7 @@ import json
 import shlex
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
@@ -15,11 +15,12 @@ import pytest
 import kg1 as signing
 from keygate import keys
 from keygate_client import cli
-from tests.loopback import serving
+from tests.support.bots import stage_url
+from tests.support.loopback import JsonRequest, serving
 
 KEY_ID = keys.new_key_id("kgk_")
 SECRET = keys.new_secret()
-STAGE_URL = "https://k3yg4t3abc.execute-api.us-east-1.amazonaws.com/prod"
+STAGE_URL = stage_url("prod")
 
 
 @pytest.fixture
@@ -109,35 +110,20 @@ def test_a_url_outside_the_api_root_is_a_usage_error(key_in_env):
 
 
 # ------------------------------------------------------------ --send
-class _CheckingServer(BaseHTTPRequestHandler):
+def checking_server(request: JsonRequest) -> tuple[int, dict[str, Any]]:
     """Verifies KG1 like the authorizer would (stage /prod) and answers what it found."""
-
-    def _answer(self) -> None:
-        parts = urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if parts.path == "/prod/v1/time":
-            status, payload = 200, {"server_time": time.time_ns() // 1_000_000}
-        elif verifies(self.command, unquote(parts.path.removeprefix("/prod")), parts.query,
-                      dict(self.headers.items()), body):
-            status, payload = 200, {"verified": True, "body": body.decode()}
-        else:
-            status, payload = 401, {"error": {"code": "UNAUTHORIZED", "message": "refused"}}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _answer  # noqa: N815  # http.server's handler method names
-
-    def log_message(self, *args: object) -> None:
-        pass
+    parts = urlsplit(request.target)
+    if parts.path == "/prod/v1/time":
+        return 200, {"server_time": time.time_ns() // 1_000_000}
+    if verifies(request.method, unquote(parts.path.removeprefix("/prod")), parts.query, dict(request.headers),
+                request.body):
+        return 200, {"verified": True, "body": request.body.decode()}
+    return 401, {"error": {"code": "UNAUTHORIZED", "message": "refused"}}
 
 
 @pytest.fixture
 def api_root() -> Iterator[str]:
-    with serving(_CheckingServer) as url:
+    with serving(checking_server) as url:
         yield url
 
 

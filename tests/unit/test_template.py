@@ -8,7 +8,7 @@ from samcli.lib.translate.sam_template_validator import SamTemplateValidator
 from samcli.yamlhelper import yaml_parse
 
 from keygate_dev import template
-from tests.conftest import REGION
+from tests.support.stack import REGION
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = template.resources("AWS::Serverless::Function")

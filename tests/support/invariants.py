@@ -33,7 +33,7 @@ import boto3
 from keygate.config import KeyPolicy, StorageConfig
 from keygate.records import ApiKeyRecord, KeyStatus, iso
 from keygate.storage import layout
-from tests.conftest import REGION
+from tests.support.stack import REGION
 
 TRACKED_FIELDS = ("label", "permissions", "ip_whitelist")
 

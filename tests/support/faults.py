@@ -2,7 +2,7 @@
 
 `AwsCalls` hooks botocore's event system on the layer's own cached clients
 (keygate_dev.store_hooks: the clients keygate.storage.aws made for the stack), so the checks in
-tests/invariants.py, which use clients of their own, are never affected. It
+tests/support/invariants.py, which use clients of their own, are never affected. It
 records every AWS operation the layer makes and can make one of them fail:
 
 - `Mode.FAIL_BEFORE`: the call never reaches AWS and raises an AWS fault;
@@ -31,8 +31,8 @@ from moto.secretsmanager.responses import SecretsManagerResponse
 
 from keygate_dev import template
 from keygate_dev.store_hooks import StoreClientHooks
-from tests.conftest import TABLE_NAME
-from tests.invariants import aws_client
+from tests.support.invariants import aws_client
+from tests.support.stack import TABLE_NAME
 
 
 class HandlerCrashed(BaseException):  # a simulated process death, not an error to handle

@@ -1,0 +1,133 @@
+"""The real local server, started as `make dev` starts it, for tests over loopback HTTP (tests/e2e).
+
+`start_server` runs `.venv/bin/keygate dev serve` as a subprocess with its own
+state directory and a free port, waits for its readiness line, and `stop`
+sends SIGINT (Ctrl-C) and returns the exit status. Its output goes to a file
+(a pipe nobody reads could fill up and block the server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess  # nosec B404  # runs only this project's own commands, no shell
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from keygate_dev.server import READY_LINE
+
+KEYGATE = Path(sys.executable).with_name("keygate")
+READY = re.compile(re.escape(READY_LINE) + r" (http://\S+)")
+START_DEADLINE_SECONDS = 60
+STOP_DEADLINE_SECONDS = 20
+# Short enough that the revocation bound can be waited out in the journey.
+RECORD_CACHE_TTL_SECONDS = 1
+
+
+def state_environment(state_dir: Path) -> dict[str, str]:
+    """The environment of a `keygate` command that uses this state directory."""
+    return {**os.environ, "KEYGATE_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass
+class LocalServer:
+    process: subprocess.Popen
+    state_dir: Path
+    log_path: Path
+    base_url: str = ""
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return state_environment(self.state_dir)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def keygate(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `keygate dev ...` against this server (same state directory), like a second terminal."""
+        completed = subprocess.run([str(KEYGATE), "dev", *arguments], env=self.environment, capture_output=True,  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
+                                   text=True, timeout=120)
+        if check:
+            assert completed.returncode == 0, (arguments, completed.stderr)
+        return completed
+
+    def published(self) -> dict:
+        """What the running server wrote to its state directory for the other commands."""
+        return json.loads((self.state_dir / "server.json").read_text())
+
+    def ports(self) -> set[int]:
+        """Every port the server listens on: the API, the AWS emulation and the JWKS server."""
+        info = self.published()
+        urls = [info["api_url"], info["aws_endpoint_url"], info["parameters"]["SessionJwksUrl"],
+                info["parameters"]["StepUpJwks"]]
+        return {urlsplit(url).port for url in urls if url}
+
+    def child_processes(self) -> list[int]:
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    children.append(int(entry.name))
+        return children
+
+    def stop(self) -> int:
+        """Ctrl-C, then the exit status (killed and failed if it does not stop)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_DEADLINE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"the local server did not stop on SIGINT:\n{self.log()}")
+        return self.process.returncode
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_server(state_dir: Path, *arguments: str, port: int | None = 0,
+                 environment: dict[str, str] | None = None, sigint_ignored: bool = False) -> LocalServer:
+    """`port=None` passes no --port (the server then reads $PORT); `environment` is added to its own.
+
+    `sigint_ignored` starts it as a non-interactive shell starts a background job: SIGINT ignored
+    (the disposition survives exec).
+    """
+    # The server creates the state directory itself (0700); its log goes next to it.
+    log_path = state_dir.with_name(state_dir.name + ".log")
+    port_arguments = [] if port is None else ["--port", str(port)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
+            [str(KEYGATE), "dev", "serve", *port_arguments, *arguments],
+            env={**state_environment(state_dir), **(environment or {})},
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_ignore_sigint if sigint_ignored else None)
+    server = LocalServer(process, state_dir, log_path)
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        found = READY.search(server.log())
+        if found:
+            server.base_url = found.group(1)
+            return server
+        if process.poll() is not None:
+            pytest.fail(f"the local server exited with {process.returncode}:\n{server.log()}")
+        time.sleep(0.1)
+    server.stop()
+    pytest.fail(f"the local server did not become ready:\n{server.log()}")
+
+
+def port_is_closed(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0

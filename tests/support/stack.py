@@ -1,0 +1,120 @@
+"""The stack under test: its name, region and parameters, its composition root, and what it stores.
+
+The `stack_env`, `aws` and `client` fixtures (tests/conftest.py) configure this
+process as the stack's functions on an in-process moto account; the helpers
+here read and seed that account through the layer, or with test-only clients
+(a Scan, a ListSecrets) where production never looks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from keygate import wiring
+from keygate.config import StorageConfig
+from keygate.records import AccountState
+from keygate.storage import aws as layer_aws
+from keygate.storage import layout
+from keygate.storage.lookup import DynamoKeyLookup
+
+if TYPE_CHECKING:
+    from keygate_dev.identity import LocalIdentityProvider
+    from keygate_dev.jwks_server import JwksServer
+
+TABLE_NAME = "keygate-test-keys"
+REGION = "us-east-1"
+STAGE = "test"
+
+
+def stack_parameters(identity: LocalIdentityProvider, jwks: JwksServer) -> dict[str, str]:
+    """The stack's parameters: the test stage, trusting the local identity provider's JWKS."""
+    return {
+        "Stage": STAGE,
+        "SessionIssuer": identity.session_issuer,
+        "SessionJwksUrl": jwks.session_jwks_url,
+        "StepUpIssuer": identity.step_up_issuer,
+        "StepUpJwks": jwks.step_up_jwks_url,
+    }
+
+
+def layer() -> wiring.Management:
+    """The management functions' composition root for the current environment (the stack's tables)."""
+    return wiring.management()
+
+
+def run_janitor(clock: Any = None) -> Any:
+    """One run of the secret janitor, on `clock` (default: the wall clock)."""
+    lifecycle = layer().lifecycle
+    return (lifecycle if clock is None else lifecycle.at(clock)).run_secret_janitor()
+
+
+def key_lookup() -> DynamoKeyLookup:
+    """The signature authorizer's storage, on the stack's table."""
+    storage = StorageConfig.from_environ()
+    return DynamoKeyLookup(layer_aws.clients(storage.aws_endpoint_url), storage.table_name)
+
+
+def secret_value(key_id: str) -> str | None:
+    return layer().secrets.read(key_id)
+
+
+def secret_exists(key_id: str) -> bool:
+    return layer().secrets.name(key_id) in secret_names()
+
+
+def onboard(user_id: str, *, trade: bool = True) -> None:
+    """Give a user the onboarding state (and, with `trade`, the trading handshake) a create needs."""
+    wiring.management().keys.put_account_state(
+        user_id, AccountState(onboarding_completed=True, trading_handshake_completed=trade))
+
+
+def unique_user() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+def table_items() -> list[dict[str, Any]]:
+    """Every item of the table, for invariant checks in tests (moto only; production never scans)."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    items, kwargs = [], {"TableName": TABLE_NAME}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(layout.from_item(item) for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def secret_names() -> set[str]:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    names, kwargs = set(), {}
+    while True:
+        page = client.list_secrets(**kwargs)
+        names.update(secret["Name"] for secret in page["SecretList"])
+        if "NextToken" not in page:
+            return names
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def state_snapshot() -> tuple[list[str], set[str]]:
+    """The whole table and the secret names, comparable before and after a refused request."""
+    return sorted(json.dumps(item, sort_keys=True) for item in table_items()), secret_names()
+
+
+def iso_time(text: str) -> datetime:
+    """A timestamp as the API writes it: ISO 8601 in UTC with milliseconds and a 'Z'."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
+    return datetime.fromisoformat(text)
+
+
+@functools.cache
+def rsa_private_key() -> rsa.RSAPrivateKey:
+    """An RSA key the local identity provider never published (for tokens whose `alg` is not the JWKS key's)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
