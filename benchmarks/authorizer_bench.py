@@ -54,8 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
 import kg1  # noqa: E402  # after the sys.path set-up above
+from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
 from keygate import apigw, authorizer  # noqa: E402  # after the sys.path set-up above
 from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
 from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above

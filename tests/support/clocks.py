@@ -11,7 +11,7 @@ DAY_SECONDS = 86_400.0
 
 @dataclass
 class Clocks:
-    """The signature authorizer's two clocks, moved together: wall time in ms (SIGNING.md's window
+    """The signature authorizer's two clocks, moved together: wall time in ms (docs/signing.md's window
     and key expiry) and monotonic seconds (its caches).
 
     `defeat_caches` (the benchmark's naive authorizer) moves the monotonic clock a day at every

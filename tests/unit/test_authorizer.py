@@ -1,4 +1,4 @@
-"""SignatureAuthorizer's decisions, pure logic: SIGNING.md's checks in order, over in-memory storage.
+"""SignatureAuthorizer's decisions, pure logic: docs/signing.md's checks in order, over in-memory storage.
 
 The storage is tests/support/memory.py's, with the DynamoDB adapter's rules
 (a nonce is refused while its record has not expired); the wall clock and the
@@ -74,7 +74,7 @@ EXAMPLE_POST_STRING_TO_SIGN = (
 
 @pytest.fixture
 def example_world(monkeypatch):
-    """SIGNING.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
+    """docs/signing.md's illustrative key (not the real id format, so check 3 is told to accept it), at POST time."""
     storage, clocks = MemoryStorage(), Clocks(wall_ms=1767225601234)
     monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == EXAMPLE_KEY_ID)
     storage.keys.put_record(ApiKeyRecord(
