@@ -23,11 +23,10 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from keygate import tokens, wiring
-from keygate.models import CreatedApiKey
 from keygate.observability import logger, metrics
 from keygate.storage import aws
 from keygate_dev import template
-from keygate_dev.events import seed_key
+from keygate_dev.events import SeededKey, seed_key
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from keygate_dev.store_hooks import StoreClientHooks
@@ -64,7 +63,7 @@ class LocalStack:
         endpoint = {"AWS_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
         return {**function_environment(function_id, self.parameters), **AWS_BASICS, **endpoint}
 
-    def user_with_keys(self, user_id: str, count: int, **fields: Any) -> list[CreatedApiKey]:
+    def user_with_keys(self, user_id: str, count: int, **fields: Any) -> list[SeededKey]:
         """An onboarded user holding `count` active keys, created through the service."""
         onboard(user_id)
         created = []

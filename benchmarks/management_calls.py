@@ -21,7 +21,7 @@ KEYS_PER_USER = 10
 # operation -> (keys seeded first, the call, the status it must answer)
 Operation = Callable[[ApiClient, str, list[str]], Response]
 OPERATIONS: dict[str, tuple[int, Operation, int]] = {
-    "create": (KEYS_PER_USER - 1, lambda api, user, keys: api.create(user, label="the tenth"), 201),
+    "create": (KEYS_PER_USER - 1, lambda api, user, keys: api.create(user, label="the tenth"), 200),
     "list": (KEYS_PER_USER, lambda api, user, keys: api.list(user), 200),
     "update": (KEYS_PER_USER, lambda api, user, keys: api.update(keys[0], user, label="renamed"), 200),
     "revoke": (KEYS_PER_USER, lambda api, user, keys: api.revoke(keys[0], user), 200),
@@ -37,7 +37,9 @@ def count_operation(stack: LocalStack, name: str) -> dict[str, Any]:
     with CallRecorder() as recorder:
         response = call(ApiClient(stack.identity, local_gateway(stack.parameters)), user, keys)
     if response.status != expected_status:
-        raise RuntimeError(f"{name} answered {response.status}: {response.body}")
+        # The status and error code only: a create's body holds its secret.
+        code = response.json().get("error", {}).get("code") if response.status >= 400 else None
+        raise RuntimeError(f"{name} answered {response.status} {code or ''}")
     return {"keys_before": seeded, "total": recorder.total(), "calls": dict(sorted(recorder.calls.items())),
             "transaction_items": recorder.transaction_items}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from keygate.stepup import Action
-from keygate_dev import state
+from keygate_dev import state, template
 from keygate_dev.emulation import EmulationError
 from keygate_dev.server import DEFAULT_PORT
 
@@ -45,6 +45,9 @@ def _parameter_overrides(values: Sequence[str]) -> dict[str, str]:
         if not separator or not name:
             raise CliError(f"--parameter-overrides takes Name=Value items, not {item!r}")
         overrides[name.removeprefix("ParameterKey=")] = value
+    problems = template.parameter_problems(overrides)
+    if problems:
+        raise CliError(f"--parameter-overrides: {problems[0]}")
     return overrides
 
 

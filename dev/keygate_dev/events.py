@@ -50,8 +50,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import kg1
 from keygate import apigw, wiring
-from keygate.models import CreateApiKeyRequest, CreatedApiKey
+from keygate.profiles.gaiaex import CreateApiKeyRequest
 from keygate.records import AccountState, now_utc
+from keygate.service import KeyRef
 from keygate.stepup import Action, StepUpUse
 from keygate_dev import template
 from keygate_dev.identity import LocalIdentityProvider
@@ -146,25 +147,34 @@ def status_in_name(event_path: Path) -> int | None:
 
 
 # ------------------------------------------------------------------- seeding
+@dataclass(frozen=True)
+class SeededKey:
+    """A key seeded for an event or a test: its id, its secret (a bot signs with it) and its ZDEX handle."""
+
+    api_key: str
+    api_secret: str = field(repr=False)
+    handle: str
+
+
 def seed_key(user_id: str, *, at: datetime | None = None, revoked: bool = False, source_ip: str = SEED_SOURCE_IP,
-             **fields: Any) -> CreatedApiKey:
+             **fields: Any) -> SeededKey:
     """Create a key through the lifecycle as if at `at` (a past moment, or now), optionally revoke it.
 
-    `fields` are CreateApiKeyRequest fields, validated against the stack's allowed permissions.
+    `fields` are GaiaEx's CreateApiKeyRequest fields, validated against the stack's allowed permissions.
     The owner must already meet the prerequisites for them. Seeding confirms each change itself
     (a fresh step-up use), as the app's user would with a passkey.
     """
     moment = at or now_utc()
     app = wiring.management()
     request = CreateApiKeyRequest.model_validate(fields, context=app.validation_context())
-    created = app.lifecycle.at(lambda: moment).create_api_key(user_id, request, step_up=_seed_step_up(moment),
-                                                              source_ip=source_ip)
+    created = app.lifecycle.at(lambda: moment).create_api_key(user_id, request.domain(),
+                                                              step_up=_seed_step_up(moment), source_ip=source_ip)
     if revoked:
         # A millisecond later, so the audit log orders the revocation after the creation.
         revoked_at = moment + timedelta(milliseconds=1)
-        app.lifecycle.at(lambda: revoked_at).revoke_api_key(user_id, created.api_key, source_ip=source_ip,
-                                                            step_up=_seed_step_up(revoked_at))
-    return created
+        app.lifecycle.at(lambda: revoked_at).revoke_api_key(user_id, KeyRef(key_id=created.record.key_id),
+                                                            source_ip=source_ip, step_up=_seed_step_up(revoked_at))
+    return SeededKey(api_key=created.record.key_id, api_secret=created.secret, handle=created.record.handle)
 
 
 def _seed_step_up(moment: datetime) -> StepUpUse:
@@ -177,7 +187,7 @@ class EventRun:
 
     identity: LocalIdentityProvider
     run_id: str = ""
-    keys: dict[str, CreatedApiKey] = field(default_factory=dict)
+    keys: dict[str, SeededKey] = field(default_factory=dict)
     event_user: str | None = None
     _values: dict[str, str] = field(default_factory=dict)
 
@@ -218,10 +228,10 @@ class EventRun:
             if not self.event_user:
                 raise ValueError("{{step_up:...}} needs the event's requestContext.authorizer.user_id")
             return self.identity.step_up_token(self.event_user, Action(argument).value)
-        if kind == "key":
+        if kind in ("key", "id"):
             if argument not in self.keys:
-                raise ValueError(f"{{{{key:{argument}}}}} names no key seeded by the sidecar")
-            return self.keys[argument].api_key
+                raise ValueError(f"{{{{{kind}:{argument}}}}} names no key seeded by the sidecar")
+            return self.keys[argument].api_key if kind == "key" else self.keys[argument].handle
         raise ValueError(f"unknown placeholder {{{{{kind}:{argument}}}}}")
 
 

@@ -29,7 +29,8 @@ from pydantic.json_schema import models_json_schema
 import kg1
 from keygate import keys, models, stepup
 from keygate.errors import ErrorCode
-from keygate.routes import ROUTES, Auth, QueryInteger, Route
+from keygate.routes import ROUTES
+from keygate.routing import Auth, QueryInteger, Route
 from keygate_dev import template
 
 OPENAPI_PATH = template.ROOT / "docs" / "openapi.json"
@@ -50,6 +51,13 @@ KG1_SCHEMES = {
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
+    if name == "id":
+        return {
+            "name": "id", "in": "path", "required": True,
+            "description": "The key's id as ZDEX gives it: an opaque handle, not the API key. A malformed id, "
+                           "or another user's key, is answered 404 like an unknown one.",
+            "schema": {"type": "string", "pattern": f"^c[0-9a-z]{{{keys.HANDLE_CHARS}}}$"},
+        }
     if name != "api_key":
         raise ValueError(f"path parameter {{{name}}} is not described in keygate_dev.openapi")
     prefix = template.parameter_defaults()["KeyIdPrefix"]
@@ -241,7 +249,10 @@ def build() -> dict[str, Any]:
                           "stage": {"default": stage}},
         }],
         "tags": [
-            {"name": "api-keys", "description": "Key management, from the app (session + passkey step-up)."},
+            {"name": "gaiaex", "description": "Key management as GaiaEx documents it, from the app (session + "
+                                              "passkey step-up): /v1/trade/api-keys."},
+            {"name": "zdex", "description": "Key management as ZDEX documents it (session; passkey step-up "
+                                            "unless the stack's StepUpRequired is false): /v1/api-keys."},
             {"name": "bots", "description": "For trading bots signing with KG1-HMAC-SHA256."}],
         "paths": {path: dict(sorted(operations.items())) for path, operations in sorted(paths.items())},
         "components": {

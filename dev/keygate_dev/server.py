@@ -149,7 +149,7 @@ Demo user "{demo_user}" has completed onboarding and the trading handshake. {WAL
       -H "X-PASSKEY-TOKEN: $("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:revoke)"
 
 Other users: $BIN/keygate dev onboard --user alice [--no-trade]. One function, one event, no HTTP:
-$BIN/keygate dev invoke CreateApiKeyFunction events/create_api_key.201.json. Ctrl-C stops the server.
+$BIN/keygate dev invoke CreateApiKeyFunction events/create_api_key.200.json. Ctrl-C stops the server.
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,35 @@ def gateway_responses(template_path: Path = TEMPLATE_PATH) -> dict[str, dict[str
 def parameter_defaults(template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
     return {name: str(spec["Default"]) for name, spec in load_template(template_path)["Parameters"].items()
             if "Default" in spec}
+
+
+def parameter_problems(values: dict[str, str], template_path: Path = TEMPLATE_PATH) -> list[str]:
+    """What CloudFormation would refuse in these parameter values: unknown names, and values outside a
+    parameter's AllowedValues, AllowedPattern, MinValue or MaxValue."""
+    declared = load_template(template_path)["Parameters"]
+    problems = []
+    for name, value in values.items():
+        spec = declared.get(name)
+        if spec is None:
+            problems.append(f"{name} is not a parameter of {Path(template_path).name} "
+                            f"(known: {', '.join(sorted(declared))})")
+            continue
+        allowed = [str(option) for option in spec.get("AllowedValues", [])]
+        if allowed and value not in allowed:
+            problems.append(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        pattern = spec.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            problems.append(f"{name}={value!r} does not match {pattern}")
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                problems.append(f"{name} must be a number, not {value!r}")
+                continue
+            if "MinValue" in spec and number < float(spec["MinValue"]) or \
+                    "MaxValue" in spec and number > float(spec["MaxValue"]):
+                problems.append(f"{name} must be from {spec.get('MinValue')} to {spec.get('MaxValue')}, not {value}")
+    return problems
 
 
 def create_tables(dynamodb: Any, table_names: dict[str, str]) -> None:

@@ -52,6 +52,7 @@ class FuzzAccount:
     user_id: str
     session_token: str
     key_ids: list[str]
+    handles: list[str]  # the same keys' ZDEX ids
     signing_key: tuple[str, str]  # (key id, secret) of a read key without a whitelist, for the bot route
 
 
@@ -95,15 +96,18 @@ def account(local_server: LocalServer, identity: LocalIdentityProvider) -> FuzzA
     """A fresh onboarded user with real keys, so that each operation starts from the same state."""
     user_id = f"fuzz-{uuid.uuid4().hex[:10]}"
     local_server.keygate("onboard", "--user", user_id)
-    fuzz_account = FuzzAccount(user_id, identity.session_token(user_id), [], ("", ""))
+    fuzz_account = FuzzAccount(user_id, identity.session_token(user_id), [], [], ("", ""))
     for body in SEEDED_KEYS:
         created = requests.post(f"{local_server.base_url}/v1/trade/api-keys", json=body, timeout=30, headers={
             "Authorization": f"Bearer {fuzz_account.session_token}",
             openapi.STEP_UP_HEADER: identity.step_up_token(user_id, "api_keys:create")})
-        assert created.status_code == 201, created.text
+        assert created.status_code == 200, created.text
         fuzz_account.key_ids.append(created.json()["api_key"])
         if not body.get("ip_whitelist"):
             fuzz_account.signing_key = (created.json()["api_key"], created.json()["api_secret"])
+    listed = requests.get(f"{local_server.base_url}/v1/api-keys", timeout=30,
+                          headers={"Authorization": f"Bearer {fuzz_account.session_token}"})
+    fuzz_account.handles = [view["id"] for view in listed.json()["keys"]]
     return fuzz_account
 
 
@@ -127,6 +131,8 @@ def test_every_answer_is_documented_and_none_is_a_server_error(label: str, local
     def exchange(case: schemathesis.Case, use_real_key: bool, data: st.DataObject) -> None:
         if "api_key" in (case.path_parameters or {}) and use_real_key:
             case.path_parameters["api_key"] = data.draw(st.sampled_from(account.key_ids))
+        if "id" in (case.path_parameters or {}) and use_real_key:
+            case.path_parameters["id"] = data.draw(st.sampled_from(account.handles))
         headers = CaseInsensitiveDict(case.headers or {})
         headers.update(credentials(case, account, identity))
         case.headers = headers

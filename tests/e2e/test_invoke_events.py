@@ -64,7 +64,7 @@ def test_invoke_without_a_running_server_starts_its_own_emulation(tmp_path: Path
     # Given no server for this state directory
     environment = state_environment(tmp_path / "state")
     # When an event that seeds data, writes and reads a JWKS is invoked
-    event_path = events.EVENTS_DIR / "create_api_key.201.json"
+    event_path = events.EVENTS_DIR / "create_api_key.200.json"
     completed = invoke(environment, "CreateApiKeyFunction", event_path)
     # Then it ran against an in-process emulation started for the call, and printed the result alone
     assert_answer_matches_sidecar(event_path, json.loads(completed.stdout))

@@ -57,7 +57,7 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     created = app.call("POST", "/v1/trade/api-keys", action="api_keys:create",
                        body={"label": "e2e bot", "permissions": ["read", "trade"], "ip_whitelist": ["127.0.0.1"]})
     # Then the key and its secret are returned once
-    assert created.status_code == 201, created.text
+    assert created.status_code == 200, created.text
     key = created.json()
     assert key["permissions"] == ["read", "trade"] and key["ip_whitelist"] == ["127.0.0.1"]
 
@@ -105,7 +105,7 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     assert error_code(denied) == "PERMISSION_DENIED"
 
     # When the user lists their keys, Then the bot's key shows when it was last used
-    listed = {entry["api_key"]: entry for entry in app.call("GET", "/v1/trade/api-keys").json()["api_keys"]}
+    listed = {entry["api_key"]: entry for entry in app.call("GET", "/v1/trade/api-keys").json()["keys"]}
     assert listed[key["api_key"]]["last_used_at"] is not None
     assert listed[key["api_key"]]["is_active"] is True
 
@@ -123,7 +123,7 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     # And the audit log tells the key's story, newest first
     audit = app.call("GET", f"/v1/trade/api-keys/{key['api_key']}/audit")
     assert audit.status_code == 200, audit.text
-    assert [entry["event"] for entry in audit.json()["entries"]] == ["key_revoked", "key_updated", "key_created"]
+    assert [entry["action"] for entry in audit.json()["audit"]] == ["key_revoked", "key_updated", "key_created"]
 
     # When the user revokes everything in an emergency
     emergency = app.call("DELETE", "/v1/trade/api-keys/all", action="api_keys:revoke_all")
@@ -131,7 +131,7 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     assert emergency.status_code == 200, emergency.text
     assert emergency.json()["revoked_api_keys"] == [read_only["api_key"]]
     assert emergency.json()["revoked_count"] == 1
-    assert not any(entry["is_active"] for entry in app.call("GET", "/v1/trade/api-keys").json()["api_keys"])
+    assert not any(entry["is_active"] for entry in app.call("GET", "/v1/trade/api-keys").json()["keys"])
 
 
 def test_the_printed_walkthrough_works_when_pasted(local_server: LocalServer):

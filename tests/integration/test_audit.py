@@ -5,14 +5,15 @@ from datetime import timedelta
 import pytest
 
 from keygate import keys
-from keygate.models import UpdateApiKeyRequest
+from keygate.profiles.gaiaex import UpdateApiKeyRequest
+from keygate.service import KeyRef
 from keygate.records import now_utc
 from keygate.stepup import StepUpUse
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
 from tests.support.stack import iso_time, layer
 
-ENTRY_FIELDS = {"event", "api_key", "ip_address", "created_at", "details"}
+ENTRY_FIELDS = {"action", "ip_address", "created_at", "details", "data"}
 
 
 @pytest.fixture
@@ -24,7 +25,8 @@ def key_with_history(alice, identity):
         moment = start + timedelta(minutes=minute)
         confirmed = StepUpUse(jti=f"update-{minute:02d}-{key_id}", expires_at_epoch=int(moment.timestamp()) + 300)
         layer().lifecycle.at(lambda moment=moment: moment).update_api_key(
-            "alice", key_id, UpdateApiKeyRequest(label=f"v{minute}"), step_up=confirmed, source_ip="198.51.100.1")
+            "alice", KeyRef(key_id=key_id), UpdateApiKeyRequest(label=f"v{minute}").domain(), step_up=confirmed,
+            source_ip="198.51.100.1")
     return key_id
 
 
@@ -40,27 +42,30 @@ def test_the_log_shows_every_lifecycle_event_newest_first(client, alice):
     # Then it holds the three events newest first, with API Gateway's source IPs (never a header's)
     assert response.status == 200, response.body
     log = response.json()
-    assert set(log) == {"api_key", "entries"} and log["api_key"] == key_id
-    assert [(entry["event"], entry["ip_address"]) for entry in log["entries"]] == [
+    assert set(log) == {"api_key", "audit", "count"} and log["api_key"] == key_id and log["count"] == 3
+    assert [(entry["action"], entry["ip_address"]) for entry in log["audit"]] == [
         ("key_revoked", "2001:db8::3"), ("key_updated", "198.51.100.2"), ("key_created", "198.51.100.1")]
-    for entry in log["entries"]:
-        assert set(entry) == ENTRY_FIELDS and entry["api_key"] == key_id
-    times = [iso_time(entry["created_at"]) for entry in log["entries"]]
+    for entry in log["audit"]:
+        assert set(entry) == ENTRY_FIELDS
+    times = [iso_time(entry["created_at"]) for entry in log["audit"]]
     assert times == sorted(times, reverse=True)
-    assert log["entries"][0]["details"] == {"reason": "user_request"}
+    # And each says in a sentence what happened (GaiaEx's `details`), with the data beside it
+    assert [entry["details"] for entry in log["audit"]] == [
+        "Key revoked", "Key updated: label 'bot' -> 'bot2'", "Key created with permissions: [read]"]
+    assert log["audit"][0]["data"] == {"reason": "user_request"}
 
 
 def test_the_default_limit_is_20_newest(client, key_with_history):
-    entries = client.audit(key_with_history).json()["entries"]
+    entries = client.audit(key_with_history).json()["audit"]
     assert len(entries) == 20
-    assert [entry["details"]["changes"]["label"]["to"] for entry in entries] == [f"v{n}" for n in range(24, 4, -1)]
+    assert [entry["data"]["changes"]["label"]["to"] for entry in entries] == [f"v{n}" for n in range(24, 4, -1)]
 
 
 @pytest.mark.parametrize(("limit", "expected"), [("1", 1), ("7", 7), ("100", 25), ("", 20)])
 def test_limit_chooses_how_many_newest_entries(client, key_with_history, limit, expected):
-    entries = client.audit(key_with_history, query=f"limit={limit}").json()["entries"]
+    entries = client.audit(key_with_history, query=f"limit={limit}").json()["audit"]
     assert len(entries) == expected
-    assert entries[0]["details"]["changes"]["label"]["to"] == "v24"
+    assert entries[0]["data"]["changes"]["label"]["to"] == "v24"
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "1e2", "%201", "10x", "\u0661",
@@ -74,7 +79,7 @@ def test_a_limit_outside_1_to_100_is_refused(client, alice, limit):
 def test_a_revoked_keys_log_stays_readable(client, alice):
     key_id = client.create().json()["api_key"]
     client.revoke(key_id)
-    assert [entry["event"] for entry in client.audit(key_id).json()["entries"]] == ["key_revoked", "key_created"]
+    assert [entry["action"] for entry in client.audit(key_id).json()["audit"]] == ["key_revoked", "key_created"]
 
 
 @pytest.mark.parametrize("key_id_text", [keys.new_key_id("kgk_"), "kgk_nope", "all"],
@@ -92,7 +97,7 @@ def test_the_key_created_entry_shows_the_expiry_the_create_answered(client, alic
     # Given a key created with an expiry (at a moment with sub-millisecond digits, as real clocks have)
     created = client.create(expires_days=30).json()
     # When its audit log is read
-    (entry,) = client.audit(created["api_key"]).json()["entries"]
+    (entry,) = client.audit(created["api_key"]).json()["audit"]
     # Then the key_created entry names the same expiry, in the API's timestamp format
-    assert entry["details"]["expires_at"] == created["expires_at"]
-    iso_time(entry["details"]["expires_at"])
+    assert entry["data"]["expires_at"] == created["expires_at"]
+    iso_time(entry["data"]["expires_at"])

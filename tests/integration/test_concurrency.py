@@ -55,7 +55,7 @@ def send_until_not_409(client: ApiClient, attempts: int, method: str, path: str,
 
 
 def assert_create_outcome(response: Response) -> None:
-    if response.status == 201:
+    if response.status == 200:
         return
     if response.status == 400:
         assert_error(response, 400, "KEY_LIMIT_REACHED")
@@ -99,13 +99,13 @@ def test_fifty_concurrent_creates_stop_exactly_at_the_limit(warm):
                                                token, {"label": "bot"})
         for token in tokens])
 
-    # Then every answer is 201, 400 KEY_LIMIT_REACHED or 409 CONCURRENT_MODIFICATION, never a 5xx
+    # Then every answer is 200, 400 KEY_LIMIT_REACHED or 409 CONCURRENT_MODIFICATION, never a 5xx
     for response in (response for responses in results for response in responses):
         assert_create_outcome(response)
     finals = [responses[-1] for responses in results]
-    assert all(response.status in (201, 400) for response in finals)
+    assert all(response.status in (200, 400) for response in finals)
     # And exactly the limit was created, and those keys are the user's active ones
-    created = {response.json()["api_key"] for response in finals if response.status == 201}
+    created = {response.json()["api_key"] for response in finals if response.status == 200}
     assert len(created) == limit
     state = check_invariants(settled=True)
     assert {record.key_id for record in state.active_keys("alice", datetime.now(UTC))} == created
@@ -174,7 +174,7 @@ def test_revoke_all_racing_creates_leaves_a_consistent_state(warm):
     assert watcher.samples and max(watcher.samples) <= limit
     for response in (response for responses in create_results for response in responses):
         assert_create_outcome(response)
-    created = {responses[-1].json()["api_key"] for responses in create_results if responses[-1].status == 201}
+    created = {responses[-1].json()["api_key"] for responses in create_results if responses[-1].status == 200}
     # And the revoke-alls revoked every key that existed before them, each key once
     assert all(response.status == 200 for response in revoke_all_responses)
     revoked_lists = [response.json()["revoked_api_keys"] for response in revoke_all_responses]
@@ -263,7 +263,7 @@ def test_creates_that_all_counted_before_any_committed_still_stop_at_the_limit(w
     # (limit - 1 active) before any of them commits
     onboard("alice")
     for _ in range(limit - 1):
-        assert client.create().status == 201
+        assert client.create().status == 200
     tokens = [client.step_up("alice", "api_keys:create") for _ in range(20)]
     pause_every_racer_after_its_first(monkeypatch, "load_user", len(tokens))
 
@@ -274,7 +274,7 @@ def test_creates_that_all_counted_before_any_committed_still_stop_at_the_limit(w
 
     # Then exactly one commits (the keyset version each read lets only one through);
     # the others re-count, find the limit reached and say so
-    assert sorted(response.status for response in responses) == [201] + [400] * (len(tokens) - 1)
+    assert sorted(response.status for response in responses) == [200] + [400] * (len(tokens) - 1)
     for response in responses:
         if response.status == 400:
             assert_error(response, 400, "KEY_LIMIT_REACHED")
@@ -294,7 +294,7 @@ def test_an_update_that_read_the_key_before_a_revocation_does_not_change_the_rev
     assert_error(update, 400, "KEY_REVOKED")
     # And the audit log holds the creation and the revocation only, matching the record
     assert events_of(key_id) == ["key_created", "key_revoked"]
-    assert client.list().json()["api_keys"][0]["label"] == "bot"
+    assert client.list().json()["keys"][0]["label"] == "bot"
 
 
 def test_a_revoke_that_read_the_key_before_an_update_revokes_the_updated_key(client, alice, monkeypatch):
@@ -306,7 +306,7 @@ def test_a_revoke_that_read_the_key_before_an_update_revokes_the_updated_key(cli
     assert update.status == 200 and update.json()["updated_fields"] == ["label"]
     assert revoke.status == 200 and revoke.json()["already_revoked"] is False
     assert events_of(key_id) == ["key_created", "key_updated", "key_revoked"]
-    (view,) = client.list().json()["api_keys"]
+    (view,) = client.list().json()["keys"]
     assert (view["label"], view["is_active"]) == ("renamed", False)
 
 
@@ -321,7 +321,7 @@ def test_two_updates_of_one_key_both_land_and_the_audit_says_from_what(client, a
     entries = check_invariants(settled=True).audit[key_id]
     assert [entry["details"].get("changes") for entry in entries[1:]] == [
         {"label": {"from": "bot", "to": "second"}}, {"label": {"from": "second", "to": "first"}}]
-    assert client.list().json()["api_keys"][0]["label"] == "first"
+    assert client.list().json()["keys"][0]["label"] == "first"
 
 
 def test_a_revoke_all_that_listed_the_keys_before_an_update_still_revokes_them_all(client, alice, monkeypatch):
@@ -344,8 +344,8 @@ def test_a_key_created_while_revoke_all_runs_is_either_revoked_or_listed_as_acti
     new = created.json()["api_key"]
     # Then the revoke-all revoked what it listed and says so; the new key, committed after its list, stays active
     # (revoke-all revokes the keys that exist when it starts; a create racing it is a new, visible key)
-    assert revoke_all.json() == {"revoked_count": 1, "revoked_api_keys": [old]}
-    views = {view["api_key"]: view["is_active"] for view in client.list().json()["api_keys"]}
+    assert revoke_all.json() == {"success": True, "revoked_count": 1, "revoked_api_keys": [old]}
+    views = {view["api_key"]: view["is_active"] for view in client.list().json()["keys"]}
     assert views == {old: False, new: True}
     state = check_invariants(settled=True)
     assert new in state.secrets and old not in state.secrets
@@ -358,7 +358,7 @@ def test_a_create_that_counted_before_a_revoke_all_commits_after_it(client, alic
         monkeypatch, "load_user", lambda: client.create(label="new"), lambda: client.revoke_all())
     # Then both committed: the old key is revoked, the new one active with its secret
     assert revoke_all.json()["revoked_api_keys"] == [old]
-    assert created.status == 201
+    assert created.status == 200
     state = check_invariants(settled=True)
     assert state.keys[created.json()["api_key"]].status.value == "active"
     assert set(state.secrets) == {created.json()["api_key"]}
@@ -419,7 +419,7 @@ def test_a_mutation_that_loses_five_races_in_a_row_answers_409_and_can_be_retrie
     response = send(client, key_id, token)
     # Then it gave up after five lost races with 409, and every rival change went through
     assert_error(response, 409, "CONCURRENT_MODIFICATION")
-    assert [result.status for result in contest.results] == [201 if mutation == "create" else 200] * 5
+    assert [result.status for result in contest.results] == [200] * 5
     # And it left nothing behind (a create's secret is deleted at once) and broke no invariant
     check_invariants(settled=True)
     # And when the races stop, the same step-up token works: it was not spent

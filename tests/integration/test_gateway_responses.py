@@ -90,7 +90,7 @@ def test_the_local_gateway_answers_an_unknown_route_or_method_404_route_not_foun
     # Then the gateway answers 404 ROUTE_NOT_FOUND in the error shape, as the template says
     assert response.status == 404, response.body
     body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == "ROUTE_NOT_FOUND"
+    assert error_of(body)["code"] == "ROUTE_NOT_FOUND"
     assert response.headers["x-amzn-RequestId"] in body["error"]["message"]
 
 

@@ -21,10 +21,11 @@ import pytest
 from keygate import service
 from keygate.config import KeyPolicy, StorageConfig
 from keygate.errors import ErrorCode, KeyGateError, ServiceUnavailable
-from keygate.models import CreateApiKeyRequest, CreatedApiKey, UpdateApiKeyRequest, validation_context
+from keygate.models import validation_context
 from keygate.ports import ConditionFailed, KeyLookup, KeyRepository, NonceReused, SecretReader, SecretVault
+from keygate.profiles.gaiaex import CreateApiKeyRequest, UpdateApiKeyRequest
 from keygate.records import AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
-from keygate.service import KeyLifecycle
+from keygate.service import CreatedKey, KeyLifecycle, KeyRef
 from keygate.stepup import StepUpTokenReused, StepUpUse
 from keygate.storage import aws as layer_aws
 from keygate.storage.dynamodb import DynamoKeyRepository
@@ -134,19 +135,20 @@ class Lifecycle:
                                                                trading_handshake_completed=trade))
 
     def create(self, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None,
-               **fields: Any) -> CreatedApiKey:
+               **fields: Any) -> CreatedKey:
         request = CreateApiKeyRequest.model_validate(fields, context=validation_context(self.policy))
-        return self.on(keys).create_api_key(user, request, step_up=step_up or self.token(), source_ip=SOURCE_IP)
+        return self.on(keys).create_api_key(user, request.domain(), step_up=step_up or self.token(),
+                                            source_ip=SOURCE_IP)
 
     def update(self, key_id: str, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None,
                **fields: Any) -> Any:
         request = UpdateApiKeyRequest.model_validate(fields, context=validation_context(self.policy))
-        return self.on(keys).update_api_key(user, key_id, request, step_up=step_up or self.token(),
-                                            source_ip=SOURCE_IP)
+        return self.on(keys).update_api_key(user, KeyRef(key_id=key_id), request.domain(),
+                                            step_up=step_up or self.token(), source_ip=SOURCE_IP)
 
     def revoke(self, key_id: str, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None,
                secrets: Any = None) -> Any:
-        return self.on(keys, secrets).revoke_api_key(user, key_id, step_up=step_up or self.token(),
+        return self.on(keys, secrets).revoke_api_key(user, KeyRef(key_id=key_id), step_up=step_up or self.token(),
                                                      source_ip=SOURCE_IP)
 
     def revoke_all(self, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None) -> Any:
@@ -188,14 +190,14 @@ def test_a_create_commits_the_key_its_secret_and_its_audit_entry(world):
     (record,) = snapshot.keys
     assert snapshot.keyset_version == 1
     assert (record.key_id, record.label, record.permissions, record.ip_whitelist, record.status, record.version) == (
-        created.api_key, "bot", ["read", "trade"], ["203.0.113.0/24"], KeyStatus.ACTIVE, 1)
-    assert record.created_at == created.created_at == world.clock()
+        created.record.key_id, "bot", ["read", "trade"], ["203.0.113.0/24"], KeyStatus.ACTIVE, 1)
+    assert record.created_at == created.record.created_at == world.clock()
     # And its secret is the one returned, for the authorizer too, which finds the key by its id
-    assert world.storage.secrets.read(created.api_key) == created.api_secret
-    assert world.storage.lookup.get_key_owner(created.api_key) == "alice"
-    assert world.storage.lookup.get_key("alice", created.api_key) == record
+    assert world.storage.secrets.read(created.record.key_id) == created.secret
+    assert world.storage.lookup.get_key_owner(created.record.key_id) == "alice"
+    assert world.storage.lookup.get_key("alice", created.record.key_id) == record
     # And the audit log has its creation, and the create's cleanup entry went with the commit
-    (entry,) = world.storage.keys.query_audit(created.api_key, 10)
+    (entry,) = world.storage.keys.query_audit(created.record.key_id, 10)
     assert (entry.event, entry.ip_address, entry.created_at) == (AuditEvent.KEY_CREATED, SOURCE_IP, world.clock())
     assert entry.details == {"label": "bot", "permissions": ["read", "trade"], "ip_whitelist": ["203.0.113.0/24"],
                              "expires_at": None}
@@ -208,13 +210,13 @@ def test_an_expiring_key_queues_its_secrets_deletion_for_its_expiry(world):
     # Then its secret's deletion is queued for the expiry, not before
     assert world.storage.keys.due_cleanups(world.clock() + timedelta(days=1, milliseconds=-1)) == []
     (entry,) = world.storage.keys.due_cleanups(world.clock() + timedelta(days=1))
-    assert (entry.key_id, entry.due, entry.reason) == (created.api_key, created.expires_at, "expired")
+    assert (entry.key_id, entry.due, entry.reason) == (created.record.key_id, created.record.expires_at, "expired")
 
 
 def test_the_create_at_the_limit_is_refused_and_spends_nothing(world):
     world.policy = KeyPolicy(max_active_keys_per_user=3)
     # Given a user at the limit
-    first = world.create().api_key
+    first = world.create().record.key_id
     world.create()
     world.create()
     # When one more is created
@@ -224,7 +226,7 @@ def test_the_create_at_the_limit_is_refused_and_spends_nothing(world):
     assert (len(world.keys_of()), world.storage.keys.load_user("alice").keyset_version) == (3, 3)
     # And once a key is revoked, the same step-up token creates the key: it was not spent
     world.revoke(first)
-    assert world.create(step_up=token).api_key in world.keys_of()
+    assert world.create(step_up=token).record.key_id in world.keys_of()
 
 
 def test_expired_keys_stop_counting_towards_the_limit(world):
@@ -263,7 +265,7 @@ def test_create_prerequisites(storage, account, permissions, code):
 def test_an_update_that_adds_trade_needs_the_trading_handshake(world):
     # Given a read key of a user without the trading handshake
     world.onboard("bob", trade=False)
-    key_id = world.create("bob").api_key
+    key_id = world.create("bob").record.key_id
     # When the key is given trade, Then the handshake is required and the key is unchanged
     refused(ErrorCode.TRADING_HANDSHAKE_REQUIRED, lambda: world.update(key_id, "bob", permissions=["read", "trade"]))
     assert (world.keys_of("bob")[key_id].permissions, world.events(key_id)) == (["read"], [AuditEvent.KEY_CREATED])
@@ -281,7 +283,7 @@ def test_a_create_that_lost_a_race_counts_again_and_commits(world):
     assert len(watched.arguments("commit_create")) == 2 and len(rival.results) == 1
     assert {record.label for record in world.keys_of().values()} == {"rival", "mine"}
     assert world.storage.keys.load_user("alice").keyset_version == 2
-    assert world.storage.secrets.read(mine.api_key) == mine.api_secret
+    assert world.storage.secrets.read(mine.record.key_id) == mine.secret
 
 
 def test_a_create_that_lost_the_last_slot_is_refused_and_leaves_no_secret(world):
@@ -301,7 +303,7 @@ def test_a_create_that_lost_the_last_slot_is_refused_and_leaves_no_secret(world)
 
 def test_an_update_that_lost_a_race_applies_to_what_the_winner_left(world):
     # Given a key, and a rival rename committing between the update's read and its commit
-    key_id = world.create(label="bot").api_key
+    key_id = world.create(label="bot").record.key_id
     watched = Watched(world.storage.keys)
     watched.before["commit_update"] = Rival(lambda _: world.update(key_id, label="rival"))
     # When the update goes on
@@ -330,7 +332,7 @@ def test_a_mutation_that_loses_five_races_gives_up_and_keeps_its_token(world, mu
     send, commit, rival_change = MUTATIONS[mutation]
     world.policy = KeyPolicy(max_active_keys_per_user=30)
     # Given a key, and a rival change that commits before each of the request's commit attempts
-    key_id = world.create(label="bot").api_key
+    key_id = world.create(label="bot").record.key_id
     watched, token = Watched(world.storage.keys), world.token()
     rival = Rival(lambda number: rival_change(world, key_id, number), times=service.MAX_COMMIT_ATTEMPTS)
     watched.before[commit] = rival
@@ -345,7 +347,7 @@ def test_a_mutation_that_loses_five_races_gives_up_and_keeps_its_token(world, mu
 def test_a_reused_step_up_token_is_refused_and_changes_nothing(world):
     # Given a token spent by a create
     token = world.token()
-    key_id = world.create(step_up=token).api_key
+    key_id = world.create(step_up=token).record.key_id
     watched = Watched(world.storage.keys)
     # When it is used again to create, update or revoke, Then each is refused as STEP_UP_REQUIRED
     for action in (lambda: world.create(step_up=token, keys=watched),
@@ -377,7 +379,7 @@ def test_a_spent_token_is_refused_until_its_record_expires(world):
 
 def test_an_update_that_changes_nothing_still_spends_its_token(world):
     # Given a key
-    key_id = world.create(label="bot").api_key
+    key_id = world.create(label="bot").record.key_id
     # When it is updated to what it already is
     token = world.token()
     unchanged = world.update(key_id, label="bot", step_up=token)
@@ -391,12 +393,12 @@ def test_an_update_that_changes_nothing_still_spends_its_token(world):
 # ---------------------------------------------------------------- revoke
 def test_revoke_then_revoke_again(world):
     # Given an active key
-    key_id = world.create(label="bot").api_key
+    key_id = world.create(label="bot").record.key_id
     revoked_at = world.clock()
     # When it is revoked
     first = world.revoke(key_id)
     # Then it is revoked now, audited, its secret deleted at once and nothing left for the janitor
-    assert (first.already_revoked, first.revoked_at) == (False, revoked_at)
+    assert (first.already_revoked, first.record.revoked_at) == (False, revoked_at)
     record = world.keys_of()[key_id]
     assert (record.status, record.revoked_at, record.version) == (KeyStatus.REVOKED, revoked_at, 2)
     assert world.events(key_id) == [AuditEvent.KEY_CREATED, AuditEvent.KEY_REVOKED]
@@ -407,7 +409,7 @@ def test_revoke_then_revoke_again(world):
     token = world.token()
     second = world.revoke(key_id, step_up=token)
     # Then the answer gives the original revocation and changes nothing, but the token is spent
-    assert (second.already_revoked, second.revoked_at) == (True, revoked_at)
+    assert (second.already_revoked, second.record.revoked_at) == (True, revoked_at)
     assert world.keys_of()[key_id] == record
     assert world.events(key_id) == [AuditEvent.KEY_CREATED, AuditEvent.KEY_REVOKED]
     with pytest.raises(StepUpTokenReused):
@@ -417,7 +419,7 @@ def test_revoke_then_revoke_again(world):
 
 
 def test_another_users_key_is_not_found(world):
-    key_id = world.create().api_key
+    key_id = world.create().record.key_id
     refused(ErrorCode.KEY_NOT_FOUND, lambda: world.revoke(key_id, "bob"))
     refused(ErrorCode.KEY_NOT_FOUND, lambda: world.update(key_id, "bob", label="mine"))
     assert world.keys_of()[key_id].status is KeyStatus.ACTIVE
@@ -429,12 +431,12 @@ def test_revoke_all_commits_its_keys_in_transactions_of_at_most_thirty(world):
     for number in range(30):
         world.create(label=f"old {number}", expires_days=1)
     world.clock.advance(days=1, minutes=1)
-    latest = world.create(label="latest").api_key
+    latest = world.create(label="latest").record.key_id
     # When all are revoked
     watched, token = Watched(world.storage.keys), world.token()
     revoked = world.revoke_all(keys=watched, step_up=token)
     # Then every key is revoked, in two transactions; the step-up token is spent with the first
-    assert revoked.revoked_count == 31 and revoked.revoked_api_keys == sorted(world.keys_of())
+    assert len(revoked) == 31 and revoked == sorted(world.keys_of())
     batches = [(len(revocations), step_up) for revocations, step_up, *_ in watched.arguments("commit_revocations")]
     assert service.REVOCATIONS_PER_TRANSACTION == 30
     assert batches == [(30, token), (1, None)]
@@ -449,7 +451,7 @@ def test_revoke_all_commits_its_keys_in_transactions_of_at_most_thirty(world):
 
 def test_revoke_all_with_nothing_to_revoke_still_spends_its_token(world):
     token = world.token()
-    assert world.revoke_all(step_up=token).revoked_count == 0
+    assert world.revoke_all(step_up=token) == []
     with pytest.raises(StepUpTokenReused):
         world.revoke_all(step_up=token)
 
@@ -458,17 +460,17 @@ def test_revoke_all_with_nothing_to_revoke_still_spends_its_token(world):
 def test_the_janitor_keeps_an_active_keys_secret_and_deletes_a_revoked_ones(world):
     # Given an active key with a cleanup entry that fell due (a create whose entry outlived its commit) ...
     active = world.create(label="active")
-    world.storage.keys.add_cleanup(active.api_key, world.clock(), "create")
+    world.storage.keys.add_cleanup(active.record.key_id, world.clock(), "create")
     # ... and a key revoked while Secrets Manager was down: the revocation stands, its secret is left over
-    revoked = world.create(label="revoked").api_key
+    revoked = world.create(label="revoked").record.key_id
     assert world.revoke(revoked, secrets=SecretsManagerDown(world.storage.secrets)).already_revoked is False
     assert world.storage.secrets.read(revoked) is not None
     # When the janitor runs, one period later
     world.clock.advance(seconds=service.JANITOR_PERIOD.total_seconds())
     report = world.on().run_secret_janitor()
     # Then it kept the active key's secret, deleted the revoked one's, and cleared both entries
-    assert (report.kept, report.deleted, report.failed) == ([active.api_key], [revoked], [])
-    assert world.storage.secrets.read(active.api_key) == active.api_secret
+    assert (report.kept, report.deleted, report.failed) == ([active.record.key_id], [revoked], [])
+    assert world.storage.secrets.read(active.record.key_id) == active.secret
     assert world.storage.secrets.read(revoked) is None
     assert world.due_ever() == []
 
@@ -481,7 +483,7 @@ def _audit(record: ApiKeyRecord, event: AuditEvent, now: datetime) -> AuditEntry
 def test_a_commit_on_what_changed_since_it_was_read_is_a_lost_race(world):
     keys, now = world.storage.keys, world.clock()
     # Given a key that was renamed (version 2) after it was read (version 1)
-    key_id = world.create(label="bot").api_key
+    key_id = world.create(label="bot").record.key_id
     read = world.keys_of()[key_id]
     current = read.changed(label="renamed", version=2)
     keys.commit_update(read, current, _audit(current, AuditEvent.KEY_UPDATED, now), world.token(), now)
@@ -518,7 +520,7 @@ def test_a_commit_on_what_changed_since_it_was_read_is_a_lost_race(world):
 
 def test_a_transaction_of_more_than_a_hundred_items_is_refused_before_anything_is_written(world):
     keys, now = world.storage.keys, world.clock()
-    key_id = world.create().api_key
+    key_id = world.create().record.key_id
     record = world.keys_of()[key_id]
     revocation = (record, record.changed(status=KeyStatus.REVOKED, revoked_at=now, version=2),
                   _audit(record, AuditEvent.KEY_REVOKED, now))
@@ -544,7 +546,7 @@ def test_nonces_are_refused_until_their_record_expires(storage):
 
 
 def test_a_keys_last_use_is_written_at_most_once_per_interval(world):
-    key_id, used = world.create().api_key, world.clock()
+    key_id, used = world.create().record.key_id, world.clock()
     # When the authorizer reports uses 30 s apart, at most once a minute
     for seconds in (0, 30, 60, 61):
         world.storage.lookup.touch_last_used("alice", key_id, used + timedelta(seconds=seconds),

@@ -14,7 +14,7 @@ VIEW_FIELDS = {"api_key", "key_prefix", "label", "permissions", "ip_whitelist", 
 def test_a_user_without_keys_gets_an_empty_list(client, alice):
     response = client.list()
     assert response.status == 200
-    assert response.json() == {"api_keys": [], "count": 0}
+    assert response.json() == {"keys": [], "count": 0}
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -27,7 +27,7 @@ def test_the_list_shows_each_key_with_the_documented_fields_and_never_a_secret(c
     # Then the key shows with exactly the view fields, matching what create answered
     listed = response.json()
     assert listed["count"] == 1
-    (view,) = listed["api_keys"]
+    (view,) = listed["keys"]
     assert set(view) == VIEW_FIELDS
     assert view == {
         "api_key": created["api_key"], "key_prefix": created["key_prefix"], "label": "bot",
@@ -45,7 +45,7 @@ def test_keys_are_listed_newest_first(client, alice, identity):
     for hours_ago, label in [(2, "middle"), (3, "oldest"), (1, "newest")]:
         seed_key("alice", at=now - timedelta(hours=hours_ago), label=label)
     # When the list is read
-    views = client.list().json()["api_keys"]
+    views = client.list().json()["keys"]
     # Then the newest comes first
     assert [view["label"] for view in views] == ["newest", "middle", "oldest"]
     assert [iso_time(view["created_at"]) for view in views] == sorted(
@@ -60,7 +60,7 @@ def test_revoked_and_expired_keys_are_listed_as_inactive(client, alice, identity
     seed_key("alice", at=now - timedelta(days=2), label="expired", expires_days=1)
     seed_key("alice", at=now - timedelta(hours=12), label="expiring", expires_days=1)
     # When the list is read
-    views = {view["label"]: view for view in client.list().json()["api_keys"]}
+    views = {view["label"]: view for view in client.list().json()["keys"]}
     # Then is_active is false exactly for the revoked and the expired key
     assert {label: view["is_active"] for label, view in views.items()} == {
         "active": True, "revoked": False, "expired": False, "expiring": True}
@@ -75,7 +75,7 @@ def test_last_used_at_shows_the_signature_authorizers_record(client, alice):
     used_at = now_utc() - timedelta(minutes=5)
     key_lookup().touch_last_used("alice", key_id, used_at, at_most_every_seconds=60)
     # When the list is read
-    (view,) = client.list().json()["api_keys"]
+    (view,) = client.list().json()["keys"]
     # Then last_used_at is that moment, in the API's format
     assert iso_time(view["last_used_at"]) == used_at.replace(microsecond=used_at.microsecond // 1000 * 1000)
 

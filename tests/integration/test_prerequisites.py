@@ -34,7 +34,7 @@ def test_an_onboarded_user_without_a_trade_may_create_read_keys_only(client):
     assert_error(client.create(user="dave", permissions=["trade"]), 403, "TRADING_HANDSHAKE_REQUIRED")
     assert state_snapshot() == before
     # And a read key is fine
-    assert client.create(user="dave", permissions=["read"]).status == 201
+    assert client.create(user="dave", permissions=["read"]).status == 200
 
 
 @pytest.mark.parametrize("stack_env", [WITHDRAW_ENABLED], indirect=True)
@@ -48,7 +48,7 @@ def test_after_the_first_trade_trade_keys_are_allowed(client):
     onboard("dave", trade=False)
     assert_error(client.create(user="dave", permissions=["trade"]), 403, "TRADING_HANDSHAKE_REQUIRED")
     onboard("dave", trade=True)
-    assert client.create(user="dave", permissions=["trade"]).status == 201
+    assert client.create(user="dave", permissions=["trade"]).status == 200
 
 
 def test_the_step_up_check_comes_before_the_prerequisites(client):

@@ -11,7 +11,7 @@ from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
 from tests.support.stack import iso_time, layer, secret_exists, secret_names, table_items
 
-REVOKED_FIELDS = {"api_key", "is_active", "revoked_at", "already_revoked"}
+REVOKED_FIELDS = {"success", "message", "api_key", "is_active", "revoked_at", "already_revoked"}
 
 
 def _cleanup_entries():
@@ -29,6 +29,7 @@ def test_revoke_answers_the_documented_shape_and_deletes_the_secret(client, alic
     assert response.status == 200, response.body
     revoked = response.json()
     assert set(revoked) == REVOKED_FIELDS
+    assert (revoked["success"], revoked["message"]) == (True, "API key revoked")
     assert (revoked["api_key"], revoked["is_active"], revoked["already_revoked"]) == (key_id, False, False)
     assert before - timedelta(seconds=1) <= iso_time(revoked["revoked_at"]) <= now_utc()
     # And the secret is gone at once, with no cleanup left for the janitor
@@ -36,10 +37,10 @@ def test_revoke_answers_the_documented_shape_and_deletes_the_secret(client, alic
     assert layer().secrets.name(key_id) not in secret_names()
     assert _cleanup_entries() == []
     # And the list shows the key inactive with the same revocation time
-    (view,) = client.list().json()["api_keys"]
+    (view,) = client.list().json()["keys"]
     assert (view["is_active"], view["revoked_at"]) == (False, revoked["revoked_at"])
     # And the audit log ends with the revocation
-    assert client.audit(key_id).json()["entries"][0]["event"] == "key_revoked"
+    assert client.audit(key_id).json()["audit"][0]["action"] == "key_revoked"
 
 
 def test_a_second_revoke_answers_the_original_revocation_and_still_uses_the_step_up_token(client, alice):
@@ -53,7 +54,7 @@ def test_a_second_revoke_answers_the_original_revocation_and_still_uses_the_step
     assert second.status == 200, second.body
     assert second.json() == {**first, "already_revoked": True}
     # And nothing new is audited
-    assert [entry["event"] for entry in client.audit(key_id).json()["entries"]] == ["key_revoked", "key_created"]
+    assert [entry["action"] for entry in client.audit(key_id).json()["audit"]] == ["key_revoked", "key_created"]
     # And that token is spent
     reused = client.call("DELETE", f"/v1/trade/api-keys/{key_id}", step_up=token)
     assert_error(reused, 403, "STEP_UP_REQUIRED")
@@ -94,16 +95,17 @@ def test_revoke_all_revokes_every_key_not_yet_revoked(client, alice, identity):
     # Then the answer counts and names the keys it revoked, the expired one included
     assert response.status == 200, response.body
     body = response.json()
-    assert set(body) == {"revoked_count", "revoked_api_keys"}
+    assert set(body) == {"success", "revoked_count", "revoked_api_keys"}
     assert body["revoked_count"] == 3
     assert sorted(body["revoked_api_keys"]) == sorted([*active, expired])
     assert already not in body["revoked_api_keys"]
     # And every key is inactive and no secret remains
-    assert not any(view["is_active"] for view in client.list().json()["api_keys"])
+    assert not any(view["is_active"] for view in client.list().json()["keys"])
     assert not any(secret_exists(key_id) for key_id in [*active, expired, already])
     # And each revocation is audited with its reason
-    newest = client.audit(active[0]).json()["entries"][0]
-    assert (newest["event"], newest["details"]) == ("key_revoked", {"reason": "revoke_all"})
+    newest = client.audit(active[0]).json()["audit"][0]
+    assert (newest["action"], newest["data"]) == ("key_revoked", {"reason": "revoke_all"})
+    assert newest["details"] == "Key revoked (all keys revoked)"
 
 
 def test_revoke_all_without_keys_revokes_nothing_but_uses_the_step_up_token(client, alice):
@@ -112,7 +114,7 @@ def test_revoke_all_without_keys_revokes_nothing_but_uses_the_step_up_token(clie
     # When she revokes all with it
     first = client.call("DELETE", "/v1/trade/api-keys/all", step_up=token)
     # Then nothing is revoked
-    assert first.status == 200 and first.json() == {"revoked_count": 0, "revoked_api_keys": []}
+    assert first.status == 200 and first.json() == {"success": True, "revoked_count": 0, "revoked_api_keys": []}
     # And the token cannot be used again
     assert_error(client.call("DELETE", "/v1/trade/api-keys/all", step_up=token), 403, "STEP_UP_REQUIRED")
 
@@ -137,7 +139,7 @@ def test_revoke_all_commits_more_keys_than_one_transaction_holds(client, alice, 
 def test_revoke_all_needs_a_session(client, alice):
     key_id = client.create().json()["api_key"]
     assert_error(client.call("DELETE", "/v1/trade/api-keys/all", user=None), 401, "UNAUTHORIZED")
-    assert client.list().json()["api_keys"][0]["api_key"] == key_id
+    assert client.list().json()["keys"][0]["api_key"] == key_id
     assert secret_exists(key_id)
 
 

@@ -58,7 +58,7 @@ def test_the_nonce_and_last_use_are_recorded_after_an_allow(gate):
     assert nonce["expires_at_ms"] == int(headers["X-KG-TIMESTAMP"]) + kg1.DEFAULT_RECV_WINDOW_MS + 1
     assert nonce["expires_ttl"] > time.time()
     assert any(item["sk"] == f"USAGE#{key[0]}" and item.get("last_used_at") for item in table_items())
-    listed = gate.client.list().json()["api_keys"][0]
+    listed = gate.client.list().json()["keys"][0]
     assert listed["last_used_at"] is not None
 
 

@@ -11,19 +11,19 @@ from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
 from tests.support.stack import layer, onboard, state_snapshot
 
-UPDATED_FIELDS = {"api_key", "updated_fields", "label", "permissions", "ip_whitelist"}
+UPDATED_FIELDS = {"success", "api_key", "updated_fields", "label", "permissions", "ip_whitelist"}
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
 
 
 @pytest.fixture
 def key_id(client, alice):
     created = client.create(label="bot", permissions=["read"], ip_whitelist=["198.51.100.7"])
-    assert created.status == 201, created.body
+    assert created.status == 200, created.body
     return created.json()["api_key"]
 
 
 def _audit_events(client, key_id):
-    return [entry["event"] for entry in client.audit(key_id).json()["entries"]]
+    return [entry["action"] for entry in client.audit(key_id).json()["audit"]]
 
 
 def test_changing_the_label_answers_the_documented_shape(client, key_id):
@@ -32,10 +32,10 @@ def test_changing_the_label_answers_the_documented_shape(client, key_id):
     response = client.update(key_id, label="  grid bot  ")
     # Then only the label is named as updated and the response shows the key's settings now
     assert response.status == 200, response.body
-    assert response.json() == {"api_key": key_id, "updated_fields": ["label"], "label": "grid bot",
+    assert response.json() == {"success": True, "api_key": key_id, "updated_fields": ["label"], "label": "grid bot",
                                "permissions": ["read"], "ip_whitelist": ["198.51.100.7"]}
     # And the list agrees
-    assert client.list().json()["api_keys"][0]["label"] == "grid bot"
+    assert client.list().json()["keys"][0]["label"] == "grid bot"
 
 
 def test_changing_everything_names_every_field_sorted(client, key_id):
@@ -71,7 +71,7 @@ def test_a_partial_change_names_only_what_changed(client, key_id):
 def test_an_empty_whitelist_lifts_the_restriction(client, key_id):
     response = client.update(key_id, ip_whitelist=[])
     assert response.json()["updated_fields"] == ["ip_whitelist"]
-    assert client.list().json()["api_keys"][0]["ip_whitelist"] == []
+    assert client.list().json()["keys"][0]["ip_whitelist"] == []
 
 
 def test_the_update_is_audited_with_what_changed_from_what(client, key_id):
@@ -80,10 +80,11 @@ def test_the_update_is_audited_with_what_changed_from_what(client, key_id):
     client.call("PATCH", f"/v1/trade/api-keys/{key_id}", body={"label": "new", "ip_whitelist": []},
                 source_ip="198.51.100.99")
     # Then the newest audit entry records both changes and where they came from
-    newest = client.audit(key_id).json()["entries"][0]
-    assert newest["event"] == "key_updated" and newest["ip_address"] == "198.51.100.99"
-    assert newest["details"] == {"updated_fields": ["ip_whitelist", "label"], "changes": {
+    newest = client.audit(key_id).json()["audit"][0]
+    assert newest["action"] == "key_updated" and newest["ip_address"] == "198.51.100.99"
+    assert newest["data"] == {"updated_fields": ["ip_whitelist", "label"], "changes": {
         "label": {"from": "bot", "to": "new"}, "ip_whitelist": {"from": ["198.51.100.7"], "to": []}}}
+    assert newest["details"] == "Key updated: IP whitelist [198.51.100.7] -> []; label 'bot' -> 'new'"
 
 
 def test_a_revoked_key_cannot_be_updated(client, key_id):
@@ -150,7 +151,7 @@ def test_withdraw_keys_keep_a_non_empty_whitelist(client, alice):
     assert accepted.json()["updated_fields"] == ["ip_whitelist", "permissions"]
     # And the whitelist of a withdraw key cannot be lifted afterwards
     error = assert_error(client.update(key_id, ip_whitelist=[]), 400, "INVALID_REQUEST")
-    assert "ip_whitelist" in error["message"]
+    assert "IP whitelist" in error["message"]
     # Nor widened beyond a /24
     error = assert_error(client.update(key_id, ip_whitelist=["198.0.0.0/8"]), 400, "INVALID_REQUEST")
     assert "/24" in error["message"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keygate import routes
+from keygate.stepup import Action
 from keygate_dev import template
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.lambda_runner import LambdaContext, SharedEnvironmentRunner, local_functions
@@ -59,7 +60,7 @@ class ApiClient:
     def step_up(self, user: str, action: str, **claims: Any) -> str:
         return self.identity.step_up_token(user, action, **claims)
 
-    def step_up_action(self, method: str, path: str) -> routes.Action | None:
+    def step_up_action(self, method: str, path: str) -> Action | None:
         """The step-up action of the route the gateway would serve this request with."""
         resource = self.gateway.resource_of(method, path)
         declared = [route for route in routes.ROUTES if (route.method, route.path) == (method, resource)]

@@ -1,4 +1,4 @@
-"""The error shape every refusal has, KeyGate's own and API Gateway's: {"error": {"code", "message"}}."""
+"""The error shape every refusal has, KeyGate's own and API Gateway's: {"ok": false, "error": {"code", "message"}}."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ class _Answer(Protocol):
 
 
 def error_of(body: Any) -> dict[str, str]:
-    """The `{"code", "message"}` of an error body, once it is checked to have exactly that shape, both filled."""
-    assert isinstance(body, dict) and set(body) == {"error"}, body
+    """The `{"code", "message"}` of an error body, once it is checked to have exactly that shape, both filled
+    (GaiaEx's error object, ZDEX's `ok: false` beside it)."""
+    assert isinstance(body, dict) and set(body) == {"ok", "error"} and body["ok"] is False, body
     assert isinstance(body["error"], dict) and set(body["error"]) == {"code", "message"}, body
     assert body["error"]["code"] and body["error"]["message"], body
     return body["error"]

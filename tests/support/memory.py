@@ -119,6 +119,13 @@ class MemoryKeyStore(_Recorded):
         with self._lock:
             return self._record(user_id, key_id)
 
+    def get_key_by_handle(self, user_id: str, handle: str) -> ApiKeyRecord | None:
+        self._call("get_key_by_handle")
+        with self._lock:
+            found = [record for record in self.records.values()
+                     if record.user_id == user_id and record.handle == handle]
+            return found[0] if found else None
+
     def get_key_by_id(self, key_id: str) -> ApiKeyRecord | None:
         self._call("get_key_by_id")
         with self._lock:
@@ -177,12 +184,12 @@ class MemoryKeyStore(_Recorded):
                             created_at=stored_time(entry.created_at), details=copy.deepcopy(entry.details))
         self.audit.setdefault(entry.api_key, []).append(stored)
 
-    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *,
+    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
                       expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
         self._call("commit_create")
         with self._lock:
             keyset = self.keyset_versions.get(record.user_id)
-            items = 6 + (record.expires_at is not None)
+            items = 6 + (step_up is not None) + (record.expires_at is not None)
             self._commit(items, step_up, now, conditions_fail=(keyset is not None and keyset != expected_keyset_version)
                          or record.key_id in self.records)
             self.keyset_versions[record.user_id] = expected_keyset_version + 1
@@ -193,11 +200,12 @@ class MemoryKeyStore(_Recorded):
                 # An expiring key's secret is deleted by the janitor once the key has expired.
                 self.cleanups[(_epoch_ms(record.expires_at), record.key_id)] = "expired"
 
-    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse,
-                      now: datetime) -> None:
+    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
+                      step_up: StepUpUse | None, now: datetime) -> None:
         self._call("commit_update")
         with self._lock:
-            self._commit(3, step_up, now, conditions_fail=self._versioned_update_fails(before, after))
+            self._commit(2 + (step_up is not None), step_up, now,
+                         conditions_fail=self._versioned_update_fails(before, after))
             self.records[after.key_id] = _stored_record(after)
             self._add_audit(audit)
 

@@ -87,7 +87,8 @@ def test_gateway_responses_carry_the_authorizers_outcome():
     responses = template.gateway_responses()
     # 403: the Deny's context names the refusal
     assert responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"] == (
-        '{"error": {"code": "$context.authorizer.error_code", "message": "$context.authorizer.error_message"}}')
+        '{"ok": false, "error": {"code": "$context.authorizer.error_code", '
+        '"message": "$context.authorizer.error_message"}}')
     # 401: no context reaches it, so it says what to check and quotes the request id the logs carry
     unauthorized = responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"]
     assert "$context.requestId" in unauthorized and "GET /v1/time" in unauthorized

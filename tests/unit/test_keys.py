@@ -7,7 +7,7 @@ import string
 import pytest
 
 from keygate import keys
-from keygate.models import CreatedApiKey
+from keygate.profiles.gaiaex import CreatedApiKey
 
 PREFIX = "kgk_"
 

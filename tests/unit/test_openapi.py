@@ -9,7 +9,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from keygate import apigw, routes
 from keygate.errors import ServiceUnavailable
-from keygate.models import ApiKeyList, ApiKeyView
+from keygate.profiles.gaiaex import ApiKeyList, ApiKeyView
 from keygate_dev import openapi, template
 
 CHECKED_IN = json.loads(openapi.OPENAPI_PATH.read_text())
@@ -110,9 +110,9 @@ def test_list_responses_are_typed_and_closed_so_a_stray_secret_breaks_them():
     view = ApiKeyView(api_key="kgk_x", key_prefix="kgk_x", label="bot", permissions=["read"], ip_whitelist=[],
                       created_at=datetime(2026, 11, 24, 12, tzinfo=UTC), expires_at=None, last_used_at=None,
                       revoked_at=None, is_active=True)
-    body = json.loads(ApiKeyList(api_keys=[view], count=1).model_dump_json())
-    leaked = {**body, "api_keys": [{**body["api_keys"][0], "api_secret": "kgs_leak"}]}
-    mistyped = {**body, "api_keys": [{**body["api_keys"][0], "created_at": "yesterday"}]}
+    body = json.loads(ApiKeyList(keys=[view], count=1).model_dump_json())
+    leaked = {**body, "keys": [{**body["keys"][0], "api_secret": "kgs_leak"}]}
+    mistyped = {**body, "keys": [{**body["keys"][0], "created_at": "yesterday"}]}
     validator = _component_validator("ApiKeyList")
     # When each is checked against the description
     # Then the real one conforms, and a secret or a malformed timestamp does not

@@ -8,9 +8,10 @@ import pytest
 
 from keygate import routes
 from keygate.errors import ErrorCode
+from keygate.routing import Auth
 from keygate_dev import events, template
 
-BY_FUNCTION = {route.function_id: route for route in routes.ROUTES}
+BY_FUNCTION = {route.function_id: route for route in routes.ROUTES}  # (the refusals match across profiles)
 
 
 def test_the_registry_and_template_yaml_declare_the_same_routes_with_the_same_authorizers():
@@ -53,12 +54,15 @@ def test_each_function_serves_the_route_declared_for_it(route):
     # Given the handler template.yaml names for the route's function
     handler = template.load_handler(route.function_id)
     # Then it was built from that very declaration
-    assert handler.route is route
+    assert route in handler.routes
 
 
-def test_every_route_has_its_own_function_operation_and_path():
-    assert len({route.function_id for route in routes.ROUTES}) == len(routes.ROUTES)
+def test_every_route_has_its_own_operation_and_path_and_a_function_serves_one_operation():
     assert len({route.operation_id for route in routes.ROUTES}) == len(routes.ROUTES)
+    # (a function serves the same operation in each profile: the same step-up action, the same auth)
+    for function_id in {route.function_id for route in routes.ROUTES}:
+        served = [route for route in routes.ROUTES if route.function_id == function_id]
+        assert len({(route.step_up, route.auth) for route in served}) == 1, function_id
     assert len({(route.method, route.path) for route in routes.ROUTES}) == len(routes.ROUTES)
 
 
@@ -73,6 +77,6 @@ def test_every_sample_events_refusal_is_one_its_route_declares(event_path):
     route = BY_FUNCTION[plan.function]
     code = ErrorCode[plan.error_code]
     # Then the code is one the route declares (or its session authorizer's), with the status the code carries
-    authorizer_codes = {routes.Auth.SESSION: {ErrorCode.UNAUTHORIZED}}.get(route.auth, set())
+    authorizer_codes = {Auth.SESSION: {ErrorCode.UNAUTHORIZED}}.get(route.auth, set())
     assert code in {*route.refusals, *authorizer_codes}, (route.function_id, code)
     assert code.status == plan.status

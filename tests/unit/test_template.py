@@ -99,7 +99,7 @@ def test_gateway_responses_use_the_error_shape():
     assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED",
             "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
     for properties in types.values():
-        assert properties["ResponseTemplates"]["application/json"].startswith('{"error": {"code": ')
+        assert properties["ResponseTemplates"]["application/json"].startswith('{"ok": false, "error": {"code": ')
     for response_type in ("AUTHORIZER_FAILURE", "DEFAULT_5XX"):
         assert types[response_type]["StatusCode"] == "503"
         assert types[response_type]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"
@@ -191,4 +191,9 @@ def test_management_routes_use_the_session_authorizer():
         ("GET", "/v1/trade/api-keys/{api_key}/audit", "GetApiKeyAuditFunction"),
         ("PATCH", "/v1/trade/api-keys/{api_key}", "UpdateApiKeyFunction"),
         ("POST", "/v1/trade/api-keys", "CreateApiKeyFunction"),
+        # ZDEX's routes, served by the same functions
+        ("DELETE", "/v1/api-keys/{id}", "RevokeApiKeyFunction"),
+        ("GET", "/v1/api-keys", "ListApiKeysFunction"),
+        ("PATCH", "/v1/api-keys/{id}", "UpdateApiKeyFunction"),
+        ("POST", "/v1/api-keys", "CreateApiKeyFunction"),
     ])

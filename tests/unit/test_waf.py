@@ -72,7 +72,8 @@ def test_a_rate_blocked_request_gets_429_throttled_in_the_error_shape_with_retry
     body = ACL["CustomResponseBodies"][response["CustomResponseBodyKey"]]
     assert body["ContentType"] == "APPLICATION_JSON"
     rendered = json.loads(body["Content"])
-    assert set(rendered) == {"error"} and set(rendered["error"]) == {"code", "message"}
+    assert set(rendered) == {"ok", "error"} and rendered["ok"] is False
+    assert set(rendered["error"]) == {"code", "message"}
     assert rendered["error"]["code"] == "THROTTLED" and rendered["error"]["message"]
 
 

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -30,9 +31,10 @@ from keygate.errors import ErrorCode, KeyGateError
 from keygate.keys import SECRET_PREFIX
 from keygate.observability import logger, metrics, tracer
 from keygate.records import now_utc
-from keygate.routes import Auth, Route
+from keygate.routing import Auth, Presentation, Route, Target
+from keygate.service import KeyRef
 from keygate.stepup import HEADER as STEP_UP_HEADER
-from keygate.stepup import StepUpUse, StepUpVerifier
+from keygate.stepup import Action, StepUpUse
 
 MAX_BODY_BYTES = 16 * 1024
 # Validation messages echo parts of the request: bounded, and never a pasted secret.
@@ -59,14 +61,25 @@ class Request:
     def path(self, name: str) -> str:
         return self.path_parameters.get(name, "")
 
+    @property
+    def key(self) -> KeyRef:
+        """The caller's key the route's path names (by id or by handle)."""
+        if self.route.target is None:
+            raise TypeError(f"{self.route.operation_id} names no key in its path")
+        name, target = self.route.target
+        value = self.path(name)
+        return KeyRef(key_id=value) if target is Target.KEY_ID else KeyRef(handle=value)
+
 
 class Composition(Protocol):
     """What `route_handler` needs from a function's composition root (keygate.wiring)."""
 
-    @property
-    def step_up(self) -> StepUpVerifier: ...
+    def verify_step_up(self, token: str | None, *, user_id: str, action: Action, now: datetime
+                       ) -> StepUpUse | None: ...
 
     def validation_context(self) -> Mapping[str, Any]: ...
+
+    def presentation(self) -> Presentation: ...
 
 
 # ------------------------------------------------------------------- parsing
@@ -149,7 +162,7 @@ def parse_request(route: Route, event: Mapping[str, Any], composition: Compositi
     if route.step_up is not None:
         if composition is None:
             raise TypeError(f"{route.function_id} needs a composition root to verify step-up tokens")
-        step_up = composition.step_up.verify(headers.get(STEP_UP_HEADER.lower()), user_id=user_id,
+        step_up = composition.verify_step_up(headers.get(STEP_UP_HEADER.lower()), user_id=user_id,
                                              action=route.step_up, now=now_utc())
     return Request(route=route, user_id=user_id, path_parameters=_strings(event.get("pathParameters")),
                    query=_query(route, _strings(event.get("queryStringParameters"))), headers=headers,
@@ -160,32 +173,51 @@ def parse_request(route: Route, event: Mapping[str, Any], composition: Compositi
 # ----------------------------------------------------------------- handlers
 def _unexpected(request_id: str | None) -> dict[str, Any]:
     where = f" under request id {request_id}" if request_id else ""
-    return apigw.json_response(500, {"error": {"code": ErrorCode.INTERNAL_ERROR.value,
-                                               "message": f"An unexpected error occurred; it has been logged{where}."}})
+    return apigw.error_response(KeyGateError(ErrorCode.INTERNAL_ERROR,
+                                             f"An unexpected error occurred; it has been logged{where}."))
 
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def route_handler[CompositionT: Composition](
-        route: Route, composition: Callable[[], CompositionT] | None = None,
-) -> Callable[[Callable[..., BaseModel]], LambdaHandler]:
-    """Turn `handler(request[, composition])` into the route's Lambda handler.
+def _route_of(routes: tuple[Route, ...], event: Mapping[str, Any]) -> Route:
+    """The route (of those a function serves) API Gateway matched for this event."""
+    if len(routes) == 1:
+        return routes[0]
+    matched = ((event.get("requestContext") or {}).get("resourcePath") or event.get("resource"),
+               str(event.get("httpMethod") or "").upper())
+    for route in routes:
+        if (route.path, route.method) == matched:
+            return route
+    raise LookupError(f"no route of this function matches {matched}")
 
-    `composition` builds the function's composition root (its config and ports) on first use.
-    The handler returns the route's response model; it is answered with the route's success status.
+
+def route_handler[CompositionT: Composition](
+        *routes: Route, composition: Callable[[], CompositionT] | None = None,
+) -> Callable[[Callable[..., Any]], LambdaHandler]:
+    """Turn `handler(request[, composition])` into the Lambda handler of a function serving `routes`
+    (the same operation in each wire profile).
+
+    `composition` builds the function's composition root (its config and ports) on first use. The
+    handler returns the domain's result, which the matched route presents as its response model, or
+    the response model itself; it is answered with the route's success status.
     """
 
-    def decorate(handler: Callable[..., BaseModel]) -> LambdaHandler:
+    def decorate(handler: Callable[..., Any]) -> LambdaHandler:
         @functools.wraps(handler)
         def serve(event: dict[str, Any]) -> dict[str, Any]:
+            route = _route_of(routes, event)
             built = composition() if composition is not None else None
             request = parse_request(route, event, built)
             result = handler(request, built) if built is not None else handler(request)
-            return apigw.json_response(route.success_status, result.model_dump_json())
+            if route.present is not None:
+                if built is None:
+                    raise TypeError(f"{route.operation_id} presents a domain result: give it a composition root")
+                result = route.present(result, built.presentation())
+            return apigw.json_response(route.success_status, result.model_dump_json(by_alias=True))
 
         lambda_handler = api_handler(serve)
-        lambda_handler.route = route  # type: ignore[attr-defined]  # which route it serves, for the template check
+        lambda_handler.routes = routes  # type: ignore[attr-defined]  # the routes it serves, for the template check
         return lambda_handler
 
     return decorate

@@ -51,11 +51,16 @@ def json_response(status: int, body: str | Mapping[str, Any],
     return {"statusCode": status, "headers": {**JSON_HEADERS, **(headers or {})}, "body": text}
 
 
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """Every refusal's body: GaiaEx's error object, with ZDEX's `ok: false` beside it (docs/product.md)."""
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
 def error_response(error: KeyGateError) -> dict[str, Any]:
     headers = {}
     if isinstance(error, ServiceUnavailable):
         headers["Retry-After"] = str(error.retry_after_seconds)
-    return json_response(error.status, {"error": {"code": error.code.value, "message": error.message}}, headers)
+    return json_response(error.status, error_body(error.code.value, error.message), headers)
 
 
 # ------------------------------------------------------ authorizer events

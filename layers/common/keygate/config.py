@@ -65,6 +65,15 @@ class _Environment:
             self.problems.append(f"{name} must be a whole number")
         return int(value)
 
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        if raw.strip().lower() not in ("true", "false"):
+            self.problems.append(f"{name} must be true or false, not {raw!r}")
+            return default
+        return raw.strip().lower() == "true"
+
     def items(self, name: str, default: tuple[str, ...], *, none_word: str | None = None) -> tuple[str, ...]:
         raw = self._environ.get(name)
         if raw is None:
@@ -108,7 +117,8 @@ def _key_id_prefix(env: _Environment) -> str:
 
 @dataclass(frozen=True)
 class KeyPolicy:
-    """What a deployment allows: the key id prefix, the key limit, the permissions keys may hold."""
+    """What a deployment allows: the key id prefix, the key limit, the permissions keys may hold, and
+    whether a mutation needs a passkey step-up (StepUpRequired; off, a session alone changes keys)."""
 
     key_id_prefix: str = "kgk_"
     max_active_keys_per_user: int = 10
@@ -116,6 +126,7 @@ class KeyPolicy:
     # How long a secret may outlive a failed create before the janitor may treat it as an orphan:
     # longer than any create can take (the function's timeout).
     orphan_grace_seconds: int = 120
+    step_up_required: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -128,7 +139,8 @@ class KeyPolicy:
                      max_active_keys_per_user=env.integer("MAX_ACTIVE_KEYS_PER_USER", cls.max_active_keys_per_user,
                                                           minimum=1, maximum=30),
                      allowed_permissions=allowed,
-                     orphan_grace_seconds=env.integer("ORPHAN_GRACE_SECONDS", cls.orphan_grace_seconds, minimum=10))
+                     orphan_grace_seconds=env.integer("ORPHAN_GRACE_SECONDS", cls.orphan_grace_seconds, minimum=10),
+                     step_up_required=env.flag("STEP_UP_REQUIRED", cls.step_up_required))
         env.done("key policy")
         return policy
 

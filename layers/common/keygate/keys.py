@@ -75,6 +75,20 @@ def is_well_formed_secret(secret: str) -> bool:
     return isinstance(secret, str) and _has_valid_checksum(secret, SECRET_PREFIX, SECRET_RANDOM_CHARS)
 
 
+HANDLE_CHARS = 24  # after its "c": 36**24 > 2**124
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_HANDLE = re.compile(rf"c[0-9a-z]{{{HANDLE_CHARS}}}")
+
+
+def new_handle() -> str:
+    """A key's opaque handle (ZDEX's `id`, like its "clx..." examples): random, so it reveals nothing of the key."""
+    return "c" + "".join(secrets.choice(_BASE36) for _ in range(HANDLE_CHARS))
+
+
+def is_well_formed_handle(handle: str) -> bool:
+    return isinstance(handle, str) and _HANDLE.fullmatch(handle) is not None
+
+
 def visible_prefix(key_id: str, prefix: str) -> str:
     """What lists show of a key id (ZDEX's key prefix): the prefix and six characters."""
     return key_id[: len(prefix) + VISIBLE_PREFIX_CHARS]

@@ -41,6 +41,9 @@ class KeyRepository(Protocol):
     def get_key(self, user_id: str, key_id: str) -> ApiKeyRecord | None:
         """The user's own key record, or None: another user's key is never read."""
 
+    def get_key_by_handle(self, user_id: str, handle: str) -> ApiKeyRecord | None:
+        """The user's own key with this handle, or None."""
+
     def get_key_by_id(self, key_id: str) -> ApiKeyRecord | None: ...
 
     def query_audit(self, key_id: str, limit: int) -> list[AuditEntry]:
@@ -48,11 +51,11 @@ class KeyRepository(Protocol):
 
     def put_account_state(self, user_id: str, state: AccountState) -> None: ...
 
-    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *,
+    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
                       expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None: ...
 
-    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse,
-                      now: datetime) -> None: ...
+    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
+                      step_up: StepUpUse | None, now: datetime) -> None: ...
 
     def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
                            now: datetime) -> None: ...

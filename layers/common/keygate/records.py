@@ -45,6 +45,7 @@ class ApiKeyRecord:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     version: int = 1
+    handle: str = ""  # the key's opaque, non-secret handle (ZDEX's `id`)
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

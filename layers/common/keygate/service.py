@@ -1,7 +1,9 @@
-"""The key lifecycle: one method per management route, plus the secret janitor.
+"""The key lifecycle: one method per management operation, plus the secret janitor.
 
 `KeyLifecycle` receives its policy and storage ports from the function's
-composition root (keygate.wiring) and knows nothing of HTTP. The write order
+composition root (keygate.wiring) and knows nothing of HTTP or of either wire
+profile: it takes domain requests (`NewKey`, `KeyChange`, `KeyRef`) and answers
+domain results, which keygate.profiles turn into GaiaEx's or ZDEX's shapes. The write order
 behind the product's invariants (docs/product.md) 3 and 4, the optimistic-concurrency rules and
 the janitor's bounds are explained in docs/architecture.md ("Write order",
 "The key limit under concurrency", "Bounds").
@@ -10,27 +12,13 @@ the janitor's bounds are explained in docs/architecture.md ("Write order",
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from keygate import keys
 from keygate.config import KeyPolicy
 from keygate.errors import ErrorCode, KeyGateError, KeyNotFound, ServiceUnavailable
-from keygate.models import (
-    ApiKeyList,
-    ApiKeyView,
-    AuditEntryView,
-    AuditLog,
-    CallingApiKey,
-    CreateApiKeyRequest,
-    CreatedApiKey,
-    RevokedAll,
-    RevokedApiKey,
-    UpdateApiKeyRequest,
-    UpdatedApiKey,
-    check_withdraw_whitelist,
-)
 from keygate.observability import logger, metrics
 from keygate.ports import ConditionFailed, KeyRepository, Revocation, SecretVault
 from keygate.records import (
@@ -43,6 +31,7 @@ from keygate.records import (
     iso,
     now_utc,
 )
+from keygate.rules import EXPIRES_DAYS_MAX, check_withdraw_whitelist
 from keygate.stepup import StepUpTokenReused, StepUpUse
 
 Clock = Callable[[], datetime]
@@ -82,6 +71,58 @@ def _revocation(record: ApiKeyRecord, source_ip: str, now: datetime, reason: str
     return record, after, _audit(AuditEvent.KEY_REVOKED, record.key_id, source_ip, now, reason=reason)
 
 
+# ------------------------------------------------------------ domain requests
+@dataclass(frozen=True)
+class KeyRef:
+    """One of the caller's keys, by its id (GaiaEx) or by its opaque handle (ZDEX)."""
+
+    key_id: str | None = None
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key to create, its fields validated and normalised (keygate.rules). At most one expiry."""
+
+    label: str = ""
+    permissions: list[str] = field(default_factory=lambda: ["read"])
+    ip_whitelist: list[str] = field(default_factory=list)
+    expires_in_days: int | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """The fields an update names (label, permissions, ip_whitelist), validated and normalised."""
+
+    fields: dict[str, Any]
+
+
+# ------------------------------------------------------------- domain results
+@dataclass(frozen=True)
+class CreatedKey:
+    record: ApiKeyRecord
+    secret: str = field(repr=False)  # shown in this one answer, never in a repr, a log line or an error
+
+
+@dataclass(frozen=True)
+class UpdatedKey:
+    record: ApiKeyRecord
+    updated_fields: list[str]  # only the fields whose value changed
+
+
+@dataclass(frozen=True)
+class RevokedKey:
+    record: ApiKeyRecord
+    already_revoked: bool
+
+
+@dataclass(frozen=True)
+class KeyAudit:
+    record: ApiKeyRecord
+    entries: list[AuditEntry]  # newest first
+
+
 @dataclass
 class JanitorReport:
     deleted: list[str]
@@ -102,43 +143,34 @@ class KeyLifecycle:
         return KeyLifecycle(self.policy, self._keys, self._secrets, clock=clock)
 
     # ----------------------------------------------------------------- reads
-    def _owned_key(self, user_id: str, key_id: str) -> ApiKeyRecord:
-        # A malformed id cannot exist: answer like any other unknown key, without a lookup.
-        if not keys.is_well_formed_key_id(key_id, self.policy.key_id_prefix):
-            raise KeyNotFound()
-        record = self._keys.get_key(user_id, key_id)
+    def _owned_key(self, user_id: str, key: KeyRef) -> ApiKeyRecord:
+        # A malformed id or handle cannot exist: answer like any other unknown key, without a lookup.
+        record = None
+        if key.key_id is not None and keys.is_well_formed_key_id(key.key_id, self.policy.key_id_prefix):
+            record = self._keys.get_key(user_id, key.key_id)
+        elif key.handle is not None and keys.is_well_formed_handle(key.handle):
+            record = self._keys.get_key_by_handle(user_id, key.handle)
         if record is None:
             raise KeyNotFound()
         return record
 
-    def _view(self, record: ApiKeyRecord, now: datetime) -> ApiKeyView:
-        return ApiKeyView(api_key=record.key_id,
-                          key_prefix=keys.visible_prefix(record.key_id, self.policy.key_id_prefix),
-                          label=record.label, permissions=record.permissions, ip_whitelist=record.ip_whitelist,
-                          created_at=record.created_at, expires_at=record.expires_at,
-                          last_used_at=record.last_used_at, revoked_at=record.revoked_at,
-                          is_active=record.is_active(now))
+    def list_api_keys(self, user_id: str) -> list[ApiKeyRecord]:
+        """The caller's keys, newest first (revoked and expired ones included)."""
+        return sorted(self._keys.load_user(user_id).keys, key=lambda record: record.created_at, reverse=True)
 
-    def list_api_keys(self, user_id: str) -> ApiKeyList:
-        now = self._clock()
-        records = sorted(self._keys.load_user(user_id).keys, key=lambda record: record.created_at, reverse=True)
-        return ApiKeyList(api_keys=[self._view(record, now) for record in records], count=len(records))
+    def get_api_key_audit(self, user_id: str, key: KeyRef, *, limit: int) -> KeyAudit:
+        record = self._owned_key(user_id, key)
+        return KeyAudit(record=record, entries=self._keys.query_audit(record.key_id, limit))
 
-    def get_api_key_audit(self, user_id: str, key_id: str, *, limit: int) -> AuditLog:
-        self._owned_key(user_id, key_id)
-        entries = [AuditEntryView(event=entry.event, api_key=entry.api_key, ip_address=entry.ip_address,
-                                  created_at=entry.created_at, details=entry.details)
-                   for entry in self._keys.query_audit(key_id, limit)]
-        return AuditLog(api_key=key_id, entries=entries)
-
-    def describe_calling_key(self, user_id: str, key_id: str) -> CallingApiKey:
+    def describe_calling_key(self, user_id: str, key_id: str) -> ApiKeyRecord:
         """The key the signature authorizer just let in (it passes user and key id in its context)."""
         record = self._keys.get_key(user_id, key_id) if user_id and key_id else None
         if record is None:
             raise KeyNotFound()
-        return CallingApiKey(api_key=record.key_id, label=record.label, permissions=record.permissions,
-                             ip_whitelist=record.ip_whitelist, created_at=record.created_at,
-                             expires_at=record.expires_at)
+        return record
+
+    def is_active(self, record: ApiKeyRecord) -> bool:
+        return record.is_active(self._clock())
 
     # ---------------------------------------------------------------- create
     def _check_limit(self, snapshot: UserSnapshot, now: datetime) -> None:
@@ -147,9 +179,22 @@ class KeyLifecycle:
             raise KeyGateError(ErrorCode.KEY_LIMIT_REACHED,
                                f"You already have {limit} active API keys, the maximum; revoke one first.")
 
-    def create_api_key(self, user_id: str, request: CreateApiKeyRequest, *, step_up: StepUpUse,
-                       source_ip: str) -> CreatedApiKey:
+    def _expiry(self, request: NewKey, now: datetime) -> datetime | None:
+        if request.expires_in_days is not None:
+            return now + timedelta(days=request.expires_in_days)
+        if request.expires_at is None:
+            return None
+        if request.expires_at <= now:
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "The expiry must be in the future.")
+        if request.expires_at > now + timedelta(days=EXPIRES_DAYS_MAX):
+            raise KeyGateError(ErrorCode.INVALID_REQUEST,
+                               f"The expiry must be at most {EXPIRES_DAYS_MAX // 365} years ahead.")
+        return request.expires_at
+
+    def create_api_key(self, user_id: str, request: NewKey, *, step_up: StepUpUse | None,
+                       source_ip: str) -> CreatedKey:
         now = self._clock()
+        expires_at = self._expiry(request, now)
         snapshot = self._keys.load_user(user_id)
         _prerequisites(snapshot.account, request.permissions)
         self._check_limit(snapshot, now)
@@ -160,9 +205,9 @@ class KeyLifecycle:
         self._secrets.create(key_id, user_id, secret)
 
         record = ApiKeyRecord(
-            key_id=key_id, user_id=user_id, label=request.label, permissions=request.permissions,
-            ip_whitelist=request.ip_whitelist, status=KeyStatus.ACTIVE, created_at=now,
-            expires_at=None if request.expires_days is None else now + timedelta(days=request.expires_days),
+            key_id=key_id, user_id=user_id, label=request.label, permissions=list(request.permissions),
+            ip_whitelist=list(request.ip_whitelist), status=KeyStatus.ACTIVE, created_at=now, expires_at=expires_at,
+            handle=keys.new_handle(),
         )
         audit = _audit(AuditEvent.KEY_CREATED, key_id, source_ip, now, label=record.label,
                        permissions=record.permissions, ip_whitelist=record.ip_whitelist,
@@ -191,11 +236,7 @@ class KeyLifecycle:
 
         metrics.add_metric(name="ApiKeyCreated", unit="Count", value=1)
         logger.info("api key created", extra={"api_key": key_id, "permissions": record.permissions})
-        return CreatedApiKey(
-            api_key=key_id, api_secret=secret, key_prefix=keys.visible_prefix(key_id, self.policy.key_id_prefix),
-            label=record.label, permissions=record.permissions, ip_whitelist=record.ip_whitelist,
-            created_at=record.created_at, expires_at=record.expires_at,
-        )
+        return CreatedKey(record=record, secret=secret)
 
     def _discard_secret(self, key_id: str, cleanup_due: datetime) -> None:
         """Delete the secret of a create known not to have committed; the janitor covers a failure."""
@@ -206,18 +247,18 @@ class KeyLifecycle:
             logger.warning("secret cleanup deferred to the janitor", extra={"api_key": key_id})
 
     # ---------------------------------------------------------------- update
-    def update_api_key(self, user_id: str, key_id: str, request: UpdateApiKeyRequest, *, step_up: StepUpUse,
-                       source_ip: str) -> UpdatedApiKey:
+    def update_api_key(self, user_id: str, key: KeyRef, request: KeyChange, *, step_up: StepUpUse | None,
+                       source_ip: str) -> UpdatedKey:
         now = self._clock()
 
-        def attempt() -> UpdatedApiKey:
-            before = self._owned_key(user_id, key_id)
+        def attempt() -> UpdatedKey:
+            before = self._owned_key(user_id, key)
+            key_id = before.key_id
             if before.status is KeyStatus.REVOKED:
                 raise KeyGateError(ErrorCode.KEY_REVOKED, "This API key has been revoked and can no longer be changed.")
             if before.is_expired(now):
                 raise KeyGateError(ErrorCode.KEY_EXPIRED, "This API key has expired and can no longer be changed.")
-            changes = {name: value for name, value in request.requested_changes().items()
-                       if getattr(before, name) != value}
+            changes = {name: value for name, value in sorted(request.fields.items()) if getattr(before, name) != value}
             after = before.changed(**changes, version=before.version + 1)
             try:
                 check_withdraw_whitelist(after.permissions, after.ip_whitelist)
@@ -225,8 +266,8 @@ class KeyLifecycle:
                 raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{str(error)[0].upper()}{str(error)[1:]}.") from None
             if not changes:
                 # A step-up token is single-use even when the action turns out to change nothing.
-                self._keys.consume_step_up(step_up, now)
-                return _updated(after, [])
+                self._spend(step_up, now)
+                return UpdatedKey(record=before, updated_fields=[])
             if "permissions" in changes:
                 _prerequisites(self._keys.load_user(user_id).account, set(after.permissions) - set(before.permissions))
             audit = _audit(AuditEvent.KEY_UPDATED, key_id, source_ip, now, updated_fields=sorted(changes),
@@ -234,33 +275,35 @@ class KeyLifecycle:
                                     for name, value in changes.items()})
             self._keys.commit_update(before, after, audit, step_up, now)
             logger.info("api key updated", extra={"api_key": key_id, "updated_fields": sorted(changes)})
-            return _updated(after, sorted(changes))
+            return UpdatedKey(record=after, updated_fields=sorted(changes))
 
         return _with_retries(attempt, conflict="This key is being changed concurrently; retry.")
 
     # ---------------------------------------------------------------- revoke
-    def revoke_api_key(self, user_id: str, key_id: str, *, step_up: StepUpUse, source_ip: str) -> RevokedApiKey:
-        """Revoke one key. Revoking an already revoked key answers 200 with the
-        original revocation time and `already_revoked: true`, and changes nothing."""
+    def revoke_api_key(self, user_id: str, key: KeyRef, *, step_up: StepUpUse | None,
+                       source_ip: str) -> RevokedKey:
+        """Revoke one key. Revoking an already revoked key changes nothing and says so
+        (`already_revoked`, with the original revocation time)."""
         now = self._clock()
 
-        def attempt() -> RevokedApiKey:
-            before = self._owned_key(user_id, key_id)
+        def attempt() -> RevokedKey:
+            before = self._owned_key(user_id, key)
             if before.status is KeyStatus.REVOKED:
-                self._keys.consume_step_up(step_up, now)
-                return RevokedApiKey(api_key=key_id, revoked_at=before.revoked_at or now, already_revoked=True)
-            self._keys.commit_revocations([_revocation(before, source_ip, now, "user_request")], step_up, now)
-            self._delete_revoked_secrets([key_id], now)
+                self._spend(step_up, now)
+                return RevokedKey(record=before, already_revoked=True)
+            revocation = _revocation(before, source_ip, now, "user_request")
+            self._keys.commit_revocations([revocation], step_up, now)
+            self._delete_revoked_secrets([before.key_id], now)
             metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=1)
-            logger.info("api key revoked", extra={"api_key": key_id})
-            return RevokedApiKey(api_key=key_id, revoked_at=now, already_revoked=False)
+            logger.info("api key revoked", extra={"api_key": before.key_id})
+            return RevokedKey(record=revocation[1], already_revoked=False)
 
         return _with_retries(attempt, conflict="This key is being changed concurrently; retry.")
 
-    def revoke_all_api_keys(self, user_id: str, *, step_up: StepUpUse, source_ip: str) -> RevokedAll:
-        """Emergency revoke of every key that is not yet revoked (expired ones included)."""
+    def revoke_all_api_keys(self, user_id: str, *, step_up: StepUpUse | None, source_ip: str) -> list[str]:
+        """Emergency revoke of every key that is not yet revoked (expired ones included); the ids revoked."""
         now = self._clock()
-        unspent: list[StepUpUse] = [step_up]  # spent with the first batch that commits
+        unspent: list[StepUpUse] = [step_up] if step_up is not None else []  # spent with the first batch
         revoked: list[str] = []
 
         def attempt() -> None:
@@ -274,11 +317,16 @@ class KeyLifecycle:
 
         _with_retries(attempt, conflict="Your keys are being changed concurrently; retry.")
         if unspent:
-            self._keys.consume_step_up(step_up, now)
+            self._spend(unspent[0], now)
         self._delete_revoked_secrets(revoked, now)
         metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=len(revoked))
         logger.info("all api keys revoked", extra={"revoked_count": len(revoked)})
-        return RevokedAll(revoked_count=len(revoked), revoked_api_keys=revoked)
+        return revoked
+
+    def _spend(self, step_up: StepUpUse | None, now: datetime) -> None:
+        """Record a step-up token's use on a path that changes nothing else (a deployment without step-up has none)."""
+        if step_up is not None:
+            self._keys.consume_step_up(step_up, now)
 
     def _delete_revoked_secrets(self, key_ids: Iterable[str], now: datetime) -> None:
         """Best effort: the revocation already committed a cleanup entry due now."""
@@ -309,8 +357,3 @@ class KeyLifecycle:
         logger.info("secret janitor run", extra={"deleted": len(report.deleted), "kept": len(report.kept),
                                                  "failed": len(report.failed)})
         return report
-
-
-def _updated(record: ApiKeyRecord, fields: list[str]) -> UpdatedApiKey:
-    return UpdatedApiKey(api_key=record.key_id, updated_fields=fields, label=record.label,
-                         permissions=record.permissions, ip_whitelist=record.ip_whitelist)

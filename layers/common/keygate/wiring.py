@@ -9,13 +9,17 @@ The signature authorizer has its own, leaner root (keygate.authorizer.from_envir
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache, cached_property
 from typing import Any
 
 from keygate.config import KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
 from keygate.models import validation_context
+from keygate.observability import logger
+from keygate.records import now_utc
+from keygate.routing import Presentation
 from keygate.service import KeyLifecycle
-from keygate.stepup import StepUpVerifier
+from keygate.stepup import Action, StepUpUse, StepUpVerifier
 from keygate.storage import aws
 from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate.storage.secrets import SecretsManagerVault
@@ -29,15 +33,28 @@ class Management:
         clients = aws.clients(storage.aws_endpoint_url)
         self.keys = DynamoKeyRepository(clients, storage.table_name)
         self.secrets = SecretsManagerVault(clients, storage.secret_name_prefix)
-        self.lifecycle = KeyLifecycle(KeyPolicy.from_environ(), self.keys, self.secrets)
+        policy = KeyPolicy.from_environ()
+        self.lifecycle = KeyLifecycle(policy, self.keys, self.secrets)
+        if not policy.step_up_required and "withdraw" in policy.allowed_permissions:
+            logger.warning("StepUpRequired=false with withdraw allowed: a session alone can create keys that "
+                           "withdraw funds (README, 'Two wire profiles')")
 
     @cached_property
-    def step_up(self) -> StepUpVerifier:
+    def _step_up(self) -> StepUpVerifier:
         # Built on first use: only the mutations' functions need (and validate) the step-up settings.
         return StepUpVerifier(StepUpConfig.from_environ())
 
+    def verify_step_up(self, token: str | None, *, user_id: str, action: Action, now: datetime) -> StepUpUse | None:
+        """The verified use of a mutation's step-up token; None where the deployment needs none."""
+        if not self.lifecycle.policy.step_up_required:
+            return None
+        return self._step_up.verify(token, user_id=user_id, action=action, now=now)
+
     def validation_context(self) -> Mapping[str, Any]:
         return validation_context(self.lifecycle.policy)
+
+    def presentation(self) -> Presentation:
+        return Presentation(now=now_utc(), key_id_prefix=self.lifecycle.policy.key_id_prefix)
 
 
 @cache

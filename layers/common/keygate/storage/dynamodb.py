@@ -71,6 +71,10 @@ class DynamoKeyRepository:
         values = self._get(layout.key(layout.user_pk(user_id), layout.key_sk(key_id)))
         return None if values is None else layout.record_from(values)
 
+    def get_key_by_handle(self, user_id: str, handle: str) -> ApiKeyRecord | None:
+        pointer = self._get(layout.key(layout.user_pk(user_id), layout.handle_sk(handle)))
+        return None if pointer is None else self.get_key(user_id, pointer["key_id"])
+
     def get_key_by_id(self, key_id: str) -> ApiKeyRecord | None:
         """Through the key's immutable pointer (the janitor knows key ids only)."""
         pointer = self._get(layout.pointer_key(key_id))
@@ -114,11 +118,14 @@ class DynamoKeyRepository:
     def _put(self, item: dict[str, Any], **condition: Any) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": item, **condition}}
 
-    def _step_up_put(self, use: StepUpUse, now: datetime) -> dict[str, Any]:
+    def _step_up_puts(self, use: StepUpUse | None, now: datetime) -> list[dict[str, Any]]:
+        """The step-up use as a transaction's first item (none where the deployment needs no step-up)."""
+        if use is None:
+            return []
         # DynamoDB deletes expired items late, so an expired record must not count.
-        return self._put(layout.step_up_item(use.jti, use.expires_at_epoch),
-                         ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
-                         ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})
+        return [self._put(layout.step_up_item(use.jti, use.expires_at_epoch),
+                          ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
+                          ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})]
 
     def _audit_put(self, entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
         return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex))
@@ -149,11 +156,11 @@ class DynamoKeyRepository:
             raise aws.unavailable("TransactWriteItems", error) from error
 
     @tracer.capture_method(capture_response=False)
-    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse, *,
+    def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
                       expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
-        """Step-up use, keyset version, key record, pointer, audit entry, and the create's cleanup entry retired."""
+        """Step-up use, keyset version, key record, pointers, audit entry, and the create's cleanup entry retired."""
         items = [
-            self._step_up_put(step_up, now),
+            *self._step_up_puts(step_up, now),
             {"Update": {
                 "TableName": self._table, "Key": layout.key(layout.user_pk(record.user_id), layout.KEYSET),
                 "UpdateExpression": "SET version = :next, #type = :type",
@@ -165,6 +172,7 @@ class DynamoKeyRepository:
             }},
             self._put(layout.record_item(record), ConditionExpression="attribute_not_exists(pk)"),
             self._put(layout.pointer_item(record), ConditionExpression="attribute_not_exists(pk)"),
+            self._put(layout.handle_item(record), ConditionExpression="attribute_not_exists(pk)"),
             self._audit_put(audit, record),
             {"Delete": {"TableName": self._table,
                         "Key": layout.key(layout.CLEANUP_PARTITION, layout.cleanup_sk(record.key_id, cleanup_due))}},
@@ -172,13 +180,13 @@ class DynamoKeyRepository:
         if record.expires_at is not None:
             # An expiring key's secret is deleted by the janitor once the key has expired.
             items.append(self._put(layout.cleanup_item(record.key_id, record.expires_at, "expired")))
-        self._transact(items, step_up_index=0)
+        self._transact(items, step_up_index=None if step_up is None else 0)
 
     @tracer.capture_method(capture_response=False)
-    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse,
-                      now: datetime) -> None:
-        self._transact([self._step_up_put(step_up, now), self._versioned_update(before, after),
-                        self._audit_put(audit, after)], step_up_index=0)
+    def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
+                      step_up: StepUpUse | None, now: datetime) -> None:
+        self._transact([*self._step_up_puts(step_up, now), self._versioned_update(before, after),
+                        self._audit_put(audit, after)], step_up_index=None if step_up is None else 0)
 
     @tracer.capture_method(capture_response=False)
     def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
@@ -187,11 +195,11 @@ class DynamoKeyRepository:
 
         Callers keep each call within the 100-item transaction limit.
         """
-        items = [] if step_up is None else [self._step_up_put(step_up, now)]
+        items = self._step_up_puts(step_up, now)
         for before, after, audit in revocations:
             items += [self._versioned_update(before, after), self._audit_put(audit, after),
                       self._put(layout.cleanup_item(after.key_id, now, "revoked"))]
         self._transact(items, step_up_index=None if step_up is None else 0)
 
     def consume_step_up(self, step_up: StepUpUse, now: datetime) -> None:
-        self._transact([self._step_up_put(step_up, now)], step_up_index=0)
+        self._transact(self._step_up_puts(step_up, now), step_up_index=0)

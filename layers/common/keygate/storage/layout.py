@@ -37,6 +37,10 @@ def key_sk(key_id: str) -> str:
     return f"{_KEY_PREFIX}{key_id}"
 
 
+def handle_sk(handle: str) -> str:
+    return f"HANDLE#{handle}"
+
+
 def usage_sk(key_id: str) -> str:
     return f"{_USAGE_PREFIX}{key_id}"
 
@@ -142,6 +146,7 @@ def record_item(record: ApiKeyRecord) -> dict[str, Any]:
         "revoked_at": optional_time(record.revoked_at),
         "last_used_at": optional_time(record.last_used_at),
         "version": record.version,
+        "handle": record.handle or None,
     })
 
 
@@ -158,7 +163,14 @@ def record_from(values: dict[str, Any]) -> ApiKeyRecord:
         revoked_at=parse_time(values.get("revoked_at")),
         last_used_at=parse_time(values.get("last_used_at")),
         version=values.get("version", 1),
+        handle=values.get("handle", ""),
     )
+
+
+def handle_item(record: ApiKeyRecord) -> dict[str, Any]:
+    """The user's pointer from a key's handle to its id (the handle is not the record's sort key)."""
+    return to_item({"pk": user_pk(record.user_id), "sk": handle_sk(record.handle), "type": "key_handle",
+                    "key_id": record.key_id})
 
 
 def pointer_item(record: ApiKeyRecord) -> dict[str, Any]:

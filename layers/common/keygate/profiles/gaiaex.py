@@ -1,0 +1,308 @@
+"""The GaiaEx wire profile: routes under /v1/trade/api-keys, snake_case, exactly as GaiaEx documents them.
+
+Its request models validate with keygate.rules and hand the domain a
+`NewKey` / `KeyChange`; its presenters turn the domain's results into the
+documented responses, with the fields KeyGate adds beside the documented ones
+(never instead of them). The contract: docs/product.md, "GaiaEx".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import JsonDict, SkipJsonSchema
+
+from keygate import keys
+from keygate.config import KNOWN_PERMISSIONS
+from keygate.errors import ErrorCode
+from keygate.models import (
+    IP_WHITELIST_SCHEMA,
+    LABEL_SCHEMA,
+    Request,
+    Response,
+    allowed_permissions,
+    partial_update_schema,
+    refuse_nulls,
+)
+from keygate.records import ApiKeyRecord, AuditEntry, AuditEvent
+from keygate.routing import Auth, Presentation, QueryInteger, Route, Target
+from keygate.rules import (
+    EXPIRES_DAYS_MAX,
+    check_withdraw_whitelist,
+    normalise_ip_whitelist,
+    normalise_label,
+    normalise_permissions,
+)
+from keygate.service import CreatedKey, KeyAudit, KeyChange, NewKey, RevokedKey, UpdatedKey
+from keygate.stepup import Action
+
+SAVE_SECRET_MESSAGE = "Save your API secret now. It will NOT be shown again."  # noqa: S105  # nosec B105  # GaiaEx's text
+REVOKED_MESSAGE = "API key revoked"
+_PERMISSIONS_SCHEMA: JsonDict = {
+    "items": {"type": "string", "enum": list(KNOWN_PERMISSIONS)}, "minItems": 1, "uniqueItems": True,
+    "description": "read and/or trade; withdraw only where the stack enables it, and only with an ip_whitelist."}
+
+
+# ------------------------------------------------------------------- requests
+class CreateApiKeyRequest(Request):
+    label: StrictStr = Field(default="", json_schema_extra=LABEL_SCHEMA)
+    permissions: list[StrictStr] = Field(default_factory=lambda: ["read"], json_schema_extra=_PERMISSIONS_SCHEMA)
+    ip_whitelist: list[StrictStr] = Field(default_factory=list, json_schema_extra=IP_WHITELIST_SCHEMA)
+    expires_days: Annotated[StrictInt, Field(ge=1, le=EXPIRES_DAYS_MAX)] | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return normalise_label(value)
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return normalise_permissions(value, allowed_permissions(info))
+
+    @field_validator("ip_whitelist")
+    @classmethod
+    def _ip_whitelist(cls, value: list[str]) -> list[str]:
+        return normalise_ip_whitelist(value)
+
+    @model_validator(mode="after")
+    def _withdraw_needs_whitelist(self) -> CreateApiKeyRequest:
+        check_withdraw_whitelist(self.permissions, self.ip_whitelist)
+        return self
+
+    def domain(self) -> NewKey:
+        return NewKey(label=self.label, permissions=self.permissions, ip_whitelist=self.ip_whitelist,
+                      expires_in_days=self.expires_days)
+
+
+class UpdateApiKeyRequest(Request):
+    """Any subset of the mutable fields; `ip_whitelist: []` removes the restriction."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=partial_update_schema)
+
+    label: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=LABEL_SCHEMA)
+    permissions: list[StrictStr] | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_PERMISSIONS_SCHEMA)
+    ip_whitelist: list[StrictStr] | SkipJsonSchema[None] = Field(default=None, json_schema_extra=IP_WHITELIST_SCHEMA)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        return refuse_nulls(data, ("label", "permissions", "ip_whitelist"))
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_label(value)
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return None if value is None else normalise_permissions(value, allowed_permissions(info))
+
+    @field_validator("ip_whitelist")
+    @classmethod
+    def _ip_whitelist(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else normalise_ip_whitelist(value)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateApiKeyRequest:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of label, permissions, ip_whitelist")
+        return self
+
+    def domain(self) -> KeyChange:
+        return KeyChange(fields={name: getattr(self, name) for name in sorted(self.model_fields_set)})
+
+
+# ------------------------------------------------------------------ responses
+class CreatedApiKey(Response):
+    api_key: str
+    api_secret: str = Field(repr=False)  # never in a repr, a log line or a validation error
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    message: str = SAVE_SECRET_MESSAGE
+    key_prefix: str
+
+
+class ApiKeyView(Response):
+    """A key as the list shows it: never a secret."""
+
+    api_key: str
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    is_active: bool
+    key_prefix: str
+    revoked_at: datetime | None
+
+
+class ApiKeyList(Response):
+    """The caller's keys, newest first."""
+
+    keys: list[ApiKeyView]
+    count: int
+
+
+class UpdatedApiKey(Response):
+    success: Literal[True] = True
+    api_key: str
+    updated_fields: list[str]
+    label: str
+    permissions: list[str]
+    ip_whitelist: list[str]
+
+
+class RevokedApiKey(Response):
+    success: Literal[True] = True
+    message: str = REVOKED_MESSAGE
+    api_key: str
+    is_active: Literal[False] = False
+    revoked_at: datetime
+    already_revoked: bool
+
+
+class RevokedAll(Response):
+    success: Literal[True] = True
+    revoked_count: int
+    revoked_api_keys: list[str]
+
+
+class AuditEntryView(Response):
+    """One lifecycle change of a key: what happened, from where, when, in a sentence (`details`) and as
+    data (`data`)."""
+
+    action: AuditEvent
+    ip_address: str
+    created_at: datetime
+    details: str
+    data: dict[str, Any]
+
+
+class AuditLog(Response):
+    api_key: str
+    audit: list[AuditEntryView]
+    count: int
+
+
+# ----------------------------------------------------------------- presenters
+def _key_prefix(record: ApiKeyRecord, context: Presentation) -> str:
+    return keys.visible_prefix(record.key_id, context.key_id_prefix)
+
+
+def present_created(created: CreatedKey, context: Presentation) -> CreatedApiKey:
+    record = created.record
+    return CreatedApiKey(api_key=record.key_id, api_secret=created.secret, label=record.label,
+                         permissions=record.permissions, ip_whitelist=record.ip_whitelist,
+                         created_at=record.created_at, expires_at=record.expires_at,
+                         key_prefix=_key_prefix(record, context))
+
+
+def present_list(records: list[ApiKeyRecord], context: Presentation) -> ApiKeyList:
+    return ApiKeyList(count=len(records), keys=[ApiKeyView(
+        api_key=record.key_id, label=record.label, permissions=record.permissions, ip_whitelist=record.ip_whitelist,
+        created_at=record.created_at, expires_at=record.expires_at, last_used_at=record.last_used_at,
+        is_active=record.is_active(context.now), key_prefix=_key_prefix(record, context),
+        revoked_at=record.revoked_at) for record in records])
+
+
+def present_updated(updated: UpdatedKey, context: Presentation) -> UpdatedApiKey:
+    record = updated.record
+    return UpdatedApiKey(api_key=record.key_id, updated_fields=updated.updated_fields, label=record.label,
+                         permissions=record.permissions, ip_whitelist=record.ip_whitelist)
+
+
+def present_revoked(revoked: RevokedKey, context: Presentation) -> RevokedApiKey:
+    record = revoked.record
+    return RevokedApiKey(api_key=record.key_id, revoked_at=record.revoked_at or context.now,
+                         already_revoked=revoked.already_revoked)
+
+
+def present_revoked_all(key_ids: list[str], context: Presentation) -> RevokedAll:
+    return RevokedAll(revoked_count=len(key_ids), revoked_api_keys=key_ids)
+
+
+def _listed(values: list[str]) -> str:
+    return "[" + ", ".join(values) + "]"
+
+
+def audit_sentence(entry: AuditEntry) -> str:
+    """What the audit log's `details` says of an entry, in GaiaEx's words ("Key created with permissions: [read]")."""
+    details = entry.details
+    if entry.event is AuditEvent.KEY_CREATED:
+        return f"Key created with permissions: {_listed(details.get('permissions', []))}"
+    if entry.event is AuditEvent.KEY_UPDATED:
+        names = {"label": "label", "permissions": "permissions", "ip_whitelist": "IP whitelist"}
+        changes = []
+        for name, change in sorted(details.get("changes", {}).items()):
+            before, after = change.get("from"), change.get("to")
+            if isinstance(before, list):
+                changes.append(f"{names.get(name, name)} {_listed(before)} -> {_listed(after or [])}")
+            else:
+                changes.append(f"{names.get(name, name)} {before!r} -> {after!r}")
+        return "Key updated: " + "; ".join(changes) if changes else "Key updated"
+    return "Key revoked (all keys revoked)" if details.get("reason") == "revoke_all" else "Key revoked"
+
+
+def present_audit(audit: KeyAudit, context: Presentation) -> AuditLog:
+    entries = [AuditEntryView(action=entry.event, ip_address=entry.ip_address, created_at=entry.created_at,
+                              details=audit_sentence(entry), data=entry.details) for entry in audit.entries]
+    return AuditLog(api_key=audit.record.key_id, audit=entries, count=len(entries))
+
+
+# --------------------------------------------------------------------- routes
+_BAD_BODY = (ErrorCode.INVALID_REQUEST, ErrorCode.MALFORMED_JSON, ErrorCode.PAYLOAD_TOO_LARGE)
+_STEP_UP = (ErrorCode.STEP_UP_REQUIRED,)
+_PREREQUISITES = (ErrorCode.ONBOARDING_REQUIRED, ErrorCode.TRADING_HANDSHAKE_REQUIRED)
+_RACE = (ErrorCode.CONCURRENT_MODIFICATION,)
+_TAG = "gaiaex"
+_KEY = ("api_key", Target.KEY_ID)
+
+CREATE_API_KEY = Route(
+    "CreateApiKeyFunction", "POST", "/v1/trade/api-keys", Auth.SESSION,
+    operation_id="createApiKey", summary="Create an API key; the secret is in this response only.", tag=_TAG,
+    response_model=CreatedApiKey, present=present_created,
+    request_model=CreateApiKeyRequest, empty_body_means={}, step_up=Action.CREATE,
+    refusals=(*_BAD_BODY, ErrorCode.KEY_LIMIT_REACHED, *_STEP_UP, *_PREREQUISITES, *_RACE),
+    request_examples={"GaiaEx's example": {"label": "trading-bot-v1", "permissions": ["read", "trade"],
+                                           "ip_whitelist": ["203.0.113.50"], "expires_days": 90},
+                      "read-only default": {}})
+LIST_API_KEYS = Route(
+    "ListApiKeysFunction", "GET", "/v1/trade/api-keys", Auth.SESSION,
+    operation_id="listApiKeys", summary="The caller's keys, newest first; never a secret.", tag=_TAG,
+    response_model=ApiKeyList, present=present_list)
+UPDATE_API_KEY = Route(
+    "UpdateApiKeyFunction", "PATCH", "/v1/trade/api-keys/{api_key}", Auth.SESSION,
+    operation_id="updateApiKey", summary="Change label, permissions or ip_whitelist.", tag=_TAG,
+    response_model=UpdatedApiKey, present=present_updated, request_model=UpdateApiKeyRequest,
+    step_up=Action.UPDATE, target=_KEY,
+    refusals=(*_BAD_BODY, ErrorCode.KEY_REVOKED, ErrorCode.KEY_EXPIRED, *_STEP_UP, *_PREREQUISITES,
+              ErrorCode.KEY_NOT_FOUND, *_RACE),
+    request_examples={"GaiaEx's example": {"permissions": ["read"]}, "rename": {"label": "market maker v2"},
+                      "lift the IP restriction": {"ip_whitelist": []}})
+REVOKE_API_KEY = Route(
+    "RevokeApiKeyFunction", "DELETE", "/v1/trade/api-keys/{api_key}", Auth.SESSION,
+    operation_id="revokeApiKey", summary="Revoke one key, irreversibly (a second revoke answers 200).", tag=_TAG,
+    response_model=RevokedApiKey, present=present_revoked, step_up=Action.REVOKE, target=_KEY,
+    refusals=(*_STEP_UP, ErrorCode.KEY_NOT_FOUND, *_RACE))
+REVOKE_ALL_API_KEYS = Route(
+    "RevokeAllApiKeysFunction", "DELETE", "/v1/trade/api-keys/all", Auth.SESSION,
+    operation_id="revokeAllApiKeys", summary="Revoke every key of the caller (emergency).", tag=_TAG,
+    response_model=RevokedAll, present=present_revoked_all, step_up=Action.REVOKE_ALL, refusals=(*_STEP_UP, *_RACE))
+GET_API_KEY_AUDIT = Route(
+    "GetApiKeyAuditFunction", "GET", "/v1/trade/api-keys/{api_key}/audit", Auth.SESSION,
+    operation_id="getApiKeyAudit", summary="A key's lifecycle log, newest first.", tag=_TAG,
+    response_model=AuditLog, present=present_audit, target=_KEY,
+    query=(QueryInteger("limit", default=20, minimum=1, maximum=100,
+                        description="Number of audit entries to return, newest first."),),
+    refusals=(ErrorCode.INVALID_REQUEST, ErrorCode.KEY_NOT_FOUND))
+
+ROUTES: tuple[Route, ...] = (CREATE_API_KEY, LIST_API_KEYS, UPDATE_API_KEY, REVOKE_API_KEY, REVOKE_ALL_API_KEYS,
+                             GET_API_KEY_AUDIT)
