@@ -6,8 +6,8 @@ import pytest
 
 from keygate import keys
 from keygate.profiles.gaiaex import UpdateApiKeyRequest
-from keygate.service import KeyRef
 from keygate.records import now_utc
+from keygate.service import KeyRef
 from keygate.stepup import StepUpUse
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
