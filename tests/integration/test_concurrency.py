@@ -23,6 +23,8 @@ from tests.support.client import ApiClient, Response
 from tests.support.errors import assert_error
 from tests.support.faults import run_together
 from tests.support.invariants import check_invariants
+from tests.support.profiles import GAIAEX, ZDEX
+from tests.support.stack import ZDEX_STYLE_STACK
 from tests.support.stack import layer, onboard
 
 # A 409 on create means five other creates committed meanwhile, so with a limit
@@ -87,16 +89,22 @@ class ActiveKeyWatcher:
             thread.join()
 
 
-def test_fifty_concurrent_creates_stop_exactly_at_the_limit(warm):
+# GaiaEx's routes on the default stack, and ZDEX's on a ZDEX-style stack (5 keys, no step-up).
+LIMIT_RACES = [pytest.param(GAIAEX, {}, id="gaiaex"),
+               pytest.param(ZDEX, ZDEX_STYLE_STACK, id="zdex-style-stack")]
+
+
+@pytest.mark.parametrize(("profile", "stack_env"), LIMIT_RACES, indirect=["stack_env"])
+def test_fifty_concurrent_creates_stop_exactly_at_the_limit(warm, profile, stack_env):
     client, limit = warm, KeyPolicy.from_environ().max_active_keys_per_user
-    # Given an onboarded user without keys and one step-up token per request
+    # Given an onboarded user without keys and one step-up token per request (ignored where none is needed)
     onboard("alice")
     tokens = [client.step_up("alice", "api_keys:create") for _ in range(50)]
 
     # When fifty creates start together
     results = run_together([
-        lambda token=token: send_until_not_409(client, CREATE_ATTEMPTS, "POST", "/v1/trade/api-keys", "alice",
-                                               token, {"label": "bot"})
+        lambda token=token: send_until_not_409(client, CREATE_ATTEMPTS, "POST", profile.collection, "alice",
+                                               token, profile.body(label="bot"))
         for token in tokens])
 
     # Then every answer is 200, 400 KEY_LIMIT_REACHED or 409 CONCURRENT_MODIFICATION, never a 5xx
@@ -105,7 +113,7 @@ def test_fifty_concurrent_creates_stop_exactly_at_the_limit(warm):
     finals = [responses[-1] for responses in results]
     assert all(response.status in (200, 400) for response in finals)
     # And exactly the limit was created, and those keys are the user's active ones
-    created = {response.json()["api_key"] for response in finals if response.status == 200}
+    created = {profile.key_id_of(response.json()) for response in finals if response.status == 200}
     assert len(created) == limit
     state = check_invariants(settled=True)
     assert {record.key_id for record in state.active_keys("alice", datetime.now(UTC))} == created

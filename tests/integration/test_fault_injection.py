@@ -24,6 +24,7 @@ from tests.support.clocks import FixedClock
 from tests.support.errors import assert_error
 from tests.support.faults import AwsCalls, Fault, HandlerCrashed, Mode, answer_to_a_crashed_handler, empty_aws
 from tests.support.invariants import StoredState, check_invariants
+from tests.support.profiles import ZDEX
 from tests.support.stack import onboard, run_janitor, state_snapshot, unique_user
 
 COMMIT = "dynamodb.TransactWriteItems"
@@ -53,6 +54,16 @@ def create_keys(client: ApiClient, user: str, count: int, **body: object) -> lis
     return key_ids
 
 
+def create_zdex_keys(client: ApiClient, user: str, count: int) -> list[str]:
+    """Keys created on ZDEX's route: their ids (handles), which ZDEX's paths take."""
+    handles = []
+    for _ in range(count):
+        created = client.call("POST", ZDEX.collection, user=user, body=ZDEX.body(label="bot"))
+        assert created.status == 200, created.status
+        handles.append(ZDEX.ref_of(created.json()))
+    return handles
+
+
 PATHS = [
     LifecyclePath(
         "create", "api_keys:create", 200, frozenset({"dynamodb.Query", "secretsmanager.CreateSecret", COMMIT}),
@@ -80,6 +91,27 @@ PATHS = [
         prepare=lambda client, user: create_keys(client, user, 2),
         send=lambda client, user, keys, token: client.call(
             "DELETE", "/v1/trade/api-keys/all", user=user, step_up=token),
+    ),
+    # ZDEX's routes: the same functions through the other profile (a key addressed by its handle).
+    LifecyclePath(
+        "zdex-create", "api_keys:create", 200, frozenset({"dynamodb.Query", "secretsmanager.CreateSecret", COMMIT}),
+        prepare=lambda client, user: [],
+        send=lambda client, user, keys, token: client.call(
+            "POST", ZDEX.collection, user=user, step_up=token,
+            body=ZDEX.body(label="bot", permissions=["read", "trade"], ip_whitelist=["198.51.100.0/24"])),
+    ),
+    LifecyclePath(
+        "zdex-update", "api_keys:update", 200, frozenset({"dynamodb.GetItem", "dynamodb.Query", COMMIT}),
+        prepare=lambda client, user: create_zdex_keys(client, user, 1),
+        send=lambda client, user, keys, token: client.call(
+            "PATCH", ZDEX.key_path(keys[0]), user=user, step_up=token,
+            body=ZDEX.body(label="renamed", permissions=["read", "trade"])),
+    ),
+    LifecyclePath(
+        "zdex-revoke", "api_keys:revoke", 200, frozenset({COMMIT, *BEST_EFFORT_AFTER_REVOCATION}),
+        prepare=lambda client, user: create_zdex_keys(client, user, 1),
+        send=lambda client, user, keys, token: client.call("DELETE", ZDEX.key_path(keys[0]), user=user,
+                                                           step_up=token),
     ),
 ]
 

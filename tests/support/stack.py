@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 TABLE_NAME = "keygate-test-keys"
 REGION = "us-east-1"
 STAGE = "test"
+# The stack parameters of a deployment shaped like ZDEX's doc (README, "Two wire profiles").
+ZDEX_STYLE_STACK = {"MaxActiveKeysPerUser": "5", "AllowedPermissions": "read,trade,withdraw", "StepUpRequired": "false"}
 
 
 def stack_parameters(identity: LocalIdentityProvider, jwks: JwksServer) -> dict[str, str]:
