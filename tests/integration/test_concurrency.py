@@ -24,8 +24,7 @@ from tests.support.errors import assert_error
 from tests.support.faults import run_together
 from tests.support.invariants import check_invariants
 from tests.support.profiles import GAIAEX, ZDEX
-from tests.support.stack import ZDEX_STYLE_STACK
-from tests.support.stack import layer, onboard
+from tests.support.stack import ZDEX_STYLE_STACK, layer, onboard
 
 # A 409 on create means five other creates committed meanwhile, so with a limit
 # of 10 the third attempt at the latest sees the limit (400) or commits.
