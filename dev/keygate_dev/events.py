@@ -19,7 +19,8 @@ Static files cannot hold live tokens or ids, so events carry placeholders, fille
     {{session:<name>}}    a fresh session JWT for <name>
     {{step_up:<action>}}  a fresh passkey step-up token for <action> (e.g. api_keys:create), issued to
                           the event's user (requestContext.authorizer.user_id)
-    {{key:<name>}}        the id of the key <name> seeded by the sidecar
+    {{key:<name>}}        the id (the API key) of the key <name> seeded by the sidecar
+    {{id:<name>}}         the ZDEX id (the opaque handle) of that key
 
 One placeholder text gets one value per run (headers and multiValueHeaders carry the same token).
 By default every run gets its own user ids (`alice-<run id>`), so running an event again against the

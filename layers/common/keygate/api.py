@@ -118,7 +118,9 @@ def describe_validation_error(error: ValidationError) -> str:
         message = detail["msg"].removeprefix("Value error, ")
         if detail["type"] == "extra_forbidden":
             message = "is not a known field"
-        problems.append(f"{_echo_safe(location)}: {_echo_safe(message)}")
+        # (a rule's own message often starts with the field's name: "label must be ...")
+        named = message.startswith((location + " ", location + ":"))
+        problems.append(_echo_safe(message) if named else f"{_echo_safe(location)}: {_echo_safe(message)}")
     if len(details) > _MAX_PROBLEMS:
         problems.append(f"and {len(details) - _MAX_PROBLEMS} more problems")
     return "; ".join(problems)
