@@ -22,7 +22,15 @@ from keygate.config import KeyPolicy
 from tests.support.client import ApiClient, Response
 from tests.support.clocks import FixedClock
 from tests.support.errors import assert_error
-from tests.support.faults import AwsCalls, Fault, HandlerCrashed, Mode, answer_to_a_crashed_handler, empty_aws
+from tests.support.faults import (
+    AwsCalls,
+    Fault,
+    HandlerCrashed,
+    Mode,
+    answer_to_a_crashed_handler,
+    empty_aws,
+    retried_after_lost_response,
+)
 from tests.support.invariants import StoredState, check_invariants
 from tests.support.profiles import ZDEX
 from tests.support.stack import onboard, run_janitor, state_snapshot, unique_user
@@ -208,6 +216,57 @@ def test_each_aws_call_failing_in_turn_keeps_every_invariant(client, aws_calls, 
             run_with_fault(client, aws_calls, path, mode, index, operation, commit_at)
         except AssertionError as error:
             raise AssertionError(f"{path.name}, {mode} at call #{index} ({operation}): {error}") from error
+
+
+# What differs between two runs of the same request: ids, secrets and times.
+VOLATILE_FIELDS = {"api_key", "api_secret", "key_prefix", "created_at", "expires_at", "revoked_at", "revoked_api_keys",
+                   "id", "apiKey", "secretKey", "keyPrefix", "createdAt", "expiresAt", "revokedAt"}
+
+
+def comparable(body: dict) -> dict:
+    return {name: "<varies>" if name in VOLATILE_FIELDS else value for name, value in body.items()}
+
+
+def answer_of_a_clean_run(client: ApiClient, path: LifecyclePath) -> dict:
+    user = unique_user()
+    onboard(user)
+    keys = path.prepare(client, user)
+    response = path.send(client, user, keys, client.step_up(user, path.action))
+    assert response.status == path.success_status, response.body
+    return comparable(response.json())
+
+
+@pytest.mark.parametrize("stack_env", [{}, {"StepUpRequired": "false"}], indirect=True,
+                         ids=["step-up", "no-step-up"])
+@pytest.mark.parametrize("idempotent", [False, True], ids=["retry-runs-its-conditions", "client-request-token"])
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.name)
+def test_a_commit_retried_after_its_answer_was_lost_answers_what_committed(client, stack_env, path, idempotent):
+    # Given a user in the state the path starts from, a step-up token, and what a clean run answers
+    expected = answer_of_a_clean_run(client, path)
+    user = unique_user()
+    onboard(user)
+    keys = path.prepare(client, user)
+    token = client.step_up(user, path.action)
+    audit_before = audit_entry_count(check_invariants(settled=True))
+    # When every commit's first attempt goes through, its answer is lost, and botocore sends it again
+    # (with DynamoDB's ClientRequestToken idempotency, or without it, as on moto)
+    with retried_after_lost_response(idempotent=idempotent) as retries:
+        response = path.send(client, user, keys, token)
+    # Then the caller gets the answer of the change that committed, not a refusal of its own retry
+    assert response.status == path.success_status, response.body
+    assert comparable(response.json()) == expected
+    # And the change committed once: one audit entry per key it changed, every invariant holding
+    state = check_invariants(settled=True)
+    changed = 1 if path.name.endswith("create") or path.name.endswith("update") else max(len(keys), 1)
+    assert audit_entry_count(state) == audit_before + changed
+    # And each transaction carried a token of its own, so a retry is one DynamoDB can recognise
+    assert retries.tokens and None not in retries.tokens and len(set(retries.tokens)) == len(retries.tokens)
+    # And the step-up token is spent (where the stack asks for one)
+    again = path.send(client, user, keys, token)
+    if stack_env["STEP_UP_REQUIRED"] == "false":
+        assert again.status != 403, again.body
+    else:
+        assert_error(again, 403, "STEP_UP_REQUIRED")
 
 
 def test_a_timed_out_create_that_committed_keeps_its_secret(client, aws_calls):

@@ -135,10 +135,10 @@ class Lifecycle:
                                                                trading_handshake_completed=trade))
 
     def create(self, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None,
-               **fields: Any) -> CreatedKey:
+               secrets: Any = None, **fields: Any) -> CreatedKey:
         request = CreateApiKeyRequest.model_validate(fields, context=validation_context(self.policy))
-        return self.on(keys).create_api_key(user, request.domain(), step_up=step_up or self.token(),
-                                            source_ip=SOURCE_IP)
+        return self.on(keys, secrets).create_api_key(user, request.domain(), step_up=step_up or self.token(),
+                                                     source_ip=SOURCE_IP)
 
     def update(self, key_id: str, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None,
                **fields: Any) -> Any:
@@ -348,19 +348,43 @@ def test_a_reused_step_up_token_is_refused_and_changes_nothing(world):
     # Given a token spent by a create
     token = world.token()
     key_id = world.create(step_up=token).record.key_id
-    watched = Watched(world.storage.keys)
+    watched, vault = Watched(world.storage.keys), Watched(world.storage.secrets)
     # When it is used again to create, update or revoke, Then each is refused as STEP_UP_REQUIRED
-    for action in (lambda: world.create(step_up=token, keys=watched),
+    for action in (lambda: world.create(step_up=token, keys=watched, secrets=vault),
                    lambda: world.update(key_id, label="again", step_up=token),
                    lambda: world.revoke(key_id, step_up=token)):
         with pytest.raises(StepUpTokenReused):
             action()
-    # And nothing changed: one key, unchanged and active; the refused create's secret is gone
+    # And nothing changed: one key, unchanged and active
     record = world.keys_of()[key_id]
     assert (list(world.keys_of()), record.label, record.version, record.status) == ([key_id], "", 1, KeyStatus.ACTIVE)
-    ((refused_create, *_),) = watched.arguments("commit_create")
-    assert world.storage.secrets.read(refused_create.key_id) is None
+    # And the replayed create was refused before any write: one read of the token's use, no secret, no cleanup
+    assert [name for name, _, _ in watched.calls] == ["step_up_spent_by"] and vault.calls == []
     assert world.due_ever() == []
+
+
+def test_a_spent_token_names_the_change_that_spent_it(world):
+    keys, now = world.storage.keys, world.clock()
+    # Given a token spent by a change, one never used, and one whose record expired
+    spent, unused, expired = world.token(), world.token(), world.token(lifetime=5)
+    keys.consume_step_up(spent, now, "change-a")
+    keys.consume_step_up(expired, now, "change-b")
+    world.clock.advance(seconds=6)
+    # Then only the spent token names its change
+    assert [keys.step_up_spent_by(token, world.clock()) for token in (spent, unused, expired)] == \
+        ["change-a", None, None]
+
+
+def test_every_committed_key_record_names_the_change_that_wrote_it(world):
+    # Given a key created, then renamed, then revoked
+    key_id = world.create(label="bot").record.key_id
+    created = world.keys_of()[key_id].change_id
+    world.update(key_id, label="renamed")
+    updated = world.keys_of()[key_id].change_id
+    world.revoke(key_id)
+    revoked = world.keys_of()[key_id].change_id
+    # Then each version carries its own change's id, as stored
+    assert all(created and updated and revoked) and len({created, updated, revoked}) == 3
 
 
 def test_a_spent_token_is_refused_until_its_record_expires(world):
@@ -502,7 +526,7 @@ def test_a_commit_on_what_changed_since_it_was_read_is_a_lost_race(world):
                            expected_keyset_version=0, cleanup_due=now, now=now)
     # And with a spent step-up token too, the token's refusal is the one reported
     spent = world.token()
-    keys.consume_step_up(spent, now)
+    keys.consume_step_up(spent, now, "change-1")
     with pytest.raises(StepUpTokenReused):
         keys.commit_update(read, read.changed(label="stale", version=2), _audit(read, AuditEvent.KEY_UPDATED, now),
                            spent, now)
@@ -515,7 +539,7 @@ def test_a_commit_on_what_changed_since_it_was_read_is_a_lost_race(world):
     # And nothing a refused commit carried was written, its step-up use included
     assert world.keys_of() == {key_id: revoked}
     assert len(keys.query_audit(key_id, 100)) == 3
-    keys.consume_step_up(stale_token, now)
+    keys.consume_step_up(stale_token, now, "change-2")
 
 
 def test_a_transaction_of_more_than_a_hundred_items_is_refused_before_anything_is_written(world):

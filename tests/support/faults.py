@@ -11,6 +11,10 @@ records every AWS operation the layer makes and can make one of them fail:
 - `Mode.LOST_RESPONSE`: the call succeeds but its response is lost (a read
   timeout), so the layer sees a failure for a write that took effect.
 
+`retried_after_lost_response` models botocore sending a TransactWriteItems again
+after a read timeout lost the answer of an attempt that committed, with or
+without DynamoDB's `ClientRequestToken` idempotency (which moto does not model).
+
 `serialised_moto` models DynamoDB's per-request atomicity for real threads,
 and `run_together` starts threads behind a barrier.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -30,7 +34,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.secretsmanager.responses import SecretsManagerResponse
 
 from keygate_dev import template
-from keygate_dev.store_hooks import StoreClientHooks
+from keygate_dev.store_hooks import StoreClientHooks, layer_clients
 from tests.support.invariants import aws_client
 from tests.support.stack import TABLE_NAME
 
@@ -145,6 +149,59 @@ class AwsCalls:
         if fault.mode is Mode.CRASH_AFTER:
             raise HandlerCrashed(f"the Lambda died after {operation} succeeded")
         raise fault.error or ReadTimeoutError(endpoint_url="https://injected.invalid")
+
+
+@dataclass
+class LostResponseRetries:
+    """What `retried_after_lost_response` saw: the ClientRequestToken of each transaction the layer sent."""
+
+    tokens: list[str | None] = field(default_factory=list)
+    _outcomes: dict[str, tuple[dict[str, Any], Any]] = field(default_factory=dict)
+
+    def idempotent(self, send: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """DynamoDB's answer to a token it has seen within ten minutes: the first call's outcome, nothing
+        applied again; the same token with other parameters is IdempotentParameterMismatchException."""
+        token = kwargs.get("ClientRequestToken")
+        if token is not None and token in self._outcomes:
+            seen, outcome = self._outcomes[token]
+            if seen != kwargs:
+                raise _client_error("IdempotentParameterMismatchException", 400)("TransactWriteItems")
+        else:
+            try:
+                outcome = send(**kwargs)
+            except ClientError as error:
+                outcome = error
+            if token is not None:
+                self._outcomes[token] = (kwargs, outcome)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+@contextmanager
+def retried_after_lost_response(*, idempotent: bool) -> Iterator[LostResponseRetries]:
+    """Every TransactWriteItems the layer sends is sent twice, as botocore does when a read timeout lost
+    the answer of the first attempt: the first attempt takes effect, the caller sees the second's outcome.
+
+    `idempotent=True` answers the second as DynamoDB does a repeated ClientRequestToken; `False` is moto
+    (and DynamoDB without a token): the second attempt runs its conditions again, against the first's writes.
+    """
+    client = layer_clients()[0]
+    send = client.transact_write_items
+    seen = LostResponseRetries()
+
+    def twice(**kwargs: Any) -> Any:
+        seen.tokens.append(kwargs.get("ClientRequestToken"))
+        attempt = (lambda: seen.idempotent(send, kwargs)) if idempotent else (lambda: send(**kwargs))
+        with suppress(ClientError):  # the first attempt's answer is lost, whatever it was
+            attempt()
+        return attempt()
+
+    client.transact_write_items = twice  # on this client object only: moto and the checks use their own
+    try:
+        yield seen
+    finally:
+        del client.transact_write_items
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class MemoryKeyStore(_Recorded):
     keyset_versions: dict[str, int] = field(default_factory=dict)
     records: dict[str, ApiKeyRecord] = field(default_factory=dict)  # by key id (its pointer names the user)
     audit: dict[str, list[AuditEntry]] = field(default_factory=dict)  # by key id, in commit (= version) order
-    step_ups: dict[str, int] = field(default_factory=dict)  # jti -> expires_ttl (epoch seconds)
+    step_ups: dict[str, tuple[int, str]] = field(default_factory=dict)  # jti -> (expires_ttl, change id)
     nonces: dict[tuple[str, str], int] = field(default_factory=dict)  # (key id, nonce) -> expires_at_ms
     last_used: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (user id, key id)
     cleanups: dict[tuple[int, str], str] = field(default_factory=dict)  # (due ms, key id) -> reason
@@ -160,24 +160,30 @@ class MemoryKeyStore(_Recorded):
                                    reason=self.cleanups[(due_ms, key_id)]) for due_ms, key_id in due]
 
     # ----------------------------------------------------------- transactions
-    def _step_up_spent(self, step_up: StepUpUse, now: datetime) -> bool:
-        expires_ttl = self.step_ups.get(step_up.jti)
-        return expires_ttl is not None and not expires_ttl < int(now.timestamp())
+    def _spender(self, step_up: StepUpUse, now: datetime) -> str | None:
+        spent = self.step_ups.get(step_up.jti)
+        return None if spent is None or spent[0] < int(now.timestamp()) else spent[1]
+
+    def step_up_spent_by(self, step_up: StepUpUse, now: datetime) -> str | None:
+        self._call("step_up_spent_by")
+        with self._lock:
+            return self._spender(step_up, now)
 
     def _versioned_update_fails(self, before: ApiKeyRecord, after: ApiKeyRecord) -> bool:
         current = self._record(after.user_id, after.key_id)
         return current is None or current.version != before.version or current.status is not KeyStatus.ACTIVE
 
-    def _commit(self, items: int, step_up: StepUpUse | None, now: datetime, conditions_fail: bool) -> None:
+    def _commit(self, items: int, step_up: StepUpUse | None, now: datetime, conditions_fail: bool,
+                change_id: str) -> None:
         """Refuse the transaction as DynamoDB and the repository would; else record the step-up use."""
         if items > TRANSACTION_MAX_ITEMS:
             raise ValueError("a transaction holds at most 100 items")
-        if step_up is not None and self._step_up_spent(step_up, now):
+        if step_up is not None and self._spender(step_up, now) is not None:
             raise StepUpTokenReused()
         if conditions_fail:
             raise ConditionFailed("ConditionalCheckFailed")
         if step_up is not None:
-            self.step_ups[step_up.jti] = step_up.expires_at_epoch
+            self.step_ups[step_up.jti] = (step_up.expires_at_epoch, change_id)
 
     def _add_audit(self, entry: AuditEntry) -> None:
         stored = AuditEntry(event=entry.event, api_key=entry.api_key, ip_address=entry.ip_address,
@@ -191,7 +197,7 @@ class MemoryKeyStore(_Recorded):
             keyset = self.keyset_versions.get(record.user_id)
             items = 6 + (step_up is not None) + (record.expires_at is not None)
             self._commit(items, step_up, now, conditions_fail=(keyset is not None and keyset != expected_keyset_version)
-                         or record.key_id in self.records)
+                         or record.key_id in self.records, change_id=record.change_id)
             self.keyset_versions[record.user_id] = expected_keyset_version + 1
             self.records[record.key_id] = _stored_record(record)
             self._add_audit(audit)
@@ -205,7 +211,7 @@ class MemoryKeyStore(_Recorded):
         self._call("commit_update")
         with self._lock:
             self._commit(2 + (step_up is not None), step_up, now,
-                         conditions_fail=self._versioned_update_fails(before, after))
+                         conditions_fail=self._versioned_update_fails(before, after), change_id=after.change_id)
             self.records[after.key_id] = _stored_record(after)
             self._add_audit(audit)
 
@@ -215,16 +221,17 @@ class MemoryKeyStore(_Recorded):
         revocations = list(revocations)
         with self._lock:
             self._commit((step_up is not None) + 3 * len(revocations), step_up, now, conditions_fail=any(
-                self._versioned_update_fails(before, after) for before, after, _ in revocations))
+                self._versioned_update_fails(before, after) for before, after, _ in revocations),
+                change_id=revocations[0][1].change_id if revocations else "")
             for _, after, audit in revocations:
                 self.records[after.key_id] = _stored_record(after)
                 self._add_audit(audit)
                 self.cleanups[(_epoch_ms(now), after.key_id)] = "revoked"
 
-    def consume_step_up(self, step_up: StepUpUse, now: datetime) -> None:
+    def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         self._call("consume_step_up")
         with self._lock:
-            self._commit(1, step_up, now, conditions_fail=False)
+            self._commit(1, step_up, now, conditions_fail=False, change_id=change_id)
 
     # ------------------------------------------------------------ KeyLookup
     def get_key_owner(self, key_id: str) -> str | None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 TABLE_NAME = "keygate-test-keys"
 REGION = "us-east-1"
 STAGE = "test"
-# The stack parameters of a deployment shaped like ZDEX's doc (README, "Two wire profiles").
+# The stack parameters of a deployment shaped like ZDEX's doc (README, "Which deployment serves which doc").
 ZDEX_STYLE_STACK = {"MaxActiveKeysPerUser": "5", "AllowedPermissions": "read,trade,withdraw", "StepUpRequired": "false"}
 
 

@@ -33,7 +33,8 @@ class KeyRepository(Protocol):
 
     Every `commit_*` is one atomic write. It raises ConditionFailed when the
     records changed since they were read, and StepUpTokenReused when the
-    step-up token was already spent (docs/architecture.md, "Write order").
+    step-up token was already spent (docs/architecture.md, "Write order"). The
+    spent token's record names the change that spent it (the records' `change_id`).
     """
 
     def load_user(self, user_id: str) -> UserSnapshot: ...
@@ -60,8 +61,11 @@ class KeyRepository(Protocol):
     def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
                            now: datetime) -> None: ...
 
-    def consume_step_up(self, step_up: StepUpUse, now: datetime) -> None:
+    def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         """Record a step-up token's use on a path that changes nothing else."""
+
+    def step_up_spent_by(self, step_up: StepUpUse, now: datetime) -> str | None:
+        """The id of the change that spent this step-up token, or None while it is unspent."""
 
     def add_cleanup(self, key_id: str, due: datetime, reason: str) -> None: ...
 

@@ -46,6 +46,7 @@ class ApiKeyRecord:
     last_used_at: datetime | None = None
     version: int = 1
     handle: str = ""  # the key's opaque, non-secret handle (ZDEX's `id`)
+    change_id: str = ""  # the change that wrote this version (docs/architecture.md, "Committed, answer lost")
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

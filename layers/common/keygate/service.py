@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from keygate import keys
 from keygate.config import KeyPolicy
@@ -53,6 +54,11 @@ def _with_retries[Result](attempt: Callable[[], Result], *, conflict: str) -> Re
     raise KeyGateError(ErrorCode.CONCURRENT_MODIFICATION, conflict)
 
 
+def _new_change_id() -> str:
+    """Names one management call's change; its committed items carry it."""
+    return uuid4().hex
+
+
 def _prerequisites(account: AccountState, permissions: Iterable[str]) -> None:
     if not account.onboarding_completed:
         raise KeyGateError(ErrorCode.ONBOARDING_REQUIRED,
@@ -66,8 +72,8 @@ def _audit(event: AuditEvent, key_id: str, source_ip: str, now: datetime, **deta
     return AuditEntry(event=event, api_key=key_id, ip_address=source_ip, created_at=now, details=details)
 
 
-def _revocation(record: ApiKeyRecord, source_ip: str, now: datetime, reason: str) -> Revocation:
-    after = record.changed(status=KeyStatus.REVOKED, revoked_at=now, version=record.version + 1)
+def _revocation(record: ApiKeyRecord, source_ip: str, now: datetime, reason: str, change_id: str) -> Revocation:
+    after = record.changed(status=KeyStatus.REVOKED, revoked_at=now, version=record.version + 1, change_id=change_id)
     return record, after, _audit(AuditEvent.KEY_REVOKED, record.key_id, source_ip, now, reason=reason)
 
 
@@ -195,6 +201,9 @@ class KeyLifecycle:
                        source_ip: str) -> CreatedKey:
         now = self._clock()
         expires_at = self._expiry(request, now)
+        if step_up is not None and self._keys.step_up_spent_by(step_up, now) is not None:
+            # Refused before any write: a replayed token must not cost a secret (docs/architecture.md, "Write order").
+            raise StepUpTokenReused()
         snapshot = self._keys.load_user(user_id)
         _prerequisites(snapshot.account, request.permissions)
         self._check_limit(snapshot, now)
@@ -207,7 +216,7 @@ class KeyLifecycle:
         record = ApiKeyRecord(
             key_id=key_id, user_id=user_id, label=request.label, permissions=list(request.permissions),
             ip_whitelist=list(request.ip_whitelist), status=KeyStatus.ACTIVE, created_at=now, expires_at=expires_at,
-            handle=keys.new_handle(),
+            handle=keys.new_handle(), change_id=_new_change_id(),
         )
         audit = _audit(AuditEvent.KEY_CREATED, key_id, source_ip, now, label=record.label,
                        permissions=record.permissions, ip_whitelist=record.ip_whitelist,
@@ -222,8 +231,8 @@ class KeyLifecycle:
                                          cleanup_due=cleanup_due, now=now)
             except (ConditionFailed, StepUpTokenReused):
                 seen.append(self._keys.load_user(user_id))
-                if any(existing.key_id == key_id for existing in seen[-1].keys):
-                    return  # our own commit went through after all
+                if any(existing.change_id == record.change_id for existing in seen[-1].keys):
+                    return  # this very create committed; its answer was lost ("Committed, answer lost")
                 raise
 
         try:
@@ -250,6 +259,7 @@ class KeyLifecycle:
     def update_api_key(self, user_id: str, key: KeyRef, request: KeyChange, *, step_up: StepUpUse | None,
                        source_ip: str) -> UpdatedKey:
         now = self._clock()
+        change_id = _new_change_id()
 
         def attempt() -> UpdatedKey:
             before = self._owned_key(user_id, key)
@@ -259,21 +269,21 @@ class KeyLifecycle:
             if before.is_expired(now):
                 raise KeyGateError(ErrorCode.KEY_EXPIRED, "This API key has expired and can no longer be changed.")
             changes = {name: value for name, value in sorted(request.fields.items()) if getattr(before, name) != value}
-            after = before.changed(**changes, version=before.version + 1)
+            after = before.changed(**changes, version=before.version + 1, change_id=change_id)
             try:
                 check_withdraw_whitelist(after.permissions, after.ip_whitelist)
             except ValueError as error:
                 raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{str(error)[0].upper()}{str(error)[1:]}.") from None
             if not changes:
                 # A step-up token is single-use even when the action turns out to change nothing.
-                self._spend(step_up, now)
+                self._spend(step_up, now, change_id)
                 return UpdatedKey(record=before, updated_fields=[])
             if "permissions" in changes:
                 _prerequisites(self._keys.load_user(user_id).account, set(after.permissions) - set(before.permissions))
             audit = _audit(AuditEvent.KEY_UPDATED, key_id, source_ip, now, updated_fields=sorted(changes),
                            changes={name: {"from": getattr(before, name), "to": value}
                                     for name, value in changes.items()})
-            self._keys.commit_update(before, after, audit, step_up, now)
+            self._commit(after, self._keys.commit_update, before, after, audit, step_up, now)
             logger.info("api key updated", extra={"api_key": key_id, "updated_fields": sorted(changes)})
             return UpdatedKey(record=after, updated_fields=sorted(changes))
 
@@ -285,14 +295,15 @@ class KeyLifecycle:
         """Revoke one key. Revoking an already revoked key changes nothing and says so
         (`already_revoked`, with the original revocation time)."""
         now = self._clock()
+        change_id = _new_change_id()
 
         def attempt() -> RevokedKey:
             before = self._owned_key(user_id, key)
             if before.status is KeyStatus.REVOKED:
-                self._spend(step_up, now)
+                self._spend(step_up, now, change_id)
                 return RevokedKey(record=before, already_revoked=True)
-            revocation = _revocation(before, source_ip, now, "user_request")
-            self._keys.commit_revocations([revocation], step_up, now)
+            revocation = _revocation(before, source_ip, now, "user_request", change_id)
+            self._commit(revocation[1], self._keys.commit_revocations, [revocation], step_up, now)
             self._delete_revoked_secrets([before.key_id], now)
             metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=1)
             logger.info("api key revoked", extra={"api_key": before.key_id})
@@ -303,30 +314,48 @@ class KeyLifecycle:
     def revoke_all_api_keys(self, user_id: str, *, step_up: StepUpUse | None, source_ip: str) -> list[str]:
         """Emergency revoke of every key that is not yet revoked (expired ones included); the ids revoked."""
         now = self._clock()
+        change_id = _new_change_id()
         unspent: list[StepUpUse] = [step_up] if step_up is not None else []  # spent with the first batch
         revoked: list[str] = []
 
         def attempt() -> None:
             pending = [record for record in self._keys.load_user(user_id).keys if record.status is KeyStatus.ACTIVE]
             for start in range(0, len(pending), REVOCATIONS_PER_TRANSACTION):
-                batch = pending[start:start + REVOCATIONS_PER_TRANSACTION]
-                self._keys.commit_revocations([_revocation(record, source_ip, now, "revoke_all") for record in batch],
-                                              unspent[0] if unspent else None, now)
+                revocations = [_revocation(record, source_ip, now, "revoke_all", change_id)
+                               for record in pending[start:start + REVOCATIONS_PER_TRANSACTION]]
+                self._commit(revocations[0][1], self._keys.commit_revocations, revocations,
+                             unspent[0] if unspent else None, now)
                 unspent.clear()
-                revoked.extend(record.key_id for record in batch)
+                revoked.extend(after.key_id for _, after, _ in revocations)
 
         _with_retries(attempt, conflict="Your keys are being changed concurrently; retry.")
         if unspent:
-            self._spend(unspent[0], now)
+            self._spend(unspent[0], now, change_id)
         self._delete_revoked_secrets(revoked, now)
         metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=len(revoked))
         logger.info("all api keys revoked", extra={"revoked_count": len(revoked)})
         return revoked
 
-    def _spend(self, step_up: StepUpUse | None, now: datetime) -> None:
+    def _spend(self, step_up: StepUpUse | None, now: datetime, change_id: str) -> None:
         """Record a step-up token's use on a path that changes nothing else (a deployment without step-up has none)."""
-        if step_up is not None:
-            self._keys.consume_step_up(step_up, now)
+        if step_up is None:
+            return
+        try:
+            self._keys.consume_step_up(step_up, now, change_id)
+        except StepUpTokenReused:
+            if self._keys.step_up_spent_by(step_up, now) != change_id:
+                raise  # spent by another change, not by this one's earlier attempt
+
+    def _commit(self, after: ApiKeyRecord, write: Callable[..., None], *arguments: Any) -> None:
+        """`write(*arguments)`, a commit that writes `after`. A refusal of a commit that had in fact gone
+        through (its answer lost, the retry refused: docs/architecture.md, "Committed, answer lost")
+        counts as committed."""
+        try:
+            write(*arguments)
+        except (ConditionFailed, StepUpTokenReused):
+            current = self._keys.get_key(after.user_id, after.key_id)
+            if current is None or current.change_id != after.change_id:
+                raise
 
     def _delete_revoked_secrets(self, key_ids: Iterable[str], now: datetime) -> None:
         """Best effort: the revocation already committed a cleanup entry due now."""

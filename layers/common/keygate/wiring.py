@@ -37,7 +37,7 @@ class Management:
         self.lifecycle = KeyLifecycle(policy, self.keys, self.secrets)
         if not policy.step_up_required and "withdraw" in policy.allowed_permissions:
             logger.warning("StepUpRequired=false with withdraw allowed: a session alone can create keys that "
-                           "withdraw funds (README, 'Two wire profiles')")
+                           "withdraw funds (README, 'Which deployment serves which doc')")
 
     @cached_property
     def _step_up(self) -> StepUpVerifier:

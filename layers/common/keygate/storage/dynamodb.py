@@ -118,12 +118,12 @@ class DynamoKeyRepository:
     def _put(self, item: dict[str, Any], **condition: Any) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": item, **condition}}
 
-    def _step_up_puts(self, use: StepUpUse | None, now: datetime) -> list[dict[str, Any]]:
+    def _step_up_puts(self, use: StepUpUse | None, now: datetime, change_id: str) -> list[dict[str, Any]]:
         """The step-up use as a transaction's first item (none where the deployment needs no step-up)."""
         if use is None:
             return []
         # DynamoDB deletes expired items late, so an expired record must not count.
-        return [self._put(layout.step_up_item(use.jti, use.expires_at_epoch),
+        return [self._put(layout.step_up_item(use.jti, use.expires_at_epoch, change_id),
                           ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
                           ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})]
 
@@ -141,7 +141,9 @@ class DynamoKeyRepository:
         if len(items) > TRANSACTION_MAX_ITEMS:
             raise ValueError("a transaction holds at most 100 items")
         try:
-            self._clients.dynamodb.transact_write_items(TransactItems=items)
+            # The token makes botocore's own retries of this call idempotent on AWS; the domain does not rely
+            # on it alone (docs/architecture.md, "Committed, answer lost").
+            self._clients.dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
         except ClientError as error:
             if aws.error_code(error) != "TransactionCanceledException":
                 raise aws.unavailable("TransactWriteItems", error) from error
@@ -160,7 +162,7 @@ class DynamoKeyRepository:
                       expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
         """Step-up use, keyset version, key record, pointers, audit entry, and the create's cleanup entry retired."""
         items = [
-            *self._step_up_puts(step_up, now),
+            *self._step_up_puts(step_up, now, record.change_id),
             {"Update": {
                 "TableName": self._table, "Key": layout.key(layout.user_pk(record.user_id), layout.KEYSET),
                 "UpdateExpression": "SET version = :next, #type = :type",
@@ -185,7 +187,7 @@ class DynamoKeyRepository:
     @tracer.capture_method(capture_response=False)
     def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                       step_up: StepUpUse | None, now: datetime) -> None:
-        self._transact([*self._step_up_puts(step_up, now), self._versioned_update(before, after),
+        self._transact([*self._step_up_puts(step_up, now, after.change_id), self._versioned_update(before, after),
                         self._audit_put(audit, after)], step_up_index=None if step_up is None else 0)
 
     @tracer.capture_method(capture_response=False)
@@ -195,11 +197,18 @@ class DynamoKeyRepository:
 
         Callers keep each call within the 100-item transaction limit.
         """
-        items = self._step_up_puts(step_up, now)
+        revocations = list(revocations)
+        items = self._step_up_puts(step_up, now, revocations[0][1].change_id if revocations else "")
         for before, after, audit in revocations:
             items += [self._versioned_update(before, after), self._audit_put(audit, after),
                       self._put(layout.cleanup_item(after.key_id, now, "revoked"))]
         self._transact(items, step_up_index=None if step_up is None else 0)
 
-    def consume_step_up(self, step_up: StepUpUse, now: datetime) -> None:
-        self._transact(self._step_up_puts(step_up, now), step_up_index=0)
+    def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
+        self._transact(self._step_up_puts(step_up, now, change_id), step_up_index=0)
+
+    def step_up_spent_by(self, step_up: StepUpUse, now: datetime) -> str | None:
+        values = self._get(layout.step_up_key(step_up.jti))
+        if values is None or values.get("expires_ttl", 0) < int(now.timestamp()):
+            return None  # never spent, or its record expired (and awaits DynamoDB's late deletion)
+        return str(values.get("change_id", ""))

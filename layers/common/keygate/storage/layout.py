@@ -147,6 +147,7 @@ def record_item(record: ApiKeyRecord) -> dict[str, Any]:
         "last_used_at": optional_time(record.last_used_at),
         "version": record.version,
         "handle": record.handle or None,
+        "change_id": record.change_id or None,
     })
 
 
@@ -164,6 +165,7 @@ def record_from(values: dict[str, Any]) -> ApiKeyRecord:
         last_used_at=parse_time(values.get("last_used_at")),
         version=values.get("version", 1),
         handle=values.get("handle", ""),
+        change_id=values.get("change_id", ""),
     )
 
 
@@ -213,8 +215,10 @@ def cleanup_item(key_id: str, due: datetime, reason: str) -> dict[str, Any]:
                     "key_id": key_id, "reason": reason})
 
 
-def step_up_item(jti: str, expires_at_epoch: int) -> dict[str, Any]:
-    return {**step_up_key(jti), **to_item({"type": "step_up", "expires_ttl": expires_at_epoch})}
+def step_up_item(jti: str, expires_at_epoch: int, change_id: str) -> dict[str, Any]:
+    """A spent step-up token, naming the change that spent it."""
+    return {**step_up_key(jti), **to_item({"type": "step_up", "expires_ttl": expires_at_epoch,
+                                           "change_id": change_id})}
 
 
 def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
