@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import kg1 as signing
-from keygate_dev import openapi, state
+from keygate_dev import openapi
 from keygate_dev.identity import LocalIdentityProvider
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ class FuzzAccount:
 @pytest.fixture(scope="module")
 def identity(local_server: LocalServer) -> LocalIdentityProvider:
     """The server's identity provider (its state directory holds the keys), to mint tokens in-process."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(state.STATE_DIR_VARIABLE, str(local_server.state_dir))
-        return state.load_identity()
+    return local_server.identity
 
 
 # ----------------------------------------------------------------- credentials

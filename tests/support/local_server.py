@@ -16,18 +16,27 @@ import socket
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
+import requests
 
+from keygate.records import AccountState
+from keygate.storage import layout
+from keygate_dev import state
+from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.server import READY_LINE
 
 KEYGATE = Path(sys.executable).with_name("keygate")
 READY = re.compile(re.escape(READY_LINE) + r" (http://\S+)")
 START_DEADLINE_SECONDS = 60
 STOP_DEADLINE_SECONDS = 20
+HTTP_TIMEOUT_SECONDS = 30
 # Short enough that the revocation bound can be waited out in the journey.
 RECORD_CACHE_TTL_SECONDS = 1
 
@@ -58,6 +67,25 @@ class LocalServer:
         if check:
             assert completed.returncode == 0, (arguments, completed.stderr)
         return completed
+
+    @cached_property
+    def identity(self) -> LocalIdentityProvider:
+        """The server's local identity provider (its state directory holds the keys): it mints in-process the
+        tokens `keygate dev token` and `keygate dev step-up` print."""
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(state.STATE_DIR_VARIABLE, str(self.state_dir))
+            return state.load_identity()
+
+    def onboard(self, user: str, *, trade: bool = True) -> None:
+        """What `keygate dev onboard [--no-trade]` writes, written from this process (the command needs two
+        seconds a user to read the template): the user's onboarding and trading-handshake state."""
+        info = self.published()
+        aws = info["aws_environment"]
+        dynamodb = boto3.client("dynamodb", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_REGION"],
+                                aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+                                aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+        dynamodb.put_item(TableName=info["table_name"], Item=layout.account_item(
+            user, AccountState(onboarding_completed=True, trading_handshake_completed=trade)))
 
     def published(self) -> dict:
         """What the running server wrote to its state directory for the other commands."""
@@ -131,3 +159,36 @@ def start_server(state_dir: Path, *arguments: str, port: int | None = 0,
 def port_is_closed(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclass
+class AppUser:
+    """A user of the exchange's app calling the local server over HTTP: their session JWT in `Authorization`,
+    and for a change a fresh passkey step-up token in `X-PASSKEY-TOKEN`, both from the server's identity provider.
+
+    `onboard` gives the user, first, as `keygate dev onboard` does: "trade" (onboarding and the trading
+    handshake), "no-trade" (onboarding only) or None (neither).
+    """
+
+    server: LocalServer
+    user: str
+    onboard: str | None = "trade"
+    session: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.onboard is not None:
+            self.server.onboard(self.user, trade=self.onboard == "trade")
+        self.session = self.server.identity.session_token(self.user)
+
+    def step_up(self, action: str) -> str:
+        return self.server.identity.step_up_token(self.user, action)
+
+    def call(self, method: str, path: str, *, action: str | None = None, body: Any = None,
+             headers: dict[str, str] | None = None, query: dict[str, str] | None = None) -> requests.Response:
+        """`action` adds a step-up token for it; `headers` are sent as given, after the session's."""
+        request_headers = {"Authorization": f"Bearer {self.session}"}
+        if action:
+            request_headers["X-PASSKEY-TOKEN"] = self.step_up(action)
+        request_headers.update(headers or {})
+        return requests.request(method, self.server.base_url + path, headers=request_headers, json=body,
+                                params=query, timeout=HTTP_TIMEOUT_SECONDS)
