@@ -185,10 +185,6 @@ def test_update_changes_any_documented_field_and_an_empty_whitelist_lifts_the_re
     assert (view["label"], view["ip_whitelist"], view["permissions"]) == ("grid-bot-prod", [], ["read", "trade"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GaiaEx doc, Update API Key: 'Request Body (all fields optional)' - an update that sends none of them is a "
-    "valid request by that table, but KeyGate answers 400 INVALID_REQUEST ('send at least one of label, "
-    "permissions, ip_whitelist') instead of 200 with updated_fields []"))
 def test_an_update_that_sends_no_field_is_accepted(app: AppUser):
     # Given the doc's example key, and the doc's "all fields optional"
     created = create_example_key(app)
@@ -292,10 +288,6 @@ def test_audit_limit_defaults_to_20_and_goes_up_to_100(app: AppUser):
                    400, "INVALID_REQUEST")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GaiaEx doc writes every timestamp to the second ('created_at': '2026-04-01T12:00:00Z', also expires_at, "
-    "last_used_at and the audit's created_at); KeyGate writes them with milliseconds "
-    "('2026-04-01T12:00:00.000Z'), which a client parsing the doc's format (e.g. %Y-%m-%dT%H:%M:%SZ) rejects"))
 def test_timestamps_are_written_as_the_doc_writes_them(app: AppUser):
     # Given the doc's example key, and the format of every timestamp the doc shows
     pattern = re.compile(DOC["timestamp_pattern"])

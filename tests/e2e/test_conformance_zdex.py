@@ -188,10 +188,6 @@ def test_update_changes_only_the_fields_sent(app: AppUser, sent: dict):
     assert listed(app)[created["id"]] == {**before, **sent}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ZDEX doc, Update API Key: 'All fields are optional. Only provided fields are updated.' - an update that "
-    "provides none of them is valid by that sentence (and updates nothing), but KeyGate answers 400 "
-    "INVALID_REQUEST ('send at least one of label, permissions, ipWhitelist')"))
 def test_an_update_that_sends_no_field_is_accepted(app: AppUser):
     # Given the doc's example key
     created = create_key(app)

@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess  # nosec B404  # runs bash on the README's own example, no shell injection surface
-from collections.abc import Iterator
-
-import pytest
 
 from keygate_dev import template
-from tests.support.local_server import KEYGATE, LocalServer, start_server
+from tests.support.local_server import KEYGATE, LocalServer
 from tests.support.stack import ZDEX_STYLE_STACK
 
 README = (template.ROOT / "README.md").read_text()
@@ -34,24 +31,16 @@ def run_example(profile: str, server: LocalServer) -> list[dict]:
     return [json.loads(line) for line in completed.stdout.splitlines()]
 
 
-@pytest.fixture(scope="module")
-def zdex_style_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    overrides = [f"{name}={value}" for name, value in ZDEX_STYLE_STACK.items()]
-    server = start_server(tmp_path_factory.mktemp("zdex") / "state", "--parameter-overrides", *overrides)
-    yield server
-    assert server.stop() == 0, server.log()
-
-
 def test_the_readme_has_both_examples_and_tells_how_to_start_the_zdex_style_stack():
     assert set(EXAMPLES) == {"gaiaex", "zdex"}
     overrides = " ".join(f"{name}={value}" for name, value in ZDEX_STYLE_STACK.items())
     assert f'KEYGATE_PARAMETER_OVERRIDES="{overrides}" make dev' in README
 
 
-def test_the_gaiaex_example_works_when_pasted(local_server: LocalServer):
+def test_the_gaiaex_example_works_when_pasted(default_server: LocalServer):
     # Given the default stack, and the README's GaiaEx example
     # When it is pasted into a shell
-    created, listed, updated, audit, revoked = run_example("gaiaex", local_server)
+    created, listed, updated, audit, revoked = run_example("gaiaex", default_server)
     # Then every answer has the GaiaEx doc's shape
     assert {"api_key", "api_secret", "label", "permissions", "ip_whitelist", "created_at", "expires_at",
             "message"} <= set(created)

@@ -11,7 +11,7 @@ from keygate.service import KeyRef
 from keygate.stepup import StepUpUse
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
-from tests.support.stack import iso_time, layer
+from tests.support.stack import gaiaex_time, layer
 
 ENTRY_FIELDS = {"action", "ip_address", "created_at", "details", "data"}
 
@@ -47,7 +47,7 @@ def test_the_log_shows_every_lifecycle_event_newest_first(client, alice):
         ("key_revoked", "2001:db8::3"), ("key_updated", "198.51.100.2"), ("key_created", "198.51.100.1")]
     for entry in log["audit"]:
         assert set(entry) == ENTRY_FIELDS
-    times = [iso_time(entry["created_at"]) for entry in log["audit"]]
+    times = [gaiaex_time(entry["created_at"]) for entry in log["audit"]]
     assert times == sorted(times, reverse=True)
     # And each says in a sentence what happened (GaiaEx's `details`), with the data beside it
     assert [entry["details"] for entry in log["audit"]] == [
@@ -100,4 +100,4 @@ def test_the_key_created_entry_shows_the_expiry_the_create_answered(client, alic
     (entry,) = client.audit(created["api_key"]).json()["audit"]
     # Then the key_created entry names the same expiry, in the API's timestamp format
     assert entry["data"]["expires_at"] == created["expires_at"]
-    iso_time(entry["data"]["expires_at"])
+    gaiaex_time(entry["data"]["expires_at"])

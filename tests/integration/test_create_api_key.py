@@ -14,7 +14,7 @@ from keygate.profiles.gaiaex import CreateApiKeyRequest
 from keygate.records import now_utc
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
-from tests.support.stack import iso_time, onboard, secret_names, secret_value, state_snapshot
+from tests.support.stack import gaiaex_time, onboard, secret_names, secret_value, state_snapshot
 
 CREATED_FIELDS = {"api_key", "api_secret", "key_prefix", "label", "permissions", "ip_whitelist", "created_at",
                   "expires_at", "message"}
@@ -37,9 +37,9 @@ def test_create_returns_the_key_and_its_secret_with_the_documented_fields(client
     assert created["label"] == "grid bot"
     assert created["permissions"] == ["read", "trade"]
     assert created["ip_whitelist"] == ["198.51.100.7", "2001:db8::/48"]
-    created_at = iso_time(created["created_at"])
+    created_at = gaiaex_time(created["created_at"])
     assert before - timedelta(seconds=1) <= created_at <= now_utc()
-    assert iso_time(created["expires_at"]) == created_at + timedelta(days=90)
+    assert gaiaex_time(created["expires_at"]) == created_at + timedelta(days=90)
     assert created["message"] == "Save your API secret now. It will NOT be shown again."
     # And the response may not be cached anywhere on the way
     assert response.headers["Cache-Control"] == "no-store"
@@ -63,7 +63,7 @@ def test_an_empty_create_gets_the_documented_defaults(client, alice, raw_body):
 @pytest.mark.parametrize("days", [1, 3650])
 def test_expires_days_boundaries_set_the_expiry(client, alice, days):
     created = client.create(expires_days=days).json()
-    assert iso_time(created["expires_at"]) - iso_time(created["created_at"]) == timedelta(days=days)
+    assert gaiaex_time(created["expires_at"]) - gaiaex_time(created["created_at"]) == timedelta(days=days)
 
 
 def test_create_records_its_audit_entry_with_the_gateway_source_ip(client, alice):

@@ -9,7 +9,7 @@ from keygate.records import now_utc
 from keygate.storage import layout
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
-from tests.support.stack import iso_time, layer, secret_exists, secret_names, table_items
+from tests.support.stack import gaiaex_time, layer, secret_exists, secret_names, table_items
 
 REVOKED_FIELDS = {"success", "message", "api_key", "is_active", "revoked_at", "already_revoked"}
 
@@ -31,7 +31,7 @@ def test_revoke_answers_the_documented_shape_and_deletes_the_secret(client, alic
     assert set(revoked) == REVOKED_FIELDS
     assert (revoked["success"], revoked["message"]) == (True, "API key revoked")
     assert (revoked["api_key"], revoked["is_active"], revoked["already_revoked"]) == (key_id, False, False)
-    assert before - timedelta(seconds=1) <= iso_time(revoked["revoked_at"]) <= now_utc()
+    assert before - timedelta(seconds=1) <= gaiaex_time(revoked["revoked_at"]) <= now_utc()
     # And the secret is gone at once, with no cleanup left for the janitor
     assert not secret_exists(key_id)
     assert layer().secrets.name(key_id) not in secret_names()

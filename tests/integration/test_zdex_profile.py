@@ -9,7 +9,7 @@ import pytest
 from keygate import keys
 from tests.support.errors import assert_error
 from tests.support.profiles import ZDEX
-from tests.support.stack import ZDEX_STYLE_STACK, iso_time, onboard, secret_value, state_snapshot
+from tests.support.stack import ZDEX_STYLE_STACK, onboard, secret_value, state_snapshot, zdex_time
 
 CREATED_FIELDS = {"ok", "id", "apiKey", "secretKey", "label", "permissions", "message", "ipWhitelist", "keyPrefix",
                   "createdAt", "expiresAt"}
@@ -39,7 +39,7 @@ def test_create_answers_zdex_fields_and_the_key_is_addressed_by_an_opaque_id(cli
     # And the id is a handle of its own: neither the key nor any part of it
     assert keys.is_well_formed_handle(created["id"])
     assert created["id"] not in created["apiKey"] and created["apiKey"][4:14] not in created["id"]
-    iso_time(created["createdAt"])
+    zdex_time(created["createdAt"])
     assert created["expiresAt"] is None
 
 
@@ -93,7 +93,7 @@ def test_a_50_character_label_is_fine(client, alice):
 def test_an_expiry_in_the_future_is_kept_as_sent(client, alice):
     expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     created = create(client, {"label": "bot", "expiresAt": expires_at.isoformat().replace("+00:00", "Z")}).json()
-    assert iso_time(created["expiresAt"]) == expires_at
+    assert zdex_time(created["expiresAt"]) == expires_at
 
 
 @pytest.mark.parametrize("stack_env", [WITHDRAW_ENABLED], indirect=True)

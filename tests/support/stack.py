@@ -110,8 +110,14 @@ def state_snapshot() -> tuple[list[str], set[str]]:
     return sorted(json.dumps(item, sort_keys=True) for item in table_items()), secret_names()
 
 
-def iso_time(text: str) -> datetime:
-    """A timestamp as the API writes it: ISO 8601 in UTC with milliseconds and a 'Z'."""
+def gaiaex_time(text: str) -> datetime:
+    """A timestamp as GaiaEx's routes write it: ISO 8601 in UTC to the second, with a 'Z'."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text), text
+    return datetime.fromisoformat(text)
+
+
+def zdex_time(text: str) -> datetime:
+    """A timestamp as ZDEX's routes (and the bot routes) write it: ISO 8601 in UTC with milliseconds and a 'Z'."""
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
     return datetime.fromisoformat(text)
 

@@ -10,7 +10,7 @@ configuration lookups.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer
 from pydantic.json_schema import JsonDict
@@ -50,9 +50,7 @@ IP_WHITELIST_SCHEMA: JsonDict = {
 
 
 def partial_update_schema(schema: JsonDict) -> None:
-    """A partial update's schema: at least one field, and none has a default (a field left out keeps
-    its current value)."""
-    schema["minProperties"] = 1
+    """A partial update's schema: no field has a default (a field left out keeps its current value)."""
     properties = schema.get("properties")
     for field_schema in properties.values() if isinstance(properties, dict) else ():
         if isinstance(field_schema, dict):
@@ -73,11 +71,13 @@ class Request(BaseModel):
 
 
 class Response(BaseModel):
-    """A response: every datetime as ISO 8601 UTC with milliseconds and a Z."""
+    """A response: every datetime as ISO 8601 UTC with a Z, to the `TIMESPEC` its profile writes."""
+
+    TIMESPEC: ClassVar[str] = "milliseconds"
 
     @field_serializer("*", when_used="json")
     def _timestamps(self, value: Any) -> Any:
-        return iso(value) if isinstance(value, datetime) else value
+        return iso(value, timespec=self.TIMESPEC) if isinstance(value, datetime) else value
 
 
 # ----------------------------------------------------------------- bot-facing

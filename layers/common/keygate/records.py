@@ -18,11 +18,11 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(moment: datetime | None) -> str | None:
-    """UTC timestamps as the API writes them: ISO 8601 with milliseconds and a Z suffix."""
+def iso(moment: datetime | None, *, timespec: str = "milliseconds") -> str | None:
+    """UTC timestamps as the API writes them: ISO 8601 with a Z suffix, to the millisecond unless told."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 class KeyStatus(StrEnum):

@@ -9,7 +9,7 @@ documented responses, with the fields KeyGate adds beside the documented ones
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import JsonDict, SkipJsonSchema
@@ -26,7 +26,7 @@ from keygate.models import (
     partial_update_schema,
     refuse_nulls,
 )
-from keygate.records import ApiKeyRecord, AuditEntry, AuditEvent
+from keygate.records import ApiKeyRecord, AuditEntry, AuditEvent, iso
 from keygate.routing import Auth, Presentation, QueryInteger, Route, Target
 from keygate.rules import (
     EXPIRES_DAYS_MAX,
@@ -78,7 +78,8 @@ class CreateApiKeyRequest(Request):
 
 
 class UpdateApiKeyRequest(Request):
-    """Any subset of the mutable fields; `ip_whitelist: []` removes the restriction."""
+    """Any subset of the mutable fields, none included (GaiaEx: "all fields optional"; `{}` changes nothing);
+    `ip_whitelist: []` removes the restriction."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=partial_update_schema)
 
@@ -106,18 +107,18 @@ class UpdateApiKeyRequest(Request):
     def _ip_whitelist(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else normalise_ip_whitelist(value)
 
-    @model_validator(mode="after")
-    def _something_to_change(self) -> UpdateApiKeyRequest:
-        if not self.model_fields_set:
-            raise ValueError("send at least one of label, permissions, ip_whitelist")
-        return self
-
     def domain(self) -> KeyChange:
         return KeyChange(fields={name: getattr(self, name) for name in sorted(self.model_fields_set)})
 
 
 # ------------------------------------------------------------------ responses
-class CreatedApiKey(Response):
+class GaiaExResponse(Response):
+    """GaiaEx's doc writes times to the second: "2026-04-01T12:00:00Z"."""
+
+    TIMESPEC: ClassVar[str] = "seconds"
+
+
+class CreatedApiKey(GaiaExResponse):
     api_key: str
     api_secret: str = Field(repr=False)  # never in a repr, a log line or a validation error
     label: str
@@ -129,7 +130,7 @@ class CreatedApiKey(Response):
     key_prefix: str
 
 
-class ApiKeyView(Response):
+class ApiKeyView(GaiaExResponse):
     """A key as the list shows it: never a secret."""
 
     api_key: str
@@ -144,14 +145,14 @@ class ApiKeyView(Response):
     revoked_at: datetime | None
 
 
-class ApiKeyList(Response):
+class ApiKeyList(GaiaExResponse):
     """The caller's keys, newest first."""
 
     keys: list[ApiKeyView]
     count: int
 
 
-class UpdatedApiKey(Response):
+class UpdatedApiKey(GaiaExResponse):
     success: Literal[True] = True
     api_key: str
     updated_fields: list[str]
@@ -160,7 +161,7 @@ class UpdatedApiKey(Response):
     ip_whitelist: list[str]
 
 
-class RevokedApiKey(Response):
+class RevokedApiKey(GaiaExResponse):
     success: Literal[True] = True
     message: str = REVOKED_MESSAGE
     api_key: str
@@ -169,13 +170,13 @@ class RevokedApiKey(Response):
     already_revoked: bool
 
 
-class RevokedAll(Response):
+class RevokedAll(GaiaExResponse):
     success: Literal[True] = True
     revoked_count: int
     revoked_api_keys: list[str]
 
 
-class AuditEntryView(Response):
+class AuditEntryView(GaiaExResponse):
     """One lifecycle change of a key: what happened, from where, when, in a sentence (`details`) and as
     data (`data`)."""
 
@@ -186,7 +187,7 @@ class AuditEntryView(Response):
     data: dict[str, Any]
 
 
-class AuditLog(Response):
+class AuditLog(GaiaExResponse):
     api_key: str
     audit: list[AuditEntryView]
     count: int
@@ -251,9 +252,18 @@ def audit_sentence(entry: AuditEntry) -> str:
     return "Key revoked (all keys revoked)" if details.get("reason") == "revoke_all" else "Key revoked"
 
 
+def _audit_data(details: dict[str, Any]) -> dict[str, Any]:
+    """An entry's structured detail, its expiry written as GaiaEx writes times (as the create answered it)."""
+    expires_at = details.get("expires_at")
+    if isinstance(expires_at, str):
+        return {**details, "expires_at": iso(datetime.fromisoformat(expires_at), timespec=GaiaExResponse.TIMESPEC)}
+    return details
+
+
 def present_audit(audit: KeyAudit, context: Presentation) -> AuditLog:
     entries = [AuditEntryView(action=entry.event, ip_address=entry.ip_address, created_at=entry.created_at,
-                              details=audit_sentence(entry), data=entry.details) for entry in audit.entries]
+                              details=audit_sentence(entry), data=_audit_data(entry.details))
+               for entry in audit.entries]
     return AuditLog(api_key=audit.record.key_id, audit=entries, count=len(entries))
 
 

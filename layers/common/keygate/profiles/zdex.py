@@ -118,8 +118,8 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
 
 
 class ZdexUpdateApiKeyRequest(_ZdexRequest):
-    """Any subset of label, permissions and ipWhitelist; only the fields sent change (`ipWhitelist: []`
-    removes the restriction)."""
+    """Any subset of label, permissions and ipWhitelist, none included; only the fields sent change
+    (`ipWhitelist: []` removes the restriction)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=False, json_schema_extra=partial_update_schema)
 
@@ -146,8 +146,6 @@ class ZdexUpdateApiKeyRequest(_ZdexRequest):
 
     @model_validator(mode="after")
     def _grant(self, info: ValidationInfo) -> ZdexUpdateApiKeyRequest:
-        if not self.model_fields_set:
-            raise ValueError("send at least one of label, permissions, ipWhitelist")
         if self.permissions is not None:
             self._granted = permissions_of(list(self.permissions), info)
         return self
