@@ -27,10 +27,11 @@ from keygate.passkeys import (
 from keygate.storage import aws as layer_aws
 from keygate.storage import layout
 from keygate.storage.passkeys import DynamoPasskeyStore
-from tests.conftest import REGION, FixedClock, layer, table_items
-from tests.integration.faults import run_together
 from tests.support.authenticator import SoftAuthenticator
+from tests.support.clocks import FixedClock
+from tests.support.faults import run_together
 from tests.support.passkey_store import MemoryPasskeyStore
+from tests.support.stack import REGION, layer, table_items
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=120)

@@ -33,7 +33,7 @@ from keygate.stepup_issuer import (
 )
 from keygate.storage import aws as layer_aws
 from keygate.storage.kms import KmsSigner, forget_public_keys, kms_client
-from tests.conftest import REGION
+from tests.support.stack import REGION
 
 CHANGE = "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 

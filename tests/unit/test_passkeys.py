@@ -28,8 +28,8 @@ from keygate.passkeys import (
     Refusal,
     SuspectedClonedAuthenticator,
 )
-from tests.conftest import FixedClock
 from tests.support.authenticator import EDDSA, ES256, CredentialExcluded, SoftAuthenticator, b64url, from_b64url
+from tests.support.clocks import FixedClock
 from tests.support.passkey_store import MemoryPasskeyStore
 
 RP_ID = "app.example.com"
