@@ -71,6 +71,16 @@ def test_a_limit_outside_1_to_100_is_refused(client, alice, limit):
     assert "limit" in error["message"]
 
 
+def test_a_limit_of_thousands_of_digits_is_a_400_not_a_500(client, alice):
+    # Given a key (issue 13, finding 4: Python's int() refuses more than 4,300 digits with a ValueError)
+    key_id = client.create().json()["api_key"]
+    # When the audit is asked for a limit of 4,301 digits
+    response = client.audit(key_id, query="limit=" + "1" * 4301)
+    # Then the answer is the ordinary 400 for an out-of-range limit, never the 500 of a crash
+    error = assert_error(response, 400, "INVALID_REQUEST")
+    assert "limit" in error["message"] and "1" * 50 not in error["message"]
+
+
 def test_a_revoked_keys_log_stays_readable(client, alice):
     key_id = client.create().json()["api_key"]
     client.revoke(key_id)
