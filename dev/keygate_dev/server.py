@@ -50,7 +50,7 @@ def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, ste
     """The stack parameters of the local stage: the identity parameters point at the local IdP."""
     return {"Stage": LOCAL_STAGE, "SessionIssuer": identity.session_issuer, "SessionJwksUrl": session_jwks_url,
             "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
-            "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.audience, **(overrides or {})}
+            "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.step_up_audience, **(overrides or {})}
 
 
 @dataclass

@@ -94,3 +94,49 @@ def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize,
     # And a valid session still passes without another download
     assert authorize(f"Bearer {identity.session_token('alice')}")["principalId"] == "alice"
     assert len(fetches) <= 2
+
+
+# --------------------------------------------------- token kinds (issue 13, finding 5)
+@pytest.fixture
+def one_identity_provider(stack_env, identity, jwks, monkeypatch):
+    """A stack whose sessions and step-up tokens come from one identity provider: same issuer, JWKS and
+    audience (the configuration in which a step-up token used to pass as a session)."""
+    for name, value in {"STEP_UP_ISSUER": identity.session_issuer, "STEP_UP_JWKS_URL": jwks.session_jwks_url,
+                        "STEP_UP_AUDIENCE": identity.audience}.items():
+        monkeypatch.setenv(name, value)
+    wiring.forget()
+
+
+def _session_shaped(identity, *, headers=None, **claims):
+    now = int(time.time())
+    return identity.session_key.sign({"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice",
+                                      "iat": now, "exp": now + 300, **claims}, headers=headers)
+
+
+def test_a_step_up_token_of_the_same_provider_is_refused_as_a_session(authorize, identity, one_identity_provider):
+    # Given a step-up token signed by the provider that also issues sessions, for the session audience:
+    # only its kind marker tells it from a session
+    token = _session_shaped(identity, jti="b" * 32, amr=["passkey"], action="api_keys:create",
+                            token_use="step_up")
+    # When it is presented as a session
+    # Then the session authorizer refuses it (401)
+    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
+        authorize(f"Bearer {token}")
+
+
+def test_a_token_whose_header_says_step_up_is_refused_as_a_session(authorize, identity, one_identity_provider):
+    # Given a token of the session provider whose JWT header types it as a step-up token
+    token = _session_shaped(identity, headers={"typ": "kg-step-up+jwt"})
+    # When / Then it is no session either
+    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
+        authorize(f"Bearer {token}")
+
+
+@pytest.mark.parametrize("claims", [{}, {"token_use": "id"}, {"token_use": "access"}, {"amr": ["pwd"]}],
+                         ids=["plain", "cognito-id", "cognito-access", "with-amr"])
+def test_ordinary_sessions_of_any_provider_keep_working(authorize, identity, claims):
+    # Given sessions as identity providers issue them, without KeyGate's step-up marker (Cognito, for
+    # one, puts its own token_use in every token)
+    token = _session_shaped(identity, **claims)
+    # When / Then they are sessions
+    assert authorize(f"Bearer {token}")["principalId"] == "alice"

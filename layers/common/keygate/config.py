@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from typing import Self
 
 KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
+# The tokens' default audiences (the template's SessionAudience and StepUpAudience): distinct, so that a
+# session cannot pass as a step-up token nor the reverse (keygate.tokens).
+SESSION_AUDIENCE = "keygate"
+STEP_UP_AUDIENCE = "keygate-step-up"
 NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default: CloudFormation cannot usefully default to ""
 _KEY_ID_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}_")
 _SECRET_NAME_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]+/")
@@ -153,7 +157,7 @@ class StepUpConfig:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
         config = cls(issuer=TokenIssuer(issuer=env.text("STEP_UP_ISSUER", min_length=1),
-                                        audience=env.text("STEP_UP_AUDIENCE", "keygate"),
+                                        audience=env.text("STEP_UP_AUDIENCE", STEP_UP_AUDIENCE),
                                         jwks_url=env.text("STEP_UP_JWKS_URL", min_length=1)),
                      max_age_seconds=env.integer("STEP_UP_MAX_AGE_SECONDS", cls.max_age_seconds,
                                                  minimum=30, maximum=3600))
@@ -171,7 +175,7 @@ class SessionConfig:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
         config = cls(issuer=TokenIssuer(issuer=env.text("SESSION_ISSUER", ""),
-                                        audience=env.text("SESSION_AUDIENCE", ""),
+                                        audience=env.text("SESSION_AUDIENCE", SESSION_AUDIENCE),
                                         jwks_url=env.text("SESSION_JWKS_URL", "")))
         env.done("session settings")
         return config
