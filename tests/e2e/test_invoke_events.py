@@ -89,8 +89,8 @@ def test_env_json_gives_sam_local_invoke_the_local_stage():
     # Then it has the shape SAM CLI reads: "Parameters" (every function) or a function's logical id
     assert set(document) <= {"Parameters", *template.function_ids()}, set(document)
     jwks_port = urlsplit(document["Parameters"]["SESSION_JWKS_URL"]).port
-    # (the local JWKS as a container reaches it: `keygate dev serve --jwks-port`, on the Docker host)
-    jwks_base = f"http://host.docker.internal:{jwks_port}"
+    # (the local JWKS as a container on the host's network reaches it: `keygate dev serve --jwks-port`)
+    jwks_base = f"http://127.0.0.1:{jwks_port}"
     identity = LocalIdentityProvider()
     stage = local_parameters(identity, jwks_base + jwks_server.SESSION_PATH, jwks_base + jwks_server.STEP_UP_PATH)
     for scope, variables in document.items():

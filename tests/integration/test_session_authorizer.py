@@ -66,6 +66,20 @@ def test_invalid_sessions_are_refused_with_unauthorized(authorize, identity, mak
         authorize(header)
 
 
+@pytest.mark.parametrize(("expired_seconds_ago", "allowed"), [(20, False), (6, False), (2, True)])
+def test_an_expired_session_passes_only_within_the_5_second_clock_skew(authorize, identity, expired_seconds_ago,
+                                                                       allowed):
+    # Given a session that expired a few seconds ago (issue 13, finding 8: PyJWT's leeway used to be 30 s)
+    token = identity.session_token("alice", now=time.time() - 600 - expired_seconds_ago, lifetime_seconds=600)
+    # When the authorizer checks it
+    # Then it passes only inside the documented skew of at most 5 s
+    if allowed:
+        assert authorize(f"Bearer {token}")["principalId"] == "alice"
+    else:
+        with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
+            authorize(f"Bearer {token}")
+
+
 def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
     # Given a JWKS URL on a closed loopback port
     monkeypatch.setenv("SESSION_JWKS_URL", "http://127.0.0.1:9/jwks.json")

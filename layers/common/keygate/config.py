@@ -24,6 +24,12 @@ STEP_UP_AUDIENCE = "keygate-step-up"
 NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default: CloudFormation cannot usefully default to ""
 _KEY_ID_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}_")
 _SECRET_NAME_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]+/")
+# Where an issuer's signing keys may come from: over TLS, or in plain HTTP from this machine only (the
+# local server's and the tests' JWKS on 127.0.0.1). No user info, whitespace or control characters. The
+# template's SessionJwksUrl and StepUpJwks parameters allow the same (tests/unit/test_token_bounds.py).
+_JWKS_URL = re.compile(r"(https://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?"
+                       r"|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?)(/[\x21-\x7e]*)?")
+_JWKS_URL_RULE = "an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)"
 
 
 class ConfigError(Exception):
@@ -158,7 +164,8 @@ class StepUpConfig:
         env = _Environment(environ)
         config = cls(issuer=TokenIssuer(issuer=env.text("STEP_UP_ISSUER", min_length=1),
                                         audience=env.text("STEP_UP_AUDIENCE", STEP_UP_AUDIENCE),
-                                        jwks_url=env.text("STEP_UP_JWKS_URL", min_length=1)),
+                                        jwks_url=env.text("STEP_UP_JWKS_URL", pattern=_JWKS_URL,
+                                                          rule=_JWKS_URL_RULE)),
                      max_age_seconds=env.integer("STEP_UP_MAX_AGE_SECONDS", cls.max_age_seconds,
                                                  minimum=30, maximum=3600))
         env.done("step-up settings")
@@ -176,7 +183,8 @@ class SessionConfig:
         env = _Environment(environ)
         config = cls(issuer=TokenIssuer(issuer=env.text("SESSION_ISSUER", ""),
                                         audience=env.text("SESSION_AUDIENCE", SESSION_AUDIENCE),
-                                        jwks_url=env.text("SESSION_JWKS_URL", "")))
+                                        jwks_url=env.text("SESSION_JWKS_URL", "", pattern=_JWKS_URL,
+                                                          rule=_JWKS_URL_RULE)))
         env.done("session settings")
         return config
 

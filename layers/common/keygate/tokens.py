@@ -23,7 +23,9 @@ from keygate.errors import ServiceUnavailable
 from keygate.observability import logger
 
 ALGORITHMS = ["ES256", "RS256", "EdDSA"]
-CLOCK_SKEW_SECONDS = 30
+# Leeway on `exp`, `iat` and `nbf` for the issuers' and Lambda's clocks (both NTP-synchronised). It is
+# part of the documented bounds (docs/architecture.md, "Bounds"): keep it small.
+CLOCK_SKEW_SECONDS = 5
 JWKS_CACHE_SECONDS = 300
 JWKS_REFETCH_COOLDOWN_SECONDS = 30  # an unknown `kid` refetches the JWKS at most once per this period
 # The step-up kind marker: the claim every step-up token carries, and the JWT header type KeyGate's own
