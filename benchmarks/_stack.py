@@ -31,7 +31,7 @@ from keygate_dev.events import seed_key
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from keygate_dev.store_hooks import StoreClientHooks
-from tests.support.stack import REGION, TABLE_NAME, onboard, stack_parameters
+from tests.support.stack import REGION, RESOURCE_NAMES, onboard, stack_parameters
 
 # Credentials moto accepts; nothing here can reach AWS.
 AWS_BASICS = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
@@ -44,7 +44,7 @@ def function_environment(function_id: str, parameters: dict[str, str]) -> dict[s
     """What CloudFormation would set for this function (Globals only while the template lacks it)."""
     known = function_id in template.function_ids()
     return template.function_environment(function_id if known else REFERENCE_FUNCTION, parameters,
-                                         {"KeysTable": TABLE_NAME})
+                                         RESOURCE_NAMES)
 
 
 def function_property(function_id: str, name: str) -> Any:
@@ -124,7 +124,7 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
         if not server:
             stack.enter_context(mock_aws())
         template.create_tables(boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url),
-                               {"KeysTable": TABLE_NAME})
+                               RESOURCE_NAMES)
         yield local
 
 

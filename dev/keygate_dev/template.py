@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -50,11 +51,14 @@ def parameter_defaults(template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
             if "Default" in spec}
 
 
-def create_tables(dynamodb: Any, table_names: dict[str, str]) -> None:
-    """Create every AWS::DynamoDB::Table of the template under the given names."""
+def create_tables(dynamodb: Any, table_names: Mapping[str, str], *, existing: Collection[str] = ()) -> None:
+    """Create every AWS::DynamoDB::Table of the template under the given names (by logical id), except
+    those named in `existing`."""
     for logical_id, resource in resources("AWS::DynamoDB::Table").items():
         properties = resource["Properties"]
         name = table_names[logical_id]
+        if name in existing:
+            continue
         arguments = {key: properties[key] for key in _CREATE_TABLE_PROPERTIES if key in properties}
         if "SSESpecification" in properties:  # CloudFormation's SSEEnabled is the API's Enabled
             arguments["SSESpecification"] = {"Enabled": bool(properties["SSESpecification"]["SSEEnabled"])}
@@ -91,7 +95,7 @@ def _evaluate(expression: Any, template: dict[str, Any], parameters: dict[str, s
     return expression
 
 
-def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str],
+def _resolve(value: Any, parameters: dict[str, str], references: Mapping[str, str],
              template: dict[str, Any] | None = None) -> Any:
     if isinstance(value, (str, int, float)):
         return str(value)
@@ -114,7 +118,7 @@ def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str],
     raise ValueError(f"cannot resolve {value!r} outside CloudFormation")
 
 
-def function_environment(function_id: str, parameters: dict[str, str], references: dict[str, str],
+def function_environment(function_id: str, parameters: dict[str, str], references: Mapping[str, str],
                          template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
     """The environment CloudFormation would give a function: Globals, then its own."""
     template = load_template(template_path)

@@ -4,6 +4,7 @@ import pytest
 
 from keygate.config import AuthorizerConfig
 from keygate_dev import template
+from tests.support.stack import RESOURCE_NAMES
 
 FUNCTIONS = template.resources("AWS::Serverless::Function")
 API = template.resources("AWS::Serverless::Api")["KeyGateApi"]["Properties"]
@@ -70,7 +71,7 @@ def test_cache_parameters_reach_the_authorizer_with_their_defaults():
             "WithdrawalPathPrefixes": "none"}
     environment = template.function_environment(
         "SignatureAuthorizerFunction", {"SessionIssuer": "i", "SessionJwksUrl": "https://j", "StepUpIssuer": "s",
-                                        "StepUpJwks": "https://k"}, {"KeysTable": "keys"})
+                                        "StepUpJwks": "https://k"}, RESOURCE_NAMES)
     config = AuthorizerConfig.from_environ(environment)
     assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds,
             config.unknown_key_cache_ttl_seconds, config.withdrawal_path_prefixes) == (5, 300, 2, ())

@@ -84,6 +84,31 @@ def test_table_is_protected():
     assert table["DeletionPolicy"] == "Retain"
 
 
+def test_nonces_have_a_table_of_their_own_that_only_the_signature_authorizer_writes():
+    # Given the template's tables (issue 13, finding 6: one nonce write per bot request)
+    nonces = template.resources("AWS::DynamoDB::Table")["NoncesTable"]["Properties"]
+    # Then nonces have their own table: one key, expiring by TTL, encrypted
+    assert nonces["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert nonces["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
+    assert nonces["SSESpecification"] == {"SSEEnabled": True}
+    # And only the signature authorizer knows its name and may write to it, PutItem alone
+    knows = {function_id for function_id, resource in FUNCTIONS.items()
+             if "NONCES_TABLE_NAME" in resource["Properties"].get("Environment", {}).get("Variables", {})}
+    assert knows == {"SignatureAuthorizerFunction"}
+    writers = {(function_id, action) for function_id in FUNCTIONS for statement in _statements(function_id)
+               if statement["Resource"] == {"Fn::GetAtt": ["NoncesTable", "Arn"]} for action in statement["Action"]}
+    assert writers == {("SignatureAuthorizerFunction", "dynamodb:PutItem")}
+
+
+def test_the_signature_authorizer_refuses_to_start_without_its_nonces_table():
+    from keygate.config import ConfigError
+    from keygate.storage import aws
+    from keygate.storage.lookup import DynamoKeyLookup
+
+    with pytest.raises(ConfigError, match="NONCES_TABLE_NAME"):
+        DynamoKeyLookup(aws.AwsClients(None), "keys", None)
+
+
 def test_limits_are_parameters_not_constants():
     parameters = template.load_template()["Parameters"]
     for name in ("Stage", "MaxActiveKeysPerUser", "AllowedPermissions", "StepUpIssuer", "StepUpJwks",

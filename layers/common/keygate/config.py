@@ -94,19 +94,28 @@ class _Environment:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Where keys live: the table, the secrets' name prefix, and an emulator's endpoint (local mode, tests)."""
+    """Where keys live: the keys table, the secrets' name prefix, and an emulator's endpoint (local mode, tests).
+
+    `nonces_table_name` is set for the signature authorizer only, the one function that records nonces
+    (docs/architecture.md, "Data model").
+    """
 
     table_name: str
     secret_name_prefix: str
     aws_endpoint_url: str | None = None
+    nonces_table_name: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
+        nonces_table_name = env.optional("NONCES_TABLE_NAME")
+        env.check(nonces_table_name is None or len(nonces_table_name) >= 3,
+                  "NONCES_TABLE_NAME must be at least 3 characters")
         config = cls(table_name=env.text("TABLE_NAME", min_length=3),
                      secret_name_prefix=env.text("SECRET_NAME_PREFIX", pattern=_SECRET_NAME_PREFIX,
                                                  rule="letters, digits or /_+=.@- ending in '/'"),
-                     aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"))
+                     aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"),
+                     nonces_table_name=nonces_table_name)
         env.done("storage settings")
         return config
 

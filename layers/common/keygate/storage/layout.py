@@ -1,4 +1,5 @@
-"""Every partition and sort key KeyGate writes, and how records become items and back.
+"""Every partition and sort key KeyGate writes (the keys table's and the nonces table's), and how records
+become items and back.
 
 The table's layout, and why each item is where it is, is described once in
 docs/architecture.md ("Data model"); this module is the code that builds it.
@@ -60,7 +61,8 @@ def step_up_key(jti: str) -> dict[str, Any]:
 
 
 def nonce_key(key_id: str, nonce: str) -> dict[str, Any]:
-    return key(f"NONCE#{key_id}#{nonce}", "NONCE")
+    """A used nonce's key in the nonces table (a partition key only: neither part contains '#')."""
+    return {"pk": {"S": f"{key_id}#{nonce}"}}
 
 
 def cleanup_sk(key_id: str, due: datetime) -> str:
@@ -207,4 +209,4 @@ def step_up_item(jti: str, expires_at_epoch: int) -> dict[str, Any]:
 
 def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
     return {**nonce_key(key_id, nonce),
-            **to_item({"type": "nonce", "expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}
+            **to_item({"expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}

@@ -1,6 +1,7 @@
 """The signature authorizer's storage (keygate.ports.KeyLookup): the key pointer and record, nonces, last use.
 
-No tracer and no pydantic on this path (docs/architecture.md, "Cold start").
+Nonces go to a table of their own (docs/architecture.md, "Data model"). No tracer and no pydantic on
+this path (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from keygate.config import ConfigError
 from keygate.ports import NonceReused
 from keygate.records import ApiKeyRecord
 from keygate.storage import aws, layout
@@ -16,9 +18,13 @@ _CONDITION_FAILED = frozenset({"ConditionalCheckFailedException"})
 
 
 class DynamoKeyLookup:
-    def __init__(self, clients: aws.AwsClients, table_name: str) -> None:
+    def __init__(self, clients: aws.AwsClients, table_name: str, nonces_table_name: str | None) -> None:
+        if not nonces_table_name:
+            raise ConfigError("storage settings: NONCES_TABLE_NAME is required (the signature authorizer "
+                              "records every request's nonce there)")
         self._clients = clients
         self._table = table_name
+        self._nonces_table = nonces_table_name
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         item = aws.call("GetItem", self._clients.dynamodb.get_item, TableName=self._table, Key=key,
@@ -37,7 +43,8 @@ class DynamoKeyLookup:
     def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
         """A record past its expiry (not yet deleted by TTL) does not count."""
         try:
-            aws.call("PutItem", self._clients.dynamodb.put_item, expected=_CONDITION_FAILED, TableName=self._table,
+            aws.call("PutItem", self._clients.dynamodb.put_item, expected=_CONDITION_FAILED,
+                     TableName=self._nonces_table,
                      Item=layout.nonce_item(key_id, nonce, expires_at_ms),
                      ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
                      ExpressionAttributeValues={":now": {"N": str(now_ms)}})
