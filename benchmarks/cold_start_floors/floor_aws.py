@@ -54,7 +54,7 @@ def serve(event):
     # Used within the interval already: nothing to write, as in keygate.storage.lookup.
     with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.update_item(
-            TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},
+            TableName=table, Key={"pk": {"S": f"USAGE#{user_id}"}, "sk": {"S": key_id}},
             UpdateExpression="SET last_used_at = :now, #type = :type",
             ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
             ExpressionAttributeNames={"#type": "type"},

@@ -38,8 +38,14 @@ def key_sk(key_id: str) -> str:
     return f"{_KEY_PREFIX}{key_id}"
 
 
-def usage_sk(key_id: str) -> str:
-    return f"{_USAGE_PREFIX}{key_id}"
+def usage_pk(user_id: str) -> str:
+    """The partition of a user's usage items (last use per key): the only partitions the signature
+    authorizer may update, which IAM names by this prefix (dynamodb:LeadingKeys)."""
+    return f"{_USAGE_PREFIX}{user_id}"
+
+
+def usage_key(user_id: str, key_id: str) -> dict[str, Any]:
+    return key(usage_pk(user_id), key_id)
 
 
 def pointer_key(key_id: str) -> dict[str, Any]:
@@ -79,7 +85,8 @@ def cleanup_due(sort_key: str) -> datetime:
 
 
 def item_kind(values: dict[str, Any]) -> str:
-    """What a user-partition item is: "key", "usage", "account", "keyset" or "other"."""
+    """What a user-partition item is: "key", "usage" (a last use an earlier version kept there, read but
+    no longer written), "account", "keyset" or "other"."""
     sk = values["sk"]
     if sk.startswith(_KEY_PREFIX):
         return "key"
@@ -89,6 +96,7 @@ def item_kind(values: dict[str, Any]) -> str:
 
 
 def usage_key_id(values: dict[str, Any]) -> str:
+    """The key id of a usage item: its sort key (in the user partition, an earlier version's USAGE#<key id>)."""
     return str(values["sk"]).removeprefix(_USAGE_PREFIX)
 
 

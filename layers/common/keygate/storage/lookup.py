@@ -54,12 +54,13 @@ class DynamoKeyLookup:
     def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
         """Refresh the key's last use at most once per interval across all authorizer instances.
 
-        Its own item, so it never races the versioned key record.
+        Its own item, so it never races the versioned key record, in the user's usage partition
+        (USAGE#<user>), the only one IAM lets this function update.
         """
         cutoff = layout.stored_time(now - timedelta(seconds=at_most_every_seconds))
         try:
             aws.call("UpdateItem", self._clients.dynamodb.update_item, expected=_CONDITION_FAILED,
-                     TableName=self._table, Key=layout.key(layout.user_pk(user_id), layout.usage_sk(key_id)),
+                     TableName=self._table, Key=layout.usage_key(user_id, key_id),
                      UpdateExpression="SET last_used_at = :now, #type = :type",
                      ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
                      ExpressionAttributeNames={"#type": "type"},
