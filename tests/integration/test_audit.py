@@ -2,15 +2,18 @@
 
 from datetime import timedelta
 
+import boto3
 import pytest
 
 from keygate import keys
 from keygate.models import UpdateApiKeyRequest
-from keygate.records import now_utc
+from keygate.ports import ConditionFailed
+from keygate.records import AuditEntry, AuditEvent, now_utc
 from keygate.stepup import StepUpUse
+from keygate.storage import dynamodb, layout
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
-from tests.support.stack import iso_time, layer
+from tests.support.stack import REGION, TABLE_NAME, iso_time, layer, table_items
 
 ENTRY_FIELDS = {"event", "api_key", "ip_address", "created_at", "details"}
 
@@ -106,3 +109,27 @@ def test_the_key_created_entry_shows_the_expiry_the_create_answered(client, alic
     # Then the key_created entry names the same expiry, in the API's timestamp format
     assert entry["details"]["expires_at"] == created["expires_at"]
     iso_time(entry["details"]["expires_at"])
+
+
+def test_a_commit_never_overwrites_an_audit_entry(client, alice, monkeypatch):
+    # Given a key, and an audit entry already stored exactly where the key's next change would write its own
+    # (issue 13, finding 6: audit entries are append-only; a collision would need the same version, time and
+    # random part, so the random part is fixed here)
+    key_id = client.create(label="bot").json()["api_key"]
+    monkeypatch.setattr(dynamodb.uuid, "uuid4", lambda: type("Fixed", (), {"hex": "f" * 32})())
+    before = layer().keys.get_key("alice", key_id)
+    after = before.changed(label="renamed", version=before.version + 1)
+    now = now_utc()
+    entry = AuditEntry(event=AuditEvent.KEY_UPDATED, api_key=key_id, ip_address="198.51.100.9", created_at=now,
+                       details={"changes": {"label": {"from": "bot", "to": "renamed"}}})
+    existing = layout.audit_item(AuditEntry(event=AuditEvent.KEY_UPDATED, api_key=key_id,
+                                            ip_address="203.0.113.1", created_at=now), after, "f" * 32)
+    boto3.client("dynamodb", region_name=REGION).put_item(TableName=TABLE_NAME, Item=existing)
+    stored = sorted(map(str, table_items()))
+    # When a change commits with that audit entry
+    with pytest.raises(ConditionFailed):
+        layer().keys.commit_update(before, after, entry,
+                                   StepUpUse(jti="append-only-0001", expires_at_epoch=int(now.timestamp()) + 300),
+                                   now)
+    # Then the transaction is refused as a whole: the stored entry is intact, the key unchanged
+    assert sorted(map(str, table_items())) == stored

@@ -132,7 +132,9 @@ class DynamoKeyRepository:
                          ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})
 
     def _audit_put(self, entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
-        return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex))
+        # Append-only: a Put never replaces an entry (and IAM denies updating or deleting any).
+        return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex),
+                         ConditionExpression="attribute_not_exists(pk)")
 
     def _versioned_update(self, before: ApiKeyRecord, after: ApiKeyRecord) -> dict[str, Any]:
         return self._put(layout.record_item(after),
