@@ -101,7 +101,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
-    """The stack with this process configured as the CreateApiKeyFunction (quiet logs, no traces)."""
+    """The stack with this process configured as all its functions at once (quiet logs, no traces)."""
     identity = LocalIdentityProvider()
     with ExitStack() as stack:
         jwks = stack.enter_context(JwksServer(identity))
@@ -115,7 +115,8 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
             endpoint_url = f"http://{host}:{port}"
         parameters = {**stack_parameters(identity, jwks), "LogLevel": "WARNING"}
         local = LocalStack(identity, parameters, endpoint_url)
-        stack.enter_context(_environment({**local.environment(REFERENCE_FUNCTION),
+        stack.enter_context(_environment({**template.shared_environment(parameters, RESOURCE_NAMES),
+                                          **AWS_BASICS, **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}),
                                           "POWERTOOLS_TRACE_DISABLED": "true",
                                           "POWERTOOLS_METRICS_DISABLED": "true"}))
         # The logger exists since import: quiet it directly (seeding would log every key it creates).

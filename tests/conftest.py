@@ -38,10 +38,10 @@ def jwks(identity: LocalIdentityProvider) -> Iterator[JwksServer]:
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, identity: LocalIdentityProvider, jwks: JwksServer,
               request: pytest.FixtureRequest) -> dict[str, str]:
-    """The CreateApiKeyFunction environment from template.yaml (Globals are shared by all)."""
+    """The stack's functions' environment from template.yaml: Globals, and what each function adds (the
+    signature authorizer's nonces table, the create path's KMS key, ...), as one process plays them all."""
     overrides = getattr(request, "param", {}) or {}
-    environment = template.function_environment(
-        "CreateApiKeyFunction", {**stack_parameters(identity, jwks), **overrides}, RESOURCE_NAMES)
+    environment = template.shared_environment({**stack_parameters(identity, jwks), **overrides}, RESOURCE_NAMES)
     for name, value in {**environment, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_TRACE_DISABLED": "true",
                         "POWERTOOLS_METRICS_DISABLED": "true"}.items():

@@ -130,6 +130,18 @@ def function_environment(function_id: str, parameters: dict[str, str], reference
     return {name: value for name, value in resolved.items() if value is not _NO_VALUE}
 
 
+def shared_environment(parameters: dict[str, str], references: Mapping[str, str],
+                       template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
+    """Every variable any function of the template gets (Globals, then each function's own), for a process
+    that plays all of them at once (tests, benchmarks). A name two functions set differently is an error."""
+    merged: dict[str, str] = {}
+    for function_id in function_ids(template_path):
+        for name, value in function_environment(function_id, parameters, references, template_path).items():
+            if merged.setdefault(name, value) != value:
+                raise ValueError(f"{name} differs between functions; one environment cannot serve them all")
+    return merged
+
+
 def function_ids(template_path: Path = TEMPLATE_PATH) -> list[str]:
     return sorted(resources("AWS::Serverless::Function", template_path))
 

@@ -13,7 +13,11 @@ TagResource), the resource (which table, which secret) and the request's
 `dynamodb:LeadingKeys` (the partition key each item or query touches). Then,
 against the function's statements in template.yaml:
 
-- every request is allowed (moto does not enforce IAM; AWS would refuse it);
+- every request is allowed (moto does not enforce IAM; AWS would refuse it), and
+  what Secrets Manager asks KMS on the function's behalf (a data key and the
+  validation calls on CreateSecret, a decryption on GetSecretValue, with the
+  encryption context AWS documents) is allowed by the function's statements
+  and by the secrets key's policy (which moto ignores too);
 - nothing is spare: each action of each Allow statement, with each partition
   pattern its LeadingKeys condition names, is used by some request;
 - every function is denied UpdateItem and DeleteItem on audit entries, and the
@@ -23,6 +27,7 @@ against the function's statements in template.yaml:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,9 +43,13 @@ from tests.support import iam
 from tests.support.apigw_events import ProxyRequest, proxy_event
 from tests.support.client import ApiClient, call_handler
 from tests.support.clocks import FixedClock
-from tests.support.stack import NONCES_TABLE_NAME, REGION, STAGE, TABLE_NAME, run_janitor
+from tests.support.stack import NONCES_TABLE_NAME, REGION, SECRETS_KEY_ID, STAGE, TABLE_NAME, run_janitor
 
 PARAMETERS = iam.pseudo_parameters({"Stage": STAGE}, REGION)
+KEY_POLICY = [iam.resolve(statement, PARAMETERS) for statement in
+              template.resources("AWS::KMS::Key").get("SecretsKey", {}).get("Properties", {})
+              .get("KeyPolicy", {}).get("Statement", [])]
+VALIDATION = "RequestToValidateKeyAccess"  # the SecretVersionId of Secrets Manager's validation calls to KMS
 TABLES = {TABLE_NAME: "KeysTable", NONCES_TABLE_NAME: "NoncesTable"}
 TRANSACTION_ITEM_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem",
                             "Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}
@@ -62,6 +71,25 @@ def secret_arn(name: str) -> str:
     return f"arn:aws:secretsmanager:{REGION}:{iam.ACCOUNT}:secret:{name}-AbCdEf"
 
 
+def _kms_on_behalf(operation: str, params: Mapping[str, Any], arn: str) -> list[iam.Request]:
+    """What Secrets Manager asks KMS for the caller (AWS Secrets Manager User Guide, "Secret encryption and
+    decryption"): CreateSecret with a key validates access to it (GenerateDataKey and Decrypt, with
+    SecretVersionId RequestToValidateKeyAccess), then generates the value's data key; GetSecretValue
+    decrypts it. A secret without KmsKeyId uses the AWS managed key, which needs no grant."""
+    def kms(action: str, version: str) -> iam.Request:
+        return iam.Request(action, "SecretsKey", {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com",
+                                                  "kms:EncryptionContext:SecretARN": arn,
+                                                  "kms:EncryptionContext:SecretVersionId": version})
+
+    if operation == "CreateSecret" and params.get("KmsKeyId") is not None:
+        assert params["KmsKeyId"] == SECRETS_KEY_ID, "secrets are encrypted with the stack's SecretsKey"
+        return [kms("kms:GenerateDataKey", VALIDATION), kms("kms:Decrypt", VALIDATION),
+                kms("kms:GenerateDataKey", str(uuid.uuid4()))]
+    if operation == "GetSecretValue":
+        return [kms("kms:Decrypt", str(uuid.uuid4()))]
+    return []
+
+
 class RequestRecorder:
     """The authorization requests behind the layer's AWS calls (on its own clients, like faults.AwsCalls)."""
 
@@ -81,6 +109,7 @@ class RequestRecorder:
             self.requests.append(iam.Request(f"{service}:{model.name}", arn))
             if model.name == "CreateSecret" and params.get("Tags"):
                 self.requests.append(iam.Request("secretsmanager:TagResource", arn))
+            self.requests += _kms_on_behalf(model.name, params, arn)
 
     def __enter__(self) -> RequestRecorder:
         self._hooks.install()
@@ -90,8 +119,20 @@ class RequestRecorder:
         self._hooks.uninstall()
 
 
-def refused(statements: list[dict[str, Any]], requests: list[iam.Request]) -> list[str]:
-    return sorted({request.describe() for request in requests if iam.decide(statements, request) != "allowed"})
+def refused(function_id: str, requests: list[iam.Request]) -> list[str]:
+    """The requests the function's statements do not allow; for its uses of the secrets key, also those its
+    key policy does not allow for the function's role."""
+    statements = iam.function_statements(function_id, PARAMETERS)
+    refusals = set()
+    for request in requests:
+        if iam.decide(statements, request) != "allowed":
+            refusals.add(request.describe())
+        elif request.resource == "SecretsKey":
+            as_role = iam.Request(request.action, request.resource,
+                                  {**request.context, "aws:PrincipalArn": iam.role_arn(function_id, PARAMETERS)})
+            if iam.decide(KEY_POLICY, as_role) != "allowed":
+                refusals.add(f"key policy: {as_role.describe()}")
+    return sorted(refusals)
 
 
 def spare(statements: list[dict[str, Any]], requests: list[iam.Request]) -> list[str]:
@@ -196,10 +237,9 @@ def test_each_function_is_granted_exactly_what_it_calls_where_it_calls_it(client
     assert requests
     # Then the function's statements in template.yaml allow every one of them, on its table, secret and
     # partition ...
-    statements = iam.function_statements(function_id, PARAMETERS)
-    assert refused(statements, requests) == []
+    assert refused(function_id, requests) == []
     # ... and grant nothing they did not use
-    assert spare(statements, requests) == []
+    assert spare(iam.function_statements(function_id, PARAMETERS), requests) == []
 
 
 @pytest.mark.parametrize("function_id", sorted(NO_AWS_CALLS))

@@ -62,7 +62,7 @@ def storage(request: pytest.FixtureRequest, stack_env: dict[str, str]) -> Storag
     config = StorageConfig.from_environ()
     clients = layer_aws.clients(config.aws_endpoint_url)
     return Storage("dynamodb", DynamoKeyRepository(clients, config.table_name),
-                   SecretsManagerVault(clients, config.secret_name_prefix),
+                   SecretsManagerVault(clients, config.secret_name_prefix, config.secrets_kms_key_id),
                    DynamoKeyLookup(clients, config.table_name, NONCES_TABLE_NAME))
 
 

@@ -21,7 +21,7 @@ from keygate import apigw, keys
 from keygate.config import AuthorizerConfig
 from tests.support.bots import BOT_IP, authorizer_failure
 from tests.support.faults import AWS_FAULTS, Fault, Mode
-from tests.support.stack import REGION, STAGE, nonce_items, table_items
+from tests.support.stack import REGION, SECRETS_KEY_ID, STAGE, nonce_items, table_items
 
 # What API Gateway answers when the authorizer fails (raises anything but "Unauthorized"), as deployed.
 AUTHORIZER_FAILURE = authorizer_failure()
@@ -298,6 +298,9 @@ def test_secrets_manager_unreachable_for_a_cached_secret_changes_nothing(gate, a
 def test_the_authorizer_is_the_only_reader_of_the_secret(gate):
     # The secret the authorizer reads is the one the create path wrote (same name, same stage prefix)
     key = gate.create_key()
-    stored = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
-        SecretId=f"keygate/{STAGE}/{key[0]}")["SecretString"]
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    stored = secrets.get_secret_value(SecretId=f"keygate/{STAGE}/{key[0]}")["SecretString"]
     assert stored == key[1]
+    # Encrypted with the stack's own KMS key, whose policy lets the authorizer alone decrypt it (moto records
+    # the key but enforces nothing: tests/unit/test_key_policy.py proves the policy)
+    assert secrets.describe_secret(SecretId=f"keygate/{STAGE}/{key[0]}")["KmsKeyId"] == SECRETS_KEY_ID

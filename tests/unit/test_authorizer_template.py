@@ -62,9 +62,10 @@ def test_the_authorizer_may_read_keys_write_nonces_and_last_use_and_read_secrets
     actions = {action: statement["Resource"] for statement in _allowed("SignatureAuthorizerFunction")
                for action in statement["Action"]}
     assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                            "secretsmanager:GetSecretValue"}
+                            "secretsmanager:GetSecretValue", "kms:Decrypt"}
     assert actions["dynamodb:GetItem"] == actions["dynamodb:UpdateItem"] == {"Fn::GetAtt": ["KeysTable", "Arn"]}
     assert actions["dynamodb:PutItem"] == {"Fn::GetAtt": ["NoncesTable", "Arn"]}
+    assert actions["kms:Decrypt"] == {"Fn::GetAtt": ["SecretsKey", "Arn"]}  # what GetSecretValue needs
     calling_key = _allowed("GetCallingApiKeyFunction")
     assert [action for statement in calling_key for action in statement["Action"]] == ["dynamodb:GetItem"]
     assert _allowed("GetServerTimeFunction") == []

@@ -96,14 +96,16 @@ class _Environment:
 class StorageConfig:
     """Where keys live: the keys table, the secrets' name prefix, and an emulator's endpoint (local mode, tests).
 
-    `nonces_table_name` is set for the signature authorizer only, the one function that records nonces
-    (docs/architecture.md, "Data model").
+    `nonces_table_name` is set for the signature authorizer only, the one function that records nonces, and
+    `secrets_kms_key_id` (the KMS key that encrypts new secrets) for the create path only, the one that
+    writes secrets (docs/architecture.md, "Data model").
     """
 
     table_name: str
     secret_name_prefix: str
     aws_endpoint_url: str | None = None
     nonces_table_name: str | None = None
+    secrets_kms_key_id: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -115,7 +117,8 @@ class StorageConfig:
                      secret_name_prefix=env.text("SECRET_NAME_PREFIX", pattern=_SECRET_NAME_PREFIX,
                                                  rule="letters, digits or /_+=.@- ending in '/'"),
                      aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"),
-                     nonces_table_name=nonces_table_name)
+                     nonces_table_name=nonces_table_name,
+                     secrets_kms_key_id=env.optional("SECRETS_KMS_KEY_ID"))
         env.done("storage settings")
         return config
 

@@ -28,7 +28,7 @@ class Management:
         storage = StorageConfig.from_environ()
         clients = aws.clients(storage.aws_endpoint_url)
         self.keys = DynamoKeyRepository(clients, storage.table_name)
-        self.secrets = SecretsManagerVault(clients, storage.secret_name_prefix)
+        self.secrets = SecretsManagerVault(clients, storage.secret_name_prefix, storage.secrets_kms_key_id)
         self.lifecycle = KeyLifecycle(KeyPolicy.from_environ(), self.keys, self.secrets)
 
     @cached_property
