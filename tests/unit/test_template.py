@@ -180,6 +180,26 @@ def test_every_gateway_response_is_part_of_the_deployed_api_definition(template_
                 if resource["Type"] == "AWS::ApiGateway::GatewayResponse"]
 
 
+@pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, template.EXAMPLE_TEMPLATE_PATH],
+                         ids=["keygate", "protected-api-example"])
+def test_the_transformed_template_passes_cfn_lint(template_path):
+    # Given what SAM's transform makes of a template: the roles with their policies, the API definition, the
+    # permissions (cfn-lint on template.yaml checks the SAM resources before the transform). The parameters'
+    # defaults are left out, so that the offline transform keeps `!Ref`s and `${...}`s as CloudFormation's
+    # transform does for values given at deploy time (with them, it writes the defaults in as literals, which
+    # cfn-lint then reports as unused parameters and needless Subs).
+    from cfnlint.api import ManualArgs, lint
+
+    document = copy.deepcopy(template.load_template(template_path))
+    for parameter in document.get("Parameters", {}).values():
+        parameter.pop("Default", None)
+    transformed = SamTemplateValidator(document, _NoManagedPolicies(), region=REGION).get_translated_template_if_valid()
+    # When cfn-lint checks it with the serverless rules, as `make lint` checks the templates
+    found = lint(transformed, config=ManualArgs(regions=[REGION], append_rules=["cfn_lint_serverless.rules"]))
+    # Then it finds nothing
+    assert [f"{match.rule.id} {'/'.join(map(str, match.path))}: {match.message}" for match in found] == []
+
+
 @pytest.mark.parametrize("change", ["changed", "added"])
 def test_changing_a_gateway_response_redeploys_the_stage(change):
     # Given template.yaml, and a copy whose Gateway Responses differ by one response
