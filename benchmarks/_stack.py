@@ -30,7 +30,7 @@ from keygate_dev.events import SeededKey, seed_key
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from keygate_dev.store_hooks import StoreClientHooks
-from tests.support.stack import REGION, TABLE_NAME, onboard, stack_parameters
+from tests.support.stack import REGION, RESOURCE_NAMES, onboard, stack_parameters
 
 # Credentials moto accepts; nothing here can reach AWS.
 AWS_BASICS = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
@@ -43,7 +43,7 @@ def function_environment(function_id: str, parameters: dict[str, str]) -> dict[s
     """What CloudFormation would set for this function (Globals only while the template lacks it)."""
     known = function_id in template.function_ids()
     return template.function_environment(function_id if known else REFERENCE_FUNCTION, parameters,
-                                         {"KeysTable": TABLE_NAME})
+                                         RESOURCE_NAMES)
 
 
 def function_property(function_id: str, name: str) -> Any:
@@ -100,7 +100,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
-    """The stack with this process configured as the CreateApiKeyFunction (quiet logs, no traces)."""
+    """The stack with this process configured as all its functions at once (quiet logs, no traces)."""
     identity = LocalIdentityProvider()
     with ExitStack() as stack:
         jwks = stack.enter_context(JwksServer(identity))
@@ -114,7 +114,8 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
             endpoint_url = f"http://{host}:{port}"
         parameters = {**stack_parameters(identity, jwks), "LogLevel": "WARNING"}
         local = LocalStack(identity, parameters, endpoint_url)
-        stack.enter_context(_environment({**local.environment(REFERENCE_FUNCTION),
+        stack.enter_context(_environment({**template.shared_environment(parameters, RESOURCE_NAMES),
+                                          **AWS_BASICS, **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}),
                                           "POWERTOOLS_TRACE_DISABLED": "true",
                                           "POWERTOOLS_METRICS_DISABLED": "true"}))
         # The logger exists since import: quiet it directly (seeding would log every key it creates).
@@ -123,7 +124,7 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
         if not server:
             stack.enter_context(mock_aws())
         template.create_tables(boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url),
-                               {"KeysTable": TABLE_NAME})
+                               RESOURCE_NAMES)
         yield local
 
 

@@ -289,7 +289,8 @@ class ColdStarts:
         user = f"cold-{uuid.uuid4().hex[:10]}"
         key = self.stack.user_with_keys(user, 1)[0]
         environment = self.stack.environment(AUTHORIZER)
-        return {"table": environment["TABLE_NAME"], "key_id": key.api_key,
+        return {"table": environment["TABLE_NAME"], "nonces_table": environment["NONCES_TABLE_NAME"],
+                "key_id": key.api_key,
                 "secret_id": environment["SECRET_NAME_PREFIX"] + key.api_key}, user
 
     def run_once(self, function_id: str, *, profile: bool = False) -> tuple[Run, str]:

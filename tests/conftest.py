@@ -21,7 +21,7 @@ from keygate_dev.jwks_server import JwksServer
 from tests.support.client import ApiClient, local_gateway
 from tests.support.faults import AwsCalls, serialised_moto
 from tests.support.logs import CapturedLogs, capture_logs
-from tests.support.stack import REGION, TABLE_NAME, onboard, stack_parameters
+from tests.support.stack import REGION, RESOURCE_NAMES, onboard, stack_parameters
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +38,10 @@ def jwks(identity: LocalIdentityProvider) -> Iterator[JwksServer]:
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, identity: LocalIdentityProvider, jwks: JwksServer,
               request: pytest.FixtureRequest) -> dict[str, str]:
-    """The CreateApiKeyFunction environment from template.yaml (Globals are shared by all)."""
+    """The stack's functions' environment from template.yaml: Globals, and what each function adds (the
+    signature authorizer's nonces table, the create path's KMS key, ...), as one process plays them all."""
     overrides = getattr(request, "param", {}) or {}
-    environment = template.function_environment(
-        "CreateApiKeyFunction", {**stack_parameters(identity, jwks), **overrides}, {"KeysTable": TABLE_NAME})
+    environment = template.shared_environment({**stack_parameters(identity, jwks), **overrides}, RESOURCE_NAMES)
     for name, value in {**environment, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_TRACE_DISABLED": "true",
                         "POWERTOOLS_METRICS_DISABLED": "true"}.items():
@@ -58,7 +58,7 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, identity: LocalIdentityProvider, 
 @pytest.fixture
 def aws(stack_env: dict[str, str]) -> Iterator[None]:
     with mock_aws():
-        template.create_tables(boto3.client("dynamodb", region_name=REGION), {"KeysTable": TABLE_NAME})
+        template.create_tables(boto3.client("dynamodb", region_name=REGION), RESOURCE_NAMES)
         yield
 
 

@@ -28,7 +28,7 @@ def _iso(moment):
 
 
 def serve(event):
-    table, key_id = event["table"], event["key_id"]
+    table, nonces_table, key_id = event["table"], event["nonces_table"], event["key_id"]
     dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
     pointer = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"KEY#{key_id}"}, "sk": {"S": "KEY"}},
                                 ConsistentRead=True)
@@ -45,8 +45,8 @@ def serve(event):
     now_ms = time.time_ns() // 1_000_000
     expires_at_ms = now_ms + NONCE_TTL_MS
     dynamodb.put_item(
-        TableName=table,
-        Item={"pk": {"S": f"NONCE#{key_id}#{uuid.uuid4().hex}"}, "sk": {"S": "NONCE"}, "type": {"S": "nonce"},
+        TableName=nonces_table,
+        Item={"pk": {"S": f"{key_id}#{uuid.uuid4().hex}"},
               "expires_at_ms": {"N": str(expires_at_ms)}, "expires_ttl": {"N": str(expires_at_ms // 1000 + 1)}},
         ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
         ExpressionAttributeValues={":now": {"N": str(now_ms)}})
@@ -54,7 +54,7 @@ def serve(event):
     # Used within the interval already: nothing to write, as in keygate.storage.lookup.
     with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.update_item(
-            TableName=table, Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"USAGE#{key_id}"}},
+            TableName=table, Key={"pk": {"S": f"USAGE#{user_id}"}, "sk": {"S": key_id}},
             UpdateExpression="SET last_used_at = :now, #type = :type",
             ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
             ExpressionAttributeNames={"#type": "type"},

@@ -175,9 +175,11 @@ def _invoke(arguments: argparse.Namespace) -> None:
         if function.template_path != events.template.TEMPLATE_PATH:
             raise CliError(f"{arguments.function_id} belongs to {function.template_path}; invoke runs template.yaml's "
                            "functions (the example's are served by `keygate dev serve`).")
-        with stage.runner.environment_of(arguments.function_id), _stdout_to_stderr():
+        with _stdout_to_stderr():
             return {str(path): events.run_event(arguments.function_id, path, identity,
-                                                isolated=not arguments.shared_users) for path in arguments.events}
+                                                isolated=not arguments.shared_users,
+                                                environment_of=stage.runner.environment_of)
+                    for path in arguments.events}
 
     try:
         if info is not None:

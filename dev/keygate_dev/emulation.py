@@ -8,11 +8,15 @@ Three modes, chosen by the environment of `keygate dev serve` / `make dev`:
   (LocalStack, a moto server, DynamoDB Local + a Secrets Manager emulator);
   the template's tables are created there if missing.
 - real: `KEYGATE_AWS=real` uses the AWS account of the current credentials
-  (e.g. `AWS_PROFILE`) and the table of a deployed KeyGate stack: the
-  KeysTableName output of `KEYGATE_STACK_NAME` (default keygate-dev, as in
-  samconfig.toml), or `KEYGATE_TABLE_NAME` given directly. Nothing is created there.
+  (e.g. `AWS_PROFILE`) and the tables of a deployed KeyGate stack: the
+  KeysTableName and NoncesTableName outputs of `KEYGATE_STACK_NAME` (default
+  keygate-dev, as in samconfig.toml), or `KEYGATE_TABLE_NAME` and
+  `KEYGATE_NONCES_TABLE_NAME` given directly. Nothing is created there; the
+  local stage's secrets are encrypted with the account's AWS managed key (the
+  stack's own key admits the stack's functions only).
 
-In every mode the tables come from template.yaml (keygate_dev.template).
+In every mode the tables come from template.yaml (keygate_dev.template); an
+emulator also gets a KMS key standing for the stack's `SecretsKey`.
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keygate_dev import template
 
 LOCAL_TABLE_NAME = "keygate-local-keys"
+LOCAL_NONCES_TABLE_NAME = "keygate-local-nonces"
+LOCAL_SECRETS_KEY_ALIAS = "alias/keygate-local-secrets"  # the emulator's stand-in for the stack's SecretsKey
+AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"  # real mode's: the account's AWS managed key
 DEFAULT_STACK_NAME = "keygate-dev"  # samconfig.toml's default stack_name
-TABLE_NAME_OUTPUT = "KeysTableName"  # template.yaml's output naming the table
+TABLE_NAME_OUTPUT = "KeysTableName"  # template.yaml's outputs naming the tables
+NONCES_TABLE_NAME_OUTPUT = "NoncesTableName"
 LOCAL_REGION = "us-east-1"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "keygate-local", "AWS_SECRET_ACCESS_KEY": "keygate-local"}  # nosec B105  # fake
@@ -62,6 +70,8 @@ class AwsEmulation:
     mode: str = field(init=False)
     endpoint_url: str | None = field(init=False, default=None)
     table_name: str = field(init=False, default=LOCAL_TABLE_NAME)
+    nonces_table_name: str = field(init=False, default=LOCAL_NONCES_TABLE_NAME)
+    secrets_key_id: str = field(init=False, default=AWS_MANAGED_SECRETS_KEY)
     region: str = field(init=False, default=LOCAL_REGION)
     _moto: Any = field(init=False, default=None, repr=False)
 
@@ -76,6 +86,11 @@ class AwsEmulation:
         self.region = self.environ.get("AWS_REGION") or self.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION
 
     # ---------------------------------------------------------- environment
+    def resource_names(self) -> dict[str, str]:
+        """The physical names (ids) of the template's resources the functions' environments reference."""
+        return {"KeysTable": self.table_name, "NoncesTable": self.nonces_table_name,
+                "SecretsKey": self.secrets_key_id}
+
     def function_environment(self) -> dict[str, str]:
         """The AWS variables every local function gets on top of its template environment."""
         variables = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
@@ -111,9 +126,10 @@ class AwsEmulation:
             self.endpoint_url = f"http://{host}:{port}"
         try:
             if self.mode == "real":
-                self._check_real_table()
+                self._check_real_tables()
             else:
                 self._create_tables()
+                self._create_secrets_key()
         except BaseException:
             self.stop()
             raise
@@ -137,30 +153,49 @@ class AwsEmulation:
     def _create_tables(self) -> None:
         dynamodb = self._client("dynamodb")
         try:
-            existing = set(dynamodb.list_tables()["TableNames"])
-            if self.table_name not in existing:
-                template.create_tables(dynamodb, {"KeysTable": self.table_name})
+            template.create_tables(dynamodb, self.resource_names(), existing=set(dynamodb.list_tables()["TableNames"]))
         except (BotoCoreError, ClientError) as error:
             raise EmulationError(f"Cannot create the tables at {self.endpoint_url}: {error}") from error
 
-    def _deployed_table_name(self) -> str:
+    def _create_secrets_key(self) -> None:
+        """A KMS key for the secrets, as the stack's SecretsKey (found again by its alias on a restart)."""
+        kms = self._client("kms")
+        try:
+            try:
+                self.secrets_key_id = kms.describe_key(KeyId=LOCAL_SECRETS_KEY_ALIAS)["KeyMetadata"]["KeyId"]
+            except kms.exceptions.NotFoundException:
+                self.secrets_key_id = kms.create_key(Description="KeyGate local stage: API key secrets")[
+                    "KeyMetadata"]["KeyId"]
+                kms.create_alias(AliasName=LOCAL_SECRETS_KEY_ALIAS, TargetKeyId=self.secrets_key_id)
+        except (BotoCoreError, ClientError):
+            # An emulator without KMS (a Secrets Manager emulator beside DynamoDB Local): its secrets then
+            # name the AWS managed key, which such emulators accept without checking.
+            self.secrets_key_id = AWS_MANAGED_SECRETS_KEY
+
+    def _deployed_table_names(self) -> tuple[str, str]:
         stack = self.environ.get("KEYGATE_STACK_NAME") or DEFAULT_STACK_NAME
         try:
             described = self._client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         except (BotoCoreError, ClientError) as error:
             raise EmulationError(f"KEYGATE_AWS=real: cannot read the outputs of stack {stack!r} with the current "
                                  f"AWS credentials ({error}). Deploy it (docs/local-development.md), set "
-                                 "KEYGATE_STACK_NAME, or set KEYGATE_TABLE_NAME.") from None
-        for output in described.get("Outputs") or []:
-            if output.get("OutputKey") == TABLE_NAME_OUTPUT:
-                return str(output["OutputValue"])
-        raise EmulationError(f"KEYGATE_AWS=real: stack {stack!r} has no {TABLE_NAME_OUTPUT} output; is it KeyGate?")
+                                 "KEYGATE_STACK_NAME, or set KEYGATE_TABLE_NAME and KEYGATE_NONCES_TABLE_NAME.") \
+                from None
+        outputs = {output.get("OutputKey"): str(output.get("OutputValue"))
+                   for output in described.get("Outputs") or []}
+        missing = [name for name in (TABLE_NAME_OUTPUT, NONCES_TABLE_NAME_OUTPUT) if name not in outputs]
+        if missing:
+            raise EmulationError(f"KEYGATE_AWS=real: stack {stack!r} has no {' or '.join(missing)} output; "
+                                 "is it KeyGate (of this version)?")
+        return outputs[TABLE_NAME_OUTPUT], outputs[NONCES_TABLE_NAME_OUTPUT]
 
-    def _check_real_table(self) -> None:
-        name = self.environ.get("KEYGATE_TABLE_NAME") or self._deployed_table_name()
-        self.table_name = name
-        try:
-            self._client("dynamodb").describe_table(TableName=name)
-        except (BotoCoreError, ClientError) as error:
-            raise EmulationError(f"Cannot use DynamoDB table {name!r} with the current AWS credentials: "
-                                 f"{error}") from error
+    def _check_real_tables(self) -> None:
+        given = self.environ.get("KEYGATE_TABLE_NAME"), self.environ.get("KEYGATE_NONCES_TABLE_NAME")
+        self.table_name, self.nonces_table_name = given if all(given) else self._deployed_table_names()
+        self.secrets_key_id = AWS_MANAGED_SECRETS_KEY
+        for name in (self.table_name, self.nonces_table_name):
+            try:
+                self._client("dynamodb").describe_table(TableName=name)
+            except (BotoCoreError, ClientError) as error:
+                raise EmulationError(f"Cannot use DynamoDB table {name!r} with the current AWS credentials: "
+                                     f"{error}") from error

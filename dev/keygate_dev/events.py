@@ -41,6 +41,7 @@ import re
 import traceback
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -237,19 +238,28 @@ class EventRun:
 
 
 # ------------------------------------------------------------------- running
+SEEDING_FUNCTION = "CreateApiKeyFunction"  # the function whose environment seeding runs in (it creates keys)
+
+
 def run_event(function_id: str, event_path: Path, identity: LocalIdentityProvider, *,
-              isolated: bool = True) -> dict[str, Any]:
+              isolated: bool = True,
+              environment_of: Callable[[str], AbstractContextManager[object]] | None = None) -> dict[str, Any]:
     """Seed what the sidecar declares, fill the placeholders and invoke the function's handler.
 
     Returns what the function returned (a proxy response, an authorizer policy, a janitor report);
     an exception becomes Lambda's error result, `{"errorType", "errorMessage", "stackTrace"}`.
     `isolated=False` uses the sidecar's user names as they are (for a demo account, say).
+    `environment_of(function_id)`, when given, gives this process a function's environment: keys are then
+    seeded as the create path (the function that creates them, with its KMS key) and the event runs as
+    `function_id`; without it both run in the environment as it is.
     """
+    environment = environment_of or (lambda _function_id: nullcontext())
     run = EventRun(identity, run_id=uuid.uuid4().hex[:8] if isolated else "")
     plan = expectation(event_path) if sidecar_path(event_path).exists() else None
     event = json.loads(event_path.read_text())
     if plan is not None:
-        run.seed(plan.seed)
+        with environment(SEEDING_FUNCTION):
+            run.seed(plan.seed)
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     run.event_user = run.fill(authorizer.get("user_id") or authorizer.get("principalId"))
     event = run.fill(event)
@@ -258,11 +268,12 @@ def run_event(function_id: str, event_path: Path, identity: LocalIdentityProvide
             raise ValueError(f"{event_path.name}: no preparer named {step.use!r}")
         event = _PREPARERS[step.use](event, run, **step.arguments())
     handler = template.load_handler(function_id)
-    try:
-        return handler(event, LambdaContext(function_id))
-    except Exception as error:  # noqa: BLE001 - reported the way Lambda reports a failed invocation
-        return {"errorType": type(error).__name__, "errorMessage": str(error),
-                "stackTrace": traceback.format_exception(error)}
+    with environment(function_id):
+        try:
+            return handler(event, LambdaContext(function_id))
+        except Exception as error:  # noqa: BLE001 - reported the way Lambda reports a failed invocation
+            return {"errorType": type(error).__name__, "errorMessage": str(error),
+                    "stackTrace": traceback.format_exception(error)}
 
 
 @cache

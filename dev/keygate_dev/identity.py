@@ -17,9 +17,12 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from keygate.tokens import STEP_UP_TOKEN_TYPE, STEP_UP_TOKEN_USE
+
 LOCAL_SESSION_ISSUER = "https://local.keygate.invalid/session"
 LOCAL_STEP_UP_ISSUER = "https://local.keygate.invalid/passkey"
-LOCAL_AUDIENCE = "keygate"
+LOCAL_AUDIENCE = "keygate"  # the sessions' (the template's SessionAudience default)
+LOCAL_STEP_UP_AUDIENCE = "keygate-step-up"  # the step-up tokens' (StepUpAudience's default)
 
 
 @dataclass
@@ -31,8 +34,8 @@ class SigningKey:
         public = json.loads(ECAlgorithm.to_jwk(self.private_key.public_key()))
         return {**public, "kid": self.kid, "use": "sig", "alg": "ES256"}
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.private_key, algorithm="ES256", headers={"kid": self.kid})
+    def sign(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
+        return jwt.encode(claims, self.private_key, algorithm="ES256", headers={"kid": self.kid, **(headers or {})})
 
 
 @dataclass
@@ -42,6 +45,7 @@ class LocalIdentityProvider:
     session_issuer: str = LOCAL_SESSION_ISSUER
     step_up_issuer: str = LOCAL_STEP_UP_ISSUER
     audience: str = LOCAL_AUDIENCE
+    step_up_audience: str = LOCAL_STEP_UP_AUDIENCE
 
     def session_jwks(self) -> dict[str, Any]:
         return {"keys": [self.session_key.jwk()]}
@@ -58,8 +62,10 @@ class LocalIdentityProvider:
 
     def step_up_token(self, user_id: str, action: str, *, now: float | None = None, lifetime_seconds: int = 300,
                       signing_key: SigningKey | None = None, **overrides: Any) -> str:
+        """A passkey confirmation: its own audience, and the step-up marker in its claims and header."""
         issued = int(now if now is not None else time.time())
-        claims = {"iss": self.step_up_issuer, "aud": self.audience, "sub": user_id, "iat": issued,
+        claims = {"iss": self.step_up_issuer, "aud": self.step_up_audience, "sub": user_id, "iat": issued,
                   "exp": issued + lifetime_seconds, "jti": uuid.uuid4().hex, "amr": ["passkey"],
-                  "action": action, **overrides}
-        return (signing_key or self.step_up_key).sign({k: v for k, v in claims.items() if v is not None})
+                  "action": action, "token_use": STEP_UP_TOKEN_USE, **overrides}
+        return (signing_key or self.step_up_key).sign({k: v for k, v in claims.items() if v is not None},
+                                                      headers={"typ": STEP_UP_TOKEN_TYPE})

@@ -65,16 +65,17 @@ class Invocation:
         return json.dumps(self.error if self.error is not None else self.payload)
 
 
-def local_functions(parameters: Mapping[str, str], table_name: str, aws_environment: Mapping[str, str],
-                    env_overrides: Mapping[str, Mapping[str, str]] | None = None,
+def local_functions(parameters: Mapping[str, str], resource_names: Mapping[str, str],
+                    aws_environment: Mapping[str, str], env_overrides: Mapping[str, Mapping[str, str]] | None = None,
                     example_parameters: Mapping[str, str] | None = None) -> dict[str, LocalFunction]:
     """Every function of template.yaml and of the protected-API example, with its local environment.
 
-    `env_overrides` has the shape of `sam local --env-vars` files: a function's
-    logical id, or "Parameters" for all functions, mapped to variables.
+    `resource_names` are the physical names of the template's resources the environments reference
+    (tables, the secrets' KMS key), by logical id. `env_overrides` has the shape of `sam local --env-vars`
+    files: a function's logical id, or "Parameters" for all functions, mapped to variables.
     """
     overrides = env_overrides or {}
-    stacks = {template.TEMPLATE_PATH: (dict(parameters), {"KeysTable": table_name})}
+    stacks = {template.TEMPLATE_PATH: (dict(parameters), dict(resource_names))}
     if template.EXAMPLE_TEMPLATE_PATH.exists():
         stacks[template.EXAMPLE_TEMPLATE_PATH] = ({"Stage": parameters.get("Stage", "local"),
                                                    **(example_parameters or {})}, {})

@@ -50,7 +50,7 @@ def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, ste
     """The stack parameters of the local stage: the identity parameters point at the local IdP."""
     return {"Stage": LOCAL_STAGE, "SessionIssuer": identity.session_issuer, "SessionJwksUrl": session_jwks_url,
             "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
-            "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.audience, **(overrides or {})}
+            "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.step_up_audience, **(overrides or {})}
 
 
 @dataclass
@@ -62,15 +62,15 @@ class LocalStage:
     parameters: dict[str, str]
 
     @classmethod
-    def build(cls, identity: LocalIdentityProvider, parameters: dict[str, str], table_name: str,
+    def build(cls, identity: LocalIdentityProvider, parameters: dict[str, str], resource_names: Mapping[str, str],
               aws_environment: Mapping[str, str],
               env_overrides: Mapping[str, Mapping[str, str]] | None = None) -> LocalStage:
-        functions = local_functions(parameters, table_name, aws_environment, env_overrides)
+        functions = local_functions(parameters, resource_names, aws_environment, env_overrides)
         return cls(InProcessLambdaRunner(functions), identity, parameters)
 
     @classmethod
     def of_running_server(cls, info: state.ServerInfo, identity: LocalIdentityProvider) -> LocalStage:
-        return cls.build(identity, info.parameters, info.table_name, info.aws_environment, info.env_overrides)
+        return cls.build(identity, info.parameters, info.resource_names, info.aws_environment, info.env_overrides)
 
     def onboard(self, user_id: str, *, trade: bool = True) -> None:
         """Give a user the onboarding (and trading-handshake) state the prerequisites check reads."""
@@ -99,7 +99,8 @@ def local_backend(identity: LocalIdentityProvider, parameter_overrides: Mapping[
     """
     with _jwks_server(identity, jwks_port) as jwks, AwsEmulation(port=aws_port) as aws:
         parameters = local_parameters(identity, jwks.session_jwks_url, jwks.step_up_jwks_url, parameter_overrides)
-        yield LocalStage.build(identity, parameters, aws.table_name, aws.function_environment(), env_overrides), aws
+        yield LocalStage.build(identity, parameters, aws.resource_names(), aws.function_environment(),
+                               env_overrides), aws
 
 
 def _listening_socket(port: int) -> socket.socket:
@@ -222,7 +223,7 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             base_url = f"http://{HOST}:{bound_port}"
             info = state.ServerInfo(pid=os.getpid(), api_url=base_url, aws_endpoint_url=aws.endpoint_url,
                                     aws_mode=aws.mode, aws_environment=aws.function_environment(),
-                                    table_name=aws.table_name, parameters=stage.parameters,
+                                    resource_names=aws.resource_names(), parameters=stage.parameters,
                                     region=aws.region, env_overrides={k: dict(v) for k, v in
                                                                       (env_overrides or {}).items()})
             info.save()

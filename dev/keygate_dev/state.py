@@ -105,7 +105,7 @@ class ServerInfo:
     aws_mode: str  # "embedded", "endpoint" (AWS_ENDPOINT_URL) or "real"
     # Region, endpoint and (for emulators only) placeholder credentials every function gets.
     aws_environment: dict[str, str]
-    table_name: str
+    resource_names: dict[str, str]  # the template's tables and the secrets' key, by logical id
     parameters: dict[str, str]
     region: str
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -80,11 +81,14 @@ def parameter_problems(values: dict[str, str], template_path: Path = TEMPLATE_PA
     return problems
 
 
-def create_tables(dynamodb: Any, table_names: dict[str, str]) -> None:
-    """Create every AWS::DynamoDB::Table of the template under the given names."""
+def create_tables(dynamodb: Any, table_names: Mapping[str, str], *, existing: Collection[str] = ()) -> None:
+    """Create every AWS::DynamoDB::Table of the template under the given names (by logical id), except
+    those named in `existing`."""
     for logical_id, resource in resources("AWS::DynamoDB::Table").items():
         properties = resource["Properties"]
         name = table_names[logical_id]
+        if name in existing:
+            continue
         arguments = {key: properties[key] for key in _CREATE_TABLE_PROPERTIES if key in properties}
         if "SSESpecification" in properties:  # CloudFormation's SSEEnabled is the API's Enabled
             arguments["SSESpecification"] = {"Enabled": bool(properties["SSESpecification"]["SSEEnabled"])}
@@ -121,7 +125,7 @@ def _evaluate(expression: Any, template: dict[str, Any], parameters: dict[str, s
     return expression
 
 
-def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str],
+def _resolve(value: Any, parameters: dict[str, str], references: Mapping[str, str],
              template: dict[str, Any] | None = None) -> Any:
     if isinstance(value, (str, int, float)):
         return str(value)
@@ -144,7 +148,7 @@ def _resolve(value: Any, parameters: dict[str, str], references: dict[str, str],
     raise ValueError(f"cannot resolve {value!r} outside CloudFormation")
 
 
-def function_environment(function_id: str, parameters: dict[str, str], references: dict[str, str],
+def function_environment(function_id: str, parameters: dict[str, str], references: Mapping[str, str],
                          template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
     """The environment CloudFormation would give a function: Globals, then its own."""
     template = load_template(template_path)
@@ -154,6 +158,18 @@ def function_environment(function_id: str, parameters: dict[str, str], reference
     merged_parameters = {**parameter_defaults(template_path), **parameters}
     resolved = {name: _resolve(value, merged_parameters, references, template) for name, value in variables.items()}
     return {name: value for name, value in resolved.items() if value is not _NO_VALUE}
+
+
+def shared_environment(parameters: dict[str, str], references: Mapping[str, str],
+                       template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
+    """Every variable any function of the template gets (Globals, then each function's own), for a process
+    that plays all of them at once (tests, benchmarks). A name two functions set differently is an error."""
+    merged: dict[str, str] = {}
+    for function_id in function_ids(template_path):
+        for name, value in function_environment(function_id, parameters, references, template_path).items():
+            if merged.setdefault(name, value) != value:
+                raise ValueError(f"{name} differs between functions; one environment cannot serve them all")
+    return merged
 
 
 def function_ids(template_path: Path = TEMPLATE_PATH) -> list[str]:

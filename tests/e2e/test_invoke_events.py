@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from keygate_dev import events, jwks_server, template
-from keygate_dev.emulation import LOCAL_TABLE_NAME
+from keygate_dev.emulation import AwsEmulation
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.server import local_parameters
 from tests.support.local_server import KEYGATE, LocalServer, state_environment
@@ -89,13 +89,13 @@ def test_env_json_gives_sam_local_invoke_the_local_stage():
     # Then it has the shape SAM CLI reads: "Parameters" (every function) or a function's logical id
     assert set(document) <= {"Parameters", *template.function_ids()}, set(document)
     jwks_port = urlsplit(document["Parameters"]["SESSION_JWKS_URL"]).port
-    # (the local JWKS as a container reaches it: `keygate dev serve --jwks-port`, on the Docker host)
-    jwks_base = f"http://host.docker.internal:{jwks_port}"
+    # (the local JWKS as a container on the host's network reaches it: `keygate dev serve --jwks-port`)
+    jwks_base = f"http://127.0.0.1:{jwks_port}"
     identity = LocalIdentityProvider()
     stage = local_parameters(identity, jwks_base + jwks_server.SESSION_PATH, jwks_base + jwks_server.STEP_UP_PATH)
     for scope, variables in document.items():
         for function_id in template.function_ids() if scope == "Parameters" else [scope]:
             # And every variable is one the function declares (SAM CLI ignores any other) with the local
             # stage's value, so the events' tokens from `keygate dev token/step-up` are trusted
-            declared = template.function_environment(function_id, stage, {"KeysTable": LOCAL_TABLE_NAME})
+            declared = template.function_environment(function_id, stage, AwsEmulation().resource_names())
             assert {name: declared.get(name) for name in variables} == variables, function_id

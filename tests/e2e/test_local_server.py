@@ -13,7 +13,7 @@ import requests
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from keygate_dev.cli import build_parser
-from keygate_dev.emulation import EMULATOR_CREDENTIALS, LOCAL_TABLE_NAME
+from keygate_dev.emulation import EMULATOR_CREDENTIALS, LOCAL_NONCES_TABLE_NAME, LOCAL_TABLE_NAME
 from keygate_dev.server import DEFAULT_PORT
 from tests.support.local_server import KEYGATE, port_is_closed, start_server, state_environment
 
@@ -135,7 +135,7 @@ def test_aws_endpoint_url_switches_to_another_emulator(tmp_path: Path):
                                          aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                                          aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
                    for service in ("dynamodb", "secretsmanager")}
-        assert LOCAL_TABLE_NAME in clients["dynamodb"].list_tables()["TableNames"]
+        assert {LOCAL_TABLE_NAME, LOCAL_NONCES_TABLE_NAME} <= set(clients["dynamodb"].list_tables()["TableNames"])
         secrets = clients["secretsmanager"].list_secrets()["SecretList"]
         assert any(created.json()["api_key"] in secret["Name"] for secret in secrets), secrets
         # And stopping the local server left the other emulator running

@@ -14,7 +14,7 @@ from keygate_dev.jwks_server import JwksServer
 from tests.support.bots import AUTHORIZER_FUNCTION, Gate
 from tests.support.client import ApiClient
 from tests.support.clocks import Clocks
-from tests.support.stack import TABLE_NAME, stack_parameters
+from tests.support.stack import RESOURCE_NAMES, stack_parameters
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def gate(client: ApiClient, identity: LocalIdentityProvider, jwks: JwksServer, m
     """The signature authorizer as deployed (template environment), with clocks the test moves."""
     overrides = request.node.callspec.params.get("stack_env", {}) if hasattr(request.node, "callspec") else {}
     environment = template.function_environment(
-        AUTHORIZER_FUNCTION, {**stack_parameters(identity, jwks), **overrides}, {"KeysTable": TABLE_NAME})
+        AUTHORIZER_FUNCTION, {**stack_parameters(identity, jwks), **overrides}, RESOURCE_NAMES)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     wiring.forget()

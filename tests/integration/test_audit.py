@@ -2,16 +2,19 @@
 
 from datetime import timedelta
 
+import boto3
 import pytest
 
 from keygate import keys
+from keygate.ports import ConditionFailed
 from keygate.profiles.gaiaex import UpdateApiKeyRequest
-from keygate.records import now_utc
+from keygate.records import AuditEntry, AuditEvent, now_utc
 from keygate.service import KeyRef
 from keygate.stepup import StepUpUse
+from keygate.storage import dynamodb, layout
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
-from tests.support.stack import gaiaex_time, layer
+from tests.support.stack import REGION, TABLE_NAME, gaiaex_time, layer, table_items
 
 ENTRY_FIELDS = {"action", "ip_address", "created_at", "details", "data"}
 
@@ -76,6 +79,16 @@ def test_a_limit_outside_1_to_100_is_refused(client, alice, limit):
     assert "limit" in error["message"]
 
 
+def test_a_limit_of_thousands_of_digits_is_a_400_not_a_500(client, alice):
+    # Given a key (issue 13, finding 4: Python's int() refuses more than 4,300 digits with a ValueError)
+    key_id = client.create().json()["api_key"]
+    # When the audit is asked for a limit of 4,301 digits
+    response = client.audit(key_id, query="limit=" + "1" * 4301)
+    # Then the answer is the ordinary 400 for an out-of-range limit, never the 500 of a crash
+    error = assert_error(response, 400, "INVALID_REQUEST")
+    assert "limit" in error["message"] and "1" * 50 not in error["message"]
+
+
 def test_a_revoked_keys_log_stays_readable(client, alice):
     key_id = client.create().json()["api_key"]
     client.revoke(key_id)
@@ -101,3 +114,27 @@ def test_the_key_created_entry_shows_the_expiry_the_create_answered(client, alic
     # Then the key_created entry names the same expiry, in the API's timestamp format
     assert entry["data"]["expires_at"] == created["expires_at"]
     gaiaex_time(entry["data"]["expires_at"])
+
+
+def test_a_commit_never_overwrites_an_audit_entry(client, alice, monkeypatch):
+    # Given a key, and an audit entry already stored exactly where the key's next change would write its own
+    # (issue 13, finding 6: audit entries are append-only; a collision would need the same version, time and
+    # random part, so the random part is fixed here)
+    key_id = client.create(label="bot").json()["api_key"]
+    monkeypatch.setattr(dynamodb.uuid, "uuid4", lambda: type("Fixed", (), {"hex": "f" * 32})())
+    before = layer().keys.get_key("alice", key_id)
+    after = before.changed(label="renamed", version=before.version + 1)
+    now = now_utc()
+    entry = AuditEntry(event=AuditEvent.KEY_UPDATED, api_key=key_id, ip_address="198.51.100.9", created_at=now,
+                       details={"changes": {"label": {"from": "bot", "to": "renamed"}}})
+    existing = layout.audit_item(AuditEntry(event=AuditEvent.KEY_UPDATED, api_key=key_id,
+                                            ip_address="203.0.113.1", created_at=now), after, "f" * 32)
+    boto3.client("dynamodb", region_name=REGION).put_item(TableName=TABLE_NAME, Item=existing)
+    stored = sorted(map(str, table_items()))
+    # When a change commits with that audit entry
+    with pytest.raises(ConditionFailed):
+        layer().keys.commit_update(before, after, entry,
+                                   StepUpUse(jti="append-only-0001", expires_at_epoch=int(now.timestamp()) + 300),
+                                   now)
+    # Then the transaction is refused as a whole: the stored entry is intact, the key unchanged
+    assert sorted(map(str, table_items())) == stored

@@ -33,14 +33,14 @@ def _floor_module() -> Any:
 
 
 def _key_shape(key: dict[str, Any]) -> dict[str, str]:
-    # The item's kind, not its id: `NONCE#<key>#<nonce>` -> `NONCE#`, `KEY#<key>` -> `KEY#`.
+    # The item's kind, not its id: `KEY#<key>` -> `KEY#`, `<key>#<nonce>` (a nonce) -> `<key>#`.
     return {name: re.sub(r"#.*", "#", next(iter(value.values()))) for name, value in key.items()
             if name in ("pk", "sk")}
 
 
 def _shape(params: dict[str, Any]) -> dict[str, Any]:
     """A request without its values: what must match between the authorizer and the floor."""
-    shape: dict[str, Any] = {"parameters": sorted(params)}
+    shape: dict[str, Any] = {"parameters": sorted(params), "table": params.get("TableName")}
     for name in ("ConditionExpression", "UpdateExpression", "ExpressionAttributeNames", "ConsistentRead"):
         if name in params:
             shape[name] = params[name]
@@ -72,7 +72,8 @@ def test_floor_one_sends_the_requests_of_the_authorizers_first_event(gate):
     boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register("provide-client-params", _recorder(floor_requests))
     try:
-        answer = floor.serve({"table": StorageConfig.from_environ().table_name, "key_id": key[0],
+        answer = floor.serve({"table": StorageConfig.from_environ().table_name,
+                              "nonces_table": StorageConfig.from_environ().nonces_table_name, "key_id": key[0],
                               "secret_id": layer().secrets.name(key[0])})
     finally:
         boto3.setup_default_session()

@@ -335,8 +335,9 @@ def test_a_fault_between_the_batches_of_a_large_revoke_all_leaves_the_first_batc
     for _ in range(10):
         seed_key("alice")
     token = client.step_up("alice", "api_keys:revoke_all")
-    # When the second batch's commit fails (the calls are: Query, first commit, second commit)
-    fault = aws_calls.arm(Fault(Mode.FAIL_BEFORE, index=2))
+    # When the second batch's commit fails (the calls are: the user's Query, the usage Query, first commit,
+    # second commit)
+    fault = aws_calls.arm(Fault(Mode.FAIL_BEFORE, index=3))
     response = client.call("DELETE", "/v1/trade/api-keys/all", step_up=token)
     aws_calls.disarm()
     assert fault.fired_at == COMMIT

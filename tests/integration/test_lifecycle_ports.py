@@ -33,9 +33,10 @@ from keygate.storage.lookup import DynamoKeyLookup
 from keygate.storage.secrets import SecretsManagerVault
 from tests.support.clocks import FixedClock
 from tests.support.memory import MemoryStorage
+from tests.support.stack import NONCES_TABLE_NAME
 
 SOURCE_IP = "198.51.100.7"
-STEP_UP_LIFETIME_SECONDS = 330  # what StepUpVerifier gives a token issued now: max age 300 s + 30 s of skew
+STEP_UP_LIFETIME_SECONDS = 305  # what StepUpVerifier gives a token issued now: max age 300 s + 5 s of skew
 
 
 class Vault(SecretVault, SecretReader, Protocol):
@@ -62,8 +63,8 @@ def storage(request: pytest.FixtureRequest, stack_env: dict[str, str]) -> Storag
     config = StorageConfig.from_environ()
     clients = layer_aws.clients(config.aws_endpoint_url)
     return Storage("dynamodb", DynamoKeyRepository(clients, config.table_name),
-                   SecretsManagerVault(clients, config.secret_name_prefix),
-                   DynamoKeyLookup(clients, config.table_name))
+                   SecretsManagerVault(clients, config.secret_name_prefix, config.secrets_kms_key_id),
+                   DynamoKeyLookup(clients, config.table_name, NONCES_TABLE_NAME))
 
 
 @dataclass

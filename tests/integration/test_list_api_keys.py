@@ -2,10 +2,13 @@
 
 from datetime import timedelta
 
+import boto3
+
 from keygate.records import now_utc
+from keygate.storage import layout
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
-from tests.support.stack import gaiaex_time, key_lookup
+from tests.support.stack import REGION, TABLE_NAME, gaiaex_time, key_lookup, onboard, table_items
 
 VIEW_FIELDS = {"api_key", "key_prefix", "label", "permissions", "ip_whitelist", "created_at", "expires_at",
                "last_used_at", "revoked_at", "is_active"}
@@ -82,3 +85,35 @@ def test_last_used_at_shows_the_signature_authorizers_record(client, alice):
 
 def test_the_list_needs_a_session(client):
     assert_error(client.list(user=None), 401, "UNAUTHORIZED")
+
+
+def test_each_keys_last_use_comes_from_the_usage_partition(client, alice):
+    # Given three keys of alice, two of them seen in use by the signature authorizer at different times,
+    # and a key of bob's in use too
+    now = now_utc().replace(microsecond=0)
+    first, second, idle = (client.create(label=label).json()["api_key"] for label in ("first", "second", "idle"))
+    onboard("bob")
+    bobs = client.create(label="bob's", user="bob").json()["api_key"]
+    for user, key_id, minutes_ago in (("alice", first, 30), ("alice", second, 2), ("bob", bobs, 1)):
+        key_lookup().touch_last_used(user, key_id, now - timedelta(minutes=minutes_ago), at_most_every_seconds=60)
+    # When alice lists her keys
+    views = {view["api_key"]: view for view in client.list().json()["keys"]}
+    # Then each key shows its own last use, the idle one none, and bob's key is not there
+    assert {key_id: view["last_used_at"] and gaiaex_time(view["last_used_at"]) for key_id, view in views.items()} == {
+        first: now - timedelta(minutes=30), second: now - timedelta(minutes=2), idle: None}
+    # And those uses live in the usage partitions (USAGE#<user>), not beside the key records
+    usage = {(item["pk"], item["sk"]) for item in table_items() if item.get("type") == "usage"}
+    assert usage == {("USAGE#alice", first), ("USAGE#alice", second), ("USAGE#bob", bobs)}
+
+
+def test_a_last_use_stored_by_an_earlier_version_still_shows(client, alice):
+    # Given a key whose last use an earlier KeyGate wrote beside its record (USER#<user> / USAGE#<key id>),
+    # the layout before usage items got partitions of their own
+    key_id = client.create().json()["api_key"]
+    used_at = now_utc().replace(microsecond=0) - timedelta(hours=1)
+    boto3.client("dynamodb", region_name=REGION).put_item(TableName=TABLE_NAME, Item=layout.to_item({
+        "pk": "USER#alice", "sk": f"USAGE#{key_id}", "type": "usage", "last_used_at": layout.stored_time(used_at)}))
+    # When the list is read / Then that use shows until the authorizer records a newer one
+    assert gaiaex_time(client.list().json()["keys"][0]["last_used_at"]) == used_at
+    key_lookup().touch_last_used("alice", key_id, used_at + timedelta(minutes=5), at_most_every_seconds=60)
+    assert gaiaex_time(client.list().json()["keys"][0]["last_used_at"]) == used_at + timedelta(minutes=5)

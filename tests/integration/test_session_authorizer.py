@@ -66,6 +66,20 @@ def test_invalid_sessions_are_refused_with_unauthorized(authorize, identity, mak
         authorize(header)
 
 
+@pytest.mark.parametrize(("expired_seconds_ago", "allowed"), [(20, False), (6, False), (2, True)])
+def test_an_expired_session_passes_only_within_the_5_second_clock_skew(authorize, identity, expired_seconds_ago,
+                                                                       allowed):
+    # Given a session that expired a few seconds ago (issue 13, finding 8: PyJWT's leeway used to be 30 s)
+    token = identity.session_token("alice", now=time.time() - 600 - expired_seconds_ago, lifetime_seconds=600)
+    # When the authorizer checks it
+    # Then it passes only inside the documented skew of at most 5 s
+    if allowed:
+        assert authorize(f"Bearer {token}")["principalId"] == "alice"
+    else:
+        with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
+            authorize(f"Bearer {token}")
+
+
 def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
     # Given a JWKS URL on a closed loopback port
     monkeypatch.setenv("SESSION_JWKS_URL", "http://127.0.0.1:9/jwks.json")
@@ -94,3 +108,49 @@ def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize,
     # And a valid session still passes without another download
     assert authorize(f"Bearer {identity.session_token('alice')}")["principalId"] == "alice"
     assert len(fetches) <= 2
+
+
+# --------------------------------------------------- token kinds (issue 13, finding 5)
+@pytest.fixture
+def one_identity_provider(stack_env, identity, jwks, monkeypatch):
+    """A stack whose sessions and step-up tokens come from one identity provider: same issuer, JWKS and
+    audience (the configuration in which a step-up token used to pass as a session)."""
+    for name, value in {"STEP_UP_ISSUER": identity.session_issuer, "STEP_UP_JWKS_URL": jwks.session_jwks_url,
+                        "STEP_UP_AUDIENCE": identity.audience}.items():
+        monkeypatch.setenv(name, value)
+    wiring.forget()
+
+
+def _session_shaped(identity, *, headers=None, **claims):
+    now = int(time.time())
+    return identity.session_key.sign({"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice",
+                                      "iat": now, "exp": now + 300, **claims}, headers=headers)
+
+
+def test_a_step_up_token_of_the_same_provider_is_refused_as_a_session(authorize, identity, one_identity_provider):
+    # Given a step-up token signed by the provider that also issues sessions, for the session audience:
+    # only its kind marker tells it from a session
+    token = _session_shaped(identity, jti="b" * 32, amr=["passkey"], action="api_keys:create",
+                            token_use="step_up")
+    # When it is presented as a session
+    # Then the session authorizer refuses it (401)
+    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
+        authorize(f"Bearer {token}")
+
+
+def test_a_token_whose_header_says_step_up_is_refused_as_a_session(authorize, identity, one_identity_provider):
+    # Given a token of the session provider whose JWT header types it as a step-up token
+    token = _session_shaped(identity, headers={"typ": "kg-step-up+jwt"})
+    # When / Then it is no session either
+    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
+        authorize(f"Bearer {token}")
+
+
+@pytest.mark.parametrize("claims", [{}, {"token_use": "id"}, {"token_use": "access"}, {"amr": ["pwd"]}],
+                         ids=["plain", "cognito-id", "cognito-access", "with-amr"])
+def test_ordinary_sessions_of_any_provider_keep_working(authorize, identity, claims):
+    # Given sessions as identity providers issue them, without KeyGate's step-up marker (Cognito, for
+    # one, puts its own token_use in every token)
+    token = _session_shaped(identity, **claims)
+    # When / Then they are sessions
+    assert authorize(f"Bearer {token}")["principalId"] == "alice"

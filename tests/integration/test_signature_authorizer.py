@@ -21,7 +21,7 @@ from keygate import apigw, keys
 from keygate.config import AuthorizerConfig
 from tests.support.bots import BOT_IP, authorizer_failure
 from tests.support.faults import AWS_FAULTS, Fault, Mode
-from tests.support.stack import REGION, STAGE, table_items
+from tests.support.stack import REGION, SECRETS_KEY_ID, STAGE, nonce_items, table_items
 
 # What API Gateway answers when the authorizer fails (raises anything but "Unauthorized"), as deployed.
 AUTHORIZER_FAILURE = authorizer_failure()
@@ -53,11 +53,15 @@ def test_the_nonce_and_last_use_are_recorded_after_an_allow(gate):
     key = gate.create_key()
     headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
     assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers)).status == 200
-    items = {item["pk"]: item for item in table_items()}
-    nonce = items[f"NONCE#{key[0]}#{headers['X-KG-NONCE']}"]
+    # The nonce in the nonces table of its own (one write per bot request, none in the keys table)
+    [nonce] = nonce_items()
+    assert nonce["pk"] == f"{key[0]}#{headers['X-KG-NONCE']}"
     assert nonce["expires_at_ms"] == int(headers["X-KG-TIMESTAMP"]) + kg1.DEFAULT_RECV_WINDOW_MS + 1
     assert nonce["expires_ttl"] > time.time()
-    assert any(item["sk"] == f"USAGE#{key[0]}" and item.get("last_used_at") for item in table_items())
+    assert not [item for item in table_items() if "NONCE" in item["pk"]]
+    # The last use under a partition of its own (USAGE#<user>), which IAM lets the authorizer update
+    [usage] = [item for item in table_items() if item["pk"].startswith("USAGE#")]
+    assert (usage["pk"], usage["sk"]) == ("USAGE#alice", key[0]) and usage["last_used_at"]
     listed = gate.client.list().json()["keys"][0]
     assert listed["last_used_at"] is not None
 
@@ -82,7 +86,7 @@ def test_an_expired_nonce_record_that_ttl_has_not_deleted_does_not_block(gate):
     assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", first)).status == 200
     gate.clocks.advance(5.002)
     # And DynamoDB's TTL has not deleted the record yet (moto never does: this is that lateness)
-    assert any(item["pk"] == f"NONCE#{key[0]}#{nonce}" for item in table_items())
+    assert any(item["pk"] == f"{key[0]}#{nonce}" for item in nonce_items())
     # When a new request uses the same nonce
     second = keygate_client.sign(*key, "GET", "/v1/trade/api-keys/self", timestamp_ms=gate.clocks.wall_ms,
                                  nonce=nonce)
@@ -294,6 +298,9 @@ def test_secrets_manager_unreachable_for_a_cached_secret_changes_nothing(gate, a
 def test_the_authorizer_is_the_only_reader_of_the_secret(gate):
     # The secret the authorizer reads is the one the create path wrote (same name, same stage prefix)
     key = gate.create_key()
-    stored = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
-        SecretId=f"keygate/{STAGE}/{key[0]}")["SecretString"]
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    stored = secrets.get_secret_value(SecretId=f"keygate/{STAGE}/{key[0]}")["SecretString"]
     assert stored == key[1]
+    # Encrypted with the stack's own KMS key, whose policy lets the authorizer alone decrypt it (moto records
+    # the key but enforces nothing: tests/unit/test_key_policy.py proves the policy)
+    assert secrets.describe_secret(SecretId=f"keygate/{STAGE}/{key[0]}")["KmsKeyId"] == SECRETS_KEY_ID

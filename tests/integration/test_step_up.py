@@ -2,10 +2,12 @@
 this user and this action, used once, on every mutation (403 STEP_UP_REQUIRED otherwise)."""
 
 import time
+import uuid
 
 import jwt
 import pytest
 
+from keygate import wiring
 from keygate_dev.identity import SigningKey
 from tests.support.errors import assert_error
 from tests.support.stack import onboard, rsa_private_key, state_snapshot, table_items
@@ -34,8 +36,8 @@ def _send(client, mutation, key_id, *, token, user="alice"):
 
 def _valid_claims(idp, action):
     now = int(time.time())
-    return {"iss": idp.step_up_issuer, "aud": idp.audience, "sub": "alice", "iat": now, "exp": now + 300,
-            "jti": "a" * 32, "amr": ["passkey"], "action": action}
+    return {"iss": idp.step_up_issuer, "aud": idp.step_up_audience, "sub": "alice", "iat": now, "exp": now + 300,
+            "jti": "a" * 32, "amr": ["passkey"], "action": action, "token_use": "step_up"}
 
 
 BAD_TOKENS = {
@@ -43,6 +45,9 @@ BAD_TOKENS = {
     "garbage": lambda idp, action: "not-a-jwt",
     "too-old": lambda idp, action: idp.step_up_token("alice", action, now=time.time() - 301, lifetime_seconds=3600),
     "expired": lambda idp, action: idp.step_up_token("alice", action, now=time.time() - 200, lifetime_seconds=100),
+    "expired-20-s-ago": lambda idp, action: idp.step_up_token("alice", action, now=time.time() - 80,
+                                                               lifetime_seconds=60),
+    "issued-20-s-ahead": lambda idp, action: idp.step_up_token("alice", action, now=time.time() + 20),
     "issued-in-the-future": lambda idp, action: idp.step_up_token("alice", action, now=time.time() + 120),
     "other-user": lambda idp, action: idp.step_up_token("bob", action),
     "other-action": lambda idp, action: idp.step_up_token("alice", OTHER_ACTION[action]),
@@ -60,6 +65,10 @@ BAD_TOKENS = {
     "forged-same-kid": lambda idp, action: idp.step_up_token(
         "alice", action, signing_key=SigningKey(kid=idp.step_up_key.kid)),
     "session-token": lambda idp, action: idp.session_token("alice"),
+    # The kind marker (issue 13, finding 5): an external issuer's token without it is no step-up token
+    "no-token-use": lambda idp, action: idp.step_up_token("alice", action, token_use=None),
+    "token-use-id": lambda idp, action: idp.step_up_token("alice", action, token_use="id"),
+    "session-audience": lambda idp, action: idp.step_up_token("alice", action, aud=idp.audience),
     "alg-none": lambda idp, action: jwt.encode(_valid_claims(idp, action), key=None, algorithm="none"),
     # An algorithm the JWKS key is not for (RS256 naming the EC key's kid): refused, not a crash
     "alg-mismatch": lambda idp, action: jwt.encode(_valid_claims(idp, action), rsa_private_key(), algorithm="RS256",
@@ -99,7 +108,7 @@ def test_a_mutation_with_an_invalid_step_up_token_is_refused_and_changes_nothing
 def test_a_step_up_token_works_once(client, identity, existing_key, mutation):
     # Given a valid token for the action, used once successfully
     token = identity.step_up_token("alice", MUTATIONS[mutation][2])
-    assert _send(client, mutation, existing_key, token=token).status in (200, 201)
+    assert _send(client, mutation, existing_key, token=token).status == 200
     before = state_snapshot()
     # When it is sent again
     error = assert_error(_send(client, mutation, existing_key, token=token), 403, "STEP_UP_REQUIRED")
@@ -170,4 +179,36 @@ def test_a_used_token_is_recorded_with_a_ttl_that_outlives_its_acceptance(client
     # (iat + StepUpMaxAgeSeconds + the clock skew allowed), and no later than needed
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
     [record] = [item for item in table_items() if item["pk"] == f"STEPUP#{jti}"]
-    assert record["expires_ttl"] == issued + 300 + 30
+    assert record["expires_ttl"] == issued + 300 + 5
+
+
+@pytest.fixture
+def one_identity_provider(client, identity, jwks, monkeypatch):
+    """Step-up tokens from the provider that issues sessions: same issuer, JWKS and audience."""
+    for name, value in {"STEP_UP_ISSUER": identity.session_issuer, "STEP_UP_JWKS_URL": jwks.session_jwks_url,
+                        "STEP_UP_AUDIENCE": identity.audience}.items():
+        monkeypatch.setenv(name, value)
+    wiring.forget()
+
+
+def _from_the_session_provider(idp, action, **claims):
+    now = int(time.time())
+    return idp.session_key.sign({"iss": idp.session_issuer, "aud": idp.audience, "sub": "alice", "iat": now,
+                                 "exp": now + 300, "jti": uuid.uuid4().hex, "amr": ["passkey"], "action": action,
+                                 **claims})
+
+
+def test_a_session_of_the_same_provider_is_refused_as_a_step_up_token(client, alice, one_identity_provider,
+                                                                      identity):
+    # Given a session of the provider that also issues step-up tokens, made just after a passkey login
+    # (amr, action and jti included): all it lacks is the step-up marker
+    session = _from_the_session_provider(identity, "api_keys:create")
+    before = state_snapshot()
+    # When it is sent as the passkey confirmation of a create
+    response = client.call("POST", "/v1/trade/api-keys", body={}, step_up=session)
+    # Then it is refused and nothing is written
+    assert_error(response, 403, "STEP_UP_REQUIRED")
+    assert state_snapshot() == before
+    # While the same provider's step-up token, marked as one, is accepted
+    marked = _from_the_session_provider(identity, "api_keys:create", token_use="step_up")
+    assert client.call("POST", "/v1/trade/api-keys", body={}, step_up=marked).status == 200

@@ -22,7 +22,7 @@ from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.lambda_runner import LambdaContext, SharedEnvironmentRunner, local_functions
 from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition, LocalResponse
 from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
-from tests.support.stack import TABLE_NAME
+from tests.support.stack import RESOURCE_NAMES
 
 Response = LocalResponse
 
@@ -30,7 +30,7 @@ Response = LocalResponse
 @cache
 def _definition(parameters: tuple[tuple[str, str], ...]) -> tuple[SharedEnvironmentRunner, LocalApiDefinition]:
     # Reading both templates through SAM CLI takes a moment: once per set of stack parameters.
-    runner = SharedEnvironmentRunner(local_functions(dict(parameters), TABLE_NAME, {}))
+    runner = SharedEnvironmentRunner(local_functions(dict(parameters), RESOURCE_NAMES, {}))
     return runner, LocalApiDefinition.load(runner, dict(parameters))
 
 

@@ -36,7 +36,7 @@ from moto.secretsmanager.responses import SecretsManagerResponse
 from keygate_dev import template
 from keygate_dev.store_hooks import StoreClientHooks, layer_clients
 from tests.support.invariants import aws_client
-from tests.support.stack import TABLE_NAME
+from tests.support.stack import NONCES_TABLE_NAME, RESOURCE_NAMES, TABLE_NAME
 
 
 class HandlerCrashed(BaseException):  # a simulated process death, not an error to handle
@@ -233,8 +233,9 @@ def empty_aws() -> None:
     scenarios stays fast only if each one starts small.
     """
     dynamodb, secretsmanager = aws_client("dynamodb"), aws_client("secretsmanager")
-    dynamodb.delete_table(TableName=TABLE_NAME)
-    template.create_tables(dynamodb, {"KeysTable": TABLE_NAME})
+    for table_name in (TABLE_NAME, NONCES_TABLE_NAME):
+        dynamodb.delete_table(TableName=table_name)
+    template.create_tables(dynamodb, RESOURCE_NAMES)
     for page in secretsmanager.get_paginator("list_secrets").paginate():
         for secret in page["SecretList"]:
             secretsmanager.delete_secret(SecretId=secret["Name"], ForceDeleteWithoutRecovery=True)

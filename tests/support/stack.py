@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from keygate_dev.jwks_server import JwksServer
 
 TABLE_NAME = "keygate-test-keys"
+NONCES_TABLE_NAME = "keygate-test-nonces"
+# The stack's KMS key for the secrets (SecretsKey). moto records a secret's KmsKeyId without checking it
+# (nor any key policy): tests/unit/test_key_policy.py proves the key's policy instead.
+SECRETS_KEY_ID = "00000000-0000-4000-8000-00000000c0de"
+# The physical names of the template's resources that the functions' environments reference.
+RESOURCE_NAMES = {"KeysTable": TABLE_NAME, "NoncesTable": NONCES_TABLE_NAME, "SecretsKey": SECRETS_KEY_ID}
 REGION = "us-east-1"
 STAGE = "test"
 # The stack parameters of a deployment shaped like ZDEX's doc (README, "Which deployment serves which doc").
@@ -59,9 +65,9 @@ def run_janitor(clock: Any = None) -> Any:
 
 
 def key_lookup() -> DynamoKeyLookup:
-    """The signature authorizer's storage, on the stack's table."""
+    """The signature authorizer's storage, on the stack's tables."""
     storage = StorageConfig.from_environ()
-    return DynamoKeyLookup(layer_aws.clients(storage.aws_endpoint_url), storage.table_name)
+    return DynamoKeyLookup(layer_aws.clients(storage.aws_endpoint_url), storage.table_name, NONCES_TABLE_NAME)
 
 
 def secret_value(key_id: str) -> str | None:
@@ -82,16 +88,22 @@ def unique_user() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
 
 
-def table_items() -> list[dict[str, Any]]:
-    """Every item of the table, for invariant checks in tests (moto only; production never scans)."""
+def table_items(table_name: str = TABLE_NAME) -> list[dict[str, Any]]:
+    """Every item of the keys table (or another), for invariant checks in tests (moto only; production
+    never scans)."""
     client = boto3.client("dynamodb", region_name=REGION)
-    items, kwargs = [], {"TableName": TABLE_NAME}
+    items, kwargs = [], {"TableName": table_name}
     while True:
         page = client.scan(**kwargs)
         items.extend(layout.from_item(item) for item in page["Items"])
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def nonce_items() -> list[dict[str, Any]]:
+    """Every item of the nonces table."""
+    return table_items(NONCES_TABLE_NAME)
 
 
 def secret_names() -> set[str]:

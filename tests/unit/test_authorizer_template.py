@@ -4,6 +4,7 @@ import pytest
 
 from keygate.config import AuthorizerConfig
 from keygate_dev import template
+from tests.support.stack import RESOURCE_NAMES
 
 FUNCTIONS = template.resources("AWS::Serverless::Function")
 API = template.resources("AWS::Serverless::Api")["KeyGateApi"]["Properties"]
@@ -51,15 +52,23 @@ def test_bot_routes_use_the_right_authorizer():
     assert _events("PlaceOrderFunction", EXAMPLE)[0]["Path"] == "/v1/trade/orders"
 
 
+def _allowed(function_id):
+    return [statement for policy in FUNCTIONS[function_id]["Properties"].get("Policies", [])
+            for statement in policy["Statement"] if statement["Effect"] == "Allow"]
+
+
 def test_the_authorizer_may_read_keys_write_nonces_and_last_use_and_read_secrets_only():
-    statements = FUNCTIONS["SignatureAuthorizerFunction"]["Properties"]["Policies"][0]["Statement"]
-    actions = {action: statement["Resource"] for statement in statements for action in statement["Action"]}
+    # Which partitions each may touch: tests/integration/test_least_privilege.py
+    actions = {action: statement["Resource"] for statement in _allowed("SignatureAuthorizerFunction")
+               for action in statement["Action"]}
     assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                            "secretsmanager:GetSecretValue"}
-    assert actions["dynamodb:GetItem"] == {"Fn::GetAtt": ["KeysTable", "Arn"]}
-    calling_key = FUNCTIONS["GetCallingApiKeyFunction"]["Properties"]["Policies"][0]["Statement"]
+                            "secretsmanager:GetSecretValue", "kms:Decrypt"}
+    assert actions["dynamodb:GetItem"] == actions["dynamodb:UpdateItem"] == {"Fn::GetAtt": ["KeysTable", "Arn"]}
+    assert actions["dynamodb:PutItem"] == {"Fn::GetAtt": ["NoncesTable", "Arn"]}
+    assert actions["kms:Decrypt"] == {"Fn::GetAtt": ["SecretsKey", "Arn"]}  # what GetSecretValue needs
+    calling_key = _allowed("GetCallingApiKeyFunction")
     assert [action for statement in calling_key for action in statement["Action"]] == ["dynamodb:GetItem"]
-    assert "Policies" not in FUNCTIONS["GetServerTimeFunction"]["Properties"]
+    assert _allowed("GetServerTimeFunction") == []
 
 
 def test_cache_parameters_reach_the_authorizer_with_their_defaults():
@@ -70,7 +79,7 @@ def test_cache_parameters_reach_the_authorizer_with_their_defaults():
             "WithdrawalPathPrefixes": "none"}
     environment = template.function_environment(
         "SignatureAuthorizerFunction", {"SessionIssuer": "i", "SessionJwksUrl": "https://j", "StepUpIssuer": "s",
-                                        "StepUpJwks": "https://k"}, {"KeysTable": "keys"})
+                                        "StepUpJwks": "https://k"}, RESOURCE_NAMES)
     config = AuthorizerConfig.from_environ(environment)
     assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds,
             config.unknown_key_cache_ttl_seconds, config.withdrawal_path_prefixes) == (5, 300, 2, ())

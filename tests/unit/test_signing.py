@@ -276,6 +276,8 @@ def test_malformed_values_of_every_header_are_refused(name, kind):
     ("X-KG-CONTENT-SHA256", signing.EMPTY_BODY_SHA256.upper()), ("X-KG-CONTENT-SHA256", "ab" * 31),
     ("X-KG-SIGNATURE", GET_SIGNATURE.upper()), ("X-KG-SIGNATURE", GET_SIGNATURE + "0"),
     ("X-KG-API-KEY", "kg key"),
+    # Bounded before int() converts them (int() refuses more than 4,300 digits: issue 13, finding 4)
+    ("X-KG-TIMESTAMP", "1" * 17), ("X-KG-TIMESTAMP", "1" * 4301), ("X-KG-RECV-WINDOW", "1" * 4301),
 ])
 def test_values_outside_the_grammar_are_malformed(name, value):
     with pytest.raises(signing.SigningError) as refused:

@@ -22,8 +22,13 @@ def _statements(function_id):
         yield from policy["Statement"]
 
 
+def _allowed(function_id):
+    return [statement for statement in _statements(function_id) if statement["Effect"] == "Allow"]
+
+
 def _actions(function_id):
-    return {action for statement in _statements(function_id) for action in statement["Action"]}
+    """The actions a function is granted (its Allow statements; the Deny every function carries aside)."""
+    return {action for statement in _allowed(function_id) for action in statement["Action"]}
 
 
 def test_runtime_is_python313_on_arm64():
@@ -44,8 +49,10 @@ def test_every_function_has_its_handler_file(function_id):
 
 @pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
 def test_no_wildcards_and_no_scan(function_id):
-    for statement in _statements(function_id):
-        assert statement["Effect"] == "Allow"
+    # Denies only narrow what is allowed: each is the audit entries' (tests/integration/test_least_privilege.py)
+    denies = [statement for statement in _statements(function_id) if statement["Effect"] != "Allow"]
+    assert all(statement["Effect"] == "Deny" and statement["Condition"] for statement in denies), function_id
+    for statement in _allowed(function_id):
         for action in statement["Action"]:
             assert "*" not in action, (function_id, action)
             assert action not in {"dynamodb:Scan", "dynamodb:BatchWriteItem"}, (function_id, action)
@@ -82,6 +89,31 @@ def test_table_is_protected():
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
     assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
     assert table["DeletionPolicy"] == "Retain"
+
+
+def test_nonces_have_a_table_of_their_own_that_only_the_signature_authorizer_writes():
+    # Given the template's tables (issue 13, finding 6: one nonce write per bot request)
+    nonces = template.resources("AWS::DynamoDB::Table")["NoncesTable"]["Properties"]
+    # Then nonces have their own table: one key, expiring by TTL, encrypted
+    assert nonces["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert nonces["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
+    assert nonces["SSESpecification"] == {"SSEEnabled": True}
+    # And only the signature authorizer knows its name and may write to it, PutItem alone
+    knows = {function_id for function_id, resource in FUNCTIONS.items()
+             if "NONCES_TABLE_NAME" in resource["Properties"].get("Environment", {}).get("Variables", {})}
+    assert knows == {"SignatureAuthorizerFunction"}
+    writers = {(function_id, action) for function_id in FUNCTIONS for statement in _statements(function_id)
+               if statement["Resource"] == {"Fn::GetAtt": ["NoncesTable", "Arn"]} for action in statement["Action"]}
+    assert writers == {("SignatureAuthorizerFunction", "dynamodb:PutItem")}
+
+
+def test_the_signature_authorizer_refuses_to_start_without_its_nonces_table():
+    from keygate.config import ConfigError
+    from keygate.storage import aws
+    from keygate.storage.lookup import DynamoKeyLookup
+
+    with pytest.raises(ConfigError, match="NONCES_TABLE_NAME"):
+        DynamoKeyLookup(aws.AwsClients(None), "keys", None)
 
 
 def test_limits_are_parameters_not_constants():
@@ -146,6 +178,26 @@ def test_every_gateway_response_is_part_of_the_deployed_api_definition(template_
     # ... and none is a separate resource, which a redeploy of the stage would not pick up
     assert not [name for name, resource in deployed["Resources"].items()
                 if resource["Type"] == "AWS::ApiGateway::GatewayResponse"]
+
+
+@pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, template.EXAMPLE_TEMPLATE_PATH],
+                         ids=["keygate", "protected-api-example"])
+def test_the_transformed_template_passes_cfn_lint(template_path):
+    # Given what SAM's transform makes of a template: the roles with their policies, the API definition, the
+    # permissions (cfn-lint on template.yaml checks the SAM resources before the transform). The parameters'
+    # defaults are left out, so that the offline transform keeps `!Ref`s and `${...}`s as CloudFormation's
+    # transform does for values given at deploy time (with them, it writes the defaults in as literals, which
+    # cfn-lint then reports as unused parameters and needless Subs).
+    from cfnlint.api import ManualArgs, lint
+
+    document = copy.deepcopy(template.load_template(template_path))
+    for parameter in document.get("Parameters", {}).values():
+        parameter.pop("Default", None)
+    transformed = SamTemplateValidator(document, _NoManagedPolicies(), region=REGION).get_translated_template_if_valid()
+    # When cfn-lint checks it with the serverless rules, as `make lint` checks the templates
+    found = lint(transformed, config=ManualArgs(regions=[REGION], append_rules=["cfn_lint_serverless.rules"]))
+    # Then it finds nothing
+    assert [f"{match.rule.id} {'/'.join(map(str, match.path))}: {match.message}" for match in found] == []
 
 
 @pytest.mark.parametrize("change", ["changed", "added"])

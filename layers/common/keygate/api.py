@@ -37,6 +37,8 @@ from keygate.stepup import HEADER as STEP_UP_HEADER
 from keygate.stepup import Action, StepUpUse
 
 MAX_BODY_BYTES = 16 * 1024
+# The most digits an integer taken from a query string may have (leading zeros included).
+MAX_INTEGER_DIGITS = 9
 # Validation messages echo parts of the request: bounded, and never a pasted secret.
 _MAX_PROBLEMS = 5
 _MAX_ECHO_CHARS = 120
@@ -138,7 +140,10 @@ def _query(route: Route, given: Mapping[str, str]) -> dict[str, int]:
         if raw is None or raw == "":
             parsed[parameter.name] = parameter.default
             continue
-        if not raw.isascii() or not raw.isdigit() or not parameter.minimum <= int(raw) <= parameter.maximum:
+        # The length first: int() refuses more than 4,300 digits with a ValueError (a 500), and
+        # converts long inputs in quadratic time.
+        if len(raw) > MAX_INTEGER_DIGITS or not raw.isascii() or not raw.isdigit() \
+                or not parameter.minimum <= int(raw) <= parameter.maximum:
             raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{parameter.name} must be an integer from "
                                                           f"{parameter.minimum} to {parameter.maximum}.")
         parsed[parameter.name] = int(raw)

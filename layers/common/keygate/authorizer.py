@@ -270,6 +270,7 @@ def from_environment(*, clock_ms: Callable[[], int] | None = None,
     """
     storage = StorageConfig.from_environ()
     clients = aws.clients(storage.aws_endpoint_url)
-    return SignatureAuthorizer(AuthorizerConfig.from_environ(), DynamoKeyLookup(clients, storage.table_name),
+    return SignatureAuthorizer(AuthorizerConfig.from_environ(),
+                               DynamoKeyLookup(clients, storage.table_name, storage.nonces_table_name),
                                SecretsManagerVault(clients, storage.secret_name_prefix), clock_ms=clock_ms,
                                monotonic=monotonic)

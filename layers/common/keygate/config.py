@@ -17,9 +17,19 @@ from dataclasses import dataclass
 from typing import Self
 
 KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
+# The tokens' default audiences (the template's SessionAudience and StepUpAudience): distinct, so that a
+# session cannot pass as a step-up token nor the reverse (keygate.tokens).
+SESSION_AUDIENCE = "keygate"
+STEP_UP_AUDIENCE = "keygate-step-up"
 NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default: CloudFormation cannot usefully default to ""
 _KEY_ID_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}_")
 _SECRET_NAME_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]+/")
+# Where an issuer's signing keys may come from: over TLS, or in plain HTTP from this machine only (the
+# local server's and the tests' JWKS on 127.0.0.1). No user info, whitespace or control characters. The
+# template's SessionJwksUrl and StepUpJwks parameters allow the same (tests/unit/test_token_bounds.py).
+_JWKS_URL = re.compile(r"(https://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?"
+                       r"|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?)(/[\x21-\x7e]*)?")
+_JWKS_URL_RULE = "an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)"
 
 
 class ConfigError(Exception):
@@ -93,19 +103,31 @@ class _Environment:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Where keys live: the table, the secrets' name prefix, and an emulator's endpoint (local mode, tests)."""
+    """Where keys live: the keys table, the secrets' name prefix, and an emulator's endpoint (local mode, tests).
+
+    `nonces_table_name` is set for the signature authorizer only, the one function that records nonces, and
+    `secrets_kms_key_id` (the KMS key that encrypts new secrets) for the create path only, the one that
+    writes secrets (docs/architecture.md, "Data model").
+    """
 
     table_name: str
     secret_name_prefix: str
     aws_endpoint_url: str | None = None
+    nonces_table_name: str | None = None
+    secrets_kms_key_id: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
+        nonces_table_name = env.optional("NONCES_TABLE_NAME")
+        env.check(nonces_table_name is None or len(nonces_table_name) >= 3,
+                  "NONCES_TABLE_NAME must be at least 3 characters")
         config = cls(table_name=env.text("TABLE_NAME", min_length=3),
                      secret_name_prefix=env.text("SECRET_NAME_PREFIX", pattern=_SECRET_NAME_PREFIX,
                                                  rule="letters, digits or /_+=.@- ending in '/'"),
-                     aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"))
+                     aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"),
+                     nonces_table_name=nonces_table_name,
+                     secrets_kms_key_id=env.optional("SECRETS_KMS_KEY_ID"))
         env.done("storage settings")
         return config
 
@@ -165,8 +187,9 @@ class StepUpConfig:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
         config = cls(issuer=TokenIssuer(issuer=env.text("STEP_UP_ISSUER", min_length=1),
-                                        audience=env.text("STEP_UP_AUDIENCE", "keygate"),
-                                        jwks_url=env.text("STEP_UP_JWKS_URL", min_length=1)),
+                                        audience=env.text("STEP_UP_AUDIENCE", STEP_UP_AUDIENCE),
+                                        jwks_url=env.text("STEP_UP_JWKS_URL", pattern=_JWKS_URL,
+                                                          rule=_JWKS_URL_RULE)),
                      max_age_seconds=env.integer("STEP_UP_MAX_AGE_SECONDS", cls.max_age_seconds,
                                                  minimum=30, maximum=3600))
         env.done("step-up settings")
@@ -183,8 +206,9 @@ class SessionConfig:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
         config = cls(issuer=TokenIssuer(issuer=env.text("SESSION_ISSUER", ""),
-                                        audience=env.text("SESSION_AUDIENCE", ""),
-                                        jwks_url=env.text("SESSION_JWKS_URL", "")))
+                                        audience=env.text("SESSION_AUDIENCE", SESSION_AUDIENCE),
+                                        jwks_url=env.text("SESSION_JWKS_URL", "", pattern=_JWKS_URL,
+                                                          rule=_JWKS_URL_RULE)))
         env.done("session settings")
         return config
 

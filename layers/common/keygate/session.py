@@ -1,4 +1,7 @@
-"""The app's session JWT: who is calling a management route (the session authorizer)."""
+"""The app's session JWT: who is calling a management route (the session authorizer).
+
+A passkey step-up token is never a session, whoever issued it (keygate.tokens.is_step_up).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ def verify_session_token(token: str | None, config: SessionConfig) -> str:
         raise KeyGateError(ErrorCode.SESSION_EXPIRED, "The session has expired; sign in again.") from error
     except (tokens.InvalidToken, ValueError) as error:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "The session token is invalid.") from error
+    if tokens.is_step_up(token, claims):
+        raise KeyGateError(ErrorCode.UNAUTHORIZED, "A passkey confirmation token is not a session token.")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "The session token has no subject.")

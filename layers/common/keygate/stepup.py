@@ -64,6 +64,9 @@ class StepUpVerifier:
             raise StepUpFailed("The passkey confirmation has expired; confirm again.") from error
         except (tokens.InvalidToken, ValueError) as error:
             raise StepUpFailed("The passkey confirmation token is invalid.") from error
+        if claims.get("token_use") != tokens.STEP_UP_TOKEN_USE:  # a session is not a confirmation
+            raise StepUpFailed(f'The token is not a passkey confirmation (token_use must be '
+                               f'"{tokens.STEP_UP_TOKEN_USE}").')
         if claims.get("sub") != user_id:
             raise StepUpFailed("The passkey confirmation was issued for another user.")
         amr = claims.get("amr")

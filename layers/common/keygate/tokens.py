@@ -2,10 +2,17 @@
 
 Session tokens (the session authorizer) and passkey step-up tokens (mutations)
 share this path: the issuer's keys come from its JWKS URL, cached per URL.
+
+The two kinds must never stand in for each other, even when one identity
+provider issues both: a step-up token carries the claim `token_use: "step_up"`
+(KeyGate's own issuers also type its JWT header `kg-step-up+jwt`), which
+step-up verification requires and the session path refuses (`is_step_up`);
+their default audiences differ too (README, "external mode").
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -16,8 +23,15 @@ from keygate.errors import ServiceUnavailable
 from keygate.observability import logger
 
 ALGORITHMS = ["ES256", "RS256", "EdDSA"]
-CLOCK_SKEW_SECONDS = 30
+# Leeway on `exp`, `iat` and `nbf` for the issuers' and Lambda's clocks (both NTP-synchronised). It is
+# part of the documented bounds (docs/architecture.md, "Bounds"): keep it small.
+CLOCK_SKEW_SECONDS = 5
 JWKS_CACHE_SECONDS = 300
+JWKS_REFETCH_COOLDOWN_SECONDS = 30  # an unknown `kid` refetches the JWKS at most once per this period
+# The step-up kind marker: the claim every step-up token carries, and the JWT header type KeyGate's own
+# step-up issuers (the local identity provider, the passkey service) set.
+STEP_UP_TOKEN_USE = "step_up"  # noqa: S105  # nosec B105  # a claim value, not a secret
+STEP_UP_TOKEN_TYPE = "kg-step-up+jwt"  # noqa: S105  # nosec B105  # a JWT header value, not a secret
 
 # What a caller may catch: any reason a token is not acceptable (bad signature, claims, expiry, ...).
 InvalidToken = jwt.PyJWTError
@@ -27,8 +41,9 @@ ExpiredToken = jwt.ExpiredSignatureError
 @cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
     # One per URL and process: keys are cached for JWKS_CACHE_SECONDS, and an unknown `kid`
-    # refetches at most once per PyJWT's cooldown.
-    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS, timeout=5)
+    # refetches at most once per JWKS_REFETCH_COOLDOWN_SECONDS (README, "external mode").
+    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS, timeout=5,
+                           cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS)
 
 
 def forget_jwks() -> None:
@@ -53,3 +68,11 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
         token, signing_key, algorithms=ALGORITHMS, audience=issuer.audience, issuer=issuer.issuer,
         leeway=CLOCK_SKEW_SECONDS, options={"require": required},
     )
+
+
+def is_step_up(token: str, claims: Mapping[str, Any]) -> bool:
+    """Whether a verified token says it is a step-up token: by its claim or by its header's type."""
+    if claims.get("token_use") == STEP_UP_TOKEN_USE:
+        return True
+    kind = jwt.get_unverified_header(token).get("typ")  # the header was verified with the signature
+    return isinstance(kind, str) and kind.lower() == STEP_UP_TOKEN_TYPE

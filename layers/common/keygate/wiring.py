@@ -32,7 +32,7 @@ class Management:
         storage = StorageConfig.from_environ()
         clients = aws.clients(storage.aws_endpoint_url)
         self.keys = DynamoKeyRepository(clients, storage.table_name)
-        self.secrets = SecretsManagerVault(clients, storage.secret_name_prefix)
+        self.secrets = SecretsManagerVault(clients, storage.secret_name_prefix, storage.secrets_kms_key_id)
         policy = KeyPolicy.from_environ()
         self.lifecycle = KeyLifecycle(policy, self.keys, self.secrets)
         if not policy.step_up_required and "withdraw" in policy.allowed_permissions:

@@ -23,6 +23,12 @@ from keygate.storage import aws, layout
 TRANSACTION_MAX_ITEMS = 100
 
 
+def _latest(last_used: dict[str, datetime], key_id: str, usage: dict[str, Any]) -> None:
+    used = layout.parse_time(usage.get("last_used_at"))
+    if used is not None and (key_id not in last_used or used > last_used[key_id]):
+        last_used[key_id] = used
+
+
 class DynamoKeyRepository:
     def __init__(self, clients: aws.AwsClients, table_name: str) -> None:
         self._clients = clients
@@ -40,10 +46,11 @@ class DynamoKeyRepository:
 
     @tracer.capture_method(capture_response=False)
     def load_user(self, user_id: str) -> UserSnapshot:
-        """Everything in the user's partition, in one strongly consistent Query."""
+        """Everything in the user's partition, in one strongly consistent Query; then, if the user has
+        keys, their last uses from the user's usage partition (a second, eventually consistent Query)."""
         account, keyset_version = AccountState(), 0
         keys: list[ApiKeyRecord] = []
-        last_used: dict[str, datetime | None] = {}
+        last_used: dict[str, datetime] = {}
         for item in self._query_pages(KeyConditionExpression="pk = :pk",
                                       ExpressionAttributeValues={":pk": {"S": layout.user_pk(user_id)}},
                                       ConsistentRead=True):
@@ -55,9 +62,13 @@ class DynamoKeyRepository:
                 keyset_version = values.get("version", 0)
             elif kind == "key":
                 keys.append(layout.record_from(values))
-            elif kind == "usage":
-                last_used[layout.usage_key_id(values)] = layout.parse_time(values.get("last_used_at"))
-        keys = [record.changed(last_used_at=last_used[record.key_id]) if last_used.get(record.key_id) else record
+            elif kind == "usage":  # where an earlier version kept it
+                _latest(last_used, layout.usage_key_id(values), values)
+        if keys:
+            for item in self._query_pages(KeyConditionExpression="pk = :pk",
+                                          ExpressionAttributeValues={":pk": {"S": layout.usage_pk(user_id)}}):
+                _latest(last_used, layout.usage_key_id(values := layout.from_item(item)), values)
+        keys = [record.changed(last_used_at=last_used[record.key_id]) if record.key_id in last_used else record
                 for record in keys]
         return UserSnapshot(account=account, keyset_version=keyset_version, keys=keys)
 
@@ -128,7 +139,9 @@ class DynamoKeyRepository:
                           ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})]
 
     def _audit_put(self, entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
-        return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex))
+        # Append-only: a Put never replaces an entry (and IAM denies updating or deleting any).
+        return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex),
+                         ConditionExpression="attribute_not_exists(pk)")
 
     def _versioned_update(self, before: ApiKeyRecord, after: ApiKeyRecord) -> dict[str, Any]:
         return self._put(layout.record_item(after),

@@ -1,4 +1,5 @@
-"""Every partition and sort key KeyGate writes, and how records become items and back.
+"""Every partition and sort key KeyGate writes (the keys table's and the nonces table's), and how records
+become items and back.
 
 The table's layout, and why each item is where it is, is described once in
 docs/architecture.md ("Data model"); this module is the code that builds it.
@@ -41,8 +42,14 @@ def handle_sk(handle: str) -> str:
     return f"HANDLE#{handle}"
 
 
-def usage_sk(key_id: str) -> str:
-    return f"{_USAGE_PREFIX}{key_id}"
+def usage_pk(user_id: str) -> str:
+    """The partition of a user's usage items (last use per key): the only partitions the signature
+    authorizer may update, which IAM names by this prefix (dynamodb:LeadingKeys)."""
+    return f"{_USAGE_PREFIX}{user_id}"
+
+
+def usage_key(user_id: str, key_id: str) -> dict[str, Any]:
+    return key(usage_pk(user_id), key_id)
 
 
 def pointer_key(key_id: str) -> dict[str, Any]:
@@ -64,7 +71,8 @@ def step_up_key(jti: str) -> dict[str, Any]:
 
 
 def nonce_key(key_id: str, nonce: str) -> dict[str, Any]:
-    return key(f"NONCE#{key_id}#{nonce}", "NONCE")
+    """A used nonce's key in the nonces table (a partition key only: neither part contains '#')."""
+    return {"pk": {"S": f"{key_id}#{nonce}"}}
 
 
 def cleanup_sk(key_id: str, due: datetime) -> str:
@@ -81,7 +89,8 @@ def cleanup_due(sort_key: str) -> datetime:
 
 
 def item_kind(values: dict[str, Any]) -> str:
-    """What a user-partition item is: "key", "usage", "account", "keyset" or "other"."""
+    """What a user-partition item is: "key", "usage" (a last use an earlier version kept there, read but
+    no longer written), "account", "keyset" or "other"."""
     sk = values["sk"]
     if sk.startswith(_KEY_PREFIX):
         return "key"
@@ -91,6 +100,7 @@ def item_kind(values: dict[str, Any]) -> str:
 
 
 def usage_key_id(values: dict[str, Any]) -> str:
+    """The key id of a usage item: its sort key (in the user partition, an earlier version's USAGE#<key id>)."""
     return str(values["sk"]).removeprefix(_USAGE_PREFIX)
 
 
@@ -223,4 +233,4 @@ def step_up_item(jti: str, expires_at_epoch: int, change_id: str) -> dict[str, A
 
 def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
     return {**nonce_key(key_id, nonce),
-            **to_item({"type": "nonce", "expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}
+            **to_item({"expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}

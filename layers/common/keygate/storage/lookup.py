@@ -1,6 +1,7 @@
 """The signature authorizer's storage (keygate.ports.KeyLookup): the key pointer and record, nonces, last use.
 
-No tracer and no pydantic on this path (docs/architecture.md, "Cold start").
+Nonces go to a table of their own (docs/architecture.md, "Data model"). No tracer and no pydantic on
+this path (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from keygate.config import ConfigError
 from keygate.ports import NonceReused
 from keygate.records import ApiKeyRecord
 from keygate.storage import aws, layout
@@ -16,9 +18,13 @@ _CONDITION_FAILED = frozenset({"ConditionalCheckFailedException"})
 
 
 class DynamoKeyLookup:
-    def __init__(self, clients: aws.AwsClients, table_name: str) -> None:
+    def __init__(self, clients: aws.AwsClients, table_name: str, nonces_table_name: str | None) -> None:
+        if not nonces_table_name:
+            raise ConfigError("storage settings: NONCES_TABLE_NAME is required (the signature authorizer "
+                              "records every request's nonce there)")
         self._clients = clients
         self._table = table_name
+        self._nonces_table = nonces_table_name
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         item = aws.call("GetItem", self._clients.dynamodb.get_item, TableName=self._table, Key=key,
@@ -37,7 +43,8 @@ class DynamoKeyLookup:
     def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
         """A record past its expiry (not yet deleted by TTL) does not count."""
         try:
-            aws.call("PutItem", self._clients.dynamodb.put_item, expected=_CONDITION_FAILED, TableName=self._table,
+            aws.call("PutItem", self._clients.dynamodb.put_item, expected=_CONDITION_FAILED,
+                     TableName=self._nonces_table,
                      Item=layout.nonce_item(key_id, nonce, expires_at_ms),
                      ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
                      ExpressionAttributeValues={":now": {"N": str(now_ms)}})
@@ -47,12 +54,13 @@ class DynamoKeyLookup:
     def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
         """Refresh the key's last use at most once per interval across all authorizer instances.
 
-        Its own item, so it never races the versioned key record.
+        Its own item, so it never races the versioned key record, in the user's usage partition
+        (USAGE#<user>), the only one IAM lets this function update.
         """
         cutoff = layout.stored_time(now - timedelta(seconds=at_most_every_seconds))
         try:
             aws.call("UpdateItem", self._clients.dynamodb.update_item, expected=_CONDITION_FAILED,
-                     TableName=self._table, Key=layout.key(layout.user_pk(user_id), layout.usage_sk(key_id)),
+                     TableName=self._table, Key=layout.usage_key(user_id, key_id),
                      UpdateExpression="SET last_used_at = :now, #type = :type",
                      ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
                      ExpressionAttributeNames={"#type": "type"},

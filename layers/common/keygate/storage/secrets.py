@@ -1,7 +1,12 @@
-"""HMAC secrets in Secrets Manager, one per key (keygate.ports.SecretVault and SecretReader)."""
+"""HMAC secrets in Secrets Manager, one per key (keygate.ports.SecretVault and SecretReader).
+
+Each is encrypted with the stack's own KMS key (SecretsKey), whose policy lets only the signature
+authorizer decrypt secret values (docs/architecture.md, "Who may touch what").
+"""
 
 from __future__ import annotations
 
+from keygate.config import ConfigError
 from keygate.storage import aws
 
 _MISSING = frozenset({"ResourceNotFoundException"})
@@ -10,16 +15,20 @@ _GONE = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
 
 
 class SecretsManagerVault:
-    def __init__(self, clients: aws.AwsClients, name_prefix: str) -> None:
+    def __init__(self, clients: aws.AwsClients, name_prefix: str, kms_key_id: str | None = None) -> None:
+        """`kms_key_id` encrypts the secrets it creates (SECRETS_KMS_KEY_ID); reading and deleting need none."""
         self._clients = clients
         self.name_prefix = name_prefix
+        self._kms_key_id = kms_key_id
 
     def name(self, key_id: str) -> str:
         return f"{self.name_prefix}{key_id}"
 
     def create(self, key_id: str, user_id: str, secret: str) -> None:
+        if not self._kms_key_id:  # never fall back to the AWS managed key, which the whole account may use
+            raise ConfigError("storage settings: SECRETS_KMS_KEY_ID is required to create secrets")
         aws.call("CreateSecret", self._clients.secretsmanager.create_secret, Name=self.name(key_id),
-                 SecretString=secret, Description="KeyGate API key HMAC secret",
+                 SecretString=secret, KmsKeyId=self._kms_key_id, Description="KeyGate API key HMAC secret",
                  Tags=[{"Key": "keygate:key_id", "Value": key_id}, {"Key": "keygate:user_id", "Value": user_id}])
 
     def delete(self, key_id: str) -> None:
