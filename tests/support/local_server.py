@@ -84,7 +84,7 @@ class LocalServer:
         dynamodb = boto3.client("dynamodb", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_REGION"],
                                 aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
                                 aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
-        dynamodb.put_item(TableName=info["table_name"], Item=layout.account_item(
+        dynamodb.put_item(TableName=info["resource_names"]["KeysTable"], Item=layout.account_item(
             user, AccountState(onboarding_completed=True, trading_handshake_completed=trade)))
 
     def published(self) -> dict:
