@@ -23,12 +23,14 @@ from .canonical import (
 from .client import new_nonce, sign_request
 from .headers import (
     DEFAULT_RECV_WINDOW_MS,
+    ED25519_SIGNATURE_HEX_LENGTH,
     HEADER_API_KEY,
     HEADER_CONTENT_SHA256,
     HEADER_NONCE,
     HEADER_RECV_WINDOW,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    HMAC_SIGNATURE_HEX_LENGTH,
     MAX_CLOCK_AHEAD_MS,
     MAX_RECV_WINDOW_MS,
     SIGNED_HEADER_NAMES,
@@ -47,10 +49,10 @@ from .verify import (
 )
 
 __all__ = [
-    "DEFAULT_RECV_WINDOW_MS", "EMPTY_BODY_SHA256", "HEADER_API_KEY", "HEADER_CONTENT_SHA256", "HEADER_NONCE",
-    "HEADER_RECV_WINDOW", "HEADER_SIGNATURE", "HEADER_TIMESTAMP", "MALFORMED_HEADER", "MAX_CLOCK_AHEAD_MS",
-    "MAX_RECV_WINDOW_MS", "MISSING_HEADER", "SCHEME", "SIGNED_HEADER_NAMES", "TIMESTAMP_OUT_OF_WINDOW",
-    "SignedHeaders", "SigningError", "body_matches", "canonical_path", "canonical_query", "check_timestamp",
-    "content_sha256", "enc", "expected_signature", "new_nonce", "parse_signed_headers", "sign_request",
-    "signature", "string_to_sign", "verify_signature",
+    "DEFAULT_RECV_WINDOW_MS", "ED25519_SIGNATURE_HEX_LENGTH", "EMPTY_BODY_SHA256", "HEADER_API_KEY",
+    "HEADER_CONTENT_SHA256", "HEADER_NONCE", "HEADER_RECV_WINDOW", "HEADER_SIGNATURE", "HEADER_TIMESTAMP",
+    "HMAC_SIGNATURE_HEX_LENGTH", "MALFORMED_HEADER", "MAX_CLOCK_AHEAD_MS", "MAX_RECV_WINDOW_MS", "MISSING_HEADER",
+    "SCHEME", "SIGNED_HEADER_NAMES", "TIMESTAMP_OUT_OF_WINDOW", "SignedHeaders", "SigningError", "body_matches",
+    "canonical_path", "canonical_query", "check_timestamp", "content_sha256", "enc", "expected_signature",
+    "new_nonce", "parse_signed_headers", "sign_request", "signature", "string_to_sign", "verify_signature",
 ]
