@@ -198,3 +198,57 @@ def test_a_server_clock_makes_a_skewed_bot_acceptable():
 def test_sign_accepts_only_what_signing_md_allows():
     with pytest.raises(ValueError):
         keygate_client.sign(keys.new_key_id("kgk_"), "s", "GET", "/v1/time", recv_window_ms=0)
+
+
+# ------------------------------------------------------------------ refusals
+REFUSAL_BODY = {"ok": False, "error": {"code": "TIMESTAMP_OUT_OF_WINDOW", "message": "X-KG-TIMESTAMP is 9000 ms "
+                "behind the server's clock (server time 1795000000000 ms since the epoch)"}}
+
+
+def refusing_server(request: JsonRequest) -> tuple[int, dict]:
+    return (200, {"fine": True}) if request.target.endswith("/ok") else (401, REFUSAL_BODY)
+
+
+def test_raise_for_refusal_gives_the_code_and_what_to_fix():
+    # Given KeyGate's answer to a request stamped too long ago, as any HTTP library returns it
+    response = httpx.Response(401, json=REFUSAL_BODY)
+    # When the bot checks it
+    with pytest.raises(keygate_client.KeyGateAuthError) as refused:
+        keygate_client.raise_for_refusal(response)
+    # Then the error names the check that refused it, the server's message, and what to change
+    assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW" and refused.value.status == 401
+    assert "server time" in refused.value.message and "GET /v1/time" in refused.value.fix
+    # And anything that is not a refusal passes quietly
+    for other in (httpx.Response(200, json={}), httpx.Response(503, json={"error": {"code": "SERVICE_UNAVAILABLE"}}),
+                  httpx.Response(401, text="not json")):
+        keygate_client.raise_for_refusal(other)
+
+
+def test_every_code_a_bot_can_receive_has_a_fix():
+    from keygate.authorizer import REFUSAL_CODES
+    assert set(keygate_client.FIXES) == {code.value for code in REFUSAL_CODES} | {"BODY_DIGEST_MISMATCH"}
+
+
+@pytest.mark.parametrize("library", ["httpx", "requests"])
+def test_the_auth_classes_raise_on_a_refusal_when_asked(library):
+    with serving(refusing_server) as root:
+        if library == "httpx":
+            auth = keygate_client.HttpxAuth("kgk_x", "kgs_y", api_root=root, raise_on_refusal=True)
+            with httpx.Client(auth=auth) as client:
+                assert client.get(root + "/v1/ok").json() == {"fine": True}
+                with pytest.raises(keygate_client.KeyGateAuthError) as refused:
+                    client.get(root + "/v1/trade/api-keys/self")
+        else:
+            session = requests.Session()
+            session.auth = keygate_client.RequestsAuth("kgk_x", "kgs_y", api_root=root, raise_on_refusal=True)
+            assert session.get(root + "/v1/ok", timeout=10).json() == {"fine": True}
+            with pytest.raises(keygate_client.KeyGateAuthError) as refused:
+                session.get(root + "/v1/trade/api-keys/self", timeout=10)
+    assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW"
+
+
+def test_by_default_the_auth_classes_return_the_refusal():
+    with serving(refusing_server) as root:
+        auth = keygate_client.HttpxAuth("kgk_x", "kgs_y", api_root=root)
+        with httpx.Client(auth=auth) as client:
+            assert client.get(root + "/v1/trade/api-keys/self").status_code == 401

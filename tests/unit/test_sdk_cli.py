@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
+import keygate_client
 import kg1 as signing
 from keygate import keys
 from keygate_client import cli
@@ -118,7 +119,7 @@ def checking_server(request: JsonRequest) -> tuple[int, dict[str, Any]]:
     if verifies(request.method, unquote(parts.path.removeprefix("/prod")), parts.query, dict(request.headers),
                 request.body):
         return 200, {"verified": True, "body": request.body.decode()}
-    return 401, {"error": {"code": "UNAUTHORIZED", "message": "refused"}}
+    return 401, {"ok": False, "error": {"code": "SIGNATURE_MISMATCH", "message": "The signature does not match."}}
 
 
 @pytest.fixture
@@ -141,7 +142,11 @@ def test_send_exits_non_zero_on_a_refusal(monkeypatch, api_root, capsys):
     monkeypatch.setenv(cli.KEY_ENV, KEY_ID)
     monkeypatch.setenv(cli.SECRET_ENV, keys.new_secret())  # not the secret the server knows
     assert cli.main([f"{api_root}/v1/trade/api-keys/self", "--api-root", api_root, "--send"]) == 1
-    assert capsys.readouterr().out.splitlines()[0] == "HTTP 401"
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "HTTP 401"
+    # And it says which check refused the request, and what to fix
+    assert "refused with SIGNATURE_MISMATCH: The signature does not match." in captured.err
+    assert f"to fix: {keygate_client.FIXES['SIGNATURE_MISMATCH']}" in captured.err
 
 
 def test_send_to_a_closed_port_is_a_network_error(key_in_env, capsys):

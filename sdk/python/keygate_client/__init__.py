@@ -5,6 +5,9 @@
 - `HttpxAuth` / `RequestsAuth`: sign every request an httpx or requests client sends
   (install the `httpx` or `requests` extra);
 - `ServerClock.sync(api_root)`: a clock corrected by its offset to KeyGate's (GET /v1/time);
+- `raise_for_refusal(response)`: a refusal (401 with its code) as `KeyGateAuthError`, whose `code`
+  says which check refused the request and `fix` what to change (`raise_on_refusal=True` on the
+  auth classes does it for every response);
 - the `keygate-sign` command: a signed curl command, or the response with `--send`.
 
 Standard library only; `_kg1` is a copy of kg1 (sdk/kg1), the package the authorizer verifies
@@ -15,9 +18,10 @@ from typing import Any
 
 from keygate_client._kg1 import SigningError
 from keygate_client.core import ServerClock, Signer, local_clock_ms, query_pairs, sign, signed_path
+from keygate_client.refusals import FIXES, KeyGateAuthError, raise_for_refusal
 
-__all__ = ["HttpxAuth", "RequestsAuth", "ServerClock", "Signer", "SigningError", "local_clock_ms", "query_pairs",
-           "sign", "signed_path"]
+__all__ = ["FIXES", "HttpxAuth", "KeyGateAuthError", "RequestsAuth", "ServerClock", "Signer", "SigningError",
+           "local_clock_ms", "query_pairs", "raise_for_refusal", "sign", "signed_path"]
 __version__ = "0.1.0"
 
 

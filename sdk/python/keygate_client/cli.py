@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from keygate_client import _kg1
 from keygate_client.core import ServerClock, Signer, api_root_path, require_http_url
+from keygate_client.refusals import refusal
 
 KEY_ENV = "KEYGATE_API_KEY"
 SECRET_ENV = "KEYGATE_API_SECRET"  # noqa: S105  # nosec B105  # the variable's name, not a secret
@@ -46,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--recv-window", type=int, metavar="MS", default=_kg1.DEFAULT_RECV_WINDOW_MS,
                         help=f"receive window, 1..{_kg1.MAX_RECV_WINDOW_MS} ms (default {_kg1.DEFAULT_RECV_WINDOW_MS})")
     parser.add_argument("--sync-clock", action="store_true", help="correct the clock with GET <api root>/v1/time first")
-    parser.add_argument("--send", action="store_true", help="send the request and print the response")
+    parser.add_argument("--send", action="store_true",
+                        help="send the request and print the response (and, for a refusal, its code and the fix)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="seconds for --send and --sync-clock")
     return parser
@@ -103,6 +105,10 @@ def _send(method: str, url: str, headers: dict[str, str], body: bytes, timeout: 
     sys.stdout.write(text.decode("utf-8", "replace"))
     if text and not text.endswith(b"\n"):
         sys.stdout.write("\n")
+    refused = refusal(status, text)
+    if refused is not None:  # which check refused it, and what to change
+        print(f"keygate-sign: refused with {refused.code}: {refused.message}", file=sys.stderr)
+        print(f"keygate-sign: to fix: {refused.fix}", file=sys.stderr)
     return 0 if status < 400 else 1
 
 
