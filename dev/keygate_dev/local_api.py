@@ -14,10 +14,12 @@ API Gateway:
   each with its CloudFormation environment) instead of Docker containers;
 - Gateway Responses: SAM CLI answers authorizer refusals and unknown routes
   with fixed bodies ({"message": ...}, and 500 when a TOKEN authorizer raises
-  "Unauthorized"). Here API Gateway's rules apply: an authorizer error
-  "Unauthorized" is UNAUTHORIZED (401), a Deny or a policy that does not cover
-  the method is ACCESS_DENIED (403, with $context.authorizer.* from the
-  authorizer's context), any other authorizer error is AUTHORIZER_FAILURE,
+  "Unauthorized"). Here API Gateway's rules apply: a missing identity source or
+  an authorizer error "Unauthorized" is UNAUTHORIZED, a Deny or a policy that
+  does not cover the method is ACCESS_DENIED (with $context.authorizer.* from
+  the authorizer's context; KeyGate's authorizers refuse only this way), any
+  other authorizer error is AUTHORIZER_FAILURE, an authorizer without identity
+  sources is invoked for every request,
   an unknown route or method (HEAD and OPTIONS too, which Flask would route to
   GET or answer 405) is MISSING_AUTHENTICATION_TOKEN (403), a failed
   function is a 5XX; each rendered from the GatewayResponses property of the

@@ -2,9 +2,9 @@
 
 How each outcome reaches the bot, as API Gateway decides it, is in
 docs/architecture.md ("Errors"): an Allow for this request's method ARN only,
-with the context a backend reads; a Deny carrying the code for 403 refusals;
-"Unauthorized" (401) for the others; any other exception is an AWS fault
-(AUTHORIZER_FAILURE, 503), never an allow.
+with the context a backend reads; for every refusal a Deny carrying its code
+and message, which the ACCESS_DENIED Gateway Response answers 401. Only an AWS
+fault raises (AUTHORIZER_FAILURE, 503), never an allow.
 """
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -38,13 +38,11 @@ def handler(event, context):
         "allowed": decision.allowed, "status": decision.status,
         "error_code": decision.code.value if decision.code else "OK",
         "api_key": decision.key_id, "user_id": decision.user_id, "apigw_request_id": apigw.request_id(event)})
-    metrics.add_metric(name="SignatureAllowed" if decision.allowed else f"SignatureRefused{decision.status}",
-                       unit="Count", value=1)
+    # Every refusal is a 401 (the code is in the log line): the signature-refusals alarm reads this metric
+    metrics.add_metric(name="SignatureAllowed" if decision.allowed else "SignatureRefused401", unit="Count", value=1)
     if decision.allowed:
         return apigw.allow_policy(decision.user_id, event["methodArn"], {
             "user_id": decision.user_id, "key_id": decision.key_id,
             "permissions": ",".join(decision.permissions)}, whole_api=False)
-    if decision.status == 403:
-        return apigw.deny_policy(decision.user_id or "anonymous", event["methodArn"],
-                                 {"error_code": decision.code.value, "error_message": decision.message})
-    raise apigw.AuthorizerDenied()
+    return apigw.deny_policy(decision.user_id or "anonymous", event["methodArn"],
+                             {"error_code": decision.code.value, "error_message": decision.message})

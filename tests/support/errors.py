@@ -1,4 +1,5 @@
-"""The error shape every refusal has, KeyGate's own and API Gateway's: {"error": {"code", "message"}}."""
+"""The error shape every refusal has, KeyGate's own and API Gateway's: {"error": {"code", "message"}}, with
+`"ok": false` beside `"error"` in the uniform shape the Gateway Responses move to."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ class _Answer(Protocol):
 
 def error_of(body: Any) -> dict[str, str]:
     """The `{"code", "message"}` of an error body, once it is checked to have exactly that shape, both filled."""
-    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert isinstance(body, dict) and set(body) in ({"error"}, {"ok", "error"}), body
+    assert body.get("ok", False) is False, body
     assert isinstance(body["error"], dict) and set(body["error"]) == {"code", "message"}, body
     assert body["error"]["code"] and body["error"]["message"], body
     return body["error"]

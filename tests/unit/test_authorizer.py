@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import keygate_client
 import kg1
 from keygate import apigw, keys
-from keygate.authorizer import SignatureAuthorizer, TtlCache
+from keygate.authorizer import MAX_MESSAGE_LENGTH, REFUSAL_CODES, SignatureAuthorizer, TtlCache, safe_message
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
 from keygate.records import ApiKeyRecord, KeyStatus
@@ -331,7 +331,7 @@ def test_ip_whitelist(whitelist, source_ip, allowed):
     decision = authorizer.authorize(bot.request(source_ip=source_ip))
     assert decision.allowed is allowed
     if not allowed:
-        assert (decision.status, decision.code) == (403, "IP_NOT_ALLOWED")
+        assert (decision.status, decision.code) == (401, "IP_NOT_ALLOWED")
         assert "record_nonce" not in storage.calls
 
 
@@ -356,7 +356,7 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
     decision = authorizer.authorize(bot.request(method, "/v1/trade/orders", body=b'{"qty": "1"}'))
     assert decision.allowed is allowed
     if not allowed:
-        assert (decision.status, decision.code) == (403, "PERMISSION_DENIED")
+        assert (decision.status, decision.code) == (401, "PERMISSION_DENIED")
         assert "record_nonce" not in storage.calls
 
 
@@ -383,22 +383,102 @@ def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, p
     decision = authorizer.authorize(bot.request(method, path))
     assert decision.allowed is allowed, decision
     if not allowed:
-        assert (decision.status, decision.code) == (403, "PERMISSION_DENIED")
+        assert (decision.status, decision.code) == (401, "PERMISSION_DENIED")
         assert "withdraw" in decision.message
 
 
-def test_refusal_messages_fit_the_access_denied_template():
-    # The ACCESS_DENIED Gateway Response pastes the message between JSON quotes, unescaped.
+@pytest.mark.parametrize("source_ip", ["192.0.2.1", "2001:db8::dead:beef", "::ffff:192.0.2.1"])
+def test_an_ip_refusal_names_the_address_the_request_came_from(source_ip):
     storage, clocks = MemoryStorage(), Clocks(NOW_MS)
-    config = make_config(withdrawal_path_prefixes="/v1/wallet")
-    authorizer = SignatureAuthorizer(config, storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
-    for permissions, ip in ((["read"], "203.0.113.10"), (["read", "trade"], "192.0.2.1")):
-        bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
-        for path in ("/v1/trade/orders", "/v1/wallet/x"):
-            decision = authorizer.authorize(bot.request("POST", path, source_ip=ip))
-            assert decision.status == 403
-            rendered = f'{{"error": {{"code": "{decision.code}", "message": "{decision.message}"}}}}'
-            assert json.loads(rendered)["error"]["message"] == decision.message
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    bot = Bot(*storage.add_key(ip_whitelist=["203.0.113.10"]), clocks)
+    decision = authorizer.authorize(bot.request(source_ip=source_ip))
+    assert decision.code == "IP_NOT_ALLOWED" and f"from {source_ip}:" in decision.message
+
+
+def test_a_source_ip_that_is_not_an_address_is_not_echoed():
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    bot = Bot(*storage.add_key(ip_whitelist=["203.0.113.10"]), clocks)
+    decision = authorizer.authorize(bot.request(source_ip='1.2.3.4", "code": "OK'))
+    assert decision.code == "IP_NOT_ALLOWED" and "1.2.3.4" not in decision.message
+
+
+# ---------------------------------------------- every message fits the template
+ACCESS_DENIED = '{"ok": false, "error": {"code": "$context.authorizer.error_code", ' \
+                '"message": "$context.authorizer.error_message"}}'
+UNSAFE = set('"\\') | {chr(code) for code in range(0x20)} | {chr(code) for code in range(0x7f, 0xa0)} | \
+    {"\u2028", "\u2029"}
+
+
+def assert_fits_the_template(code: str, message: str) -> None:
+    # The ACCESS_DENIED Gateway Response pastes the values between JSON quotes, as they are
+    assert message and not set(message) & UNSAFE, message
+    rendered = ACCESS_DENIED.replace("$context.authorizer.error_code", code).replace(
+        "$context.authorizer.error_message", message)
+    assert json.loads(rendered)["error"] == {"code": code, "message": message}
+
+
+def every_refusal(authorizer, storage, clocks, *, source_ip="192.0.2.1", offset_ms=7_000, window=None):
+    """One request per refusal path of the authorizer (docs/signing.md's checks 1-7), signed by the SDK."""
+    reader = Bot(*storage.add_key(permissions=["read"]), clocks)
+    pinned = Bot(*storage.add_key(ip_whitelist=["203.0.113.10"]), clocks)
+    revoked, expired, orphan = (Bot(*storage.add_key(), clocks) for _ in range(3))
+    storage.revoke(revoked.key_id)
+    storage.keys.put_record(storage.keys.records[expired.key_id].changed(
+        expires_at=datetime.fromtimestamp((NOW_MS - 1000) / 1000, UTC)))
+    del storage.vault.secrets[orphan.key_id]
+    good = {name.lower(): value for name, value in reader.headers().items()}
+    requests = [reader.request(headers={key: value for key, value in good.items() if key != name})
+                for name in sorted(good)]
+    requests += [reader.request(headers={**good, name: "\u00e9" * 20}) for name in sorted(good)]
+    requests += [reader.request(headers={**good, "X-KG-NONCE": good["x-kg-nonce"]})]
+    duplicated = reader.event()
+    duplicated["multiValueHeaders"]["X-KG-NONCE"] = ["a" * 20, "b" * 20]
+    requests += [apigw.signed_request(duplicated)]
+    requests += [reader.request(clock=lambda: clocks.wall_ms + offset_ms, recv_window_ms=window),
+                 reader.request(clock=lambda: clocks.wall_ms - offset_ms, recv_window_ms=window)]
+    requests += [Bot("kgk_" + "A" * 28, "x", clocks).request(),
+                 Bot(keys.new_key_id(PREFIX), keys.new_secret(), clocks).request(),
+                 revoked.request(), expired.request(), orphan.request(),
+                 reader.request(headers={**good, "x-kg-signature": "ab" * 64}),
+                 Bot(reader.key_id, keys.new_secret(), clocks).request(),
+                 pinned.request(source_ip=source_ip),
+                 reader.request("POST", "/v1/trade/orders")]
+    replayed = reader.headers()
+    authorizer.authorize(reader.request(headers=replayed))
+    requests += [reader.request(headers=replayed)]
+    return [authorizer.authorize(request) for request in requests]
+
+
+def test_every_refusal_code_of_the_authorizer_is_reached_and_its_message_fits_the_template(world):
+    authorizer, storage, clocks, _ = world
+    decisions = every_refusal(authorizer, storage, clocks)
+    refusals = [decision for decision in decisions if not decision.allowed]
+    assert len(refusals) == len(decisions)
+    # Every code the authorizer declares is reached, and no other
+    assert {decision.code for decision in refusals} == set(REFUSAL_CODES)
+    for decision in refusals:
+        assert decision.status == 401
+        assert_fits_the_template(decision.code.value, decision.message)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(source_ip=st.one_of(st.ip_addresses().map(str), st.text(max_size=40)),
+       offset_ms=st.integers(min_value=1001, max_value=10**13),
+       window=st.one_of(st.none(), st.integers(min_value=1, max_value=60000)))
+def test_messages_with_values_from_the_request_still_fit_the_template(source_ip, offset_ms, window):
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    for decision in every_refusal(authorizer, storage, clocks, source_ip=source_ip, offset_ms=offset_ms,
+                                  window=window):
+        if not decision.allowed:  # a source IP inside the whitelist may pass check 5
+            assert_fits_the_template(decision.code.value, decision.message)
+
+
+@given(text=st.text())
+def test_safe_message_leaves_nothing_a_template_could_not_carry(text):
+    assert not set(safe_message(text)) & UNSAFE and len(safe_message(text)) <= MAX_MESSAGE_LENGTH
 
 
 # ------------------------------------------------------------------ check 7

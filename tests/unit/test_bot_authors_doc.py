@@ -149,14 +149,18 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
     # The import names KeyGate's export (for a stack called keygate-prod) ...
     export = template.load_template()["Outputs"]["SignatureAuthorizerArn"]["Export"]["Name"]["Fn::Sub"]
     assert attached["FunctionArn"] == {"Fn::ImportValue": export.replace("${AWS::StackName}", "keygate-prod")}
-    # ... with the payload, identity sources and disabled cache of KeyGate's own API
+    # ... with the payload, the absence of identity sources and the disabled cache of KeyGate's own API
     own = template.resources("AWS::Serverless::Api")["KeyGateApi"]["Properties"]["Auth"]["Authorizers"][
         "SignatureAuthorizer"]
     assert (attached["FunctionPayloadType"], attached["Identity"]) == (own["FunctionPayloadType"], own["Identity"])
-    # And its AUTHORIZER_FAILURE response is KeyGate's: 503 with Retry-After, never a bare 500
-    # (declared on the Api, so that a change to it redeploys the stage)
-    assert api["Properties"]["GatewayResponses"]["AUTHORIZER_FAILURE"] == \
-        template.gateway_responses()["AUTHORIZER_FAILURE"]
+    assert attached["Identity"] == {"ReauthorizeEvery": 0}
+    # And its ACCESS_DENIED (every refusal: 401 with the Deny's code and message) and AUTHORIZER_FAILURE (503
+    # with Retry-After, never a bare 500) responses are KeyGate's and the example's (declared on the Api, so
+    # that a change to one redeploys the stage)
+    for response_type in ("ACCESS_DENIED", "AUTHORIZER_FAILURE"):
+        assert api["Properties"]["GatewayResponses"][response_type] == \
+            template.gateway_responses()[response_type] == \
+            template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)[response_type], response_type
     # And it puts KeyGate's exported web ACL in front of its stage, as the example does
     [association] = [resource["Properties"] for resource in snippet.values()
                      if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]
@@ -165,3 +169,16 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
     [example] = [resource["Properties"] for resource in template.load_template(template.EXAMPLE_TEMPLATE_PATH)[
         "Resources"].values() if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert association["ResourceArn"] == example["ResourceArn"]
+
+
+# ------------------------------------------------------------------ refusals
+def test_the_refusal_table_lists_every_code_a_bot_can_receive_each_401_with_a_fix():
+    from keygate.authorizer import REFUSAL_CODES
+    table = DOC[DOC.index("<!-- refusal codes"):DOC.index("Other answers:")]
+    rows = re.findall(r"^\| (\d{3}) \| `([A-Z_]+)` \| (.+) \|$", table, re.MULTILINE)
+    # Every code the authorizer refuses with, in the order of its checks, then the backend's body check
+    assert [code for _, code, _ in rows] == [code.value for code in REFUSAL_CODES] + ["BODY_DIGEST_MISMATCH"]
+    # Each one 401, with what to fix, and the SDK offers a fix for each (KeyGateAuthError.fix)
+    assert {status for status, _, _ in rows} == {"401"}
+    assert all(len(fix) > 20 for _, _, fix in rows)
+    assert set(keygate_client.FIXES) == {code for _, code, _ in rows}

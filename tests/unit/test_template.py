@@ -99,7 +99,8 @@ def test_gateway_responses_use_the_error_shape():
     assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED",
             "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
     for properties in types.values():
-        assert properties["ResponseTemplates"]["application/json"].startswith('{"error": {"code": ')
+        assert properties["ResponseTemplates"]["application/json"].startswith(
+            ('{"error": {"code": ', '{"ok": false, "error": {"code": '))
     for response_type in ("AUTHORIZER_FAILURE", "DEFAULT_5XX"):
         assert types[response_type]["StatusCode"] == "503"
         assert types[response_type]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"

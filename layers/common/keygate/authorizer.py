@@ -2,8 +2,10 @@
 
 `SignatureAuthorizer.authorize` takes what API Gateway hands a REQUEST
 authorizer and returns a `Decision`; the Lambda handler only turns that into
-API Gateway's vocabulary. Nothing is read before the cheap checks (headers,
-clock, key id checksum) pass, and nothing is written before checks 1-6 pass.
+API Gateway's vocabulary. Every refusal is a Decision with its code and a
+message that says what to fix (the bot receives both: docs/signing.md); only
+an AWS fault raises. Nothing is read before the cheap checks (headers, clock,
+key id checksum) pass, and nothing is written before checks 1-6 pass.
 Its caches and the bounds they set are described in docs/architecture.md
 ("The signature authorizer's caches").
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +34,7 @@ from keygate.storage import aws
 from keygate.storage.lookup import DynamoKeyLookup
 from keygate.storage.secrets import SecretsManagerVault
 
+HMAC_KEY_TYPE = "hmac-sha256"
 CACHE_MAX_ENTRIES = 10_000
 POINTER_CACHE_TTL_SECONDS = 24 * 3600  # key id -> user never changes once written
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -64,9 +68,33 @@ class TtlCache[Value]:
         self._entries.pop(key, None)
 
 
+# Every code a refusal of the authorizer carries, in the order of docs/signing.md's checks; each reaches the
+# bot with status 401 and a message saying what to fix (README, "When a request is refused").
+REFUSAL_CODES = (
+    ErrorCode.MISSING_HEADER, ErrorCode.MALFORMED_HEADER,  # 1
+    ErrorCode.TIMESTAMP_OUT_OF_WINDOW,  # 2
+    ErrorCode.INVALID_KEY_ID,  # 3
+    ErrorCode.UNKNOWN_KEY, ErrorCode.KEY_REVOKED, ErrorCode.KEY_EXPIRED, ErrorCode.ALGORITHM_MISMATCH,  # 4
+    ErrorCode.SIGNATURE_MISMATCH,
+    ErrorCode.IP_NOT_ALLOWED,  # 5
+    ErrorCode.PERMISSION_DENIED,  # 6
+    ErrorCode.NONCE_REUSED,  # 7
+)
+
+# A Gateway Response template pastes the message between JSON quotes as it is (docs/signing.md): a quote, a
+# backslash or a control character (any line or paragraph separator too) would break the body or forge a field.
+_UNSAFE_IN_MESSAGE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+MAX_MESSAGE_LENGTH = 400
+
+
+def safe_message(text: str) -> str:
+    """`text` with every character a Gateway Response template could not carry replaced by `?`, bounded."""
+    return _UNSAFE_IN_MESSAGE.sub("?", text)[:MAX_MESSAGE_LENGTH]
+
+
 @dataclass(frozen=True)
 class Decision:
-    """An authorizer's outcome: allowed, or refused with a code (`status` is how the bot receives it)."""
+    """An authorizer's outcome: allowed, or refused with a code and a message saying what to fix."""
 
     allowed: bool
     code: ErrorCode | None = None
@@ -77,15 +105,13 @@ class Decision:
 
     @classmethod
     def refuse(cls, code: ErrorCode, message: str, **known: Any) -> Decision:
-        return cls(allowed=False, code=code, message=message, **known)
+        return cls(allowed=False, code=code, message=safe_message(message), **known)
 
     @property
     def status(self) -> int:
-        # A refusal reaches the bot as 403 (ACCESS_DENIED, with its code) or 401 (UNAUTHORIZED, without it):
-        # docs/architecture.md, "Errors".
-        if self.code is None:
-            return 200
-        return 403 if self.code.status == 403 else 401
+        # Every refusal is a Deny carrying its code, which the ACCESS_DENIED Gateway Response answers
+        # with 401 (docs/architecture.md, "Errors").
+        return 200 if self.allowed else 401
 
 
 @dataclass(frozen=True)
@@ -183,42 +209,53 @@ class SignatureAuthorizer:
             return Decision.refuse(ErrorCode[error.code], error.message)
         # 3. key id well formed: no lookup for a malformed or forged id
         if not keys.is_well_formed_key_id(signed.key_id, self._config.key_id_prefix):
-            return Decision.refuse(ErrorCode.INVALID_KEY_ID, "X-KG-API-KEY is not a KeyGate API key id.")
-        # 4. key known, active, not expired; signature equal (constant time)
+            return Decision.refuse(ErrorCode.INVALID_KEY_ID,
+                                   "X-KG-API-KEY is not a KeyGate API key id: send the key id exactly as issued.")
+        # 4. key known, active, not expired; signature of the key's type, equal (constant time)
         cached = self._key(signed.key_id)
         if cached is None:
-            return Decision.refuse(ErrorCode.UNKNOWN_KEY, "No API key has this id.")
+            return Decision.refuse(ErrorCode.UNKNOWN_KEY,
+                                   "No API key has this id: check X-KG-API-KEY (a key created a moment ago "
+                                   "is known within seconds).")
         record = cached.record
         known = {"user_id": record.user_id, "key_id": record.key_id}
         if record.status is KeyStatus.REVOKED:
             self._secrets.drop(record.key_id)
-            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
+            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.", **known)
         if record.is_expired(_utc(now_ms)):
-            return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired.", **known)
+            return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired: create a new key.", **known)
+        if len(signed.signature) != kg1.HMAC_SIGNATURE_HEX_LENGTH:
+            return Decision.refuse(ErrorCode.ALGORITHM_MISMATCH,
+                                   "This API key is an HMAC-SHA256 key: sign with KG1-HMAC-SHA256 (the first line "
+                                   "of the string to sign) and send its 64 hex character HMAC in X-KG-SIGNATURE.",
+                                   **known)
         secret = self._secret(record.key_id)
         if secret is None:
             # Its secret is deleted right after a revocation this instance has not seen yet.
             logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
-            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
+            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.", **known)
         if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
-            return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH,
-                                   "The signature does not match the request; check the string to sign.", **known)
+            return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
         # 5. source IP inside the whitelist (API Gateway's source IP, never a header)
         if cached.networks and not _ip_allowed(request.source_ip, cached.networks):
-            return Decision.refuse(ErrorCode.IP_NOT_ALLOWED, "This API key may not be used from this IP address.",
-                                   **known)
+            return Decision.refuse(ErrorCode.IP_NOT_ALLOWED,
+                                   f"This API key may not be used from {_address(request.source_ip)}: send from "
+                                   "an address in its IP whitelist, or add this one to it.", **known)
         # 6. permission the route needs
         needed = self.required_permission(request.method, request.path)
         if needed not in record.permissions:
-            return Decision.refuse(ErrorCode.PERMISSION_DENIED, f"This API key lacks the {needed} permission.",
-                                   **known)
+            return Decision.refuse(ErrorCode.PERMISSION_DENIED,
+                                   f"This API key lacks the {needed} permission, which this route needs: use a "
+                                   f"key that holds {needed}.", **known)
         # 7. nonce unused inside its window, recorded only now that 1-6 passed. The record
         # outlives the last instant the same request could pass check 2.
         try:
             self.lookup.record_nonce(record.key_id, signed.nonce, now_ms=now_ms,
                                       expires_at_ms=signed.timestamp_ms + signed.recv_window_ms + 1)
         except NonceReused:
-            return Decision.refuse(ErrorCode.NONCE_REUSED, "This nonce was already used; send a fresh one.", **known)
+            return Decision.refuse(ErrorCode.NONCE_REUSED,
+                                   "This nonce was already used with this key: send a fresh X-KG-NONCE with "
+                                   "every request.", **known)
         self._touch(record, now_ms)
         return Decision(allowed=True, user_id=record.user_id, key_id=record.key_id,
                         permissions=tuple(record.permissions))
@@ -236,6 +273,19 @@ class SignatureAuthorizer:
             logger.warning("last_used_at not refreshed", extra={"api_key": record.key_id,
                                                                 "error_type": type(error).__name__})
             metrics.add_metric(name="LastUsedRefreshFailed", unit="Count", value=1)
+
+
+_SIGNATURE_MISMATCH = ("The signature does not match the request: check the key's secret and the string to sign "
+                       "(the path relative to the API root without the stage, the canonical query, the digest of "
+                       "the exact body bytes, the headers exactly as sent).")
+
+
+def _address(source_ip: str) -> str:
+    """The source address for a message; API Gateway's is always an IP, anything else is not echoed."""
+    try:
+        return str(ipaddress.ip_address(source_ip))
+    except ValueError:
+        return "an address API Gateway could not name"
 
 
 def _utc(epoch_ms: int) -> datetime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import unicodedata
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -353,4 +353,7 @@ class ErrorDetail(BaseModel):
 class ErrorResponse(BaseModel):
     """Every refusal, from a handler (api.error_response) or from API Gateway (Gateway Responses)."""
 
+    # `"ok": false` beside `"error"`, the uniform shape every error body moves to; the authorizers' refusals
+    # (the ACCESS_DENIED and UNAUTHORIZED Gateway Responses) carry it already. Optional until all do.
+    ok: Literal[False] = False
     error: ErrorDetail

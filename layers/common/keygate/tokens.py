@@ -22,6 +22,7 @@ JWKS_CACHE_SECONDS = 300
 # What a caller may catch: any reason a token is not acceptable (bad signature, claims, expiry, ...).
 InvalidToken = jwt.PyJWTError
 ExpiredToken = jwt.ExpiredSignatureError
+WrongAudience = jwt.InvalidAudienceError
 
 
 @cache
