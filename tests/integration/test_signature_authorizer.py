@@ -225,26 +225,38 @@ def test_a_read_only_key_is_refused_on_a_post_and_writes_no_nonce(gate, aws_call
 
 
 @pytest.mark.parametrize("stack_env", [{"AllowedPermissions": "read,trade,withdraw",
-                                        "WithdrawalPathPrefixes": "/v1/wallet/withdrawals,/v1/wallet/addresses"}],
+                                        "WithdrawalRoutes": "POST /v1/wallet/withdrawals,"
+                                                            "POST /v1/accounts/{account_id}/withdrawals"}],
                          indirect=True)
 def test_withdrawal_routes_need_the_withdraw_permission(gate):
-    # Given the stack parameter naming the withdrawal routes, a trading key and a withdrawal key
-    assert AuthorizerConfig.from_environ().withdrawal_path_prefixes == ("/v1/wallet/withdrawals",
-                                                                        "/v1/wallet/addresses")
+    # Given the stack parameter naming the withdrawal routes as API Gateway's resource templates (the example
+    # API's), a trading key and a withdrawal key
+    assert AuthorizerConfig.from_environ().withdrawal_routes == (
+        ("POST", "/v1/wallet/withdrawals"), ("POST", "/v1/accounts/{account_id}/withdrawals"))
     trader = gate.create_key(permissions=["read", "trade"])
-    withdrawer = gate.create_key(user="bob", permissions=["read", "withdraw"], ip_whitelist=[BOT_IP])
-    # Then only the withdrawal key passes on those prefixes, whatever the method
-    assert gate.send(trader, "POST", "/v1/wallet/withdrawals").context["error_code"] == "PERMISSION_DENIED"
-    assert refused(gate.send(trader, "GET", "/v1/wallet/addresses/btc"), "PERMISSION_DENIED")
-    assert gate.send(withdrawer, "POST", "/v1/wallet/withdrawals").status == 200
-    assert gate.send(withdrawer, "GET", "/v1/wallet/addresses/btc").status == 200
+    withdrawer = gate.create_key(user="bob", permissions=["read", "trade", "withdraw"], ip_whitelist=[BOT_IP])
+    # Then only the withdrawal key passes on those routes, the templated one included (issue 13, finding 1a) ...
+    for path in ("/v1/wallet/withdrawals", "/v1/accounts/acc-1/withdrawals"):
+        assert refused(gate.send(trader, "POST", path), "PERMISSION_DENIED"), path
+        assert gate.send(withdrawer, "POST", path).status == 200, path
+    # ... and on the example's catch-all, which no SafeProxyResources entry declares safe (fail closed)
+    assert refused(gate.send(trader, "GET", "/v1/misc/prices"), "PERMISSION_DENIED")
+    assert gate.send(withdrawer, "GET", "/v1/misc/prices").status == 200
     # And elsewhere the usual read/trade rule applies
-    assert refused(gate.send(withdrawer, "POST", "/v1/trade/orders"), "PERMISSION_DENIED")
     assert gate.send(trader, "POST", "/v1/trade/orders").status == 200
+    assert gate.send(withdrawer, "GET", "/v1/trade/api-keys/self").status == 200
 
 
-def test_the_default_stack_has_no_withdrawal_routes(gate):
-    assert AuthorizerConfig.from_environ().withdrawal_path_prefixes == ()
+@pytest.mark.parametrize("stack_env", [{"SafeProxyResources": "/v1/misc/{proxy+}"}], indirect=True)
+def test_a_catch_all_declared_safe_needs_only_read_or_trade(gate):
+    trader = gate.create_key(permissions=["read", "trade"])
+    assert gate.send(trader, "GET", "/v1/misc/prices").status == 200
+    assert gate.send(trader, "POST", "/v1/misc/anything").status == 200
+
+
+def test_the_default_stack_has_no_withdrawal_routes_and_no_safe_catch_all(gate):
+    config = AuthorizerConfig.from_environ()
+    assert (config.withdrawal_routes, config.safe_proxy_resources) == ((), ())
 
 
 # ---------------------------------------------------------------- secrets

@@ -25,7 +25,7 @@ from keygate.authorizer import MAX_MESSAGE_LENGTH, REFUSAL_CODES, SignatureAutho
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
 from keygate.records import ApiKeyRecord, KeyStatus
-from tests.support.bots import Bot, request_event
+from tests.support.bots import CATCH_ALL, Bot, request_event
 from tests.support.clocks import Clocks
 from tests.support.memory import MemoryStorage
 
@@ -35,6 +35,9 @@ ALL_PERMISSIONS = ["read", "trade", "withdraw"]
 
 
 def make_config(**settings_: object) -> AuthorizerConfig:
+    """The authorizer's settings; the bots' requests come through a downstream API's catch-all (CATCH_ALL),
+    declared safe here unless a test says otherwise (an undeclared greedy resource needs `withdraw`)."""
+    settings_.setdefault("safe_proxy_resources", CATCH_ALL)
     return AuthorizerConfig.from_environ({name.upper(): str(value) for name, value in settings_.items()})
 
 
@@ -360,31 +363,55 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
         assert "record_nonce" not in storage.calls
 
 
-@pytest.mark.parametrize(("permissions", "method", "path", "allowed"), [
-    (["read", "trade"], "POST", "/v1/wallet/withdrawals", False),
-    (["read", "trade"], "GET", "/v1/wallet/withdrawals/w-1", False),
-    (["read", "trade", "withdraw"], "POST", "/v1/wallet/withdrawals", True),
-    (["read", "withdraw"], "GET", "/v1/wallet/withdrawals/w-1", True),
-    (["read", "trade"], "POST", "/v1/wallet/withdrawals-history", True),  # a prefix is a whole segment
-    (["read", "trade"], "POST", "/v1/transfers/internal", False),
-    # Spellings a lenient backend router behind a catch-all route may still send to a withdrawal route
-    (["read", "trade"], "POST", "/v1//wallet/withdrawals", False),
-    (["read", "trade"], "POST", "/v1/./wallet/withdrawals", False),
-    (["read", "trade"], "POST", "/v1/trade/../wallet/withdrawals", False),
-    (["read", "trade"], "POST", "/V1/Wallet/Withdrawals", False),
-    (["read", "trade"], "POST", "/v1/wallet/withdrawals/", False),
-    (["read", "trade", "withdraw"], "POST", "/V1//wallet/./withdrawals", True),
+WITHDRAWAL_ROUTES = "POST /v1/wallet/withdrawals, ANY /v1/wallet/transfers, POST /v1/accounts/{account_id}/withdrawals"
+TRADER, WITHDRAWER = ["read", "trade"], ["read", "trade", "withdraw"]
+
+
+@pytest.mark.parametrize(("permissions", "method", "resource", "path", "allowed"), [
+    # A declared withdrawal route, for its method only; ANY for every method
+    (TRADER, "POST", "/v1/wallet/withdrawals", "/v1/wallet/withdrawals", False),
+    (WITHDRAWER, "POST", "/v1/wallet/withdrawals", "/v1/wallet/withdrawals", True),
+    (TRADER, "GET", "/v1/wallet/withdrawals", "/v1/wallet/withdrawals", True),
+    (TRADER, "DELETE", "/v1/wallet/transfers", "/v1/wallet/transfers", False),
+    (TRADER, "GET", "/v1/wallet/transfers", "/v1/wallet/transfers", False),
+    # A templated route matches as the template API Gateway matched, whatever the parameter's value
+    (TRADER, "POST", "/v1/accounts/{account_id}/withdrawals", "/v1/accounts/acc-1/withdrawals", False),
+    (TRADER, "POST", "/v1/accounts/{account_id}/withdrawals", "/v1/accounts/A%C4%B1/withdrawals", False),
+    (WITHDRAWER, "POST", "/v1/accounts/{account_id}/withdrawals", "/v1/accounts/acc-1/withdrawals", True),
+    # Elsewhere the usual rule: read for GET/HEAD, trade for the rest (a withdraw key too needs trade)
+    (TRADER, "POST", "/v1/trade/orders", "/v1/trade/orders", True),
+    (["read", "withdraw"], "POST", "/v1/trade/orders", "/v1/trade/orders", False),
+    # Any greedy resource needs withdraw unless declared safe, whatever the path under it: fail closed
+    (TRADER, "GET", "/v1/misc/{proxy+}", "/v1/misc/prices", False),
+    (TRADER, "POST", "/v1/misc/{proxy+}", "/v1/misc/../wallet/withdrawals", False),
+    (TRADER, "GET", "/{proxy+}", "/anything", False),
+    (WITHDRAWER, "POST", "/v1/misc/{proxy+}", "/v1/misc/anything", True),
+    (TRADER, "GET", "/v1/docs/{proxy+}", "/v1/docs/index.html", True),  # declared safe
 ])
-def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
+def test_the_permission_follows_the_route_api_gateway_matched(permissions, method, resource, path, allowed):
+    # Given declared withdrawal routes and one declared safe catch-all
     storage, clocks = MemoryStorage(), Clocks(NOW_MS)
-    config = make_config(withdrawal_path_prefixes="/v1/wallet/withdrawals, /v1/transfers/")
+    config = make_config(withdrawal_routes=WITHDRAWAL_ROUTES, safe_proxy_resources="/v1/docs/{proxy+}")
     authorizer = SignatureAuthorizer(config, storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
-    decision = authorizer.authorize(bot.request(method, path))
+    # When a signed request reaches it through the route API Gateway matched
+    decision = authorizer.authorize(bot.request(method, path, resource=resource))
+    # Then the permission is the route's, never the path's spelling
     assert decision.allowed is allowed, decision
     if not allowed:
         assert (decision.status, decision.code) == (401, "PERMISSION_DENIED")
-        assert "withdraw" in decision.message
+        assert f"{method} {resource} needs" in decision.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.text(min_size=1, max_size=40).map(lambda text: "/v1/wallet/withdrawals/" + text),
+       method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]))
+def test_no_spelling_under_a_catch_all_escapes_withdraw(path, method):
+    # Whatever path a catch-all receives (case, dots, `;`, `.json`, `\\`, U+0131, encodings), its resource is the
+    # catch-all's template: without withdraw, refused
+    authorizer = SignatureAuthorizer(make_config(safe_proxy_resources="none"), None, None)  # type: ignore[arg-type]
+    assert authorizer.required_permission(method, "/{proxy+}") == "withdraw"
+    assert authorizer.required_permission(method, None) == "withdraw"  # no matched route: fail closed
 
 
 @pytest.mark.parametrize("source_ip", ["192.0.2.1", "2001:db8::dead:beef", "::ffff:192.0.2.1"])

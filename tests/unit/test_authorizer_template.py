@@ -1,8 +1,10 @@
 """template.yaml's issue-3 wiring: the SignatureAuthorizer, its routes, parameters, Gateway Responses and exports."""
 
+import re
+
 import pytest
 
-from keygate.config import AuthorizerConfig
+from keygate.config import AuthorizerConfig, ConfigError
 from keygate_dev import template
 
 FUNCTIONS = template.resources("AWS::Serverless::Function")
@@ -72,25 +74,52 @@ def test_the_authorizer_may_read_keys_write_nonces_and_last_use_and_read_secrets
     assert "Policies" not in FUNCTIONS["GetServerTimeFunction"]["Properties"]
 
 
-def test_cache_parameters_reach_the_authorizer_with_their_defaults():
+def test_cache_and_route_parameters_reach_the_authorizer_with_their_defaults():
     parameters = template.load_template()["Parameters"]
     assert {name: parameters[name]["Default"] for name in (
-        "RecordCacheTtlSeconds", "SecretCacheTtlSeconds", "UnknownKeyCacheTtlSeconds", "WithdrawalPathPrefixes")} \
-        == {"RecordCacheTtlSeconds": 5, "SecretCacheTtlSeconds": 300, "UnknownKeyCacheTtlSeconds": 2,
-            "WithdrawalPathPrefixes": "none"}
+        "RecordCacheTtlSeconds", "SecretCacheTtlSeconds", "UnknownKeyCacheTtlSeconds", "WithdrawalRoutes",
+        "SafeProxyResources")} == {"RecordCacheTtlSeconds": 5, "SecretCacheTtlSeconds": 300,
+                                   "UnknownKeyCacheTtlSeconds": 2, "WithdrawalRoutes": "none",
+                                   "SafeProxyResources": "none"}
+    assert "WithdrawalPathPrefixes" not in parameters
     environment = template.function_environment(
         "SignatureAuthorizerFunction", {"SessionIssuer": "i", "SessionJwksUrl": "https://j", "StepUpIssuer": "s",
                                         "StepUpJwks": "https://k"}, {"KeysTable": "keys"})
     config = AuthorizerConfig.from_environ(environment)
-    assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds,
-            config.unknown_key_cache_ttl_seconds, config.withdrawal_path_prefixes) == (5, 300, 2, ())
+    assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds, config.unknown_key_cache_ttl_seconds,
+            config.withdrawal_routes, config.safe_proxy_resources) == (5, 300, 2, (), ())
+
+
+ROUTES = template.load_template()["Parameters"]["WithdrawalRoutes"]["AllowedPattern"]
+PROXIES = template.load_template()["Parameters"]["SafeProxyResources"]["AllowedPattern"]
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("none", ()), ("/v1/wallet/withdrawals", ("/v1/wallet/withdrawals",)), ("/a, /b/c", ("/a", "/b/c"))])
-def test_withdrawal_prefix_parameter_values(value, expected):
-    config = AuthorizerConfig.from_environ({"WITHDRAWAL_PATH_PREFIXES": value})
-    assert config.withdrawal_path_prefixes == expected
+    ("none", ()),
+    ("POST /v1/wallet/withdrawals", (("POST", "/v1/wallet/withdrawals"),)),
+    ("POST /v1/accounts/{account_id}/withdrawals,ANY /v1/wallet/{proxy+}",
+     (("POST", "/v1/accounts/{account_id}/withdrawals"), ("ANY", "/v1/wallet/{proxy+}"))),
+    ("post /a, ANY /", (("POST", "/a"), ("ANY", "/"))),
+])
+def test_withdrawal_routes_parameter_values(value, expected):
+    # The template's pattern and the function's settings accept the same entries
+    assert re.fullmatch(ROUTES, value.replace("post", "POST"))
+    assert AuthorizerConfig.from_environ({"WITHDRAWAL_ROUTES": value}).withdrawal_routes == expected
+
+
+@pytest.mark.parametrize("value", ["/v1/wallet/withdrawals", "FETCH /v1/x", "POST v1/x", "POST /v1/{x", "POST /a b"])
+def test_a_withdrawal_route_that_is_not_method_and_resource_is_refused(value):
+    assert not re.fullmatch(ROUTES, value)
+    with pytest.raises(ConfigError, match="WITHDRAWAL_ROUTES"):
+        AuthorizerConfig.from_environ({"WITHDRAWAL_ROUTES": value})
+
+
+def test_safe_proxy_resources_are_greedy_resources_only():
+    assert re.fullmatch(PROXIES, "/v1/docs/{proxy+},/{proxy+}")
+    config = AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": "/v1/docs/{proxy+}, /{proxy+}"})
+    assert config.safe_proxy_resources == ("/v1/docs/{proxy+}", "/{proxy+}")
+    with pytest.raises(ConfigError, match="SAFE_PROXY_RESOURCES"):
+        AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": "/v1/docs/{page}"})
 
 
 @pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, EXAMPLE], ids=["keygate", "example"])

@@ -69,6 +69,7 @@ class SignedRequest:
     headers: Mapping[str, str]  # as sent; names are looked up case-insensitively
     source_ip: str  # requestContext.identity.sourceIp, never a header
     duplicated_headers: frozenset[str] = frozenset()  # lower-case names sent more than once
+    resource: str | None = None  # the resource template API Gateway matched (e.g. /v1/misc/{proxy+})
 
 
 def request_path(event: Mapping[str, Any]) -> str:
@@ -79,8 +80,7 @@ def request_path(event: Mapping[str, Any]) -> str:
     mapping is in front. A REST API passes path parameters as sent
     (percent-encoded), so each one is decoded here.
     """
-    context = event.get("requestContext") or {}
-    resource = context.get("resourcePath") or event.get("resource")
+    resource = matched_resource(event)
     if not resource:
         return unquote(event.get("path") or "/")
     parameters = event.get("pathParameters") or {}
@@ -116,7 +116,14 @@ def signed_request(event: Mapping[str, Any]) -> SignedRequest:
         headers=event.get("headers") or {},
         source_ip=source_ip(event),
         duplicated_headers=frozenset(name for name, count in values_per_name.items() if count > 1),
+        resource=matched_resource(event),
     )
+
+
+def matched_resource(event: Mapping[str, Any]) -> str | None:
+    """The resource template API Gateway matched (requestContext.resourcePath, or the event's `resource`)."""
+    value = (event.get("requestContext") or {}).get("resourcePath") or event.get("resource")
+    return value if isinstance(value, str) and value else None
 
 
 def allow_policy(principal_id: str, method_arn: str, context: Mapping[str, str], *,

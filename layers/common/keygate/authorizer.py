@@ -13,7 +13,6 @@ Its caches and the bounds they set are described in docs/architecture.md
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import re
 import time
 from collections import OrderedDict
@@ -25,7 +24,7 @@ from typing import Any
 import kg1
 from keygate import keys
 from keygate.apigw import SignedRequest
-from keygate.config import AuthorizerConfig, StorageConfig
+from keygate.config import AuthorizerConfig, StorageConfig, is_greedy
 from keygate.errors import ErrorCode
 from keygate.observability import logger, metrics
 from keygate.ports import KeyLookup, NonceReused, SecretReader
@@ -135,9 +134,8 @@ class SignatureAuthorizer:
         # Unknown ids get a cache of their own: the checksum stops typos, not made-up ids, so a flood
         # of well-formed random ids must not evict the known keys' entries (and multiply DynamoDB reads).
         self._unknown: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
-        # Each withdrawal prefix as configured and in the form `_resolved_path` gives a request's path.
-        self._withdrawal_prefixes = tuple(sorted({spelling for prefix in config.withdrawal_path_prefixes
-                                                  for spelling in (prefix, _resolved_path(prefix))}))
+        self._withdrawal_routes = frozenset(config.withdrawal_routes)
+        self._safe_proxies = frozenset(config.safe_proxy_resources)
         self._secrets: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
         self._last_touched: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
 
@@ -185,15 +183,19 @@ class SignatureAuthorizer:
         return stored
 
     # --------------------------------------------------------------- checks
-    def required_permission(self, method: str, path: str) -> str:
-        # A backend behind a catch-all route may match paths case-insensitively or collapse `//`,
-        # `.` and `..`, so every spelling that could reach a withdrawal route needs `withdraw`
-        # (fail closed): the path as signed, and its case-folded, dot-resolved form.
-        if self._withdrawal_prefixes and any(
-                _under_prefix(spelling, prefix) for spelling in (path, _resolved_path(path))
-                for prefix in self._withdrawal_prefixes):
+    def required_permission(self, method: str, resource: str | None) -> str:
+        """Check 6: what the route API Gateway matched needs, never what the path's spelling suggests.
+
+        `withdraw` for a declared withdrawal route (its method, or ANY) and for every greedy resource not
+        declared safe, since a router behind a catch-all may send any spelling to a withdrawal handler
+        (fail closed); without a matched resource, too. Otherwise `read` for GET/HEAD, `trade` for the rest.
+        """
+        method = method.upper()
+        if resource is None or (method, resource) in self._withdrawal_routes \
+                or ("ANY", resource) in self._withdrawal_routes \
+                or (is_greedy(resource) and resource not in self._safe_proxies):
             return "withdraw"
-        return "read" if method.upper() in READ_METHODS else "trade"
+        return "read" if method in READ_METHODS else "trade"
 
     def authorize(self, request: SignedRequest) -> Decision:
         """docs/signing.md's checks 1-7, in order. AWS faults raise ServiceUnavailable, never a Decision."""
@@ -242,11 +244,12 @@ class SignatureAuthorizer:
                                    f"This API key may not be used from {_address(request.source_ip)}: send from "
                                    "an address in its IP whitelist, or add this one to it.", **known)
         # 6. permission the route needs
-        needed = self.required_permission(request.method, request.path)
+        needed = self.required_permission(request.method, request.resource)
         if needed not in record.permissions:
             return Decision.refuse(ErrorCode.PERMISSION_DENIED,
-                                   f"This API key lacks the {needed} permission, which this route needs: use a "
-                                   f"key that holds {needed}.", **known)
+                                   f"This API key lacks the {needed} permission, which {request.method} "
+                                   f"{request.resource or 'this route'} needs: use a key that holds {needed}.",
+                                   **known)
         # 7. nonce unused inside its window, recorded only now that 1-6 passed. The record
         # outlives the last instant the same request could pass check 2.
         try:
@@ -300,16 +303,6 @@ def _ip_allowed(source_ip: str, networks: tuple[ipaddress.IPv4Network | ipaddres
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
-
-
-def _resolved_path(path: str) -> str:
-    """`path` case-folded, with empty, `.` and `..` segments resolved as a lenient router would."""
-    resolved = posixpath.normpath("/" + path.casefold().lstrip("/"))
-    return "/" + resolved.lstrip("/")  # normpath keeps a leading `//`
-
-
-def _under_prefix(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 def from_environment(*, clock_ms: Callable[[], int] | None = None,
