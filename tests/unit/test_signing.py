@@ -148,17 +148,50 @@ def test_both_sides_take_the_default_receive_window_from_one_constant(monkeypatc
     assert signing.sign_request.__kwdefaults__["recv_window_ms"] is None
 
 
+def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when imported: not those inside functions or `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+            pending.extend([*node.body, *node.orelse])
+        elif isinstance(node, ast.Try):
+            pending.extend([*node.body, *node.orelse, *node.finalbody])
+    return found
+
+
 @pytest.mark.parametrize("module", sorted(path.name for path in KG1_DIR.glob("*.py")))
 def test_kg1_imports_nothing_but_the_standard_library_and_itself(module):
-    # The SDK ships kg1 as keygate_client._kg1: only relative imports of its own modules, and the standard library.
+    # The SDK ships kg1 as keygate_client._kg1: only relative imports of its own modules, and the standard
+    # library. Ed25519 signing and verification import `cryptography` (an optional extra) inside functions only.
     tree = ast.parse((KG1_DIR / module).read_text())
-    absolute = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    absolute |= {node.module.split(".")[0] for node in ast.walk(tree)
+    every = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    loaded = _module_level_imports(tree)
+    absolute = {alias.name.split(".")[0] for node in loaded if isinstance(node, ast.Import) for alias in node.names}
+    absolute |= {node.module.split(".")[0] for node in loaded
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     assert absolute <= set(sys.stdlib_module_names) | {"__future__"}, absolute
-    relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
-    assert all(node.level == 1 and (KG1_DIR / f"{node.module}.py").is_file() for node in relative)
+    deferred = {node.module.split(".")[0] for node in every if isinstance(node, ast.ImportFrom) and node.level == 0
+                and node not in loaded} | {alias.name.split(".")[0] for node in every if isinstance(node, ast.Import)
+                                           and node not in loaded for alias in node.names}
+    assert deferred <= set(sys.stdlib_module_names) | {"cryptography"}, deferred
+    relative = [node for node in every if isinstance(node, ast.ImportFrom) and node.level]
+    modules = [node.module or alias.name for node in relative for alias in node.names]
+    assert all(node.level == 1 for node in relative) and all((KG1_DIR / f"{name}.py").is_file() for name in modules)
+
+
+def test_importing_kg1_and_signing_with_an_hmac_key_loads_no_cryptography():
+    # Given a fresh interpreter with kg1 on its path
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kg1; "
+            "kg1.sign_request('k', 's', 'GET', '/v1/time', timestamp_ms=1); "
+            "print(any(name.split('.')[0] == 'cryptography' for name in sys.modules), 'kg1.ed25519' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(KG1_DIR.parent)],  # noqa: S603
+                            capture_output=True, text=True, check=True)  # nosec B603
+    # Then neither cryptography nor the Ed25519 module was imported
+    assert result.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize("module", sorted(path.name for path in KG1_DIR.glob("*.py")))

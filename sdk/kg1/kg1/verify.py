@@ -148,6 +148,18 @@ def verify_signature(signed: SignedHeaders, secret: str, method: str, path: str,
     return hmac.compare_digest(expected_signature(signed, secret, method, path, query_pairs), signed.signature)
 
 
+def verify_ed25519_signature(signed: SignedHeaders, public_key: bytes, method: str, path: str,
+                             query_pairs: Iterable[tuple[str, str]]) -> bool:
+    """Check 4's signature verification for an Ed25519 key (KG1-ED25519): `public_key` is its 32 raw bytes
+    (kg1.ed25519.parse_public_key). Needs the cryptography package, imported on this first use."""
+    from . import ed25519
+
+    return ed25519.verify(public_key, string_to_sign(
+        timestamp=signed.timestamp, recv_window=signed.recv_window, nonce=signed.nonce, key_id=signed.key_id,
+        method=method, path=path, query_pairs=query_pairs, content_sha256=signed.content_sha256,
+        scheme=ed25519.SCHEME), signed.signature)
+
+
 def body_matches(body: bytes | None, sent_digest: str | None) -> bool:
     """A backend's check that the body is the one signed (constant-time compare)."""
     if not isinstance(sent_digest, str) or not HEX_SHA256_PATTERN.fullmatch(sent_digest):
