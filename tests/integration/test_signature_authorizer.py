@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -20,10 +21,14 @@ import keygate_client
 import kg1
 from keygate import keys
 from keygate.config import AuthorizerConfig
+from keygate.records import ApiKeyRecord, KeyStatus
+from keygate.storage import layout
+from kg1 import ed25519
 from tests.support.bots import BOT_IP, authorizer_failure
 from tests.support.faults import AWS_FAULTS, Fault, Mode
-from tests.support.stack import REGION, STAGE, table_items
+from tests.support.stack import REGION, STAGE, TABLE_NAME, table_items
 
+SELF_PATH = "/v1/trade/api-keys/self"
 # What API Gateway answers when the authorizer fails (raises anything), as deployed.
 AUTHORIZER_FAILURE = authorizer_failure()
 
@@ -362,3 +367,40 @@ def test_every_refusal_reaches_the_bot_through_the_gateway_with_its_code_and_wha
         assert hint in body["error"]["message"], body
     # And nothing derived from the secret is in it
     assert key[1] not in response.body
+
+
+# ------------------------------------------------------------ Ed25519 keys
+def stored_ed25519_key(user: str = "alice", *, public_key_form: str = "pem") -> tuple[str, object]:
+    """An active Ed25519 key as the create path stores it (record with its public key, pointer; no secret)."""
+    private_key = ed25519.generate_private_key()
+    raw = ed25519.public_key_of(private_key)
+    record = ApiKeyRecord(key_id=keys.new_key_id("kgk_"), user_id=user, label="ed25519 bot", permissions=["read"],
+                          ip_whitelist=[], status=KeyStatus.ACTIVE, created_at=datetime.now(UTC), key_type="ed25519",
+                          public_key=ed25519.public_key_pem(raw) if public_key_form == "pem"
+                          else ed25519.public_key_base64(raw))
+    client = boto3.client("dynamodb", region_name=REGION)
+    for item in (layout.record_item(record), layout.pointer_item(record)):
+        client.put_item(TableName=TABLE_NAME, Item=item)
+    return record.key_id, private_key
+
+
+@pytest.mark.parametrize("form", ["pem", "base64"])
+def test_an_ed25519_bot_is_let_in_through_the_gateway_without_any_secret(gate, aws_calls, form):
+    # Given an Ed25519 key whose record holds its public key, and nothing in Secrets Manager
+    key_id, private_key = stored_ed25519_key(public_key_form=form)
+    bot = gate.bot((key_id, None))
+    bot.private_key = private_key
+    # When the bot signs GET /v1/trade/api-keys/self with its private key (KG1-ED25519) and sends it
+    with aws_calls.recording() as calls:
+        response = gate.client.gateway.request("GET", SELF_PATH, headers=bot.headers("GET", SELF_PATH),
+                                               source_ip=BOT_IP)
+    # Then it is let in, and no secret was read
+    assert response.status == 200, response.body
+    assert response.json()["api_key"] == key_id
+    assert "secretsmanager.GetSecretValue" not in calls
+    # And an HMAC-length signature for it is refused, naming the algorithm the key uses
+    hmac_sized = {**bot.headers("GET", SELF_PATH), "X-KG-SIGNATURE": "ab" * 32}
+    refused_answer = gate.client.gateway.request("GET", SELF_PATH, headers=hmac_sized, source_ip=BOT_IP)
+    assert refused_answer.status == 401
+    assert refused_answer.json()["error"]["code"] == "ALGORITHM_MISMATCH"
+    assert "KG1-ED25519" in refused_answer.json()["error"]["message"]

@@ -46,19 +46,22 @@ def request_event(method: str, path: str, query: str, headers: dict[str, str], *
 
 @dataclass
 class Bot:
-    """A bot holding one key, signing with the SDK on the wall clock of `clocks`, for the API's `stage`."""
+    """A bot holding one key, signing with the SDK on the wall clock of `clocks`, for the API's `stage`:
+    an HMAC-SHA256 key's secret, or (secret None) an Ed25519 key's `private_key`."""
 
     key_id: str
-    secret: str
+    secret: str | None
     clocks: Clocks
     stage: str = "prod"
+    private_key: Any = None
 
     def headers(self, method: str = "GET", path: str = SELF, query: str = "", body: bytes = b"",
                 **sdk: Any) -> dict[str, str]:
         """The six X-KG-* headers the SDK sends; `sdk` are keygate_client.Signer's options (`clock` too)."""
         clock: Callable[[], int] = sdk.pop("clock", self.clocks.wall_clock_ms)
         url = stage_url(self.stage) + path + (f"?{query}" if query else "")
-        return keygate_client.Signer(self.key_id, self.secret, clock=clock, **sdk).headers_for(method, url, body)
+        return keygate_client.Signer(self.key_id, self.secret, private_key=self.private_key, clock=clock,
+                                     **sdk).headers_for(method, url, body)
 
     def event(self, method: str = "GET", path: str = SELF, query: str = "", body: bytes = b"", *,
               source_ip: str = BOT_IP, resource: str = CATCH_ALL, extra_headers: dict[str, str] | None = None,

@@ -10,8 +10,13 @@ tests/integration/test_signature_authorizer.py.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess  # nosec B404  # runs this project's own authorizer in a fresh interpreter
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -25,7 +30,8 @@ from keygate.authorizer import MAX_MESSAGE_LENGTH, REFUSAL_CODES, SignatureAutho
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
 from keygate.records import ApiKeyRecord, KeyStatus
-from tests.support.bots import CATCH_ALL, Bot, request_event
+from kg1 import ed25519 as kg1_ed25519
+from tests.support.bots import CATCH_ALL, SELF, Bot, request_event
 from tests.support.clocks import Clocks
 from tests.support.memory import MemoryStorage
 
@@ -647,3 +653,120 @@ def test_ttl_cache_is_bounded_and_expires_on_the_monotonic_clock():
     assert cache.get("4") == (False, None)
     cache.put("zero-ttl", 1, 0)
     assert cache.get("zero-ttl") == (False, None)
+
+
+# ------------------------------------------------------------ Ed25519 keys
+def ed25519_world(public_key_form: str = "base64"):
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic)
+    key_id, private_key = storage.add_ed25519_key(public_key_form=public_key_form)
+    return authorizer, storage, clocks, Bot(key_id, None, clocks, private_key=private_key)
+
+
+@pytest.mark.parametrize("form", ["base64", "pem"])
+def test_an_ed25519_key_is_verified_with_its_public_key_and_no_secret_is_read(form):
+    authorizer, storage, _, bot = ed25519_world(form)
+    # When the bot's request signed with its private key (KG1-ED25519) arrives
+    decision = authorizer.authorize(bot.request("POST", "/v1/trade/orders", body=b'{"qty": "1"}'))
+    # Then it is allowed, the key's record alone was read (KeyGate holds no secret for it)
+    assert decision.allowed, decision
+    assert storage.calls == ["get_key_owner", "get_key", "record_nonce", "touch_last_used"]
+
+
+def test_an_ed25519_key_refuses_a_signature_by_another_key_or_over_another_request():
+    authorizer, storage, clocks, bot = ed25519_world()
+    impostor = Bot(bot.key_id, None, clocks, private_key=kg1_ed25519.generate_private_key())
+    assert authorizer.authorize(impostor.request()).code == "SIGNATURE_MISMATCH"
+    sent = bot.headers("GET", "/v1/trade/api-keys/self")
+    assert authorizer.authorize(bot.request("GET", "/v1/trade/orders", headers=sent)).code == "SIGNATURE_MISMATCH"
+    assert "record_nonce" not in storage.calls
+
+
+@pytest.mark.parametrize(("key_type", "signature", "algorithm"), [
+    ("ed25519", "ab" * 32, "KG1-ED25519"),  # an HMAC-length signature for an Ed25519 key
+    ("hmac-sha256", "ab" * 64, "KG1-HMAC-SHA256"),  # an Ed25519-length signature for an HMAC key
+])
+def test_a_signature_length_that_does_not_fit_the_key_type_is_an_algorithm_mismatch(key_type, signature, algorithm):
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    if key_type == "ed25519":
+        key_id, private_key = storage.add_ed25519_key()
+        bot = Bot(key_id, None, clocks, private_key=private_key)
+    else:
+        bot = Bot(*storage.add_key(), clocks)
+    # When the signature's length is the other type's (check 1 takes both)
+    decision = authorizer.authorize(bot.request(headers={**bot.headers(), "X-KG-SIGNATURE": signature}))
+    # Then check 4 refuses it, naming the algorithm the key uses, before any secret is read
+    assert (decision.status, decision.code) == (401, "ALGORITHM_MISMATCH")
+    assert algorithm in decision.message and "read" not in storage.calls
+
+
+@pytest.mark.parametrize("public_key", [
+    None, "not a key", base64.b64encode(bytes([1]) + bytes(31)).decode(),  # the neutral element: small order
+])
+def test_an_ed25519_record_without_a_usable_public_key_verifies_nothing(public_key):
+    # Given an Ed25519 key's record whose public key is missing, malformed or of small order
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    key_id, private_key = storage.add_ed25519_key()
+    storage.keys.put_record(storage.keys.records[key_id].changed(public_key=public_key))
+    # When a request arrives, even with the constant signature that verifies everything under a small-order key
+    forged = {**Bot(key_id, None, clocks, private_key=private_key).headers(), "X-KG-SIGNATURE": "01" + "00" * 63}
+    decision = authorizer.authorize(Bot(key_id, None, clocks).request(headers=forged))
+    # Then it is refused
+    assert decision.code == "SIGNATURE_MISMATCH" and "public key" in decision.message
+
+
+LEAN_CHILD = r"""
+import json, sys
+from datetime import UTC, datetime
+keys, events = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.path[:0] = sys.argv[3:]
+import app  # the deployed handler module, as Lambda imports it
+from keygate import apigw
+from keygate.authorizer import SignatureAuthorizer
+from keygate.config import AuthorizerConfig
+from keygate.ports import NonceReused
+from keygate.records import ApiKeyRecord, KeyStatus
+
+class Storage:  # the authorizer's storage ports, in memory
+    def get_key_owner(self, key_id): return "alice"
+    def get_key(self, user_id, key_id):
+        kind, public = keys[key_id]
+        return ApiKeyRecord(key_id=key_id, user_id="alice", label="", permissions=["read"], ip_whitelist=[],
+                            status=KeyStatus.ACTIVE, created_at=datetime.now(UTC), key_type=kind, public_key=public)
+    def read(self, key_id): return keys[key_id][1]
+    def record_nonce(self, *args, **kwargs): pass
+    def touch_last_used(self, *args, **kwargs): pass
+
+def loaded():  # kg1's Ed25519 module (cryptography itself may be loaded by botocore for TLS, where installed)
+    return "kg1.ed25519" in sys.modules
+authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({}), Storage(), Storage(),
+                                 clock_ms=lambda: int(events[0]["headers"]["X-KG-TIMESTAMP"]))
+print(loaded())
+for event in events:
+    assert authorizer.authorize(apigw.signed_request(event)).allowed
+    print(loaded())
+"""
+
+
+def test_the_authorizer_imports_the_ed25519_verifier_only_when_an_ed25519_key_arrives():
+    # Given an HMAC key and an Ed25519 key, and a request signed with each (here)
+    clocks = Clocks(NOW_MS)
+    hmac_key = (keys.new_key_id(PREFIX), keys.new_secret())
+    private_key, ed25519_id = kg1_ed25519.generate_private_key(), keys.new_key_id(PREFIX)
+    public = kg1_ed25519.public_key_base64(kg1_ed25519.public_key_of(private_key))
+    events = [Bot(*hmac_key, clocks).event(resource=SELF), Bot(ed25519_id, None, clocks, private_key=private_key)
+              .event(resource=SELF)]
+    records = {hmac_key[0]: ["hmac-sha256", hmac_key[1]], ed25519_id: ["ed25519", public]}
+    root = Path(__file__).resolve().parents[2]
+    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+             str(root / "sdk" / "kg1")]
+    # When a fresh interpreter imports the deployed function and serves the HMAC key, then the Ed25519 key
+    result = subprocess.run([sys.executable, "-c", LEAN_CHILD, json.dumps(records), json.dumps(events), *paths],  # noqa: S603
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
+    assert result.returncode == 0, result.stderr
+    # Then importing the function and serving an HMAC key do not load the Ed25519 verifier; the first Ed25519 key does
+    assert result.stdout.splitlines() == ["False", "False", "True"]

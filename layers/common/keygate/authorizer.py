@@ -1,4 +1,4 @@
-"""The KG1-HMAC-SHA256 signature authorizer: docs/signing.md's checks, in its order.
+"""The KG1 signature authorizer (HMAC-SHA256 and Ed25519 keys): docs/signing.md's checks, in its order.
 
 `SignatureAuthorizer.authorize` takes what API Gateway hands a REQUEST
 authorizer and returns a `Decision`; the Lambda handler only turns that into
@@ -28,12 +28,11 @@ from keygate.config import AuthorizerConfig, StorageConfig, is_greedy
 from keygate.errors import ErrorCode
 from keygate.observability import logger, metrics
 from keygate.ports import KeyLookup, NonceReused, SecretReader
-from keygate.records import ApiKeyRecord, KeyStatus
+from keygate.records import ED25519, HMAC_SHA256, ApiKeyRecord, KeyStatus
 from keygate.storage import aws
 from keygate.storage.lookup import DynamoKeyLookup
 from keygate.storage.secrets import SecretsManagerVault
 
-HMAC_KEY_TYPE = "hmac-sha256"
 CACHE_MAX_ENTRIES = 10_000
 POINTER_CACHE_TTL_SECONDS = 24 * 3600  # key id -> user never changes once written
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -117,6 +116,17 @@ class Decision:
 class _CachedKey:
     record: ApiKeyRecord
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    public_key: bytes | None = None  # an Ed25519 key's 32 raw bytes, parsed once per record read
+
+
+# What check 4 holds a signature to, per key type: its hex length, and the message when it does not fit.
+_SIGNATURE_HEX_LENGTH = {HMAC_SHA256: kg1.HMAC_SIGNATURE_HEX_LENGTH, ED25519: kg1.ED25519_SIGNATURE_HEX_LENGTH}
+_ALGORITHM = {
+    HMAC_SHA256: "This API key is an HMAC-SHA256 key: sign with KG1-HMAC-SHA256 (the first line of the string to "
+                 "sign) and send its 64 hex character HMAC in X-KG-SIGNATURE.",
+    ED25519: "This API key is an Ed25519 key: sign with KG1-ED25519 (the first line of the string to sign) and "
+             "send its 128 hex character Ed25519 signature in X-KG-SIGNATURE.",
+}
 
 
 class SignatureAuthorizer:
@@ -169,7 +179,8 @@ class SignatureAuthorizer:
         if record is None:
             self._remember_unknown(key_id)
             return None
-        cached = _CachedKey(record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist))
+        cached = _CachedKey(record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist),
+                            _public_key(record))
         self._records.put(key_id, cached, self._config.record_cache_ttl_seconds)
         return cached
 
@@ -226,18 +237,33 @@ class SignatureAuthorizer:
             return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.", **known)
         if record.is_expired(_utc(now_ms)):
             return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired: create a new key.", **known)
-        if len(signed.signature) != kg1.HMAC_SIGNATURE_HEX_LENGTH:
+        expected_length = _SIGNATURE_HEX_LENGTH.get(record.key_type)
+        if expected_length is None:
+            logger.warning("unknown key type", extra={"api_key": record.key_id})
             return Decision.refuse(ErrorCode.ALGORITHM_MISMATCH,
-                                   "This API key is an HMAC-SHA256 key: sign with KG1-HMAC-SHA256 (the first line "
-                                   "of the string to sign) and send its 64 hex character HMAC in X-KG-SIGNATURE.",
+                                   "This API key's type is not one this authorizer verifies: create a new key.",
                                    **known)
-        secret = self._secret(record.key_id)
-        if secret is None:
-            # Its secret is deleted right after a revocation this instance has not seen yet.
-            logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
-            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.", **known)
-        if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
-            return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
+        if len(signed.signature) != expected_length:
+            return Decision.refuse(ErrorCode.ALGORITHM_MISMATCH, _ALGORITHM[record.key_type], **known)
+        if record.key_type == ED25519:
+            if cached.public_key is None:
+                logger.warning("unusable public key", extra={"api_key": record.key_id})
+                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH,
+                                       "This API key's public key cannot verify signatures: create a new key.",
+                                       **known)
+            # The Ed25519 verifier (kg1.ed25519, cryptography) is imported on the first Ed25519 key only
+            if not kg1.verify_ed25519_signature(signed, cached.public_key, request.method, request.path,
+                                                request.query_pairs):
+                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
+        else:
+            secret = self._secret(record.key_id)
+            if secret is None:
+                # Its secret is deleted right after a revocation this instance has not seen yet.
+                logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
+                return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.",
+                                       **known)
+            if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
+                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
         # 5. source IP inside the whitelist (API Gateway's source IP, never a header)
         if cached.networks and not _ip_allowed(request.source_ip, cached.networks):
             return Decision.refuse(ErrorCode.IP_NOT_ALLOWED,
@@ -278,9 +304,21 @@ class SignatureAuthorizer:
             metrics.add_metric(name="LastUsedRefreshFailed", unit="Count", value=1)
 
 
-_SIGNATURE_MISMATCH = ("The signature does not match the request: check the key's secret and the string to sign "
-                       "(the path relative to the API root without the stage, the canonical query, the digest of "
-                       "the exact body bytes, the headers exactly as sent).")
+_SIGNATURE_MISMATCH = ("The signature does not match the request: check the key's secret (or private key) and the "
+                       "string to sign (the path relative to the API root without the stage, the canonical query, "
+                       "the digest of the exact body bytes, the headers exactly as sent).")
+
+
+def _public_key(record: ApiKeyRecord) -> bytes | None:
+    """An Ed25519 record's public key as 32 raw bytes (None for another type, or a key that is not usable)."""
+    if record.key_type != ED25519 or not record.public_key:
+        return None
+    from kg1 import ed25519  # standard library only: parsing needs no cryptography
+
+    try:
+        return ed25519.parse_public_key(record.public_key)
+    except ed25519.KeyFormatError:
+        return None
 
 
 def _address(source_ip: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from keygate.records import AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
+from keygate.records import HMAC_SHA256, AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -142,6 +142,8 @@ def record_item(record: ApiKeyRecord) -> dict[str, Any]:
         "revoked_at": optional_time(record.revoked_at),
         "last_used_at": optional_time(record.last_used_at),
         "version": record.version,
+        "key_type": record.key_type,
+        "public_key": record.public_key,
     })
 
 
@@ -158,6 +160,8 @@ def record_from(values: dict[str, Any]) -> ApiKeyRecord:
         revoked_at=parse_time(values.get("revoked_at")),
         last_used_at=parse_time(values.get("last_used_at")),
         version=values.get("version", 1),
+        key_type=values.get("key_type", HMAC_SHA256),
+        public_key=values.get("public_key"),
     )
 
 
