@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import keygate_client
 import kg1
+import kg1.ed25519
 from keygate import apigw, keys
 from keygate.authorizer import SignatureAuthorizer
 from keygate.config import AuthorizerConfig
@@ -254,3 +255,60 @@ def test_by_default_the_auth_classes_return_the_refusal():
         auth = keygate_client.HttpxAuth("kgk_x", "kgs_y", api_root=root)
         with httpx.Client(auth=auth) as client:
             assert client.get(root + "/v1/trade/api-keys/self").status_code == 401
+
+
+# ---------------------------------------------------------------- Ed25519
+def ed25519_authorizer() -> tuple[SignatureAuthorizer, str, object, Clocks]:
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    key_id, private_key = storage.add_ed25519_key(permissions=["read", "trade"])
+    authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": CATCH_ALL}),
+                                     storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    return authorizer, key_id, private_key, clocks
+
+
+def test_sign_with_a_private_key_gives_a_request_the_authorizer_accepts():
+    authorizer, key_id, private_key, clocks = ed25519_authorizer()
+    pem = kg1.ed25519.private_key_pem(private_key)
+    for form in (private_key, pem, pem.encode()):
+        headers = keygate_client.sign(key_id, None, "POST", "/v1/trade/orders", [("a", "1")], b"{}",
+                                      timestamp_ms=clocks.wall_ms, private_key=form)
+        assert len(headers["X-KG-SIGNATURE"]) == 128
+        event = request_event("POST", "/v1/trade/orders", "a=1", headers)
+        assert authorizer.authorize(apigw.signed_request(event)).allowed
+
+
+@pytest.mark.parametrize("library", ["httpx", "requests"])
+def test_the_auth_classes_sign_with_a_private_key(library, tmp_path):
+    authorizer, key_id, private_key, clocks = ed25519_authorizer()
+    key_file = tmp_path / "bot.pem"
+    key_file.write_text(kg1.ed25519.private_key_pem(private_key))
+    seen: list[dict] = []
+
+    def recording(request: JsonRequest) -> tuple[int, dict]:
+        seen.append(dict(request.headers))
+        return 200, {}
+
+    with serving(recording) as root:
+        loaded = keygate_client.read_private_key(key_file)
+        if library == "httpx":
+            auth = keygate_client.HttpxAuth(key_id, private_key=loaded, api_root=root, clock=lambda: clocks.wall_ms)
+            with httpx.Client(auth=auth) as client:
+                client.post(root + "/v1/trade/orders?a=1", content=b"{}")
+        else:
+            session = requests.Session()
+            session.auth = keygate_client.RequestsAuth(key_id, private_key=loaded, api_root=root,
+                                                       clock=lambda: clocks.wall_ms)
+            session.post(root + "/v1/trade/orders?a=1", data=b"{}", timeout=10)
+    [headers] = seen
+    decision = authorizer.authorize(apigw.signed_request(request_event("POST", "/v1/trade/orders", "a=1", headers)))
+    assert decision.allowed, decision
+    assert "PRIVATE KEY" not in repr(auth if library == "httpx" else session.auth)
+
+
+def test_a_signer_takes_a_secret_or_a_private_key():
+    with pytest.raises(ValueError, match="either"):
+        keygate_client.Signer("kgk_x")
+    with pytest.raises(ValueError, match="either"):
+        keygate_client.Signer("kgk_x", "kgs_y", private_key=kg1.ed25519.generate_private_key())
+    with pytest.raises(ValueError, match="not an unencrypted PEM"):  # the SDK's copy of kg1's KeyFormatError
+        keygate_client.Signer("kgk_x", private_key="-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")

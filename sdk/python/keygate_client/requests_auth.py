@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     from requests import PreparedRequest
     from requests.auth import AuthBase
@@ -17,13 +19,16 @@ class RequestsAuth(AuthBase):
     """Signs each prepared request: method, URL path and query, body bytes.
 
     A `str` body is sent as UTF-8 (requests alone would send it as Latin-1);
-    a streamed body cannot be signed before it is read, so it is refused. With
+    a streamed body cannot be signed before it is read, so it is refused. An
+    Ed25519 key gives `private_key` instead of a secret. With
     `raise_on_refusal`, a refusal (401 with its code) raises KeyGateAuthError.
     """
 
-    def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
+    def __init__(self, key_id: str, secret: str | None = None, *, private_key: Any = None,
+                 api_root: str | None = None, clock: Clock | None = None,
                  recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS, raise_on_refusal: bool = False) -> None:
-        self.signer = Signer(key_id, secret, api_root=api_root, clock=clock, recv_window_ms=recv_window_ms)
+        self.signer = Signer(key_id, secret, private_key=private_key, api_root=api_root, clock=clock,
+                             recv_window_ms=recv_window_ms)
         self.raise_on_refusal = raise_on_refusal
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
