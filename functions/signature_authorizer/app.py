@@ -7,12 +7,11 @@ and message, which the ACCESS_DENIED Gateway Response answers 401. Only an AWS
 fault raises (AUTHORIZER_FAILURE, 503), never an allow.
 """
 
-from aws_lambda_powertools.logging import correlation_paths
-
 from keygate import apigw, authorizer
 from keygate.observability import logger, metrics
 
 _authorizer: authorizer.SignatureAuthorizer | None = None
+_cold_start = True
 
 
 def use(instance: authorizer.SignatureAuthorizer | None) -> None:
@@ -30,9 +29,22 @@ def _signature_authorizer() -> authorizer.SignatureAuthorizer:
     return _authorizer
 
 
+def _log_context(event, context) -> None:
+    """The keys Powertools' inject_lambda_context gives every log line (the function, its request id, the cold
+    start, API Gateway's request id as the correlation id), at a fraction of its cost per request: this
+    function fronts every bot request of the exchange (docs/performance.md, "Warm path")."""
+    global _cold_start
+    if _cold_start:
+        logger.append_keys(function_name=context.function_name, function_memory_size=context.memory_limit_in_mb,
+                           function_arn=context.invoked_function_arn)
+    logger.append_keys(cold_start=_cold_start, function_request_id=context.aws_request_id,
+                       correlation_id=apigw.request_id(event))
+    _cold_start = False
+
+
 @metrics.log_metrics
-@logger.inject_lambda_context(log_event=False, clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event, context):
+    _log_context(event, context)
     decision = _signature_authorizer().authorize(apigw.signed_request(event))
     logger.info("signature checked", extra={
         "allowed": decision.allowed, "status": decision.status,

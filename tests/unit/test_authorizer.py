@@ -770,3 +770,26 @@ def test_the_authorizer_imports_the_ed25519_verifier_only_when_an_ed25519_key_ar
     assert result.returncode == 0, result.stderr
     # Then importing the function and serving an HMAC key do not load the Ed25519 verifier; the first Ed25519 key does
     assert result.stdout.splitlines() == ["False", "False", "True"]
+
+
+# ------------------------------------------------------------ the lean import path
+def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray_sdk():
+    # Given a fresh interpreter with the function's code, the layer and kg1 on its path (as Lambda's)
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; import app; "
+            "print(' '.join(sorted({name.split('.')[0] for name in sys.modules} | "
+            "{name for name in sys.modules if name.startswith(('keygate.', 'kg1.'))})))")
+    root = Path(__file__).resolve().parents[2]
+    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+             str(root / "sdk" / "kg1")]
+    # When it imports the handler module, as Lambda's runtime does
+    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=False,  # noqa: S603
+                            env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    # Then none of what the issue-15 decision keeps off its cold path is loaded (docs/architecture.md,
+    # "Cold start"): no pydantic, no PyJWT, no X-Ray SDK (nor the Tracer's wrapt), no Ed25519 verifier, and
+    # none of the management side's modules
+    assert not loaded & {"pydantic", "pydantic_core", "jwt", "aws_xray_sdk", "wrapt"}, loaded
+    assert not loaded & {"keygate.models", "keygate.tokens", "keygate.session", "keygate.stepup", "keygate.wiring",
+                         "keygate.service", "keygate.api", "keygate.routes", "kg1.ed25519"}, loaded
+    assert {"keygate.authorizer", "kg1"} <= loaded

@@ -14,13 +14,21 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Self
 
 KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
 NONE_WORD = "none"  # WithdrawalRoutes' and SafeProxyResources' default: CloudFormation cannot usefully default to ""
 ROUTE_METHODS = ("ANY", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-# An API Gateway resource template: `/`, or `/`-separated literal segments and {parameters} ({name+} greedy).
-_RESOURCE = re.compile(r"/|(/([A-Za-z0-9._~:@-]+|\{[A-Za-z0-9._-]+\+?\}))+")
+
+
+@cache
+def _resource_template() -> re.Pattern[str]:
+    """An API Gateway resource template: `/`, or `/`-separated literal segments and {parameters} ({name+}
+    greedy). Compiled on first use: most stacks declare no withdrawal route (a cold start saves the compile)."""
+    return re.compile(r"/|(/([A-Za-z0-9._~:@-]+|\{[A-Za-z0-9._-]+\+?\}))+")
+
+
 _KEY_ID_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}_")
 _SECRET_NAME_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]+/")
 
@@ -204,12 +212,12 @@ class AuthorizerConfig:
         for entry in env.items("WITHDRAWAL_ROUTES", (), none_word=NONE_WORD):
             method, _, resource = entry.partition(" ")
             method, resource = method.upper(), resource.strip()
-            env.check(method in ROUTE_METHODS and bool(_RESOURCE.fullmatch(resource)),
+            env.check(method in ROUTE_METHODS and bool(_resource_template().fullmatch(resource)),
                       f"WITHDRAWAL_ROUTES: {entry!r} is not 'METHOD /resource/template' "
                       f"(METHOD one of {', '.join(ROUTE_METHODS)})")
             routes.append((method, resource))
         safe = env.items("SAFE_PROXY_RESOURCES", (), none_word=NONE_WORD)
-        env.check(all(_RESOURCE.fullmatch(resource) and is_greedy(resource) for resource in safe),
+        env.check(all(_resource_template().fullmatch(resource) and is_greedy(resource) for resource in safe),
                   "SAFE_PROXY_RESOURCES: each entry must be a resource template ending in a greedy {name+}")
         config = cls(
             key_id_prefix=_key_id_prefix(env),

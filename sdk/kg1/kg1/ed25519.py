@@ -20,6 +20,7 @@ import base64
 import binascii
 import hmac
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -201,20 +202,27 @@ def sign(key: Ed25519PrivateKey | str | bytes, text: str) -> str:
 def verify(public_key: bytes, text: str, signature_hex: str) -> bool:
     """Whether `signature_hex` is the Ed25519 signature of `text` (UTF-8) under the raw public key.
 
-    The key is checked first (check_point), so a small-order key never verifies anything.
+    The key is checked first (check_point, once per key), so a small-order key never verifies anything.
     """
     try:
-        check_point(public_key)
+        verifier = _verifier(bytes(public_key))
         signature = bytes.fromhex(signature_hex)
     except ValueError:
         return False
     if len(signature) != SIGNATURE_BYTES:
         return False
-    ed25519 = _cryptography()
     from cryptography.exceptions import InvalidSignature
 
     try:
-        ed25519.Ed25519PublicKey.from_public_bytes(public_key).verify(signature, text.encode("utf-8", "surrogatepass"))
+        verifier.verify(signature, text.encode("utf-8", "surrogatepass"))
     except InvalidSignature:
         return False
     return True
+
+
+@lru_cache(maxsize=1024)
+def _verifier(public_key: bytes) -> Any:
+    """The cryptography public key for 32 raw bytes that pass check_point (KeyFormatError otherwise), made
+    once per key: the point check is pure Python and costs more than the verification."""
+    check_point(public_key)
+    return _cryptography().Ed25519PublicKey.from_public_bytes(public_key)
