@@ -71,8 +71,8 @@ from tests.support.stack import REGION
 
 AUTHORIZER = "SignatureAuthorizerFunction"
 TARGET_RATIO = 1.3
-# The smoke run: the authorizer (it has the target) and the heaviest management path (PyJWT, cryptography).
-QUICK_FUNCTIONS = (AUTHORIZER, "CreateApiKeyFunction")
+# The smoke run: the authorizers (the signature authorizer has the target) and the heaviest management path.
+QUICK_FUNCTIONS = (AUTHORIZER, "SessionAuthorizerFunction", "CreateApiKeyFunction")
 BASELINE = "baseline"
 FLOORS_DIR = Path(__file__).parent / "cold_start_floors"
 # Each floor adds one part of the fixed stack to the one before it (module docstrings say what).
@@ -206,6 +206,15 @@ def _api_event(stack: LocalStack, function_id: str, path: str, *, user: str | No
     return proxy_event(request, route.path, resource_parameters(route.path, path), authorizer)
 
 
+def _session_event(stack: LocalStack, user: str) -> dict[str, Any]:
+    """What API Gateway hands the session authorizer (a REQUEST authorizer on the Authorization header)."""
+    request = ProxyRequest(method="GET", path="/v1/trade/api-keys",
+                           headers={"Authorization": f"Bearer {stack.identity.session_token(user)}"})
+    event = proxy_event(request, "/v1/trade/api-keys", {}, None)
+    del event["body"], event["isBase64Encoded"], event["requestContext"]["authorizer"]
+    return {"type": "REQUEST", "methodArn": METHOD_ARN.format(method="GET", path="/v1/trade/api-keys"), **event}
+
+
 def _signed_request_event(stack: LocalStack, user: str, keys: list[CreatedApiKey]) -> dict[str, Any]:
     """What API Gateway hands the REQUEST authorizer for a bot's signed GET /v1/trade/api-keys/self."""
     return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), Clocks(time.time_ns() // 1_000_000))
@@ -219,9 +228,7 @@ class FirstEvent:
 
 
 FIRST_EVENTS: dict[str, FirstEvent] = {
-    "SessionAuthorizerFunction": FirstEvent(0, lambda stack, user, keys: {
-        "type": "TOKEN", "authorizationToken": f"Bearer {stack.identity.session_token(user)}",
-        "methodArn": METHOD_ARN.format(method="GET", path="/v1/trade/api-keys")}),
+    "SessionAuthorizerFunction": FirstEvent(0, lambda stack, user, keys: _session_event(stack, user)),
     AUTHORIZER: FirstEvent(1, _signed_request_event),
     "CreateApiKeyFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
         stack, "CreateApiKeyFunction", "/v1/trade/api-keys", user=user, body={"label": "cold start"}), status=201),
