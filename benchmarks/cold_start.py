@@ -19,10 +19,11 @@ median(function) / median(baseline).
 
 Four floors (benchmarks/cold_start_floors/) serve the authorizer's first event
 without any KeyGate code, each adding one part of the stack the team's rules
-fix: boto3 with the first event's two clients and five calls, then a pydantic
-model of the environment, then the Powertools Logger and Metrics, then the
-Powertools Tracer. They show how much of the authorizer's cold start is
-KeyGate's own.
+fix: boto3 with the first event's two clients and five calls, then the
+Powertools Logger and Metrics (the signature authorizer's whole fixed stack,
+AUTHORIZER_FLOOR), then a pydantic model of the environment and the
+Powertools Tracer (what the management functions add). They show how much of
+the authorizer's cold start is KeyGate's own.
 
 Two variants of KeyGate's own layer (the runtime and the managed Powertools
 layer ship bytecode in both):
@@ -69,17 +70,19 @@ from tests.support.stack import REGION
 
 AUTHORIZER = "SignatureAuthorizerFunction"
 TARGET_RATIO = 1.3
-# The smoke run: the authorizer (it has the target) and the heaviest management path (PyJWT, cryptography).
-QUICK_FUNCTIONS = (AUTHORIZER, "CreateApiKeyFunction")
+# The smoke run: the authorizers (the signature authorizer has the target) and the heaviest management path.
+QUICK_FUNCTIONS = (AUTHORIZER, "SessionAuthorizerFunction", "CreateApiKeyFunction")
 BASELINE = "baseline"
 FLOORS_DIR = Path(__file__).parent / "cold_start_floors"
 # Each floor adds one part of the fixed stack to the one before it (module docstrings say what).
 FLOORS = {
     "floor 1: boto3 + AWS calls": "floor_aws.handler",
-    "floor 2: + pydantic config": "floor_pydantic.handler",
-    "floor 3: + Logger, Metrics": "floor_logger_metrics.handler",
+    "floor 2: + Logger, Metrics": "floor_logger_metrics.handler",
+    "floor 3: + pydantic config": "floor_pydantic.handler",
     "floor 4: + Tracer": "floor_tracer.handler",
 }
+# The signature authorizer's own floor: its import path has neither pydantic nor the Tracer (issue 15).
+AUTHORIZER_FLOOR = "floor 2: + Logger, Metrics"
 VARIANTS = ("no_bytecode", "as_built")  # KeyGate's layer before and after layers/common/Makefile
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:k3yg4t3abc/dev/{method}{path}"
 
@@ -203,6 +206,15 @@ def _api_event(stack: LocalStack, function_id: str, path: str, *, user: str | No
     return proxy_event(request, route.path, resource_parameters(route.path, path), authorizer)
 
 
+def _session_event(stack: LocalStack, user: str) -> dict[str, Any]:
+    """What API Gateway hands the session authorizer (a REQUEST authorizer on the Authorization header)."""
+    request = ProxyRequest(method="GET", path="/v1/trade/api-keys",
+                           headers={"Authorization": f"Bearer {stack.identity.session_token(user)}"})
+    event = proxy_event(request, "/v1/trade/api-keys", {}, None)
+    del event["body"], event["isBase64Encoded"], event["requestContext"]["authorizer"]
+    return {"type": "REQUEST", "methodArn": METHOD_ARN.format(method="GET", path="/v1/trade/api-keys"), **event}
+
+
 def _signed_request_event(stack: LocalStack, user: str, keys: list[SeededKey]) -> dict[str, Any]:
     """What API Gateway hands the REQUEST authorizer for a bot's signed GET /v1/trade/api-keys/self."""
     return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), Clocks(time.time_ns() // 1_000_000))
@@ -216,9 +228,7 @@ class FirstEvent:
 
 
 FIRST_EVENTS: dict[str, FirstEvent] = {
-    "SessionAuthorizerFunction": FirstEvent(0, lambda stack, user, keys: {
-        "type": "TOKEN", "authorizationToken": f"Bearer {stack.identity.session_token(user)}",
-        "methodArn": METHOD_ARN.format(method="GET", path="/v1/trade/api-keys")}),
+    "SessionAuthorizerFunction": FirstEvent(0, lambda stack, user, keys: _session_event(stack, user)),
     AUTHORIZER: FirstEvent(1, _signed_request_event),
     "CreateApiKeyFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
         stack, "CreateApiKeyFunction", "/v1/trade/api-keys", user=user, body={"label": "cold start"})),
@@ -252,6 +262,17 @@ def _answered(function_id: str, result: Any, user: str | None) -> bool:
 
 
 # ------------------------------------------------------------------- measuring
+# A cold start whose answer was not the one its first event needs is measured again (with a fresh event), at
+# most this many times: a management function's transaction retried by botocore after a read timeout can
+# come back "step-up token already used" for a change that committed (moto ignores ClientRequestToken; the
+# root cause is issue 13's finding 10). A cheaper error path must never count, nor crash the run.
+WRONG_ANSWER_ATTEMPTS = 3
+
+
+class WrongAnswer(RuntimeError):
+    """A cold start answered something else than what its first event needs."""
+
+
 @dataclass
 class Run:
     total_ms: float
@@ -265,6 +286,7 @@ class ColdStarts:
         self.stack = stack
         self.path = path
         self.scratch = scratch
+        self.retried: dict[str, int] = {}
 
     def _child_environment(self, function_id: str | None, code_dir: Path | None) -> dict[str, str]:
         base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": ":UTC",
@@ -325,7 +347,7 @@ class ColdStarts:
             raise RuntimeError(f"{function_id}: the cold start failed:\n{finished.stderr[-3000:]}")
         report = json.loads(result_path.read_text())
         if not _answered(function_id, report["result"], user):
-            raise RuntimeError(f"{function_id}: answered {report['result']!r}, not what its first event needs")
+            raise WrongAnswer(f"{function_id}: answered {report['result']!r}, not what its first event needs")
         to_ms = 1e-6
         return Run(total_ms=(report["served_ns"] - spawned_ns) * to_ms,
                    startup_ms=(report["started_ns"] - spawned_ns) * to_ms,
@@ -336,15 +358,27 @@ class ColdStarts:
         """Interleaved rounds (the baseline, the floors and each function), so drift hits them alike.
 
         Each round starts one place further along the list, so no subject always runs first or
-        right after the same neighbour.
+        right after the same neighbour. A wrong answer is measured again (WRONG_ANSWER_ATTEMPTS);
+        `self.retried` counts them per subject.
         """
         subjects = [BASELINE, *FLOORS, *function_ids]
         runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
         for round_number in range(repeats):
             start = round_number % len(subjects)
             for function_id in subjects[start:] + subjects[:start]:
-                runs[function_id].append(self.run_once(function_id)[0])
+                runs[function_id].append(self.run_answered(function_id))
         return runs
+
+    def run_answered(self, function_id: str) -> Run:
+        """One cold start that answered its first event as it must, retrying a wrong answer a few times."""
+        for attempt in range(1, WRONG_ANSWER_ATTEMPTS + 1):
+            try:
+                return self.run_once(function_id)[0]
+            except WrongAnswer:
+                self.retried[function_id] = self.retried.get(function_id, 0) + 1
+                if attempt == WRONG_ANSWER_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _median(runs: list[Run], field: str) -> float:
@@ -373,13 +407,13 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
     return summary
 
 
-def beyond_top_floor_ms(runs: dict[str, list[Run]]) -> float:
-    """What KeyGate's own code adds to the authorizer's cold start: the stack alone is the last floor.
+def beyond_floor_ms(runs: dict[str, list[Run]]) -> float:
+    """What KeyGate's own code adds to the authorizer's cold start: its stack alone is AUTHORIZER_FLOOR.
 
     The median of the two's difference within each round, which cancels the drift
     between rounds that a difference of medians would keep.
     """
-    paired = zip(runs[AUTHORIZER], runs[list(FLOORS)[-1]], strict=True)
+    paired = zip(runs[AUTHORIZER], runs[AUTHORIZER_FLOOR], strict=True)
     return round(statistics.median(authorizer.total_ms - floor.total_ms for authorizer, floor in paired), 1)
 
 
@@ -446,14 +480,16 @@ def run(quick: bool = False) -> dict[str, Any]:
             runs = cold.measure(function_ids, repeats)
             summary = summarise(runs)
             profile: dict[str, Any] = {}
-            beyond_top_floor = None
+            beyond_floor = None
             if AUTHORIZER in summary:
-                beyond_top_floor = beyond_top_floor_ms(runs)
+                beyond_floor = beyond_floor_ms(runs)
                 handler_module = function_property(AUTHORIZER, "Handler").rpartition(".")[0]
                 profile = import_profile(cold.run_once(AUTHORIZER, profile=True)[1],
                                          cold.run_once(BASELINE, profile=True)[1], handler_module)
             variants[variant] = {"functions": summary, "authorizer_import_profile": profile,
-                                 "authorizer_beyond_top_floor_ms": beyond_top_floor}
+                                 "authorizer_floor": AUTHORIZER_FLOOR, "authorizer_beyond_floor_ms": beyond_floor,
+                                 "wrong_answers_retried": dict(cold.retried)}
+            cold.retried.clear()
     authorizer = {variant: figures["functions"].get(AUTHORIZER, {}).get("ratio_to_baseline")
                   for variant, figures in variants.items()}
     return {"target_ratio": TARGET_RATIO, "floors": dict(FLOORS), "repeats": repeats,

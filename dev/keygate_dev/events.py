@@ -292,15 +292,15 @@ def authorizer_functions() -> frozenset[str]:
 def response_status(function_id: str, result: dict[str, Any]) -> int:
     """The HTTP status a result stands for, as API Gateway would answer it.
 
-    A proxy response carries its own; an authorizer's Allow is 200, a Deny 403, its 'Unauthorized'
-    error 401 and any other failure 503 (the template's AUTHORIZER_FAILURE response); a function
-    without an HTTP face (the janitor) is 200 when it returns and 500 when it raises.
+    A proxy response carries its own; an authorizer's Allow is 200, a Deny the template's ACCESS_DENIED
+    status (401), an error 'Unauthorized' 401 and any other failure 503 (the template's AUTHORIZER_FAILURE
+    response); a function without an HTTP face (the janitor) is 200 when it returns and 500 when it raises.
     """
     if "statusCode" in result:
         return int(result["statusCode"])
     if "policyDocument" in result:
         effects = {statement["Effect"] for statement in result["policyDocument"]["Statement"]}
-        return 200 if effects == {"Allow"} else 403
+        return 200 if effects == {"Allow"} else int(template.gateway_responses()["ACCESS_DENIED"]["StatusCode"])
     if "errorType" in result:
         if function_id in authorizer_functions():
             return 401 if result.get("errorMessage") == "Unauthorized" else 503

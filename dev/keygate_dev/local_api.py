@@ -14,15 +14,19 @@ API Gateway:
   each with its CloudFormation environment) instead of Docker containers;
 - Gateway Responses: SAM CLI answers authorizer refusals and unknown routes
   with fixed bodies ({"message": ...}, and 500 when a TOKEN authorizer raises
-  "Unauthorized"). Here API Gateway's rules apply: an authorizer error
-  "Unauthorized" is UNAUTHORIZED (401), a Deny or a policy that does not cover
-  the method is ACCESS_DENIED (403, with $context.authorizer.* from the
-  authorizer's context), any other authorizer error is AUTHORIZER_FAILURE,
+  "Unauthorized"). Here API Gateway's rules apply: a missing identity source or
+  an authorizer error "Unauthorized" is UNAUTHORIZED, a Deny or a policy that
+  does not cover the method is ACCESS_DENIED (with $context.authorizer.* from
+  the authorizer's context; KeyGate's authorizers refuse only this way), any
+  other authorizer error is AUTHORIZER_FAILURE, an authorizer without identity
+  sources is invoked for every request,
   an unknown route or method (HEAD and OPTIONS too, which Flask would route to
   GET or answer 405) is MISSING_AUTHENTICATION_TOKEN (403), a failed
   function is a 5XX; each rendered from the GatewayResponses property of the
   template's AWS::Serverless::Api (falling back to DEFAULT_4XX / DEFAULT_5XX,
   then to API Gateway's own bodies);
+- repeated slashes in a path: Werkzeug redirects (308) to the merged path; API
+  Gateway routes it to the merged path's resource, and so does this gateway;
 - a request body that is not UTF-8: SAM CLI decodes text bodies strictly and
   answers 502; API Gateway hands such a body on as text with replacement
   characters (U+FFFD), and the handler decides (400 MALFORMED_JSON here);
@@ -339,6 +343,23 @@ def text_body_as_api_gateway_passes_it(wsgi_app: WsgiApp, binary_media_types: It
     return application
 
 
+_SLASHES = re.compile(r"/{2,}")
+
+
+def slashes_merged_as_api_gateway_routes(wsgi_app: WsgiApp) -> WsgiApp:
+    """Route a path with repeated slashes (`/v1//wallet/withdrawals`) as API Gateway does, to the resource
+    of the merged path, instead of Werkzeug's 308 redirect. The event still reaches the authorizer, which
+    signs over the path rebuilt from the matched resource (apigw.request_path)."""
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        return wsgi_app(environ, start_response)
+
+    return application
+
+
 def _request_id() -> str:
     """This request's id (one per HTTP request, like API Gateway's)."""
     if "keygate_request_id" not in g:
@@ -405,8 +426,8 @@ class KeyGateLocalApigwService(LocalApigwService):
 
     def create(self) -> None:
         super().create()
-        self._app.wsgi_app = text_body_as_api_gateway_passes_it(  # type: ignore[method-assign]
-            self._app.wsgi_app, self.api.binary_media_types)
+        as_api_gateway = text_body_as_api_gateway_passes_it(self._app.wsgi_app, self.api.binary_media_types)
+        self._app.wsgi_app = slashes_merged_as_api_gateway_routes(as_api_gateway)  # type: ignore[method-assign]
         self._app.register_error_handler(GatewayError, self._gateway_response)
         if self.access_log:
             self._app.after_request(self._log_request)

@@ -104,15 +104,15 @@ class Authorization:
 _AUTHORIZATIONS = {
     Auth.SESSION: Authorization(
         security=[{SESSION_SCHEME: []}],
-        refusals={401: "UNAUTHORIZED: the session token is missing, invalid or expired "
-                       "(session authorizer)."}),
+        refusals={401: "The session authorizer refused: SESSION_EXPIRED, SESSION_WRONG_AUDIENCE or SESSION_INVALID "
+                       "(a Deny carrying its code), or UNAUTHORIZED when there is no Authorization header "
+                       "(API Gateway's own answer)."}),
     Auth.SIGNATURE: Authorization(
         security=[dict.fromkeys(KG1_SCHEMES, [])],
-        refusals={401: "UNAUTHORIZED: the KG1 signature was refused (missing or malformed header, "
-                       "timestamp outside the window, unknown, revoked or expired key, signature mismatch "
-                       "or reused nonce; docs/signing.md). The exact reason is logged under the request id the "
-                       "message quotes.",
-                  403: "IP_NOT_ALLOWED or PERMISSION_DENIED (signature authorizer)."}),
+        refusals={401: "The signature authorizer refused, with its code and what to fix: MISSING_HEADER, "
+                       "MALFORMED_HEADER, TIMESTAMP_OUT_OF_WINDOW, INVALID_KEY_ID, UNKNOWN_KEY, KEY_REVOKED, "
+                       "KEY_EXPIRED, ALGORITHM_MISMATCH, SIGNATURE_MISMATCH, IP_NOT_ALLOWED, PERMISSION_DENIED or "
+                       "NONCE_REUSED (docs/signing.md)."}),
     Auth.NONE: Authorization(security=[], refusals={}),
 }
 _THROTTLED = "Throttled by API Gateway (the stage's rate and burst limits)."
@@ -121,6 +121,10 @@ _UNAVAILABLE = ("SERVICE_UNAVAILABLE: DynamoDB, Secrets Manager, the identity pr
 
 
 # ---------------------------------------------------------------------- schemas
+# Response fields only some answers carry yet: `"ok": false` is in the authorizers' refusals, not yet in every
+# handler's error body (models.ErrorResponse).
+_NOT_YET_EVERYWHERE = {"ErrorResponse": ("ok",)}
+
 def _component_schemas(request_models: list[type[BaseModel]], response_models: list[type[BaseModel]]
                        ) -> dict[str, Any]:
     """Request models as they validate; response models as `api.json_response` writes them.
@@ -137,7 +141,8 @@ def _component_schemas(request_models: list[type[BaseModel]], response_models: l
     schemas: dict[str, Any] = dict(request_schemas.get("$defs", {}))
     for name, schema in responses.get("$defs", {}).items():
         if "properties" in schema:
-            schema = {**schema, "required": list(schema["properties"]), "additionalProperties": False}
+            required = [field for field in schema["properties"] if field not in _NOT_YET_EVERYWHERE.get(name, ())]
+            schema = {**schema, "required": required, "additionalProperties": False}
         if name in schemas and schemas[name] != schema:
             raise ValueError(f"{name} is both a request and a response model with different schemas")
         schemas[name] = schema

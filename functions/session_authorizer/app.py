@@ -1,26 +1,43 @@
-"""Lambda TOKEN authorizer for the management routes: validates the session JWT.
+"""Lambda REQUEST authorizer for the management routes: validates the session JWT in `Authorization`.
 
-Results are cached by token (template: SessionAuthorizerCacheTtl), so the
-policy allows every route of the stage for that token.
+Results are cached per Authorization header (template: SessionAuthorizerCacheTtl), so
+an Allow covers every route of the stage for that token, and so does a refusal: a
+Deny carrying its code (SESSION_EXPIRED, SESSION_WRONG_AUDIENCE, SESSION_INVALID),
+which the ACCESS_DENIED Gateway Response answers 401. Only a failure to fetch the
+JWKS raises (AUTHORIZER_FAILURE, 503). Log lines carry API Gateway's request id.
+A request without the header never reaches this function: API Gateway answers 401 itself.
 """
+
+from aws_lambda_powertools.logging import correlation_paths
 
 from keygate import apigw, wiring
 from keygate.errors import ErrorCode, KeyGateError
 from keygate.observability import logger, tracer
 from keygate.session import verify_session_token
 
+_USE_BEARER = "Send the session token as 'Authorization: Bearer <session token>'."
+
+
+def _authorization(event) -> str:
+    for name, value in (event.get("headers") or {}).items():
+        if isinstance(name, str) and name.lower() == "authorization" and isinstance(value, str):
+            return value
+    return ""
+
 
 @tracer.capture_lambda_handler(capture_response=False)
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event, context):
-    scheme, _, token = (event.get("authorizationToken") or "").partition(" ")
+    scheme, _, token = _authorization(event).strip().partition(" ")
     try:
-        if scheme.lower() != "bearer":
-            raise KeyGateError(ErrorCode.UNAUTHORIZED, "Use 'Authorization: Bearer <session token>'.")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise KeyGateError(ErrorCode.SESSION_INVALID, _USE_BEARER)
         user_id = verify_session_token(token.strip(), wiring.session())
     except KeyGateError as refused:
         if refused.code.status != 401:
             raise  # the JWKS cannot be fetched: the authorizer fails, AUTHORIZER_FAILURE answers 503
-        logger.info("session refused", extra={"error_code": refused.code.value})
-        raise apigw.AuthorizerDenied() from None
+        code = ErrorCode.SESSION_INVALID if refused.code is ErrorCode.UNAUTHORIZED else refused.code
+        logger.info("session refused", extra={"error_code": code.value, "apigw_request_id": apigw.request_id(event)})
+        return apigw.deny_policy("anonymous", event["methodArn"],
+                                 {"error_code": code.value, "error_message": refused.message}, whole_api=True)
     return apigw.allow_policy(user_id, event["methodArn"], {"user_id": user_id}, whole_api=True)

@@ -11,10 +11,11 @@ import re
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import time
 
+import pytest
 import requests
 
 import keygate_client
-from keygate_client import RequestsAuth, ServerClock
+from keygate_client import KeyGateAuthError, RequestsAuth, ServerClock
 from keygate_dev import template
 from keygate_dev.local_api import gateway_responses
 from keygate_dev.server import walkthrough_commands
@@ -81,9 +82,9 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
 
     # When an eavesdropper replays exactly that request
     replayed = requests.Session().send(order.request, timeout=TIMEOUT)
-    # Then it is refused (the nonce was used)
+    # Then it is refused, and the bot is told why: the nonce was used
     assert replayed.status_code == 401, replayed.text
-    assert error_code(replayed) == "UNAUTHORIZED"
+    assert error_code(replayed) == "NONCE_REUSED"
 
     # When a freshly signed request carries another body than the one signed
     signed_body = json.dumps(ORDER).encode()
@@ -99,10 +100,16 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     read_only = app.call("POST", "/v1/trade/api-keys", action="api_keys:create",
                          body={"label": "e2e reader", "permissions": ["read"]}).json()
     reader = RequestsAuth(read_only["api_key"], read_only["api_secret"], clock=clock)
-    # When it tries to place an order, Then the authorizer denies it with the reason
+    # When it tries to place an order, Then the authorizer denies it with the reason and the permission needed
     denied = requests.post(base + "/v1/trade/orders", json=ORDER, auth=reader, timeout=TIMEOUT)
-    assert denied.status_code == 403, denied.text
-    assert error_code(denied) == "PERMISSION_DENIED"
+    assert denied.status_code == 401, denied.text
+    assert error_code(denied) == "PERMISSION_DENIED" and "trade permission" in denied.json()["error"]["message"]
+    # And a bot that asks the SDK to raise on refusals gets the code and what to fix
+    strict = requests.Session()
+    strict.auth = RequestsAuth(read_only["api_key"], read_only["api_secret"], clock=clock, raise_on_refusal=True)
+    with pytest.raises(KeyGateAuthError) as refused:
+        strict.post(base + "/v1/trade/orders", json=ORDER, timeout=TIMEOUT)
+    assert refused.value.code == "PERMISSION_DENIED" and "permission" in refused.value.fix
 
     # When the user lists their keys, Then the bot's key shows when it was last used
     listed = {entry["api_key"]: entry for entry in app.call("GET", "/v1/trade/api-keys").json()["keys"]}
@@ -119,6 +126,7 @@ def test_a_key_from_creation_to_revocation(local_server: LocalServer):
     time.sleep(RECORD_CACHE_TTL_SECONDS + 0.2)
     refused = bot.get(base + "/v1/trade/api-keys/self", timeout=TIMEOUT)
     assert refused.status_code == 401, refused.text
+    assert error_code(refused) == "KEY_REVOKED"
 
     # And the audit log tells the key's story, newest first
     audit = app.call("GET", f"/v1/trade/api-keys/{key['api_key']}/audit")
@@ -162,7 +170,8 @@ def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
     unsigned = requests.post(base + "/v1/trade/orders", json=ORDER, timeout=TIMEOUT)
     # Then the template's Gateway Responses answer what API Gateway answers by itself
     assert anonymous.status_code == 401 and error_code(anonymous) == "UNAUTHORIZED"
-    assert unsigned.status_code == 401 and error_code(unsigned) == "UNAUTHORIZED"
+    # (a bot route always reaches the signature authorizer, which names what is missing)
+    assert unsigned.status_code == 401 and error_code(unsigned) == "MISSING_HEADER"
     # And an unknown route or method gets template.yaml's MISSING_AUTHENTICATION_TOKEN response (else
     # DEFAULT_4XX's body with API Gateway's own 403), as deployed
     responses = gateway_responses(template.TEMPLATE_PATH)

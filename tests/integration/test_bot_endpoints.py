@@ -43,8 +43,12 @@ def test_a_bot_reads_its_own_key_restrictions(gate):
     assert key[1] not in response.body
 
 
-def test_self_without_a_signature_is_refused(client):
-    assert_error(client.gateway.request("GET", SELF), 401, "UNAUTHORIZED")
+def test_self_without_a_signature_is_refused_with_the_missing_header_named(client):
+    # When a bot calls its route without any X-KG-* header
+    response = client.gateway.request("GET", SELF)
+    # Then the authorizer (API Gateway invokes it: it declares no identity sources) says which header is missing
+    error = assert_error(response, 401, "MISSING_HEADER")
+    assert "X-KG-API-KEY" in error["message"]
 
 
 def _self_with_context(authorizer):

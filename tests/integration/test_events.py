@@ -135,7 +135,7 @@ def test_a_sidecar_with_an_unknown_field_is_refused(tmp_path):
 @pytest.mark.parametrize(("result", "status"), [
     ({"statusCode": 201, "body": "{}"}, 201),
     ({"principalId": "a", "policyDocument": {"Statement": [{"Effect": "Allow"}]}}, 200),
-    ({"principalId": "a", "policyDocument": {"Statement": [{"Effect": "Deny"}]}}, 403),
+    ({"principalId": "a", "policyDocument": {"Statement": [{"Effect": "Deny"}]}}, 401),
     ({"errorType": "AuthorizerDenied", "errorMessage": "Unauthorized"}, 401),
     ({"errorType": "PyJWKClientConnectionError", "errorMessage": "Fail to fetch data"}, 503),
 ])

@@ -81,4 +81,4 @@ def test_an_invalid_order_with_a_valid_digest_is_a_400(gate):
 def test_a_read_only_key_never_reaches_the_backend(gate):
     key = gate.create_key(permissions=["read"])
     _, denied = signed_order(gate, key)
-    assert denied.status == 403 and denied.context["error_code"] == "PERMISSION_DENIED"
+    assert denied.status == 401 and denied.context["error_code"] == "PERMISSION_DENIED"

@@ -1,11 +1,18 @@
-"""SessionAuthorizerFunction: session JWTs checked against the JWKS over HTTP."""
+"""SessionAuthorizerFunction: session JWTs checked against the JWKS over HTTP.
 
+A REQUEST authorizer (its identity source is the Authorization header): every refusal is a Deny whose
+context carries its code, which the ACCESS_DENIED Gateway Response answers 401; only an unreachable
+JWKS makes it fail (AUTHORIZER_FAILURE, 503).
+"""
+
+import json
 import time
+import uuid
 
 import jwt
 import pytest
 
-from keygate import apigw, tokens, wiring
+from keygate import tokens, wiring
 from keygate_dev.identity import SigningKey
 from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.template import load_handler
@@ -14,17 +21,34 @@ from tests.support.stack import rsa_private_key
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/test/GET/v1/trade/api-keys"
 
 
+def request_event(authorization: str | None, request_id: str = "req-0") -> dict:
+    """API Gateway's REQUEST authorizer event for GET /v1/trade/api-keys (headers as the client sent them)."""
+    headers = {} if authorization is None else {"authorization": authorization}
+    return {"type": "REQUEST", "methodArn": METHOD_ARN, "resource": "/v1/trade/api-keys",
+            "path": "/v1/trade/api-keys", "httpMethod": "GET", "headers": headers,
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
+            "queryStringParameters": None, "pathParameters": None,
+            "requestContext": {"requestId": request_id, "resourcePath": "/v1/trade/api-keys", "httpMethod": "GET",
+                               "stage": "test", "identity": {"sourceIp": "203.0.113.10"}}}
+
+
 @pytest.fixture
 def authorize(stack_env):
     handler = load_handler("SessionAuthorizerFunction")
 
-    def call(authorization: str | None):
-        event = {"type": "TOKEN", "methodArn": METHOD_ARN}
-        if authorization is not None:
-            event["authorizationToken"] = authorization
-        return handler(event, LambdaContext("SessionAuthorizerFunction"))
+    def call(authorization: str | None, request_id: str = "req-0"):
+        return handler(request_event(authorization, request_id), LambdaContext("SessionAuthorizerFunction"))
 
     return call
+
+
+def denied_code(result: dict) -> str:
+    """The code a refusal carries: a Deny for every route of the stage (API Gateway caches it per header)."""
+    [statement] = result["policyDocument"]["Statement"]
+    assert statement == {"Action": "execute-api:Invoke", "Effect": "Deny",
+                         "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/test/*"}, result
+    assert result["context"]["error_message"]
+    return result["context"]["error_code"]
 
 
 def test_valid_session_is_allowed_for_the_whole_stage(authorize, identity):
@@ -40,30 +64,50 @@ def test_valid_session_is_allowed_for_the_whole_stage(authorize, identity):
     assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/test/*"
 
 
-@pytest.mark.parametrize("make_header", [
-    pytest.param(lambda idp: None, id="missing"),
-    pytest.param(lambda idp: "", id="empty"),
-    pytest.param(lambda idp: f"Basic {idp.session_token('alice')}", id="wrong-scheme"),
-    pytest.param(lambda idp: "Bearer not-a-jwt", id="garbage"),
-    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', now=time.time() - 7200)}", id="expired"),
-    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', iss='https://evil.example')}", id="wrong-issuer"),
-    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', aud='other-service')}", id="wrong-audience"),
-    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', exp=None)}", id="no-expiry"),
-    pytest.param(lambda idp: f"Bearer {idp.session_token('', sub='')}", id="empty-subject"),
+@pytest.mark.parametrize(("make_header", "code"), [
+    pytest.param(lambda idp: None, "SESSION_INVALID", id="missing"),  # API Gateway answers it first (identity source)
+    pytest.param(lambda idp: "", "SESSION_INVALID", id="empty"),
+    pytest.param(lambda idp: f"Basic {idp.session_token('alice')}", "SESSION_INVALID", id="wrong-scheme"),
+    pytest.param(lambda idp: "Bearer not-a-jwt", "SESSION_INVALID", id="garbage"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', now=time.time() - 7200)}", "SESSION_EXPIRED",
+                 id="expired"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', iss='https://evil.example')}", "SESSION_INVALID",
+                 id="wrong-issuer"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', aud='other-service')}", "SESSION_WRONG_AUDIENCE",
+                 id="wrong-audience"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', exp=None)}", "SESSION_INVALID", id="no-expiry"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('', sub='')}", "SESSION_INVALID", id="empty-subject"),
     pytest.param(lambda idp: "Bearer " + SigningKey(kid=idp.session_key.kid).sign(
         {"iss": idp.session_issuer, "aud": idp.audience, "sub": "alice", "exp": int(time.time()) + 60}),
-        id="forged-with-same-kid"),
-    pytest.param(lambda idp: f"Bearer {idp.step_up_token('alice', 'api_keys:create')}", id="step-up-token-as-session"),
+        "SESSION_INVALID", id="forged-with-same-kid"),
+    pytest.param(lambda idp: f"Bearer {idp.step_up_token('alice', 'api_keys:create')}", None,
+                 id="step-up-token-as-session"),
     pytest.param(lambda idp: "Bearer " + jwt.encode(
         {"iss": idp.session_issuer, "aud": idp.audience, "sub": "alice", "exp": int(time.time()) + 60},
-        rsa_private_key(), algorithm="RS256", headers={"kid": idp.session_key.kid}), id="alg-not-the-keys"),
+        rsa_private_key(), algorithm="RS256", headers={"kid": idp.session_key.kid}), "SESSION_INVALID",
+        id="alg-not-the-keys"),
 ])
-def test_invalid_sessions_are_refused_with_unauthorized(authorize, identity, make_header):
+def test_invalid_sessions_are_denied_with_their_own_code(authorize, identity, make_header, code):
     # Given a header that is not a valid session
     header = make_header(identity)
-    # When / Then API Gateway gets the 'Unauthorized' error it maps to 401
-    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
-        authorize(header)
+    # When the authorizer checks it
+    result = authorize(header)
+    # Then it answers a Deny (never raises) whose code tells expired, wrong audience and invalid apart
+    refused = denied_code(result)
+    assert refused == code if code else refused.startswith("SESSION_")
+
+
+def test_a_refusal_is_logged_with_api_gateways_request_id(authorize, identity, captured_logs):
+    # Given API Gateway's id of a request with an expired session
+    request_id = str(uuid.uuid4())
+    # When the authorizer refuses it
+    denied_code(authorize(f"Bearer {identity.session_token('alice', now=time.time() - 7200)}", request_id))
+    # Then its log line carries that id (as the correlation id and by name) and the code, never the token
+    [line] = [json.loads(line) for line in captured_logs.lines()
+              if line.startswith("{") and json.loads(line).get("message") == "session refused"]
+    assert line["correlation_id"] == request_id and line["apigw_request_id"] == request_id
+    assert line["error_code"] == "SESSION_EXPIRED"
+    assert "eyJ" not in json.dumps(line)
 
 
 @pytest.mark.parametrize(("expired_seconds_ago", "allowed"), [(20, False), (6, False), (2, True)])
@@ -76,8 +120,7 @@ def test_an_expired_session_passes_only_within_the_5_second_clock_skew(authorize
     if allowed:
         assert authorize(f"Bearer {token}")["principalId"] == "alice"
     else:
-        with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
-            authorize(f"Bearer {token}")
+        assert denied_code(authorize(f"Bearer {token}")) == "SESSION_EXPIRED"
 
 
 def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
@@ -86,10 +129,9 @@ def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, id
     wiring.forget()
     tokens.forget_jwks()
     # When a well-formed session arrives
-    # Then the authorizer fails (AUTHORIZER_FAILURE -> 503 Gateway Response), it neither allows nor says 401
-    with pytest.raises(Exception) as failure:
+    # Then the authorizer fails (AUTHORIZER_FAILURE -> 503 Gateway Response): it neither allows nor denies
+    with pytest.raises(Exception, match="cannot be fetched"):
         authorize(f"Bearer {identity.session_token('alice')}")
-    assert not isinstance(failure.value, apigw.AuthorizerDenied)
 
 
 def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize, identity, monkeypatch):
@@ -101,8 +143,7 @@ def test_an_unknown_kid_does_not_make_every_request_download_the_jwks(authorize,
         {"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice", "exp": int(time.time()) + 60})
     # When many requests carry a kid the JWKS does not have
     for _ in range(20):
-        with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
-            authorize(stranger)
+        assert denied_code(authorize(stranger)) == "SESSION_INVALID"
     # Then the JWKS was downloaded at most twice (first fetch, one refetch for the unknown kid), not 20 times
     assert 1 <= len(fetches) <= 2
     # And a valid session still passes without another download
@@ -134,16 +175,14 @@ def test_a_step_up_token_of_the_same_provider_is_refused_as_a_session(authorize,
                             token_use="step_up")
     # When it is presented as a session
     # Then the session authorizer refuses it (401)
-    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
-        authorize(f"Bearer {token}")
+    assert denied_code(authorize(f"Bearer {token}")) == "SESSION_INVALID"
 
 
 def test_a_token_whose_header_says_step_up_is_refused_as_a_session(authorize, identity, one_identity_provider):
     # Given a token of the session provider whose JWT header types it as a step-up token
     token = _session_shaped(identity, headers={"typ": "kg-step-up+jwt"})
     # When / Then it is no session either
-    with pytest.raises(apigw.AuthorizerDenied, match="^Unauthorized$"):
-        authorize(f"Bearer {token}")
+    assert denied_code(authorize(f"Bearer {token}")) == "SESSION_INVALID"
 
 
 @pytest.mark.parametrize("claims", [{}, {"token_use": "id"}, {"token_use": "access"}, {"amr": ["pwd"]}],
@@ -154,3 +193,25 @@ def test_ordinary_sessions_of_any_provider_keep_working(authorize, identity, cla
     token = _session_shaped(identity, **claims)
     # When / Then they are sessions
     assert authorize(f"Bearer {token}")["principalId"] == "alice"
+
+
+@pytest.mark.parametrize(("make_header", "code", "hint"), [
+    pytest.param(lambda idp: None, "UNAUTHORIZED", "Authorization: Bearer", id="missing"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', now=time.time() - 7200)}", "SESSION_EXPIRED",
+                 "sign in again", id="expired"),
+    pytest.param(lambda idp: f"Bearer {idp.session_token('alice', aud='other-service')}", "SESSION_WRONG_AUDIENCE",
+                 "audience", id="wrong-audience"),
+    pytest.param(lambda idp: "Bearer not-a-jwt", "SESSION_INVALID", "invalid", id="invalid"),
+    pytest.param(lambda idp: "Token abc", "SESSION_INVALID", "Authorization: Bearer", id="wrong-scheme"),
+])
+def test_every_session_refusal_reaches_the_app_through_the_gateway_with_its_code(client, identity, make_header, code,
+                                                                                  hint):
+    # When the app calls a management route with this Authorization header (or none), through API Gateway
+    header = make_header(identity)
+    response = client.call("GET", "/v1/trade/api-keys", user=None,
+                           headers={} if header is None else {"Authorization": header})
+    # Then it receives 401 with the code (a missing header is API Gateway's own UNAUTHORIZED: the identity
+    # source is absent, the authorizer is not invoked) and what to do
+    assert response.status == 401, response.body
+    body = response.json()
+    assert body["ok"] is False and body["error"]["code"] == code and hint in body["error"]["message"], body

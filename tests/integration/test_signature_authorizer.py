@@ -1,8 +1,9 @@
 """SignatureAuthorizerFunction through its real handler, against moto, with keys made by the create path.
 
 Events are shaped like API Gateway's REQUEST authorizer events; the outcome
-is read the way API Gateway reads it (Allow -> 200, Deny -> 403 ACCESS_DENIED,
-an "Unauthorized" error -> 401, any other error -> 503 AUTHORIZER_FAILURE).
+is read the way API Gateway reads it (Allow -> 200, Deny -> ACCESS_DENIED,
+which the template answers 401 with the Deny's code and message, any error ->
+503 AUTHORIZER_FAILURE). Every refusal is a Deny: none raises.
 The handler's authorizer gets injected clocks, so time moves without sleeping
 (the `gate` fixture, tests/integration/conftest.py; tests/support/bots.py).
 """
@@ -11,20 +12,33 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 
 import keygate_client
 import kg1
-from keygate import apigw, keys
+from keygate import keys
 from keygate.config import AuthorizerConfig
+from keygate.records import ApiKeyRecord, KeyStatus
+from keygate.storage import layout
+from kg1 import ed25519
 from tests.support.bots import BOT_IP, authorizer_failure
 from tests.support.faults import AWS_FAULTS, Fault, Mode
-from tests.support.stack import REGION, SECRETS_KEY_ID, STAGE, nonce_items, table_items
+from tests.support.stack import REGION, SECRETS_KEY_ID, STAGE, TABLE_NAME, nonce_items, table_items
 
-# What API Gateway answers when the authorizer fails (raises anything but "Unauthorized"), as deployed.
+SELF_PATH = "/v1/trade/api-keys/self"
+# What API Gateway answers when the authorizer fails (raises anything), as deployed.
 AUTHORIZER_FAILURE = authorizer_failure()
+
+
+def refused(outcome, code: str) -> bool:
+    """A refusal as the bot receives it: a Deny (401 through ACCESS_DENIED) whose context carries the code."""
+    assert outcome.denied and outcome.status == 401 and outcome.error is None, outcome
+    assert outcome.policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert outcome.context["error_message"], outcome
+    return outcome.context["error_code"] == code
 
 
 def logged_codes(captured_logs) -> list[str]:
@@ -74,7 +88,7 @@ def test_replay_is_refused_with_a_401(gate, captured_logs):
     assert gate.invoke(event).status == 200
     gate.clocks.advance(1.0)
     replay = gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers))
-    assert replay.status == 401 and str(replay.error) == "Unauthorized"
+    assert refused(replay, "NONCE_REUSED")
     assert logged_codes(captured_logs)[-1] == "NONCE_REUSED"
 
 
@@ -107,30 +121,28 @@ def test_a_revoked_key_is_refused_within_the_record_ttl(gate, captured_logs):
     assert gate.send(key).status == 200
     # ... and from then on it is refused
     gate.clocks.advance(0.001)
-    assert gate.send(key).status == 401
+    assert refused(gate.send(key), "KEY_REVOKED")
     assert logged_codes(captured_logs)[-1] == "KEY_REVOKED"
 
 
 def test_a_key_revoked_before_first_use_is_refused_at_once(gate, captured_logs):
     key = gate.create_key()
     assert gate.client.revoke(key[0]).status == 200
-    assert gate.send(key).status == 401
-    assert logged_codes(captured_logs)[-1] == "KEY_REVOKED"
+    assert refused(gate.send(key), "KEY_REVOKED")
 
 
 def test_an_expired_key_is_refused(gate, captured_logs):
     key = gate.create_key(expires_days=1)
     assert gate.send(key).status == 200
     gate.clocks.advance(24 * 3600 + 1)  # the gate clock started just before the create
-    assert gate.send(key).status == 401
-    assert logged_codes(captured_logs)[-1] == "KEY_EXPIRED"
+    assert refused(gate.send(key), "KEY_EXPIRED")
 
 
 @pytest.mark.parametrize(("case", "code"), [
     ("wrong secret", "SIGNATURE_MISMATCH"), ("forged key id", "INVALID_KEY_ID"),
     ("late", "TIMESTAMP_OUT_OF_WINDOW"), ("early", "TIMESTAMP_OUT_OF_WINDOW"),
 ])
-def test_refusals_are_401_and_log_their_code(gate, captured_logs, case, code):
+def test_refusals_are_401_denies_that_carry_and_log_their_code(gate, captured_logs, case, code):
     key = gate.create_key()
     sent = {
         "wrong secret": lambda: gate.send((key[0], keys.new_secret())),
@@ -138,14 +150,13 @@ def test_refusals_are_401_and_log_their_code(gate, captured_logs, case, code):
         "late": lambda: gate.send(key, clock=lambda: gate.clocks.wall_ms - 5001),
         "early": lambda: gate.send(key, clock=lambda: gate.clocks.wall_ms + 1001),
     }[case]()
-    assert sent.status == 401 and str(sent.error) == "Unauthorized"
+    assert refused(sent, code)
     assert logged_codes(captured_logs)[-1] == code
 
 
 def test_an_unknown_but_well_formed_key_id_is_looked_up_and_refused(gate, captured_logs):
     outcome = gate.send((keys.new_key_id("kgk_"), keys.new_secret()))
-    assert outcome.status == 401
-    assert logged_codes(captured_logs)[-1] == "UNKNOWN_KEY"
+    assert refused(outcome, "UNKNOWN_KEY")
 
 
 @pytest.mark.parametrize("name", sorted(kg1.SIGNED_HEADER_NAMES))
@@ -162,10 +173,12 @@ def test_malformed_headers_are_401_without_any_aws_call(gate, aws_calls, name, v
     # When it reaches the handler
     with aws_calls.recording() as calls:
         outcome = gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers))
-    # Then it is API Gateway's 401, never an exception of another kind, and nothing was looked up
-    assert outcome.status == 401 and str(outcome.error) == "Unauthorized"
+    # Then it is a 401 Deny naming the header, never an exception, and nothing was looked up
     if name == "x-kg-recv-window" and value is None:
+        assert refused(outcome, "UNKNOWN_KEY")
         return  # optional header: the request is well formed and fails later (here: an unknown key)
+    assert refused(outcome, "MISSING_HEADER" if value is None else "MALFORMED_HEADER")
+    assert name.upper() in outcome.context["error_message"]
     assert calls == []
 
 
@@ -174,73 +187,85 @@ def test_a_header_sent_twice_is_refused(gate):
     headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
     event = gate.event("GET", "/v1/trade/api-keys/self", "", headers)
     event["multiValueHeaders"]["X-KG-SIGNATURE"] = [headers["X-KG-SIGNATURE"], "0" * 64]
-    assert gate.invoke(event).status == 401
+    assert refused(gate.invoke(event), "MALFORMED_HEADER")
 
 
 @pytest.mark.parametrize("window", ["0", "60001", "five"])
 def test_an_invalid_recv_window_is_401(gate, window):
     key = gate.create_key()
     headers = {**gate.headers(key, "GET", "/v1/trade/api-keys/self"), "X-KG-RECV-WINDOW": window}
-    assert gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers)).status == 401
+    assert refused(gate.invoke(gate.event("GET", "/v1/trade/api-keys/self", "", headers)), "MALFORMED_HEADER")
 
 
-# ------------------------------------------------------------ 403 refusals
-@pytest.mark.parametrize(("whitelist", "source_ip", "status"), [
-    (["198.51.100.7"], "198.51.100.7", 200), (["198.51.100.7"], "198.51.100.8", 403),
-    (["198.51.100.0/24"], "198.51.100.200", 200), (["198.51.100.0/24"], "198.51.99.1", 403),
-    (["2001:db8::/48"], "2001:db8:0:1::5", 200), (["2001:db8::/48"], "2001:db8:1::5", 403),
-    (["2001:db8::7", "198.51.100.7"], "2001:db8::7", 200),
+# ------------------------------------------------- refusals of checks 5 and 6
+@pytest.mark.parametrize(("whitelist", "source_ip", "allowed"), [
+    (["198.51.100.7"], "198.51.100.7", True), (["198.51.100.7"], "198.51.100.8", False),
+    (["198.51.100.0/24"], "198.51.100.200", True), (["198.51.100.0/24"], "198.51.99.1", False),
+    (["2001:db8::/48"], "2001:db8:0:1::5", True), (["2001:db8::/48"], "2001:db8:1::5", False),
+    (["2001:db8::7", "198.51.100.7"], "2001:db8::7", True),
 ])
-def test_ip_whitelist_v4_v6_and_cidr(gate, whitelist, source_ip, status):
+def test_ip_whitelist_v4_v6_and_cidr(gate, whitelist, source_ip, allowed):
     key = gate.create_key(ip_whitelist=whitelist)
     outcome = gate.send(key, source_ip=source_ip)
-    assert outcome.status == status
-    if status == 403:
-        assert outcome.context == {"error_code": "IP_NOT_ALLOWED",
-                                   "error_message": "This API key may not be used from this IP address."}
+    if allowed:
+        assert outcome.status == 200
+    else:
+        # The message names the address the request came from: what to add to the whitelist
+        assert refused(outcome, "IP_NOT_ALLOWED")
+        assert f"from {source_ip}:" in outcome.context["error_message"]
 
 
 def test_a_spoofed_x_forwarded_for_changes_nothing(gate):
     key = gate.create_key(ip_whitelist=["198.51.100.7"])
     spoofed = {"X-Forwarded-For": "198.51.100.7", "X-Real-Ip": "198.51.100.7"}
-    assert gate.send(key, source_ip="192.0.2.66", extra_headers=spoofed).status == 403
+    assert refused(gate.send(key, source_ip="192.0.2.66", extra_headers=spoofed), "IP_NOT_ALLOWED")
 
 
-def test_a_read_only_key_is_refused_on_a_post_with_403_and_writes_no_nonce(gate, aws_calls):
+def test_a_read_only_key_is_refused_on_a_post_and_writes_no_nonce(gate, aws_calls):
     # Given a read-only key and a signed POST to a trade route of a downstream API
     key = gate.create_key(permissions=["read"])
     with aws_calls.recording() as calls:
         outcome = gate.send(key, "POST", "/v1/trade/orders", body=b'{"symbol":"BTC-USDT","side":"buy","qty":"1"}')
-    # Then the authorizer denies it explicitly; the ACCESS_DENIED response renders the context
-    assert outcome.status == 403
+    # Then the authorizer denies it explicitly, naming the permission; ACCESS_DENIED renders the context
+    assert refused(outcome, "PERMISSION_DENIED")
     assert outcome.policy["principalId"] == "alice"
-    assert outcome.policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-    assert outcome.context == {"error_code": "PERMISSION_DENIED",
-                               "error_message": "This API key lacks the trade permission."}
+    assert "lacks the trade permission" in outcome.context["error_message"]
     assert "dynamodb.PutItem" not in calls and "dynamodb.UpdateItem" not in calls
 
 
 @pytest.mark.parametrize("stack_env", [{"AllowedPermissions": "read,trade,withdraw",
-                                        "WithdrawalPathPrefixes": "/v1/wallet/withdrawals,/v1/wallet/addresses"}],
+                                        "WithdrawalRoutes": "POST /v1/wallet/withdrawals,"
+                                                            "POST /v1/accounts/{account_id}/withdrawals"}],
                          indirect=True)
 def test_withdrawal_routes_need_the_withdraw_permission(gate):
-    # Given the stack parameter naming the withdrawal routes, a trading key and a withdrawal key
-    assert AuthorizerConfig.from_environ().withdrawal_path_prefixes == ("/v1/wallet/withdrawals",
-                                                                        "/v1/wallet/addresses")
+    # Given the stack parameter naming the withdrawal routes as API Gateway's resource templates (the example
+    # API's), a trading key and a withdrawal key
+    assert AuthorizerConfig.from_environ().withdrawal_routes == (
+        ("POST", "/v1/wallet/withdrawals"), ("POST", "/v1/accounts/{account_id}/withdrawals"))
     trader = gate.create_key(permissions=["read", "trade"])
-    withdrawer = gate.create_key(user="bob", permissions=["read", "withdraw"], ip_whitelist=[BOT_IP])
-    # Then only the withdrawal key passes on those prefixes, whatever the method
-    assert gate.send(trader, "POST", "/v1/wallet/withdrawals").context["error_code"] == "PERMISSION_DENIED"
-    assert gate.send(trader, "GET", "/v1/wallet/addresses/btc").status == 403
-    assert gate.send(withdrawer, "POST", "/v1/wallet/withdrawals").status == 200
-    assert gate.send(withdrawer, "GET", "/v1/wallet/addresses/btc").status == 200
+    withdrawer = gate.create_key(user="bob", permissions=["read", "trade", "withdraw"], ip_whitelist=[BOT_IP])
+    # Then only the withdrawal key passes on those routes, the templated one included (issue 13, finding 1a) ...
+    for path in ("/v1/wallet/withdrawals", "/v1/accounts/acc-1/withdrawals"):
+        assert refused(gate.send(trader, "POST", path), "PERMISSION_DENIED"), path
+        assert gate.send(withdrawer, "POST", path).status == 200, path
+    # ... and on the example's catch-all, which no SafeProxyResources entry declares safe (fail closed)
+    assert refused(gate.send(trader, "GET", "/v1/misc/prices"), "PERMISSION_DENIED")
+    assert gate.send(withdrawer, "GET", "/v1/misc/prices").status == 200
     # And elsewhere the usual read/trade rule applies
-    assert gate.send(withdrawer, "POST", "/v1/trade/orders").status == 403
     assert gate.send(trader, "POST", "/v1/trade/orders").status == 200
+    assert gate.send(withdrawer, "GET", "/v1/trade/api-keys/self").status == 200
 
 
-def test_the_default_stack_has_no_withdrawal_routes(gate):
-    assert AuthorizerConfig.from_environ().withdrawal_path_prefixes == ()
+@pytest.mark.parametrize("stack_env", [{"SafeProxyResources": "/v1/misc/{proxy+}"}], indirect=True)
+def test_a_catch_all_declared_safe_needs_only_read_or_trade(gate):
+    trader = gate.create_key(permissions=["read", "trade"])
+    assert gate.send(trader, "GET", "/v1/misc/prices").status == 200
+    assert gate.send(trader, "POST", "/v1/misc/anything").status == 200
+
+
+def test_the_default_stack_has_no_withdrawal_routes_and_no_safe_catch_all(gate):
+    config = AuthorizerConfig.from_environ()
+    assert (config.withdrawal_routes, config.safe_proxy_resources) == ((), ())
 
 
 # ---------------------------------------------------------------- secrets
@@ -248,7 +273,8 @@ def test_the_secret_never_appears_in_logs_context_or_policy(gate, captured_logs)
     key = gate.create_key(permissions=["read"], ip_whitelist=[BOT_IP])
     outcomes = [gate.send(key), gate.send(key, "POST", "/v1/trade/orders"), gate.send(key, source_ip="192.0.2.1"),
                 gate.send((key[0], key[1][:-1] + "x"))]
-    assert [outcome.status for outcome in outcomes] == [200, 403, 403, 401]
+    assert [outcome.context.get("error_code") for outcome in outcomes] == [
+        None, "PERMISSION_DENIED", "IP_NOT_ALLOWED", "SIGNATURE_MISMATCH"]
     for outcome in outcomes:
         assert key[1] not in json.dumps(outcome.policy) and key[1] not in repr(outcome.error)
     assert captured_logs.lines() and not any(key[1] in line for line in captured_logs.lines())
@@ -269,11 +295,10 @@ def test_an_aws_fault_is_a_503_never_an_allow_nor_a_401(gate, aws_calls, call, f
     armed = aws_calls.arm(Fault(Mode.FAIL_BEFORE, index=index, error=fault(operation)))
     # When a correctly signed request arrives
     outcome = gate.send(key)
-    # Then the call that failed is the one meant, and the authorizer raised something other than
-    # "Unauthorized": no policy at all, so API Gateway answers its AUTHORIZER_FAILURE response ...
+    # Then the call that failed is the one meant, and the authorizer raised (no Deny, no Allow): no policy
+    # at all, so API Gateway answers its AUTHORIZER_FAILURE response ...
     assert armed.fired_at == operation
-    assert outcome.policy is None and str(outcome.error) != "Unauthorized"
-    assert not isinstance(outcome.error, apigw.AuthorizerDenied)
+    assert outcome.policy is None and outcome.error is not None
     # ... which the template makes a 503 with Retry-After in the error shape, never a bare 500
     assert outcome.status == 503
     assert int(AUTHORIZER_FAILURE["ResponseParameters"]["Headers"]["Retry-After"].strip("'")) > 0
@@ -304,3 +329,85 @@ def test_the_authorizer_is_the_only_reader_of_the_secret(gate):
     # Encrypted with the stack's own KMS key, whose policy lets the authorizer alone decrypt it (moto records
     # the key but enforces nothing: tests/unit/test_key_policy.py proves the policy)
     assert secrets.describe_secret(SecretId=f"keygate/{STAGE}/{key[0]}")["KmsKeyId"] == SECRETS_KEY_ID
+
+
+# ------------------------------------------- every refusal, as the bot receives it
+GATEWAY_REFUSALS = {
+    # code: (what the bot does wrong, the words of the message that say what to fix)
+    "MISSING_HEADER": (lambda gate, key: gate.via_gateway(key, drop="X-KG-NONCE"), ["X-KG-NONCE is required"]),
+    "MALFORMED_HEADER": (lambda gate, key: gate.via_gateway(key, change={"X-KG-NONCE": "short"}),
+                         ["X-KG-NONCE must be 16 to 64 characters"]),
+    "TIMESTAMP_OUT_OF_WINDOW": (lambda gate, key: gate.via_gateway(key, clock=lambda: gate.clocks.wall_ms - 9000),
+                                ["9000 ms behind", "server time ", "GET /v1/time"]),
+    "INVALID_KEY_ID": (lambda gate, key: gate.via_gateway(("kgk_" + "A" * 28, key[1])), ["exactly as issued"]),
+    "UNKNOWN_KEY": (lambda gate, key: gate.via_gateway((keys.new_key_id("kgk_"), key[1])), ["No API key has this id"]),
+    "KEY_REVOKED": (lambda gate, key: gate.client.revoke(key[0]) and gate.via_gateway(key), ["revoked"]),
+    "KEY_EXPIRED": (lambda gate, key: gate.clocks.advance(24 * 3600 + 1) or gate.via_gateway(key), ["expired"]),
+    "ALGORITHM_MISMATCH": (lambda gate, key: gate.via_gateway(key, change={"X-KG-SIGNATURE": "ab" * 64}),
+                           ["HMAC-SHA256 key", "KG1-HMAC-SHA256", "64 hex"]),
+    "SIGNATURE_MISMATCH": (lambda gate, key: gate.via_gateway((key[0], keys.new_secret())),
+                           ["string to sign", "without the stage"]),
+    "IP_NOT_ALLOWED": (lambda gate, key: gate.via_gateway(key, source_ip="192.0.2.77"), ["from 192.0.2.77"]),
+    "PERMISSION_DENIED": (lambda gate, key: gate.via_gateway(key, "POST", "/v1/trade/orders", body=b"{}"),
+                          ["lacks the trade permission"]),
+    "NONCE_REUSED": (lambda gate, key: gate.via_gateway(key, replay=True), ["fresh X-KG-NONCE"]),
+}
+
+
+def test_every_refusal_code_of_the_authorizer_is_covered_here():
+    from keygate.authorizer import REFUSAL_CODES
+    assert set(GATEWAY_REFUSALS) == {code.value for code in REFUSAL_CODES}
+
+
+@pytest.mark.parametrize("code", sorted(GATEWAY_REFUSALS))
+def test_every_refusal_reaches_the_bot_through_the_gateway_with_its_code_and_what_to_fix(gate, code):
+    # Given a read key restricted to the bot's address, made through the API
+    key = gate.create_key(permissions=["read"], ip_whitelist=[BOT_IP], expires_days=1)
+    attempt, hints = GATEWAY_REFUSALS[code]
+    # When the bot sends a request that this check refuses, through API Gateway (the local gateway)
+    response = attempt(gate, key)
+    # Then it receives 401 with the code and a message that says what to fix, in the uniform error shape
+    assert response.status == 401, response.body
+    body = response.json()
+    assert body["ok"] is False and body["error"]["code"] == code, body
+    for hint in hints:
+        assert hint in body["error"]["message"], body
+    # And nothing derived from the secret is in it
+    assert key[1] not in response.body
+
+
+# ------------------------------------------------------------ Ed25519 keys
+def stored_ed25519_key(user: str = "alice", *, public_key_form: str = "pem") -> tuple[str, object]:
+    """An active Ed25519 key as the create path stores it (record with its public key, pointer; no secret)."""
+    private_key = ed25519.generate_private_key()
+    raw = ed25519.public_key_of(private_key)
+    record = ApiKeyRecord(key_id=keys.new_key_id("kgk_"), user_id=user, label="ed25519 bot", permissions=["read"],
+                          ip_whitelist=[], status=KeyStatus.ACTIVE, created_at=datetime.now(UTC), key_type="ed25519",
+                          public_key=ed25519.public_key_pem(raw) if public_key_form == "pem"
+                          else ed25519.public_key_base64(raw))
+    client = boto3.client("dynamodb", region_name=REGION)
+    for item in (layout.record_item(record), layout.pointer_item(record)):
+        client.put_item(TableName=TABLE_NAME, Item=item)
+    return record.key_id, private_key
+
+
+@pytest.mark.parametrize("form", ["pem", "base64"])
+def test_an_ed25519_bot_is_let_in_through_the_gateway_without_any_secret(gate, aws_calls, form):
+    # Given an Ed25519 key whose record holds its public key, and nothing in Secrets Manager
+    key_id, private_key = stored_ed25519_key(public_key_form=form)
+    bot = gate.bot((key_id, None))
+    bot.private_key = private_key
+    # When the bot signs GET /v1/trade/api-keys/self with its private key (KG1-ED25519) and sends it
+    with aws_calls.recording() as calls:
+        response = gate.client.gateway.request("GET", SELF_PATH, headers=bot.headers("GET", SELF_PATH),
+                                               source_ip=BOT_IP)
+    # Then it is let in, and no secret was read
+    assert response.status == 200, response.body
+    assert response.json()["api_key"] == key_id
+    assert "secretsmanager.GetSecretValue" not in calls
+    # And an HMAC-length signature for it is refused, naming the algorithm the key uses
+    hmac_sized = {**bot.headers("GET", SELF_PATH), "X-KG-SIGNATURE": "ab" * 32}
+    refused_answer = gate.client.gateway.request("GET", SELF_PATH, headers=hmac_sized, source_ip=BOT_IP)
+    assert refused_answer.status == 401
+    assert refused_answer.json()["error"]["code"] == "ALGORITHM_MISMATCH"
+    assert "KG1-ED25519" in refused_answer.json()["error"]["message"]

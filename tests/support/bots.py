@@ -23,6 +23,7 @@ from tests.support.clocks import Clocks
 from tests.support.stack import STAGE, onboard
 
 if TYPE_CHECKING:
+    from keygate_dev.local_api import LocalResponse
     from tests.support.client import ApiClient
 
 BOT_IP = "203.0.113.10"
@@ -45,19 +46,22 @@ def request_event(method: str, path: str, query: str, headers: dict[str, str], *
 
 @dataclass
 class Bot:
-    """A bot holding one key, signing with the SDK on the wall clock of `clocks`, for the API's `stage`."""
+    """A bot holding one key, signing with the SDK on the wall clock of `clocks`, for the API's `stage`:
+    an HMAC-SHA256 key's secret, or (secret None) an Ed25519 key's `private_key`."""
 
     key_id: str
-    secret: str
+    secret: str | None
     clocks: Clocks
     stage: str = "prod"
+    private_key: Any = None
 
     def headers(self, method: str = "GET", path: str = SELF, query: str = "", body: bytes = b"",
                 **sdk: Any) -> dict[str, str]:
         """The six X-KG-* headers the SDK sends; `sdk` are keygate_client.Signer's options (`clock` too)."""
         clock: Callable[[], int] = sdk.pop("clock", self.clocks.wall_clock_ms)
         url = stage_url(self.stage) + path + (f"?{query}" if query else "")
-        return keygate_client.Signer(self.key_id, self.secret, clock=clock, **sdk).headers_for(method, url, body)
+        return keygate_client.Signer(self.key_id, self.secret, private_key=self.private_key, clock=clock,
+                                     **sdk).headers_for(method, url, body)
 
     def event(self, method: str = "GET", path: str = SELF, query: str = "", body: bytes = b"", *,
               source_ip: str = BOT_IP, resource: str = CATCH_ALL, extra_headers: dict[str, str] | None = None,
@@ -74,8 +78,9 @@ class Bot:
 
 @dataclass
 class Outcome:
-    """What API Gateway makes of a REQUEST authorizer's answer: an Allow is 200, a Deny 403 (ACCESS_DENIED),
-    an "Unauthorized" error 401, any other error the AUTHORIZER_FAILURE Gateway Response (503)."""
+    """What API Gateway makes of a REQUEST authorizer's answer: an Allow is 200, a Deny the ACCESS_DENIED
+    Gateway Response (401, rendering the code and message of the Deny's context), any error the
+    AUTHORIZER_FAILURE Gateway Response (503)."""
 
     status: int
     policy: dict[str, Any] | None = None
@@ -85,6 +90,10 @@ class Outcome:
     def context(self) -> dict[str, str]:
         return (self.policy or {}).get("context") or {}
 
+    @property
+    def denied(self) -> bool:
+        return self.policy is not None and self.status != 200
+
     def gateway_authorizer(self) -> dict[str, str]:
         """requestContext.authorizer as the backend receives it after an Allow."""
         assert self.status == 200 and self.policy is not None, self
@@ -92,20 +101,23 @@ class Outcome:
 
 
 def authorizer_failure() -> dict[str, Any]:
-    """What API Gateway answers when the authorizer fails (raises anything but "Unauthorized"), as deployed."""
+    """What API Gateway answers when the authorizer fails (raises anything), as deployed."""
     return template.gateway_responses()["AUTHORIZER_FAILURE"]
+
+
+def access_denied_status() -> int:
+    """The status of the ACCESS_DENIED Gateway Response, which answers every authorizer Deny, as deployed."""
+    return int(template.gateway_responses()["ACCESS_DENIED"]["StatusCode"])
 
 
 def outcome_of(handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any]) -> Outcome:
     """Invoke an authorizer's handler with `event` and read its answer as API Gateway does."""
     try:
         policy = handler(event, LambdaContext(AUTHORIZER_FUNCTION))
-    except apigw.AuthorizerDenied as refused:
-        return Outcome(401, error=refused)
     except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_FAILURE
         return Outcome(int(authorizer_failure()["StatusCode"]), error=failure)
     effects = {statement["Effect"] for statement in policy["policyDocument"]["Statement"]}
-    return Outcome(200 if effects == {"Allow"} else 403, policy=policy)
+    return Outcome(200 if effects == {"Allow"} else access_denied_status(), policy=policy)
 
 
 @dataclass
@@ -139,6 +151,17 @@ class Gate:
 
     def invoke(self, event: dict[str, Any]) -> Outcome:
         return outcome_of(self.handler, event)
+
+    def via_gateway(self, key: tuple[str, str], method: str = "GET", path: str = SELF, body: bytes = b"", *,
+                    source_ip: str = BOT_IP, drop: str | None = None, change: dict[str, str] | None = None,
+                    replay: bool = False, **sdk: Any) -> LocalResponse:
+        """A signed request sent through the local API Gateway (routing, this authorizer, Gateway Responses),
+        with one header dropped or changed after signing, or sent twice (`replay`: the second answer)."""
+        headers = self.headers(key, method, path, "", body, **sdk)
+        headers = {name: value for name, value in headers.items() if name != drop} | (change or {})
+        if replay:
+            self.client.gateway.request(method, path, headers=headers, body=body, source_ip=source_ip)
+        return self.client.gateway.request(method, path, headers=headers, body=body, source_ip=source_ip)
 
     def send(self, key: tuple[str, str], method: str = "GET", path: str = SELF, query: str = "", body: bytes = b"",
              *, source_ip: str = BOT_IP, extra_headers: dict[str, str] | None = None, **sdk: Any) -> Outcome:

@@ -38,6 +38,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from keygate import keys as keygate_keys
 from keygate.errors import ServiceUnavailable
@@ -315,7 +316,23 @@ class MemoryStorage:
         self.vault.secrets[key_id] = secret
         return key_id, secret
 
+    def add_ed25519_key(self, *, user_id: str = "alice", permissions: list[str] | None = None,
+                        ip_whitelist: list[str] | None = None, public_key_form: str = "base64",
+                        prefix: str = "kgk_") -> tuple[str, Any]:
+        """An active Ed25519 key: its record carries the public key (`base64` or `pem`), the vault nothing;
+        its id and the private key the bot holds."""
+        from kg1 import ed25519
+
+        key_id, private_key = keygate_keys.new_key_id(prefix), ed25519.generate_private_key()
+        raw = ed25519.public_key_of(private_key)
+        public = ed25519.public_key_pem(raw) if public_key_form == "pem" else ed25519.public_key_base64(raw)
+        self.keys.put_record(ApiKeyRecord(
+            key_id=key_id, user_id=user_id, label="ed25519 bot", permissions=permissions or ["read", "trade"],
+            ip_whitelist=ip_whitelist or [], status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC),
+            key_type="ed25519", public_key=public))
+        return key_id, private_key
+
     def revoke(self, key_id: str) -> None:
         """As a committed revocation leaves the key once its secret is deleted."""
         self.keys.put_record(self.keys.records[key_id].changed(status=KeyStatus.REVOKED))
-        del self.vault.secrets[key_id]
+        self.vault.secrets.pop(key_id, None)

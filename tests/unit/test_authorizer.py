@@ -10,8 +10,13 @@ tests/integration/test_signature_authorizer.py.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess  # nosec B404  # runs this project's own authorizer in a fresh interpreter
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -21,11 +26,12 @@ from hypothesis import strategies as st
 import keygate_client
 import kg1
 from keygate import apigw, keys
-from keygate.authorizer import SignatureAuthorizer, TtlCache
+from keygate.authorizer import MAX_MESSAGE_LENGTH, REFUSAL_CODES, SignatureAuthorizer, TtlCache, safe_message
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
 from keygate.records import ApiKeyRecord, KeyStatus
-from tests.support.bots import Bot, request_event
+from kg1 import ed25519 as kg1_ed25519
+from tests.support.bots import CATCH_ALL, SELF, Bot, request_event
 from tests.support.clocks import Clocks
 from tests.support.memory import MemoryStorage
 
@@ -35,6 +41,9 @@ ALL_PERMISSIONS = ["read", "trade", "withdraw"]
 
 
 def make_config(**settings_: object) -> AuthorizerConfig:
+    """The authorizer's settings; the bots' requests come through a downstream API's catch-all (CATCH_ALL),
+    declared safe here unless a test says otherwise (an undeclared greedy resource needs `withdraw`)."""
+    settings_.setdefault("safe_proxy_resources", CATCH_ALL)
     return AuthorizerConfig.from_environ({name.upper(): str(value) for name, value in settings_.items()})
 
 
@@ -331,7 +340,7 @@ def test_ip_whitelist(whitelist, source_ip, allowed):
     decision = authorizer.authorize(bot.request(source_ip=source_ip))
     assert decision.allowed is allowed
     if not allowed:
-        assert (decision.status, decision.code) == (403, "IP_NOT_ALLOWED")
+        assert (decision.status, decision.code) == (401, "IP_NOT_ALLOWED")
         assert "record_nonce" not in storage.calls
 
 
@@ -356,49 +365,153 @@ def test_read_for_get_and_head_trade_for_other_methods(permissions, method, allo
     decision = authorizer.authorize(bot.request(method, "/v1/trade/orders", body=b'{"qty": "1"}'))
     assert decision.allowed is allowed
     if not allowed:
-        assert (decision.status, decision.code) == (403, "PERMISSION_DENIED")
+        assert (decision.status, decision.code) == (401, "PERMISSION_DENIED")
         assert "record_nonce" not in storage.calls
 
 
-@pytest.mark.parametrize(("permissions", "method", "path", "allowed"), [
-    (["read", "trade"], "POST", "/v1/wallet/withdrawals", False),
-    (["read", "trade"], "GET", "/v1/wallet/withdrawals/w-1", False),
-    (["read", "trade", "withdraw"], "POST", "/v1/wallet/withdrawals", True),
-    (["read", "withdraw"], "GET", "/v1/wallet/withdrawals/w-1", True),
-    (["read", "trade"], "POST", "/v1/wallet/withdrawals-history", True),  # a prefix is a whole segment
-    (["read", "trade"], "POST", "/v1/transfers/internal", False),
-    # Spellings a lenient backend router behind a catch-all route may still send to a withdrawal route
-    (["read", "trade"], "POST", "/v1//wallet/withdrawals", False),
-    (["read", "trade"], "POST", "/v1/./wallet/withdrawals", False),
-    (["read", "trade"], "POST", "/v1/trade/../wallet/withdrawals", False),
-    (["read", "trade"], "POST", "/V1/Wallet/Withdrawals", False),
-    (["read", "trade"], "POST", "/v1/wallet/withdrawals/", False),
-    (["read", "trade", "withdraw"], "POST", "/V1//wallet/./withdrawals", True),
+WITHDRAWAL_ROUTES = "POST /v1/wallet/withdrawals, ANY /v1/wallet/transfers, POST /v1/accounts/{account_id}/withdrawals"
+TRADER, WITHDRAWER = ["read", "trade"], ["read", "trade", "withdraw"]
+
+
+@pytest.mark.parametrize(("permissions", "method", "resource", "path", "allowed"), [
+    # A declared withdrawal route, for its method only; ANY for every method
+    (TRADER, "POST", "/v1/wallet/withdrawals", "/v1/wallet/withdrawals", False),
+    (WITHDRAWER, "POST", "/v1/wallet/withdrawals", "/v1/wallet/withdrawals", True),
+    (TRADER, "GET", "/v1/wallet/withdrawals", "/v1/wallet/withdrawals", True),
+    (TRADER, "DELETE", "/v1/wallet/transfers", "/v1/wallet/transfers", False),
+    (TRADER, "GET", "/v1/wallet/transfers", "/v1/wallet/transfers", False),
+    # A templated route matches as the template API Gateway matched, whatever the parameter's value
+    (TRADER, "POST", "/v1/accounts/{account_id}/withdrawals", "/v1/accounts/acc-1/withdrawals", False),
+    (TRADER, "POST", "/v1/accounts/{account_id}/withdrawals", "/v1/accounts/A%C4%B1/withdrawals", False),
+    (WITHDRAWER, "POST", "/v1/accounts/{account_id}/withdrawals", "/v1/accounts/acc-1/withdrawals", True),
+    # Elsewhere the usual rule: read for GET/HEAD, trade for the rest (a withdraw key too needs trade)
+    (TRADER, "POST", "/v1/trade/orders", "/v1/trade/orders", True),
+    (["read", "withdraw"], "POST", "/v1/trade/orders", "/v1/trade/orders", False),
+    # Any greedy resource needs withdraw unless declared safe, whatever the path under it: fail closed
+    (TRADER, "GET", "/v1/misc/{proxy+}", "/v1/misc/prices", False),
+    (TRADER, "POST", "/v1/misc/{proxy+}", "/v1/misc/../wallet/withdrawals", False),
+    (TRADER, "GET", "/{proxy+}", "/anything", False),
+    (WITHDRAWER, "POST", "/v1/misc/{proxy+}", "/v1/misc/anything", True),
+    (TRADER, "GET", "/v1/docs/{proxy+}", "/v1/docs/index.html", True),  # declared safe
 ])
-def test_withdrawal_prefixes_need_the_withdraw_permission(permissions, method, path, allowed):
+def test_the_permission_follows_the_route_api_gateway_matched(permissions, method, resource, path, allowed):
+    # Given declared withdrawal routes and one declared safe catch-all
     storage, clocks = MemoryStorage(), Clocks(NOW_MS)
-    config = make_config(withdrawal_path_prefixes="/v1/wallet/withdrawals, /v1/transfers/")
+    config = make_config(withdrawal_routes=WITHDRAWAL_ROUTES, safe_proxy_resources="/v1/docs/{proxy+}")
     authorizer = SignatureAuthorizer(config, storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
     bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
-    decision = authorizer.authorize(bot.request(method, path))
+    # When a signed request reaches it through the route API Gateway matched
+    decision = authorizer.authorize(bot.request(method, path, resource=resource))
+    # Then the permission is the route's, never the path's spelling
     assert decision.allowed is allowed, decision
     if not allowed:
-        assert (decision.status, decision.code) == (403, "PERMISSION_DENIED")
-        assert "withdraw" in decision.message
+        assert (decision.status, decision.code) == (401, "PERMISSION_DENIED")
+        assert f"{method} {resource} needs" in decision.message
 
 
-def test_refusal_messages_fit_the_access_denied_template():
-    # The ACCESS_DENIED Gateway Response pastes the message between JSON quotes, unescaped.
+@settings(max_examples=200, deadline=None)
+@given(path=st.text(min_size=1, max_size=40).map(lambda text: "/v1/wallet/withdrawals/" + text),
+       method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]))
+def test_no_spelling_under_a_catch_all_escapes_withdraw(path, method):
+    # Whatever path a catch-all receives (case, dots, `;`, `.json`, `\\`, U+0131, encodings), its resource is the
+    # catch-all's template: without withdraw, refused
+    authorizer = SignatureAuthorizer(make_config(safe_proxy_resources="none"), None, None)  # type: ignore[arg-type]
+    assert authorizer.required_permission(method, "/{proxy+}") == "withdraw"
+    assert authorizer.required_permission(method, None) == "withdraw"  # no matched route: fail closed
+
+
+@pytest.mark.parametrize("source_ip", ["192.0.2.1", "2001:db8::dead:beef", "::ffff:192.0.2.1"])
+def test_an_ip_refusal_names_the_address_the_request_came_from(source_ip):
     storage, clocks = MemoryStorage(), Clocks(NOW_MS)
-    config = make_config(withdrawal_path_prefixes="/v1/wallet")
-    authorizer = SignatureAuthorizer(config, storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
-    for permissions, ip in ((["read"], "203.0.113.10"), (["read", "trade"], "192.0.2.1")):
-        bot = Bot(*storage.add_key(permissions=permissions, ip_whitelist=["203.0.113.10"]), clocks)
-        for path in ("/v1/trade/orders", "/v1/wallet/x"):
-            decision = authorizer.authorize(bot.request("POST", path, source_ip=ip))
-            assert decision.status == 403
-            rendered = f'{{"error": {{"code": "{decision.code}", "message": "{decision.message}"}}}}'
-            assert json.loads(rendered)["error"]["message"] == decision.message
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    bot = Bot(*storage.add_key(ip_whitelist=["203.0.113.10"]), clocks)
+    decision = authorizer.authorize(bot.request(source_ip=source_ip))
+    assert decision.code == "IP_NOT_ALLOWED" and f"from {source_ip}:" in decision.message
+
+
+def test_a_source_ip_that_is_not_an_address_is_not_echoed():
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    bot = Bot(*storage.add_key(ip_whitelist=["203.0.113.10"]), clocks)
+    decision = authorizer.authorize(bot.request(source_ip='1.2.3.4", "code": "OK'))
+    assert decision.code == "IP_NOT_ALLOWED" and "1.2.3.4" not in decision.message
+
+
+# ---------------------------------------------- every message fits the template
+ACCESS_DENIED = '{"ok": false, "error": {"code": "$context.authorizer.error_code", ' \
+                '"message": "$context.authorizer.error_message"}}'
+UNSAFE = set('"\\') | {chr(code) for code in range(0x20)} | {chr(code) for code in range(0x7f, 0xa0)} | \
+    {"\u2028", "\u2029"}
+
+
+def assert_fits_the_template(code: str, message: str) -> None:
+    # The ACCESS_DENIED Gateway Response pastes the values between JSON quotes, as they are
+    assert message and not set(message) & UNSAFE, message
+    rendered = ACCESS_DENIED.replace("$context.authorizer.error_code", code).replace(
+        "$context.authorizer.error_message", message)
+    assert json.loads(rendered)["error"] == {"code": code, "message": message}
+
+
+def every_refusal(authorizer, storage, clocks, *, source_ip="192.0.2.1", offset_ms=7_000, window=None):
+    """One request per refusal path of the authorizer (docs/signing.md's checks 1-7), signed by the SDK."""
+    reader = Bot(*storage.add_key(permissions=["read"]), clocks)
+    pinned = Bot(*storage.add_key(ip_whitelist=["203.0.113.10"]), clocks)
+    revoked, expired, orphan = (Bot(*storage.add_key(), clocks) for _ in range(3))
+    storage.revoke(revoked.key_id)
+    storage.keys.put_record(storage.keys.records[expired.key_id].changed(
+        expires_at=datetime.fromtimestamp((NOW_MS - 1000) / 1000, UTC)))
+    del storage.vault.secrets[orphan.key_id]
+    good = {name.lower(): value for name, value in reader.headers().items()}
+    requests = [reader.request(headers={key: value for key, value in good.items() if key != name})
+                for name in sorted(good)]
+    requests += [reader.request(headers={**good, name: "\u00e9" * 20}) for name in sorted(good)]
+    requests += [reader.request(headers={**good, "X-KG-NONCE": good["x-kg-nonce"]})]
+    duplicated = reader.event()
+    duplicated["multiValueHeaders"]["X-KG-NONCE"] = ["a" * 20, "b" * 20]
+    requests += [apigw.signed_request(duplicated)]
+    requests += [reader.request(clock=lambda: clocks.wall_ms + offset_ms, recv_window_ms=window),
+                 reader.request(clock=lambda: clocks.wall_ms - offset_ms, recv_window_ms=window)]
+    requests += [Bot("kgk_" + "A" * 28, "x", clocks).request(),
+                 Bot(keys.new_key_id(PREFIX), keys.new_secret(), clocks).request(),
+                 revoked.request(), expired.request(), orphan.request(),
+                 reader.request(headers={**good, "x-kg-signature": "ab" * 64}),
+                 Bot(reader.key_id, keys.new_secret(), clocks).request(),
+                 pinned.request(source_ip=source_ip),
+                 reader.request("POST", "/v1/trade/orders")]
+    replayed = reader.headers()
+    authorizer.authorize(reader.request(headers=replayed))
+    requests += [reader.request(headers=replayed)]
+    return [authorizer.authorize(request) for request in requests]
+
+
+def test_every_refusal_code_of_the_authorizer_is_reached_and_its_message_fits_the_template(world):
+    authorizer, storage, clocks, _ = world
+    decisions = every_refusal(authorizer, storage, clocks)
+    refusals = [decision for decision in decisions if not decision.allowed]
+    assert len(refusals) == len(decisions)
+    # Every code the authorizer declares is reached, and no other
+    assert {decision.code for decision in refusals} == set(REFUSAL_CODES)
+    for decision in refusals:
+        assert decision.status == 401
+        assert_fits_the_template(decision.code.value, decision.message)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(source_ip=st.one_of(st.ip_addresses().map(str), st.text(max_size=40)),
+       offset_ms=st.integers(min_value=1001, max_value=10**13),
+       window=st.one_of(st.none(), st.integers(min_value=1, max_value=60000)))
+def test_messages_with_values_from_the_request_still_fit_the_template(source_ip, offset_ms, window):
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    for decision in every_refusal(authorizer, storage, clocks, source_ip=source_ip, offset_ms=offset_ms,
+                                  window=window):
+        if not decision.allowed:  # a source IP inside the whitelist may pass check 5
+            assert_fits_the_template(decision.code.value, decision.message)
+
+
+@given(text=st.text())
+def test_safe_message_leaves_nothing_a_template_could_not_carry(text):
+    assert not set(safe_message(text)) & UNSAFE and len(safe_message(text)) <= MAX_MESSAGE_LENGTH
 
 
 # ------------------------------------------------------------------ check 7
@@ -540,3 +653,143 @@ def test_ttl_cache_is_bounded_and_expires_on_the_monotonic_clock():
     assert cache.get("4") == (False, None)
     cache.put("zero-ttl", 1, 0)
     assert cache.get("zero-ttl") == (False, None)
+
+
+# ------------------------------------------------------------ Ed25519 keys
+def ed25519_world(public_key_form: str = "base64"):
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms,
+                                     monotonic=lambda: clocks.monotonic)
+    key_id, private_key = storage.add_ed25519_key(public_key_form=public_key_form)
+    return authorizer, storage, clocks, Bot(key_id, None, clocks, private_key=private_key)
+
+
+@pytest.mark.parametrize("form", ["base64", "pem"])
+def test_an_ed25519_key_is_verified_with_its_public_key_and_no_secret_is_read(form):
+    authorizer, storage, _, bot = ed25519_world(form)
+    # When the bot's request signed with its private key (KG1-ED25519) arrives
+    decision = authorizer.authorize(bot.request("POST", "/v1/trade/orders", body=b'{"qty": "1"}'))
+    # Then it is allowed, the key's record alone was read (KeyGate holds no secret for it)
+    assert decision.allowed, decision
+    assert storage.calls == ["get_key_owner", "get_key", "record_nonce", "touch_last_used"]
+
+
+def test_an_ed25519_key_refuses_a_signature_by_another_key_or_over_another_request():
+    authorizer, storage, clocks, bot = ed25519_world()
+    impostor = Bot(bot.key_id, None, clocks, private_key=kg1_ed25519.generate_private_key())
+    assert authorizer.authorize(impostor.request()).code == "SIGNATURE_MISMATCH"
+    sent = bot.headers("GET", "/v1/trade/api-keys/self")
+    assert authorizer.authorize(bot.request("GET", "/v1/trade/orders", headers=sent)).code == "SIGNATURE_MISMATCH"
+    assert "record_nonce" not in storage.calls
+
+
+@pytest.mark.parametrize(("key_type", "signature", "algorithm"), [
+    ("ed25519", "ab" * 32, "KG1-ED25519"),  # an HMAC-length signature for an Ed25519 key
+    ("hmac-sha256", "ab" * 64, "KG1-HMAC-SHA256"),  # an Ed25519-length signature for an HMAC key
+])
+def test_a_signature_length_that_does_not_fit_the_key_type_is_an_algorithm_mismatch(key_type, signature, algorithm):
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    if key_type == "ed25519":
+        key_id, private_key = storage.add_ed25519_key()
+        bot = Bot(key_id, None, clocks, private_key=private_key)
+    else:
+        bot = Bot(*storage.add_key(), clocks)
+    # When the signature's length is the other type's (check 1 takes both)
+    decision = authorizer.authorize(bot.request(headers={**bot.headers(), "X-KG-SIGNATURE": signature}))
+    # Then check 4 refuses it, naming the algorithm the key uses, before any secret is read
+    assert (decision.status, decision.code) == (401, "ALGORITHM_MISMATCH")
+    assert algorithm in decision.message and "read" not in storage.calls
+
+
+@pytest.mark.parametrize("public_key", [
+    None, "not a key", base64.b64encode(bytes([1]) + bytes(31)).decode(),  # the neutral element: small order
+])
+def test_an_ed25519_record_without_a_usable_public_key_verifies_nothing(public_key):
+    # Given an Ed25519 key's record whose public key is missing, malformed or of small order
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    key_id, private_key = storage.add_ed25519_key()
+    storage.keys.put_record(storage.keys.records[key_id].changed(public_key=public_key))
+    # When a request arrives, even with the constant signature that verifies everything under a small-order key
+    forged = {**Bot(key_id, None, clocks, private_key=private_key).headers(), "X-KG-SIGNATURE": "01" + "00" * 63}
+    decision = authorizer.authorize(Bot(key_id, None, clocks).request(headers=forged))
+    # Then it is refused
+    assert decision.code == "SIGNATURE_MISMATCH" and "public key" in decision.message
+
+
+LEAN_CHILD = r"""
+import json, sys
+from datetime import UTC, datetime
+keys, events = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.path[:0] = sys.argv[3:]
+import app  # the deployed handler module, as Lambda imports it
+from keygate import apigw
+from keygate.authorizer import SignatureAuthorizer
+from keygate.config import AuthorizerConfig
+from keygate.ports import NonceReused
+from keygate.records import ApiKeyRecord, KeyStatus
+
+class Storage:  # the authorizer's storage ports, in memory
+    def get_key_owner(self, key_id): return "alice"
+    def get_key(self, user_id, key_id):
+        kind, public = keys[key_id]
+        return ApiKeyRecord(key_id=key_id, user_id="alice", label="", permissions=["read"], ip_whitelist=[],
+                            status=KeyStatus.ACTIVE, created_at=datetime.now(UTC), key_type=kind, public_key=public)
+    def read(self, key_id): return keys[key_id][1]
+    def record_nonce(self, *args, **kwargs): pass
+    def touch_last_used(self, *args, **kwargs): pass
+
+def loaded():  # kg1's Ed25519 module (cryptography itself may be loaded by botocore for TLS, where installed)
+    return "kg1.ed25519" in sys.modules
+authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({}), Storage(), Storage(),
+                                 clock_ms=lambda: int(events[0]["headers"]["X-KG-TIMESTAMP"]))
+print(loaded())
+for event in events:
+    assert authorizer.authorize(apigw.signed_request(event)).allowed
+    print(loaded())
+"""
+
+
+def test_the_authorizer_imports_the_ed25519_verifier_only_when_an_ed25519_key_arrives():
+    # Given an HMAC key and an Ed25519 key, and a request signed with each (here)
+    clocks = Clocks(NOW_MS)
+    hmac_key = (keys.new_key_id(PREFIX), keys.new_secret())
+    private_key, ed25519_id = kg1_ed25519.generate_private_key(), keys.new_key_id(PREFIX)
+    public = kg1_ed25519.public_key_base64(kg1_ed25519.public_key_of(private_key))
+    events = [Bot(*hmac_key, clocks).event(resource=SELF), Bot(ed25519_id, None, clocks, private_key=private_key)
+              .event(resource=SELF)]
+    records = {hmac_key[0]: ["hmac-sha256", hmac_key[1]], ed25519_id: ["ed25519", public]}
+    root = Path(__file__).resolve().parents[2]
+    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+             str(root / "sdk" / "kg1")]
+    # When a fresh interpreter imports the deployed function and serves the HMAC key, then the Ed25519 key
+    result = subprocess.run([sys.executable, "-c", LEAN_CHILD, json.dumps(records), json.dumps(events), *paths],  # noqa: S603
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
+    assert result.returncode == 0, result.stderr
+    # Then importing the function and serving an HMAC key do not load the Ed25519 verifier; the first Ed25519 key does
+    assert result.stdout.splitlines() == ["False", "False", "True"]
+
+
+# ------------------------------------------------------------ the lean import path
+def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray_sdk():
+    # Given a fresh interpreter with the function's code, the layer and kg1 on its path (as Lambda's)
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; import app; "
+            "print(' '.join(sorted({name.split('.')[0] for name in sys.modules} | "
+            "{name for name in sys.modules if name.startswith(('keygate.', 'kg1.'))})))")
+    root = Path(__file__).resolve().parents[2]
+    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+             str(root / "sdk" / "kg1")]
+    # When it imports the handler module, as Lambda's runtime does
+    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=False,  # noqa: S603
+                            env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    # Then none of what the issue-15 decision keeps off its cold path is loaded (docs/architecture.md,
+    # "Cold start"): no pydantic, no PyJWT, no X-Ray SDK (nor the Tracer's wrapt), no Ed25519 verifier, and
+    # none of the management side's modules
+    assert not loaded & {"pydantic", "pydantic_core", "jwt", "aws_xray_sdk", "wrapt"}, loaded
+    assert not loaded & {"keygate.models", "keygate.tokens", "keygate.session", "keygate.stepup", "keygate.wiring",
+                         "keygate.service", "keygate.api", "keygate.routes", "kg1.ed25519"}, loaded
+    assert {"keygate.authorizer", "kg1"} <= loaded

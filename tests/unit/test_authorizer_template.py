@@ -1,8 +1,10 @@
 """template.yaml's issue-3 wiring: the SignatureAuthorizer, its routes, parameters, Gateway Responses and exports."""
 
+import re
+
 import pytest
 
-from keygate.config import AuthorizerConfig
+from keygate.config import AuthorizerConfig, ConfigError
 from keygate_dev import template
 from tests.support.stack import RESOURCE_NAMES
 
@@ -16,11 +18,21 @@ def _events(function_id, template_path=template.TEMPLATE_PATH):
     return [event["Properties"] for event in function["Properties"]["Events"].values()]
 
 
-def test_the_signature_authorizer_is_a_request_authorizer_without_cache():
+def test_the_signature_authorizer_is_a_request_authorizer_without_cache_or_identity_sources():
+    # No identity sources: API Gateway invokes it for every request, so a missing header gets its code
     authorizer = API["Auth"]["Authorizers"]["SignatureAuthorizer"]
     assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["SignatureAuthorizerFunction", "Arn"]}
     assert authorizer["FunctionPayloadType"] == "REQUEST"
-    assert authorizer["Identity"] == {"Headers": ["X-KG-API-KEY", "X-KG-SIGNATURE"], "ReauthorizeEvery": 0}
+    assert authorizer["Identity"] == {"ReauthorizeEvery": 0}
+
+
+def test_the_session_authorizer_is_a_request_authorizer_cached_per_authorization_header():
+    # A REQUEST event carries API Gateway's request id (a TOKEN event has none) for the authorizer's logs
+    authorizer = API["Auth"]["Authorizers"]["SessionAuthorizer"]
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["SessionAuthorizerFunction", "Arn"]}
+    assert authorizer["FunctionPayloadType"] == "REQUEST"
+    assert authorizer["Identity"] == {"Headers": ["Authorization"],
+                                      "ReauthorizeEvery": {"Ref": "SessionAuthorizerCacheTtl"}}
 
 
 def test_the_example_attaches_the_exported_authorizer_the_same_way():
@@ -29,7 +41,7 @@ def test_the_example_attaches_the_exported_authorizer_the_same_way():
     attached = template.resources("AWS::Serverless::Api", EXAMPLE)["OrdersApi"]["Properties"]["Auth"]
     imported = attached["Authorizers"][attached["DefaultAuthorizer"]]
     own = API["Auth"]["Authorizers"]["SignatureAuthorizer"]
-    # Same payload and identity sources (so the same 401-before-invoke), cache off too
+    # Same payload, no identity sources either (every refusal gets its code), cache off too
     assert (imported["FunctionPayloadType"], imported["Identity"]) == (own["FunctionPayloadType"], own["Identity"])
     # And what it imports is what KeyGate exports, by the stack-name convention
     exported = ("SignatureAuthorizerArn", "PowertoolsLayerArn", "CommonLayerArn")
@@ -71,36 +83,74 @@ def test_the_authorizer_may_read_keys_write_nonces_and_last_use_and_read_secrets
     assert _allowed("GetServerTimeFunction") == []
 
 
-def test_cache_parameters_reach_the_authorizer_with_their_defaults():
+def test_cache_and_route_parameters_reach_the_authorizer_with_their_defaults():
     parameters = template.load_template()["Parameters"]
     assert {name: parameters[name]["Default"] for name in (
-        "RecordCacheTtlSeconds", "SecretCacheTtlSeconds", "UnknownKeyCacheTtlSeconds", "WithdrawalPathPrefixes")} \
-        == {"RecordCacheTtlSeconds": 5, "SecretCacheTtlSeconds": 300, "UnknownKeyCacheTtlSeconds": 2,
-            "WithdrawalPathPrefixes": "none"}
+        "RecordCacheTtlSeconds", "SecretCacheTtlSeconds", "UnknownKeyCacheTtlSeconds", "WithdrawalRoutes",
+        "SafeProxyResources")} == {"RecordCacheTtlSeconds": 5, "SecretCacheTtlSeconds": 300,
+                                   "UnknownKeyCacheTtlSeconds": 2, "WithdrawalRoutes": "none",
+                                   "SafeProxyResources": "none"}
+    assert "WithdrawalPathPrefixes" not in parameters
     environment = template.function_environment(
         "SignatureAuthorizerFunction", {"SessionIssuer": "i", "SessionJwksUrl": "https://j", "StepUpIssuer": "s",
                                         "StepUpJwks": "https://k"}, RESOURCE_NAMES)
     config = AuthorizerConfig.from_environ(environment)
-    assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds,
-            config.unknown_key_cache_ttl_seconds, config.withdrawal_path_prefixes) == (5, 300, 2, ())
+    assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds, config.unknown_key_cache_ttl_seconds,
+            config.withdrawal_routes, config.safe_proxy_resources) == (5, 300, 2, (), ())
+
+
+ROUTES = template.load_template()["Parameters"]["WithdrawalRoutes"]["AllowedPattern"]
+PROXIES = template.load_template()["Parameters"]["SafeProxyResources"]["AllowedPattern"]
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("none", ()), ("/v1/wallet/withdrawals", ("/v1/wallet/withdrawals",)), ("/a, /b/c", ("/a", "/b/c"))])
-def test_withdrawal_prefix_parameter_values(value, expected):
-    config = AuthorizerConfig.from_environ({"WITHDRAWAL_PATH_PREFIXES": value})
-    assert config.withdrawal_path_prefixes == expected
+    ("none", ()),
+    ("POST /v1/wallet/withdrawals", (("POST", "/v1/wallet/withdrawals"),)),
+    ("POST /v1/accounts/{account_id}/withdrawals,ANY /v1/wallet/{proxy+}",
+     (("POST", "/v1/accounts/{account_id}/withdrawals"), ("ANY", "/v1/wallet/{proxy+}"))),
+    ("post /a, ANY /", (("POST", "/a"), ("ANY", "/"))),
+])
+def test_withdrawal_routes_parameter_values(value, expected):
+    # The template's pattern and the function's settings accept the same entries
+    assert re.fullmatch(ROUTES, value.replace("post", "POST"))
+    assert AuthorizerConfig.from_environ({"WITHDRAWAL_ROUTES": value}).withdrawal_routes == expected
 
 
-def test_gateway_responses_carry_the_authorizers_outcome():
-    responses = template.gateway_responses()
-    # 403: the Deny's context names the refusal
+@pytest.mark.parametrize("value", ["/v1/wallet/withdrawals", "FETCH /v1/x", "POST v1/x", "POST /v1/{x", "POST /a b"])
+def test_a_withdrawal_route_that_is_not_method_and_resource_is_refused(value):
+    assert not re.fullmatch(ROUTES, value)
+    with pytest.raises(ConfigError, match="WITHDRAWAL_ROUTES"):
+        AuthorizerConfig.from_environ({"WITHDRAWAL_ROUTES": value})
+
+
+def test_safe_proxy_resources_are_greedy_resources_only():
+    assert re.fullmatch(PROXIES, "/v1/docs/{proxy+},/{proxy+}")
+    config = AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": "/v1/docs/{proxy+}, /{proxy+}"})
+    assert config.safe_proxy_resources == ("/v1/docs/{proxy+}", "/{proxy+}")
+    with pytest.raises(ConfigError, match="SAFE_PROXY_RESOURCES"):
+        AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": "/v1/docs/{page}"})
+
+
+@pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, EXAMPLE], ids=["keygate", "example"])
+def test_every_authorizer_refusal_is_a_401_that_renders_the_denys_code_and_message(template_path):
+    responses = template.gateway_responses(template_path)
+    # Every refusal is a Deny: ACCESS_DENIED answers 401 in the uniform error shape with the context's code
+    assert responses["ACCESS_DENIED"]["StatusCode"] == "401"
     assert responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"] == (
         '{"ok": false, "error": {"code": "$context.authorizer.error_code", '
         '"message": "$context.authorizer.error_message"}}')
-    # 401: no context reaches it, so it says what to check and quotes the request id the logs carry
-    unauthorized = responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"]
-    assert "$context.requestId" in unauthorized and "GET /v1/time" in unauthorized
     # 503: an AWS fault in the authorizer
     assert responses["AUTHORIZER_FAILURE"]["StatusCode"] == "503"
     assert responses["AUTHORIZER_FAILURE"]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"
+
+
+def test_unauthorized_is_only_an_app_route_without_a_session():
+    # API Gateway answers UNAUTHORIZED itself when the session authorizer's identity source is missing (no
+    # authorizer raises "Unauthorized" any more): it says what to send and quotes the request id
+    unauthorized = template.gateway_responses()["UNAUTHORIZED"]
+    assert unauthorized["StatusCode"] == "401"
+    body = unauthorized["ResponseTemplates"]["application/json"]
+    assert body.startswith('{"ok": false, "error": {"code": "UNAUTHORIZED"')
+    assert "Authorization: Bearer" in body and "$context.requestId" in body
+    # The example API has no session routes and its authorizer no identity sources: it never answers it
+    assert "UNAUTHORIZED" not in template.gateway_responses(EXAMPLE)

@@ -149,14 +149,18 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
     # The import names KeyGate's export (for a stack called keygate-prod) ...
     export = template.load_template()["Outputs"]["SignatureAuthorizerArn"]["Export"]["Name"]["Fn::Sub"]
     assert attached["FunctionArn"] == {"Fn::ImportValue": export.replace("${AWS::StackName}", "keygate-prod")}
-    # ... with the payload, identity sources and disabled cache of KeyGate's own API
+    # ... with the payload, the absence of identity sources and the disabled cache of KeyGate's own API
     own = template.resources("AWS::Serverless::Api")["KeyGateApi"]["Properties"]["Auth"]["Authorizers"][
         "SignatureAuthorizer"]
     assert (attached["FunctionPayloadType"], attached["Identity"]) == (own["FunctionPayloadType"], own["Identity"])
-    # And its AUTHORIZER_FAILURE response is KeyGate's: 503 with Retry-After, never a bare 500
-    # (declared on the Api, so that a change to it redeploys the stage)
-    assert api["Properties"]["GatewayResponses"]["AUTHORIZER_FAILURE"] == \
-        template.gateway_responses()["AUTHORIZER_FAILURE"]
+    assert attached["Identity"] == {"ReauthorizeEvery": 0}
+    # And its ACCESS_DENIED (every refusal: 401 with the Deny's code and message) and AUTHORIZER_FAILURE (503
+    # with Retry-After, never a bare 500) responses are KeyGate's and the example's (declared on the Api, so
+    # that a change to one redeploys the stage)
+    for response_type in ("ACCESS_DENIED", "AUTHORIZER_FAILURE"):
+        assert api["Properties"]["GatewayResponses"][response_type] == \
+            template.gateway_responses()[response_type] == \
+            template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)[response_type], response_type
     # And it puts KeyGate's exported web ACL in front of its stage, as the example does
     [association] = [resource["Properties"] for resource in snippet.values()
                      if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]
@@ -165,3 +169,56 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
     [example] = [resource["Properties"] for resource in template.load_template(template.EXAMPLE_TEMPLATE_PATH)[
         "Resources"].values() if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert association["ResourceArn"] == example["ResourceArn"]
+
+
+# ------------------------------------------------------------------ refusals
+def test_the_refusal_table_lists_every_code_a_bot_can_receive_each_401_with_a_fix():
+    from keygate.authorizer import REFUSAL_CODES
+    table = DOC[DOC.index("<!-- refusal codes"):DOC.index("Other answers:")]
+    rows = re.findall(r"^\| (\d{3}) \| `([A-Z_]+)` \| (.+) \|$", table, re.MULTILINE)
+    # Every code the authorizer refuses with, in the order of its checks, then the backend's body check
+    assert [code for _, code, _ in rows] == [code.value for code in REFUSAL_CODES] + ["BODY_DIGEST_MISMATCH"]
+    # Each one 401, with what to fix, and the SDK offers a fix for each (KeyGateAuthError.fix)
+    assert {status for status, _, _ in rows} == {"401"}
+    assert all(len(fix) > 20 for _, _, fix in rows)
+    assert set(keygate_client.FIXES) == {code for _, code, _ in rows}
+
+
+# ------------------------------------------------------------------ Ed25519
+def test_the_documented_keygen_usage_is_the_commands_own():
+    from keygate_client import keygen
+    documented = " ".join(block_after("keygate-keygen usage").split())
+    assert documented == " ".join(keygen._parser().format_usage().removeprefix("usage:").split())
+
+
+def openssl_supports_rawin() -> bool:
+    if shutil.which("openssl") is None or shutil.which("bash") is None:
+        return False
+    usage = subprocess.run(["openssl", "pkeyutl", "-help"], capture_output=True, text=True, check=False)  # noqa: S607  # nosec B603 B607
+    return "-rawin" in usage.stdout + usage.stderr
+
+
+@pytest.mark.skipif(not openssl_supports_rawin(), reason="needs bash and OpenSSL 3 (pkeyutl -rawin)")
+def test_the_openssl_only_ed25519_recipe_signs_what_the_authorizer_verifies(tmp_path):
+    from kg1 import ed25519
+    # Given the README's OpenSSL-only recipe, and a string to sign as sign.sh builds it (first line KG1-ED25519)
+    string_to_sign = signing.string_to_sign(
+        timestamp="1767225600000", recv_window="5000", nonce="n0nce-3f9c2a7e1b4d4c8a", key_id=EXAMPLE_KEY_ID,
+        method="GET", path="/v1/trade/api-keys/self", query_pairs=[], content_sha256=signing.EMPTY_BODY_SHA256,
+        scheme=ed25519.SCHEME)
+    script = block_after("openssl ed25519 recipe") + '\nprintf "%s\\n" "$SIGNATURE"\n'
+    # When it runs in a fresh directory
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, check=True,  # noqa: S603, S607
+                            cwd=tmp_path, env={"PATH": os.environ["PATH"], "STRING_TO_SIGN": string_to_sign,  # nosec B603 B607
+                                               "TMPDIR": str(temporary)})
+    lines = result.stdout.splitlines()
+    public_pem, public_base64, signature = "\n".join(lines[:3]) + "\n", lines[3], lines[4]
+    # Then the private key file is its owner's alone, the two public forms are one key KeyGate accepts,
+    # and the 128-hex-character signature verifies under it
+    assert (tmp_path / "keygate-ed25519.pem").stat().st_mode & 0o077 == 0
+    raw = ed25519.parse_public_key(public_pem)
+    assert ed25519.parse_public_key(public_base64) == raw
+    assert len(signature) == 128 and ed25519.verify(raw, string_to_sign, signature)
+    assert not list(temporary.iterdir())  # the temporary string-to-sign file is gone

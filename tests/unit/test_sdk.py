@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 import keygate_client
 import kg1
+import kg1.ed25519
 from keygate import apigw, keys
 from keygate.authorizer import SignatureAuthorizer
 from keygate.config import AuthorizerConfig
 from keygate_client import core
-from tests.support.bots import request_event, stage_url
+from tests.support.bots import CATCH_ALL, request_event, stage_url
 from tests.support.clocks import Clocks
 from tests.support.loopback import JsonRequest, serving
 from tests.support.memory import MemoryStorage
@@ -39,7 +40,9 @@ pairs_strategy = st.lists(st.tuples(name, st.one_of(reserved, st.text(max_size=6
 def authorizer_and_key() -> tuple[SignatureAuthorizer, str, str, Clocks]:
     storage, clocks = MemoryStorage(), Clocks(NOW_MS)
     key_id, secret = storage.add_key(permissions=["read", "trade"])
-    authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({}), storage.keys, storage.vault,
+    # The bots' requests reach the authorizer through a downstream API's catch-all, declared safe here
+    authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": CATCH_ALL}),
+                                     storage.keys, storage.vault,
                                      clock_ms=lambda: clocks.wall_ms)
     return authorizer, key_id, secret, clocks
 
@@ -198,3 +201,114 @@ def test_a_server_clock_makes_a_skewed_bot_acceptable():
 def test_sign_accepts_only_what_signing_md_allows():
     with pytest.raises(ValueError):
         keygate_client.sign(keys.new_key_id("kgk_"), "s", "GET", "/v1/time", recv_window_ms=0)
+
+
+# ------------------------------------------------------------------ refusals
+REFUSAL_BODY = {"ok": False, "error": {"code": "TIMESTAMP_OUT_OF_WINDOW", "message": "X-KG-TIMESTAMP is 9000 ms "
+                "behind the server's clock (server time 1795000000000 ms since the epoch)"}}
+
+
+def refusing_server(request: JsonRequest) -> tuple[int, dict]:
+    return (200, {"fine": True}) if request.target.endswith("/ok") else (401, REFUSAL_BODY)
+
+
+def test_raise_for_refusal_gives_the_code_and_what_to_fix():
+    # Given KeyGate's answer to a request stamped too long ago, as any HTTP library returns it
+    response = httpx.Response(401, json=REFUSAL_BODY)
+    # When the bot checks it
+    with pytest.raises(keygate_client.KeyGateAuthError) as refused:
+        keygate_client.raise_for_refusal(response)
+    # Then the error names the check that refused it, the server's message, and what to change
+    assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW" and refused.value.status == 401
+    assert "server time" in refused.value.message and "GET /v1/time" in refused.value.fix
+    # And anything that is not a refusal passes quietly
+    for other in (httpx.Response(200, json={}), httpx.Response(503, json={"error": {"code": "SERVICE_UNAVAILABLE"}}),
+                  httpx.Response(401, text="not json")):
+        keygate_client.raise_for_refusal(other)
+
+
+def test_every_code_a_bot_can_receive_has_a_fix():
+    from keygate.authorizer import REFUSAL_CODES
+    assert set(keygate_client.FIXES) == {code.value for code in REFUSAL_CODES} | {"BODY_DIGEST_MISMATCH"}
+
+
+@pytest.mark.parametrize("library", ["httpx", "requests"])
+def test_the_auth_classes_raise_on_a_refusal_when_asked(library):
+    with serving(refusing_server) as root:
+        if library == "httpx":
+            auth = keygate_client.HttpxAuth("kgk_x", "kgs_y", api_root=root, raise_on_refusal=True)
+            with httpx.Client(auth=auth) as client:
+                assert client.get(root + "/v1/ok").json() == {"fine": True}
+                with pytest.raises(keygate_client.KeyGateAuthError) as refused:
+                    client.get(root + "/v1/trade/api-keys/self")
+        else:
+            session = requests.Session()
+            session.auth = keygate_client.RequestsAuth("kgk_x", "kgs_y", api_root=root, raise_on_refusal=True)
+            assert session.get(root + "/v1/ok", timeout=10).json() == {"fine": True}
+            with pytest.raises(keygate_client.KeyGateAuthError) as refused:
+                session.get(root + "/v1/trade/api-keys/self", timeout=10)
+    assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW"
+
+
+def test_by_default_the_auth_classes_return_the_refusal():
+    with serving(refusing_server) as root:
+        auth = keygate_client.HttpxAuth("kgk_x", "kgs_y", api_root=root)
+        with httpx.Client(auth=auth) as client:
+            assert client.get(root + "/v1/trade/api-keys/self").status_code == 401
+
+
+# ---------------------------------------------------------------- Ed25519
+def ed25519_authorizer() -> tuple[SignatureAuthorizer, str, object, Clocks]:
+    storage, clocks = MemoryStorage(), Clocks(NOW_MS)
+    key_id, private_key = storage.add_ed25519_key(permissions=["read", "trade"])
+    authorizer = SignatureAuthorizer(AuthorizerConfig.from_environ({"SAFE_PROXY_RESOURCES": CATCH_ALL}),
+                                     storage.keys, storage.vault, clock_ms=lambda: clocks.wall_ms)
+    return authorizer, key_id, private_key, clocks
+
+
+def test_sign_with_a_private_key_gives_a_request_the_authorizer_accepts():
+    authorizer, key_id, private_key, clocks = ed25519_authorizer()
+    pem = kg1.ed25519.private_key_pem(private_key)
+    for form in (private_key, pem, pem.encode()):
+        headers = keygate_client.sign(key_id, None, "POST", "/v1/trade/orders", [("a", "1")], b"{}",
+                                      timestamp_ms=clocks.wall_ms, private_key=form)
+        assert len(headers["X-KG-SIGNATURE"]) == 128
+        event = request_event("POST", "/v1/trade/orders", "a=1", headers)
+        assert authorizer.authorize(apigw.signed_request(event)).allowed
+
+
+@pytest.mark.parametrize("library", ["httpx", "requests"])
+def test_the_auth_classes_sign_with_a_private_key(library, tmp_path):
+    authorizer, key_id, private_key, clocks = ed25519_authorizer()
+    key_file = tmp_path / "bot.pem"
+    key_file.write_text(kg1.ed25519.private_key_pem(private_key))
+    seen: list[dict] = []
+
+    def recording(request: JsonRequest) -> tuple[int, dict]:
+        seen.append(dict(request.headers))
+        return 200, {}
+
+    with serving(recording) as root:
+        loaded = keygate_client.read_private_key(key_file)
+        if library == "httpx":
+            auth = keygate_client.HttpxAuth(key_id, private_key=loaded, api_root=root, clock=lambda: clocks.wall_ms)
+            with httpx.Client(auth=auth) as client:
+                client.post(root + "/v1/trade/orders?a=1", content=b"{}")
+        else:
+            session = requests.Session()
+            session.auth = keygate_client.RequestsAuth(key_id, private_key=loaded, api_root=root,
+                                                       clock=lambda: clocks.wall_ms)
+            session.post(root + "/v1/trade/orders?a=1", data=b"{}", timeout=10)
+    [headers] = seen
+    decision = authorizer.authorize(apigw.signed_request(request_event("POST", "/v1/trade/orders", "a=1", headers)))
+    assert decision.allowed, decision
+    assert "PRIVATE KEY" not in repr(auth if library == "httpx" else session.auth)
+
+
+def test_a_signer_takes_a_secret_or_a_private_key():
+    with pytest.raises(ValueError, match="either"):
+        keygate_client.Signer("kgk_x")
+    with pytest.raises(ValueError, match="either"):
+        keygate_client.Signer("kgk_x", "kgs_y", private_key=kg1.ed25519.generate_private_key())
+    with pytest.raises(ValueError, match="not an unencrypted PEM"):  # the SDK's copy of kg1's KeyFormatError
+        keygate_client.Signer("kgk_x", private_key="-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
+import stat
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,9 +13,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
+import keygate_client
 import kg1 as signing
 from keygate import keys
-from keygate_client import cli
+from keygate_client import cli, keygen
+from keygate_client._kg1 import ed25519
 from tests.support.bots import stage_url
 from tests.support.loopback import JsonRequest, serving
 
@@ -118,7 +121,7 @@ def checking_server(request: JsonRequest) -> tuple[int, dict[str, Any]]:
     if verifies(request.method, unquote(parts.path.removeprefix("/prod")), parts.query, dict(request.headers),
                 request.body):
         return 200, {"verified": True, "body": request.body.decode()}
-    return 401, {"error": {"code": "UNAUTHORIZED", "message": "refused"}}
+    return 401, {"ok": False, "error": {"code": "SIGNATURE_MISMATCH", "message": "The signature does not match."}}
 
 
 @pytest.fixture
@@ -141,9 +144,79 @@ def test_send_exits_non_zero_on_a_refusal(monkeypatch, api_root, capsys):
     monkeypatch.setenv(cli.KEY_ENV, KEY_ID)
     monkeypatch.setenv(cli.SECRET_ENV, keys.new_secret())  # not the secret the server knows
     assert cli.main([f"{api_root}/v1/trade/api-keys/self", "--api-root", api_root, "--send"]) == 1
-    assert capsys.readouterr().out.splitlines()[0] == "HTTP 401"
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "HTTP 401"
+    # And it says which check refused the request, and what to fix
+    assert "refused with SIGNATURE_MISMATCH: The signature does not match." in captured.err
+    assert f"to fix: {keygate_client.FIXES['SIGNATURE_MISMATCH']}" in captured.err
 
 
 def test_send_to_a_closed_port_is_a_network_error(key_in_env, capsys):
     assert cli.main(["http://127.0.0.1:9/v1/time", "--send", "--timeout", "2"]) == cli.EXIT_NETWORK
     assert "keygate-sign:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- Ed25519 keys
+def test_keygen_writes_a_private_key_only_its_owner_can_read_and_prints_both_public_forms(tmp_path, capsys):
+    # When a bot author makes a key pair
+    path = tmp_path / "bot.pem"
+    assert keygen.main(["--out", str(path)]) == 0
+    printed = capsys.readouterr()
+    # Then the private key file is mode 0600 PKCS#8 PEM, never printed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    pem = path.read_text()
+    assert pem.startswith("-----BEGIN PRIVATE KEY-----\n") and "PRIVATE KEY" not in printed.out
+    # And the public key is printed in both forms KeyGate takes, which are the private key's
+    lines = printed.out.splitlines()
+    public_pem, public_base64 = "\n".join(lines[:3]) + "\n", lines[3]
+    raw = ed25519.public_key_of(ed25519.load_private_key(pem))
+    assert ed25519.parse_public_key(public_pem) == ed25519.parse_public_key(public_base64) == raw
+    assert "0600" in printed.err
+
+
+def test_keygen_never_overwrites_a_file_unless_forced(tmp_path, capsys):
+    path = tmp_path / "bot.pem"
+    path.write_text("precious")
+    path.chmod(0o644)
+    assert keygen.main(["--out", str(path)]) == keygen.EXIT_USAGE
+    assert path.read_text() == "precious" and "--force" in capsys.readouterr().err
+    # With --force the file is replaced, and its mode narrowed to 0600
+    assert keygen.main(["--out", str(path), "--force"]) == 0
+    assert path.read_text().startswith("-----BEGIN PRIVATE KEY-----") and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def ed25519_server(public_key: bytes):
+    def answer(request: JsonRequest) -> tuple[int, dict[str, Any]]:
+        parts = urlsplit(request.target)
+        signed = signing.parse_signed_headers(dict(request.headers))
+        if signing.verify_ed25519_signature(signed, public_key, request.method,
+                                            unquote(parts.path.removeprefix("/prod")),
+                                            parse_qsl(parts.query, keep_blank_values=True)):
+            return 200, {"verified": True}
+        return 401, {"ok": False, "error": {"code": "SIGNATURE_MISMATCH", "message": "no"}}
+    return answer
+
+
+def test_sign_with_a_private_key_file_sends_a_request_an_ed25519_server_verifies(tmp_path, monkeypatch, capsys):
+    # Given a key pair from keygate-keygen, the key id in the environment and no secret
+    path = tmp_path / "bot.pem"
+    assert keygen.main(["--out", str(path)]) == 0
+    capsys.readouterr()
+    public = ed25519.public_key_of(ed25519.load_private_key(path.read_bytes()))
+    monkeypatch.setenv(cli.KEY_ENV, KEY_ID)
+    monkeypatch.delenv(cli.SECRET_ENV, raising=False)
+    with serving(ed25519_server(public)) as root:
+        # When keygate-sign sends a request signed with the private key file
+        code = cli.main([f"{root}/v1/trade/orders?x=1", "-d", "{}", "--api-root", root, "--private-key-file",
+                         str(path), "--send"])
+    # Then the server verified the Ed25519 signature
+    output = capsys.readouterr().out.splitlines()
+    assert code == 0 and output[0] == "HTTP 200", output
+
+
+def test_a_private_key_file_that_is_not_an_ed25519_key_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(cli.KEY_ENV, KEY_ID)
+    path = tmp_path / "not-a-key.pem"
+    path.write_text("hello")
+    assert cli.main([f"{STAGE_URL}/v1/time", "--private-key-file", str(path)]) == cli.EXIT_USAGE
+    assert "cannot use" in capsys.readouterr().err

@@ -148,17 +148,50 @@ def test_both_sides_take_the_default_receive_window_from_one_constant(monkeypatc
     assert signing.sign_request.__kwdefaults__["recv_window_ms"] is None
 
 
+def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when imported: not those inside functions or `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+            pending.extend([*node.body, *node.orelse])
+        elif isinstance(node, ast.Try):
+            pending.extend([*node.body, *node.orelse, *node.finalbody])
+    return found
+
+
 @pytest.mark.parametrize("module", sorted(path.name for path in KG1_DIR.glob("*.py")))
 def test_kg1_imports_nothing_but_the_standard_library_and_itself(module):
-    # The SDK ships kg1 as keygate_client._kg1: only relative imports of its own modules, and the standard library.
+    # The SDK ships kg1 as keygate_client._kg1: only relative imports of its own modules, and the standard
+    # library. Ed25519 signing and verification import `cryptography` (an optional extra) inside functions only.
     tree = ast.parse((KG1_DIR / module).read_text())
-    absolute = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    absolute |= {node.module.split(".")[0] for node in ast.walk(tree)
+    every = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    loaded = _module_level_imports(tree)
+    absolute = {alias.name.split(".")[0] for node in loaded if isinstance(node, ast.Import) for alias in node.names}
+    absolute |= {node.module.split(".")[0] for node in loaded
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     assert absolute <= set(sys.stdlib_module_names) | {"__future__"}, absolute
-    relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
-    assert all(node.level == 1 and (KG1_DIR / f"{node.module}.py").is_file() for node in relative)
+    deferred = {node.module.split(".")[0] for node in every if isinstance(node, ast.ImportFrom) and node.level == 0
+                and node not in loaded} | {alias.name.split(".")[0] for node in every if isinstance(node, ast.Import)
+                                           and node not in loaded for alias in node.names}
+    assert deferred <= set(sys.stdlib_module_names) | {"cryptography"}, deferred
+    relative = [node for node in every if isinstance(node, ast.ImportFrom) and node.level]
+    modules = [node.module or alias.name for node in relative for alias in node.names]
+    assert all(node.level == 1 for node in relative) and all((KG1_DIR / f"{name}.py").is_file() for name in modules)
+
+
+def test_importing_kg1_and_signing_with_an_hmac_key_loads_no_cryptography():
+    # Given a fresh interpreter with kg1 on its path
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kg1; "
+            "kg1.sign_request('k', 's', 'GET', '/v1/time', timestamp_ms=1); "
+            "print(any(name.split('.')[0] == 'cryptography' for name in sys.modules), 'kg1.ed25519' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(KG1_DIR.parent)],  # noqa: S603
+                            capture_output=True, text=True, check=True)  # nosec B603
+    # Then neither cryptography nor the Ed25519 module was imported
+    assert result.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize("module", sorted(path.name for path in KG1_DIR.glob("*.py")))
@@ -323,6 +356,30 @@ def test_timestamp_window_edges(timestamp, window, allowed):
         assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW"
 
 
+@pytest.mark.parametrize(("timestamp", "skew", "direction"), [(NOW + 1001, 1001, "ahead"), (NOW - 5001, 5001, "behind"),
+                                                              (NOW - 86_400_000, 86_400_000, "behind")])
+def test_a_timestamp_refusal_gives_the_servers_time_and_the_skew(timestamp, skew, direction):
+    # Given a request stamped outside the window
+    parsed = signing.parse_signed_headers(valid_headers(X_KG_TIMESTAMP=str(timestamp), X_KG_RECV_WINDOW=None))
+    # When it is checked
+    with pytest.raises(signing.SigningError) as refused:
+        signing.check_timestamp(parsed, NOW)
+    # Then the message says what to fix: the server's time in epoch ms and how far the timestamp is from it
+    message = refused.value.message
+    assert f"server time {NOW} ms" in message and f"{skew} ms {direction}" in message, message
+    assert "GET /v1/time" in message
+
+
+def test_the_signature_header_takes_64_or_128_lower_case_hex_characters():
+    # An HMAC-SHA256 signature is 64 hex characters, an Ed25519 one 128: both are well formed (check 1),
+    # and check 4 decides whether the length fits the key's type
+    assert signing.parse_signed_headers(valid_headers(X_KG_SIGNATURE="ab" * 64)).signature == "ab" * 64
+    for wrong in ("ab" * 48, "ab" * 65, "AB" * 64, "ab" * 63 + "a"):
+        with pytest.raises(signing.SigningError) as refused:
+            signing.parse_signed_headers(valid_headers(X_KG_SIGNATURE=wrong))
+        assert refused.value.code == "MALFORMED_HEADER"
+
+
 # ---------------------------------------------------------- verify and bodies
 def test_verify_signature_accepts_the_example_and_refuses_any_other_signature():
     parsed = signing.parse_signed_headers(valid_headers())
@@ -365,3 +422,45 @@ def test_sdk_signed_path_decodes_what_the_url_encodes(segments):
     url = f"{EXECUTE_API}/" + "/".join(quote(segment, safe="") for segment in segments)
     # Then the signed path is the decoded path relative to the API root
     assert keygate_client.signed_path(url) == "/" + "/".join(segments)
+
+
+# ------------------------------------------------ messages a template can carry
+UNSAFE_IN_TEMPLATE = set('"\\') | {chr(code) for code in range(0x20)} | {chr(code) for code in range(0x7f, 0xa0)}
+
+
+def every_signing_error(timestamp_offset_ms: int, window: str | None) -> list[signing.SigningError]:
+    """Each refusal kg1's checks 1 and 2 can raise: a missing and a malformed value of every header,
+    a header sent twice, an invalid window, a timestamp ahead and one behind."""
+    attempts = []
+    for name in sorted(signing.SIGNED_HEADER_NAMES):
+        present = {key.lower(): value for key, value in valid_headers().items()}
+        attempts.append({key: value for key, value in present.items() if key != name})
+        attempts.append({**present, name: "\u00e9"})
+    attempts.append({**valid_headers(), "x-kg-nonce": "another-nonce-0123456789"})
+    errors = []
+    for headers in attempts:
+        try:
+            signing.parse_signed_headers(headers)
+        except signing.SigningError as error:
+            errors.append(error)
+    for timestamp in (NOW + timestamp_offset_ms, NOW - timestamp_offset_ms):
+        parsed = signing.parse_signed_headers(valid_headers(X_KG_TIMESTAMP=str(timestamp), X_KG_RECV_WINDOW=window))
+        try:
+            signing.check_timestamp(parsed, NOW)
+        except signing.SigningError as error:
+            errors.append(error)
+    return errors
+
+
+@given(offset=st.integers(min_value=60_001, max_value=NOW), window=st.one_of(st.none(), st.integers(1, 60000).map(str)))
+def test_every_kg1_refusal_message_fits_a_gateway_response_template(offset, window):
+    # Given every refusal kg1 raises (API Gateway's templates paste the message between JSON quotes, as it is)
+    errors = every_signing_error(offset, window)
+    # Then each of kg1's refusal sites was reached, and no message carries a quote, backslash or control character
+    assert {error.code for error in errors} == {"MISSING_HEADER", "MALFORMED_HEADER", "TIMESTAMP_OUT_OF_WINDOW"}
+    assert len(errors) == 5 * 2 + 1 + 1 + 2  # required headers missing and malformed, the window, twice, the clock
+    for error in errors:
+        assert not set(error.message) & UNSAFE_IN_TEMPLATE, error.message
+    # And there is no other refusal site than the ones reached above
+    source = (KG1_DIR / "verify.py").read_text()
+    assert source.count("raise SigningError(") == 6  # twice, missing, malformed, window, ahead, behind

@@ -1,9 +1,10 @@
 """docs/signing.md's worked examples, recomputed with kg1 byte for byte, and its openssl one-liner, run.
 
 Each example is the table after a `<!-- worked example -->` comment (the request and its headers), the
-```text block that follows (the string to sign) and its `X-KG-SIGNATURE:` line; the one-liner is the
-block after `<!-- openssl check -->`. Rewording the prose never breaks a test; changing an example
-without the code (or the code without the example) does.
+```text block that follows (the string to sign) and its `X-KG-SIGNATURE:` line; the Ed25519 example is the
+one after `<!-- worked example: ed25519 -->` (its key instead of a secret). The one-liners are the blocks
+after `<!-- openssl check -->` and `<!-- openssl ed25519 check -->`. Rewording the prose never breaks a
+test; changing an example without the code (or the code without the example) does.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def parse_example(section: str) -> Example:
         string_to_sign=string_to_sign, signature=signature)
 
 
-EXAMPLES = [parse_example(section) for section in WORKED_EXAMPLES.split(MARKER)[1:]]
+ED25519_MARKER = "<!-- worked example: ed25519 -->"
+EXAMPLES = [parse_example(section.split(ED25519_MARKER)[0]) for section in WORKED_EXAMPLES.split(MARKER)[1:]]
 IDS = [f"{example.method} {example.path}" for example in EXAMPLES]
 
 
@@ -74,8 +76,8 @@ def test_every_example_on_the_page_is_checked():
     # Given the worked examples section
     # Then each string to sign and signature in it belongs to a marked example (none escapes the tests)
     assert len(EXAMPLES) >= 2 and {"GET", "POST"} <= {example.method for example in EXAMPLES}
-    assert WORKED_EXAMPLES.count("```text\n") == len(EXAMPLES)
-    assert WORKED_EXAMPLES.count("X-KG-SIGNATURE: `") == len(EXAMPLES)
+    assert WORKED_EXAMPLES.count("```text\n") == len(EXAMPLES) + WORKED_EXAMPLES.count(ED25519_MARKER) == 3
+    assert WORKED_EXAMPLES.count("X-KG-SIGNATURE: `") == len(EXAMPLES) + 1
     # And between them they cover a query, a body and both forms of the receive window
     assert any(example.query_pairs for example in EXAMPLES) and any(example.body for example in EXAMPLES)
     assert {bool(example.recv_window) for example in EXAMPLES} == {True, False}
@@ -138,3 +140,71 @@ def test_the_openssl_one_liner_prints_the_examples_signature():
                             env={"PATH": os.environ["PATH"]})  # nosec B603 B607
     # Then openssl prints the example's signature
     assert result.stdout.split()[-1] == example.signature
+
+
+# ------------------------------------------------------------------ Ed25519
+@dataclass(frozen=True)
+class Ed25519Example:
+    request: Example  # its `secret` is unused
+    seed: bytes
+    private_pkcs8: str
+    public_base64: str
+    public_pem_body: str
+
+
+def parse_ed25519_example() -> Ed25519Example:
+    section = WORKED_EXAMPLES.split(ED25519_MARKER)[1]
+    rows = dict(re.findall(r"^\| ([^|]+?) \| (.+?) \|$", section.split("\n\n")[0], re.MULTILINE))
+    request = parse_example(section.replace("| X-KG-API-KEY |", "| secret | `unused` |\n| X-KG-API-KEY |"))
+    return Ed25519Example(request=request, seed=bytes.fromhex(code(rows["private key (the 32-byte seed, hex)"])),
+                          private_pkcs8=code(rows["private key (PKCS#8, between the PRIVATE KEY lines)"]),
+                          public_base64=code(rows["public key (base64 of the 32 raw bytes)"]),
+                          public_pem_body=code(rows["public key (PEM, between the PUBLIC KEY lines)"]))
+
+
+ED25519_EXAMPLE = parse_ed25519_example()
+
+
+def test_the_ed25519_example_byte_for_byte():
+    example, request = ED25519_EXAMPLE, ED25519_EXAMPLE.request
+    # When kg1 signs the example's request with its private key (the seed, or the PKCS#8 PEM)
+    pem = f"-----BEGIN PRIVATE KEY-----\n{example.private_pkcs8}\n-----END PRIVATE KEY-----\n"
+    for private_key in (example.seed, pem):
+        headers = kg1.sign_request(request.key_id, None, request.method, request.path, request.query_pairs,
+                                   request.body, timestamp_ms=int(request.timestamp),
+                                   recv_window_ms=int(request.recv_window), nonce=request.nonce,
+                                   private_key=private_key)
+        # Then it signs the page's string to sign (first line KG1-ED25519) and sends the page's signature
+        assert headers[kg1.HEADER_SIGNATURE] == request.signature
+    assert request.string_to_sign.startswith("KG1-ED25519\n")
+    assert kg1.string_to_sign(timestamp=request.timestamp, recv_window=request.recv_window, nonce=request.nonce,
+                              key_id=request.key_id, method=request.method, path=request.path,
+                              query_pairs=request.query_pairs, content_sha256=kg1.content_sha256(request.body),
+                              scheme="KG1-ED25519") == request.string_to_sign
+    # And the page's public key, in both forms, is the private key's and verifies the request
+    from kg1 import ed25519
+    raw = ed25519.public_key_of(ed25519.load_private_key(example.seed))
+    public_pem = f"-----BEGIN PUBLIC KEY-----\n{example.public_pem_body}\n-----END PUBLIC KEY-----\n"
+    assert ed25519.parse_public_key(example.public_base64) == ed25519.parse_public_key(public_pem) == raw
+    signed = kg1.parse_signed_headers(headers)
+    kg1.check_timestamp(signed, int(request.timestamp))
+    assert kg1.verify_ed25519_signature(signed, raw, request.method, request.path, request.query_pairs)
+
+
+def openssl_supports_rawin() -> bool:
+    """OpenSSL 3's `pkeyutl -rawin` (Ed25519 signs the message itself, not a digest of it)."""
+    if shutil.which("openssl") is None or shutil.which("bash") is None:
+        return False
+    usage = subprocess.run(["openssl", "pkeyutl", "-help"], capture_output=True, text=True, check=False)  # noqa: S607  # nosec B603 B607
+    return "-rawin" in usage.stdout + usage.stderr
+
+
+@pytest.mark.skipif(not openssl_supports_rawin(), reason="needs bash and OpenSSL 3 (pkeyutl -rawin)")
+def test_the_openssl_ed25519_one_liner_prints_the_examples_signature(tmp_path):
+    line = re.search(r"<!-- openssl ed25519 check -->\n```sh\n(.*?)\n```", DOC, re.DOTALL).group(1)
+    # When the page's line runs in bash (it writes key.pem and sts in the current directory)
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True, cwd=tmp_path,  # noqa: S603, S607
+                            env={"PATH": os.environ["PATH"]})  # nosec B603 B607
+    # Then OpenSSL prints the example's signature, over exactly the example's string to sign
+    assert result.stdout.strip() == ED25519_EXAMPLE.request.signature
+    assert (tmp_path / "sts").read_text() == ED25519_EXAMPLE.request.string_to_sign

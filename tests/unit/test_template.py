@@ -249,3 +249,24 @@ def test_management_routes_use_the_session_authorizer():
         ("PATCH", "/v1/api-keys/{id}", "UpdateApiKeyFunction"),
         ("POST", "/v1/api-keys", "CreateApiKeyFunction"),
     ])
+
+
+@pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, template.EXAMPLE_TEMPLATE_PATH],
+                         ids=["keygate", "protected-api-example"])
+def test_sams_transform_accepts_a_signature_authorizer_without_identity_sources(template_path):
+    # When SAM transforms the template, offline as `sam validate` does
+    deployed = _deployed(template.load_template(template_path))
+    _, rest_api = _only(deployed, "AWS::ApiGateway::RestApi")
+    authorizers = {name: definition["x-amazon-apigateway-authorizer"]
+                   for name, definition in rest_api["Properties"]["Body"]["securityDefinitions"].items()}
+    # Then the signature authorizer is a REQUEST authorizer without identity sources and without a result
+    # cache (API Gateway invokes it for every request, a missing header included) ...
+    signature = authorizers["SignatureAuthorizer" if template_path == template.TEMPLATE_PATH else "KeyGateSignature"]
+    assert signature["type"] == "request" and signature["authorizerResultTtlInSeconds"] == 0
+    assert "identitySource" not in signature
+    # ... and KeyGate's session authorizer a REQUEST authorizer on the Authorization header, its cache kept
+    if template_path == template.TEMPLATE_PATH:
+        session = authorizers["SessionAuthorizer"]
+        assert session["type"] == "request" and session["identitySource"] == "method.request.header.Authorization"
+        default_ttl = template.load_template()["Parameters"]["SessionAuthorizerCacheTtl"]["Default"]
+        assert session["authorizerResultTtlInSeconds"] in (default_ttl, {"Ref": "SessionAuthorizerCacheTtl"})

@@ -74,6 +74,7 @@ class SignedRequest:
     headers: Mapping[str, str]  # as sent; names are looked up case-insensitively
     source_ip: str  # requestContext.identity.sourceIp, never a header
     duplicated_headers: frozenset[str] = frozenset()  # lower-case names sent more than once
+    resource: str | None = None  # the resource template API Gateway matched (e.g. /v1/misc/{proxy+})
 
 
 def request_path(event: Mapping[str, Any]) -> str:
@@ -84,8 +85,7 @@ def request_path(event: Mapping[str, Any]) -> str:
     mapping is in front. A REST API passes path parameters as sent
     (percent-encoded), so each one is decoded here.
     """
-    context = event.get("requestContext") or {}
-    resource = context.get("resourcePath") or event.get("resource")
+    resource = matched_resource(event)
     if not resource:
         return unquote(event.get("path") or "/")
     parameters = event.get("pathParameters") or {}
@@ -121,26 +121,37 @@ def signed_request(event: Mapping[str, Any]) -> SignedRequest:
         headers=event.get("headers") or {},
         source_ip=source_ip(event),
         duplicated_headers=frozenset(name for name, count in values_per_name.items() if count > 1),
+        resource=matched_resource(event),
     )
+
+
+def matched_resource(event: Mapping[str, Any]) -> str | None:
+    """The resource template API Gateway matched (requestContext.resourcePath, or the event's `resource`)."""
+    value = (event.get("requestContext") or {}).get("resourcePath") or event.get("resource")
+    return value if isinstance(value, str) and value else None
 
 
 def allow_policy(principal_id: str, method_arn: str, context: Mapping[str, str], *,
                  whole_api: bool) -> dict[str, Any]:
     """An authorizer's Allow for this request's method ARN, or for every route of
     the stage when API Gateway may cache the result for other routes."""
-    resource = method_arn
-    if whole_api:
-        # arn:aws:execute-api:region:account:api-id/stage/METHOD/path -> .../stage/*
-        prefix, _, rest = method_arn.partition(":execute-api:")
-        api_and_stage = "/".join(rest.split("/")[:2])
-        resource = f"{prefix}:execute-api:{api_and_stage}/*"
+    resource = _stage_wide(method_arn) if whole_api else method_arn
     return _policy(principal_id, "Allow", resource, context)
 
 
-def deny_policy(principal_id: str, method_arn: str, context: Mapping[str, str]) -> dict[str, Any]:
-    """A Deny for this request: API Gateway answers ACCESS_DENIED, whose Gateway
-    Response reads `error_code` / `error_message` from this context."""
-    return _policy(principal_id, "Deny", method_arn, context)
+def deny_policy(principal_id: str, method_arn: str, context: Mapping[str, str], *,
+                whole_api: bool = False) -> dict[str, Any]:
+    """A Deny for this request (or, when API Gateway may cache it for other routes, for every route of the
+    stage): API Gateway answers ACCESS_DENIED, whose Gateway Response reads `error_code` / `error_message`
+    from this context. Every authorizer refusal is one; nothing is refused by raising."""
+    return _policy(principal_id, "Deny", _stage_wide(method_arn) if whole_api else method_arn, context)
+
+
+def _stage_wide(method_arn: str) -> str:
+    # arn:aws:execute-api:region:account:api-id/stage/METHOD/path -> .../stage/*
+    prefix, _, rest = method_arn.partition(":execute-api:")
+    api_and_stage = "/".join(rest.split("/")[:2])
+    return f"{prefix}:execute-api:{api_and_stage}/*"
 
 
 def _policy(principal_id: str, effect: str, resource: str, context: Mapping[str, str]) -> dict[str, Any]:
@@ -151,9 +162,3 @@ def _policy(principal_id: str, effect: str, resource: str, context: Mapping[str,
         "context": dict(context),
     }
 
-
-class AuthorizerDenied(Exception):
-    """Raised with the message 'Unauthorized', which API Gateway turns into its UNAUTHORIZED response (401)."""
-
-    def __init__(self) -> None:
-        super().__init__("Unauthorized")

@@ -1,9 +1,11 @@
-"""The KG1-HMAC-SHA256 signature authorizer: docs/signing.md's checks, in its order.
+"""The KG1 signature authorizer (HMAC-SHA256 and Ed25519 keys): docs/signing.md's checks, in its order.
 
 `SignatureAuthorizer.authorize` takes what API Gateway hands a REQUEST
 authorizer and returns a `Decision`; the Lambda handler only turns that into
-API Gateway's vocabulary. Nothing is read before the cheap checks (headers,
-clock, key id checksum) pass, and nothing is written before checks 1-6 pass.
+API Gateway's vocabulary. Every refusal is a Decision with its code and a
+message that says what to fix (the bot receives both: docs/signing.md); only
+an AWS fault raises. Nothing is read before the cheap checks (headers, clock,
+key id checksum) pass, and nothing is written before checks 1-6 pass.
 Its caches and the bounds they set are described in docs/architecture.md
 ("The signature authorizer's caches").
 """
@@ -11,7 +13,7 @@ Its caches and the bounds they set are described in docs/architecture.md
 from __future__ import annotations
 
 import ipaddress
-import posixpath
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,11 +24,11 @@ from typing import Any
 import kg1
 from keygate import keys
 from keygate.apigw import SignedRequest
-from keygate.config import AuthorizerConfig, StorageConfig
+from keygate.config import AuthorizerConfig, StorageConfig, is_greedy
 from keygate.errors import ErrorCode
 from keygate.observability import logger, metrics
 from keygate.ports import KeyLookup, NonceReused, SecretReader
-from keygate.records import ApiKeyRecord, KeyStatus
+from keygate.records import ED25519, HMAC_SHA256, ApiKeyRecord, KeyStatus
 from keygate.storage import aws
 from keygate.storage.lookup import DynamoKeyLookup
 from keygate.storage.secrets import SecretsManagerVault
@@ -64,9 +66,33 @@ class TtlCache[Value]:
         self._entries.pop(key, None)
 
 
+# Every code a refusal of the authorizer carries, in the order of docs/signing.md's checks; each reaches the
+# bot with status 401 and a message saying what to fix (README, "When a request is refused").
+REFUSAL_CODES = (
+    ErrorCode.MISSING_HEADER, ErrorCode.MALFORMED_HEADER,  # 1
+    ErrorCode.TIMESTAMP_OUT_OF_WINDOW,  # 2
+    ErrorCode.INVALID_KEY_ID,  # 3
+    ErrorCode.UNKNOWN_KEY, ErrorCode.KEY_REVOKED, ErrorCode.KEY_EXPIRED, ErrorCode.ALGORITHM_MISMATCH,  # 4
+    ErrorCode.SIGNATURE_MISMATCH,
+    ErrorCode.IP_NOT_ALLOWED,  # 5
+    ErrorCode.PERMISSION_DENIED,  # 6
+    ErrorCode.NONCE_REUSED,  # 7
+)
+
+# A Gateway Response template pastes the message between JSON quotes as it is (docs/signing.md): a quote, a
+# backslash or a control character (any line or paragraph separator too) would break the body or forge a field.
+_UNSAFE_IN_MESSAGE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+MAX_MESSAGE_LENGTH = 400
+
+
+def safe_message(text: str) -> str:
+    """`text` with every character a Gateway Response template could not carry replaced by `?`, bounded."""
+    return _UNSAFE_IN_MESSAGE.sub("?", text)[:MAX_MESSAGE_LENGTH]
+
+
 @dataclass(frozen=True)
 class Decision:
-    """An authorizer's outcome: allowed, or refused with a code (`status` is how the bot receives it)."""
+    """An authorizer's outcome: allowed, or refused with a code and a message saying what to fix."""
 
     allowed: bool
     code: ErrorCode | None = None
@@ -77,21 +103,30 @@ class Decision:
 
     @classmethod
     def refuse(cls, code: ErrorCode, message: str, **known: Any) -> Decision:
-        return cls(allowed=False, code=code, message=message, **known)
+        return cls(allowed=False, code=code, message=safe_message(message), **known)
 
     @property
     def status(self) -> int:
-        # A refusal reaches the bot as 403 (ACCESS_DENIED, with its code) or 401 (UNAUTHORIZED, without it):
-        # docs/architecture.md, "Errors".
-        if self.code is None:
-            return 200
-        return 403 if self.code.status == 403 else 401
+        # Every refusal is a Deny carrying its code, which the ACCESS_DENIED Gateway Response answers
+        # with 401 (docs/architecture.md, "Errors").
+        return 200 if self.allowed else 401
 
 
 @dataclass(frozen=True)
 class _CachedKey:
     record: ApiKeyRecord
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    public_key: bytes | None = None  # an Ed25519 key's 32 raw bytes, parsed once per record read
+
+
+# What check 4 holds a signature to, per key type: its hex length, and the message when it does not fit.
+_SIGNATURE_HEX_LENGTH = {HMAC_SHA256: kg1.HMAC_SIGNATURE_HEX_LENGTH, ED25519: kg1.ED25519_SIGNATURE_HEX_LENGTH}
+_ALGORITHM = {
+    HMAC_SHA256: "This API key is an HMAC-SHA256 key: sign with KG1-HMAC-SHA256 (the first line of the string to "
+                 "sign) and send its 64 hex character HMAC in X-KG-SIGNATURE.",
+    ED25519: "This API key is an Ed25519 key: sign with KG1-ED25519 (the first line of the string to sign) and "
+             "send its 128 hex character Ed25519 signature in X-KG-SIGNATURE.",
+}
 
 
 class SignatureAuthorizer:
@@ -109,9 +144,8 @@ class SignatureAuthorizer:
         # Unknown ids get a cache of their own: the checksum stops typos, not made-up ids, so a flood
         # of well-formed random ids must not evict the known keys' entries (and multiply DynamoDB reads).
         self._unknown: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
-        # Each withdrawal prefix as configured and in the form `_resolved_path` gives a request's path.
-        self._withdrawal_prefixes = tuple(sorted({spelling for prefix in config.withdrawal_path_prefixes
-                                                  for spelling in (prefix, _resolved_path(prefix))}))
+        self._withdrawal_routes = frozenset(config.withdrawal_routes)
+        self._safe_proxies = frozenset(config.safe_proxy_resources)
         self._secrets: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
         self._last_touched: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
 
@@ -145,7 +179,8 @@ class SignatureAuthorizer:
         if record is None:
             self._remember_unknown(key_id)
             return None
-        cached = _CachedKey(record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist))
+        cached = _CachedKey(record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist),
+                            _public_key(record))
         self._records.put(key_id, cached, self._config.record_cache_ttl_seconds)
         return cached
 
@@ -159,15 +194,19 @@ class SignatureAuthorizer:
         return stored
 
     # --------------------------------------------------------------- checks
-    def required_permission(self, method: str, path: str) -> str:
-        # A backend behind a catch-all route may match paths case-insensitively or collapse `//`,
-        # `.` and `..`, so every spelling that could reach a withdrawal route needs `withdraw`
-        # (fail closed): the path as signed, and its case-folded, dot-resolved form.
-        if self._withdrawal_prefixes and any(
-                _under_prefix(spelling, prefix) for spelling in (path, _resolved_path(path))
-                for prefix in self._withdrawal_prefixes):
+    def required_permission(self, method: str, resource: str | None) -> str:
+        """Check 6: what the route API Gateway matched needs, never what the path's spelling suggests.
+
+        `withdraw` for a declared withdrawal route (its method, or ANY) and for every greedy resource not
+        declared safe, since a router behind a catch-all may send any spelling to a withdrawal handler
+        (fail closed); without a matched resource, too. Otherwise `read` for GET/HEAD, `trade` for the rest.
+        """
+        method = method.upper()
+        if resource is None or (method, resource) in self._withdrawal_routes \
+                or ("ANY", resource) in self._withdrawal_routes \
+                or (is_greedy(resource) and resource not in self._safe_proxies):
             return "withdraw"
-        return "read" if method.upper() in READ_METHODS else "trade"
+        return "read" if method in READ_METHODS else "trade"
 
     def authorize(self, request: SignedRequest) -> Decision:
         """docs/signing.md's checks 1-7, in order. AWS faults raise ServiceUnavailable, never a Decision."""
@@ -183,34 +222,59 @@ class SignatureAuthorizer:
             return Decision.refuse(ErrorCode[error.code], error.message)
         # 3. key id well formed: no lookup for a malformed or forged id
         if not keys.is_well_formed_key_id(signed.key_id, self._config.key_id_prefix):
-            return Decision.refuse(ErrorCode.INVALID_KEY_ID, "X-KG-API-KEY is not a KeyGate API key id.")
-        # 4. key known, active, not expired; signature equal (constant time)
+            return Decision.refuse(ErrorCode.INVALID_KEY_ID,
+                                   "X-KG-API-KEY is not a KeyGate API key id: send the key id exactly as issued.")
+        # 4. key known, active, not expired; signature of the key's type, equal (constant time)
         cached = self._key(signed.key_id)
         if cached is None:
-            return Decision.refuse(ErrorCode.UNKNOWN_KEY, "No API key has this id.")
+            return Decision.refuse(ErrorCode.UNKNOWN_KEY,
+                                   "No API key has this id: check X-KG-API-KEY (a key created a moment ago "
+                                   "is known within seconds).")
         record = cached.record
         known = {"user_id": record.user_id, "key_id": record.key_id}
         if record.status is KeyStatus.REVOKED:
             self._secrets.drop(record.key_id)
-            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
+            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.", **known)
         if record.is_expired(_utc(now_ms)):
-            return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired.", **known)
-        secret = self._secret(record.key_id)
-        if secret is None:
-            # Its secret is deleted right after a revocation this instance has not seen yet.
-            logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
-            return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked.", **known)
-        if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
-            return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH,
-                                   "The signature does not match the request; check the string to sign.", **known)
+            return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired: create a new key.", **known)
+        expected_length = _SIGNATURE_HEX_LENGTH.get(record.key_type)
+        if expected_length is None:
+            logger.warning("unknown key type", extra={"api_key": record.key_id})
+            return Decision.refuse(ErrorCode.ALGORITHM_MISMATCH,
+                                   "This API key's type is not one this authorizer verifies: create a new key.",
+                                   **known)
+        if len(signed.signature) != expected_length:
+            return Decision.refuse(ErrorCode.ALGORITHM_MISMATCH, _ALGORITHM[record.key_type], **known)
+        if record.key_type == ED25519:
+            if cached.public_key is None:
+                logger.warning("unusable public key", extra={"api_key": record.key_id})
+                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH,
+                                       "This API key's public key cannot verify signatures: create a new key.",
+                                       **known)
+            # The Ed25519 verifier (kg1.ed25519, cryptography) is imported on the first Ed25519 key only
+            if not kg1.verify_ed25519_signature(signed, cached.public_key, request.method, request.path,
+                                                request.query_pairs):
+                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
+        else:
+            secret = self._secret(record.key_id)
+            if secret is None:
+                # Its secret is deleted right after a revocation this instance has not seen yet.
+                logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
+                return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.",
+                                       **known)
+            if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
+                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
         # 5. source IP inside the whitelist (API Gateway's source IP, never a header)
         if cached.networks and not _ip_allowed(request.source_ip, cached.networks):
-            return Decision.refuse(ErrorCode.IP_NOT_ALLOWED, "This API key may not be used from this IP address.",
-                                   **known)
+            return Decision.refuse(ErrorCode.IP_NOT_ALLOWED,
+                                   f"This API key may not be used from {_address(request.source_ip)}: send from "
+                                   "an address in its IP whitelist, or add this one to it.", **known)
         # 6. permission the route needs
-        needed = self.required_permission(request.method, request.path)
+        needed = self.required_permission(request.method, request.resource)
         if needed not in record.permissions:
-            return Decision.refuse(ErrorCode.PERMISSION_DENIED, f"This API key lacks the {needed} permission.",
+            return Decision.refuse(ErrorCode.PERMISSION_DENIED,
+                                   f"This API key lacks the {needed} permission, which {request.method} "
+                                   f"{request.resource or 'this route'} needs: use a key that holds {needed}.",
                                    **known)
         # 7. nonce unused inside its window, recorded only now that 1-6 passed. The record
         # outlives the last instant the same request could pass check 2.
@@ -218,7 +282,9 @@ class SignatureAuthorizer:
             self.lookup.record_nonce(record.key_id, signed.nonce, now_ms=now_ms,
                                       expires_at_ms=signed.timestamp_ms + signed.recv_window_ms + 1)
         except NonceReused:
-            return Decision.refuse(ErrorCode.NONCE_REUSED, "This nonce was already used; send a fresh one.", **known)
+            return Decision.refuse(ErrorCode.NONCE_REUSED,
+                                   "This nonce was already used with this key: send a fresh X-KG-NONCE with "
+                                   "every request.", **known)
         self._touch(record, now_ms)
         return Decision(allowed=True, user_id=record.user_id, key_id=record.key_id,
                         permissions=tuple(record.permissions))
@@ -238,6 +304,31 @@ class SignatureAuthorizer:
             metrics.add_metric(name="LastUsedRefreshFailed", unit="Count", value=1)
 
 
+_SIGNATURE_MISMATCH = ("The signature does not match the request: check the key's secret (or private key) and the "
+                       "string to sign (the path relative to the API root without the stage, the canonical query, "
+                       "the digest of the exact body bytes, the headers exactly as sent).")
+
+
+def _public_key(record: ApiKeyRecord) -> bytes | None:
+    """An Ed25519 record's public key as 32 raw bytes (None for another type, or a key that is not usable)."""
+    if record.key_type != ED25519 or not record.public_key:
+        return None
+    from kg1 import ed25519  # standard library only: parsing needs no cryptography
+
+    try:
+        return ed25519.parse_public_key(record.public_key)
+    except ed25519.KeyFormatError:
+        return None
+
+
+def _address(source_ip: str) -> str:
+    """The source address for a message; API Gateway's is always an IP, anything else is not echoed."""
+    try:
+        return str(ipaddress.ip_address(source_ip))
+    except ValueError:
+        return "an address API Gateway could not name"
+
+
 def _utc(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
@@ -250,16 +341,6 @@ def _ip_allowed(source_ip: str, networks: tuple[ipaddress.IPv4Network | ipaddres
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
-
-
-def _resolved_path(path: str) -> str:
-    """`path` case-folded, with empty, `.` and `..` segments resolved as a lenient router would."""
-    resolved = posixpath.normpath("/" + path.casefold().lstrip("/"))
-    return "/" + resolved.lstrip("/")  # normpath keeps a leading `//`
-
-
-def _under_prefix(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 def from_environment(*, clock_ms: Callable[[], int] | None = None,

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Self
 
 KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
@@ -21,7 +22,17 @@ KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
 # session cannot pass as a step-up token nor the reverse (keygate.tokens).
 SESSION_AUDIENCE = "keygate"
 STEP_UP_AUDIENCE = "keygate-step-up"
-NO_WITHDRAWAL_ROUTES = "none"  # WithdrawalPathPrefixes' default: CloudFormation cannot usefully default to ""
+NONE_WORD = "none"  # WithdrawalRoutes' and SafeProxyResources' default: CloudFormation cannot usefully default to ""
+ROUTE_METHODS = ("ANY", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+@cache
+def _resource_template() -> re.Pattern[str]:
+    """An API Gateway resource template: `/`, or `/`-separated literal segments and {parameters} ({name+}
+    greedy). Compiled on first use: most stacks declare no withdrawal route (a cold start saves the compile)."""
+    return re.compile(r"/|(/([A-Za-z0-9._~:@-]+|\{[A-Za-z0-9._-]+\+?\}))+")
+
+
 _KEY_ID_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}_")
 _SECRET_NAME_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@-]+/")
 # Where an issuer's signing keys may come from: over TLS, or in plain HTTP from this machine only (the
@@ -215,21 +226,35 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class AuthorizerConfig:
-    """The signature authorizer's caches and routes (their bounds: docs/architecture.md, "Bounds")."""
+    """The signature authorizer's caches and routes (their bounds: docs/architecture.md, "Bounds").
+
+    `withdrawal_routes` are the (METHOD, resource template) pairs that need `withdraw` (METHOD may be
+    ANY), matched against the route API Gateway matched; `safe_proxy_resources` the greedy resources
+    that do not (every other `{proxy+}` resource does: docs/signing.md, check 6).
+    """
 
     key_id_prefix: str = "kgk_"
     record_cache_ttl_seconds: float = 5
     secret_cache_ttl_seconds: float = 300
     unknown_key_cache_ttl_seconds: float = 2
     last_used_interval_seconds: int = 60
-    withdrawal_path_prefixes: tuple[str, ...] = ()
+    withdrawal_routes: tuple[tuple[str, str], ...] = ()
+    safe_proxy_resources: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = _Environment(environ)
-        prefixes = env.items("WITHDRAWAL_PATH_PREFIXES", (), none_word=NO_WITHDRAWAL_ROUTES)
-        env.check(all(prefix.startswith("/") for prefix in prefixes),
-                  "WITHDRAWAL_PATH_PREFIXES: each prefix must start with '/'")
+        routes = []
+        for entry in env.items("WITHDRAWAL_ROUTES", (), none_word=NONE_WORD):
+            method, _, resource = entry.partition(" ")
+            method, resource = method.upper(), resource.strip()
+            env.check(method in ROUTE_METHODS and bool(_resource_template().fullmatch(resource)),
+                      f"WITHDRAWAL_ROUTES: {entry!r} is not 'METHOD /resource/template' "
+                      f"(METHOD one of {', '.join(ROUTE_METHODS)})")
+            routes.append((method, resource))
+        safe = env.items("SAFE_PROXY_RESOURCES", (), none_word=NONE_WORD)
+        env.check(all(_resource_template().fullmatch(resource) and is_greedy(resource) for resource in safe),
+                  "SAFE_PROXY_RESOURCES: each entry must be a resource template ending in a greedy {name+}")
         config = cls(
             key_id_prefix=_key_id_prefix(env),
             record_cache_ttl_seconds=env.number("RECORD_CACHE_TTL_SECONDS", cls.record_cache_ttl_seconds,
@@ -240,6 +265,11 @@ class AuthorizerConfig:
                                                      cls.unknown_key_cache_ttl_seconds, minimum=0, maximum=60),
             last_used_interval_seconds=env.integer("LAST_USED_INTERVAL_SECONDS", cls.last_used_interval_seconds,
                                                    minimum=1),
-            withdrawal_path_prefixes=prefixes)
+            withdrawal_routes=tuple(routes), safe_proxy_resources=safe)
         env.done("signature authorizer settings")
         return config
+
+
+def is_greedy(resource: str) -> bool:
+    """Whether an API Gateway resource template has a greedy path parameter ({proxy+})."""
+    return "+}" in resource

@@ -30,9 +30,13 @@ class KeyStatus(StrEnum):
     REVOKED = "revoked"
 
 
+HMAC_SHA256 = "hmac-sha256"  # a key whose secret KeyGate holds (in Secrets Manager)
+ED25519 = "ed25519"  # a key whose private key only the bot holds; the record carries its public key
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
-    """A key's metadata. Never holds the secret."""
+    """A key's metadata. Never holds the secret (an Ed25519 key's public key is no secret)."""
 
     key_id: str
     user_id: str
@@ -47,6 +51,8 @@ class ApiKeyRecord:
     version: int = 1
     handle: str = ""  # the key's opaque, non-secret handle (ZDEX's `id`)
     change_id: str = ""  # the change that wrote this version (docs/architecture.md, "Committed, answer lost")
+    key_type: str = HMAC_SHA256  # docs/signing.md, "Key types"
+    public_key: str | None = None  # an Ed25519 key's, as given: PEM SubjectPublicKeyInfo or base64 of 32 bytes
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

@@ -11,13 +11,18 @@ from keygate.errors import ErrorCode, KeyGateError
 
 
 def verify_session_token(token: str | None, config: SessionConfig) -> str:
-    """The user id (`sub`) of a valid session JWT, else KeyGateError UNAUTHORIZED / SESSION_EXPIRED."""
+    """The user id (`sub`) of a valid session JWT, else KeyGateError UNAUTHORIZED, SESSION_EXPIRED or
+    SESSION_WRONG_AUDIENCE."""
     if not token:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "A session token is required.")
     try:
         claims = tokens.decode(token, config.issuer, required=["exp", "sub", "iss", "aud"])
     except tokens.ExpiredToken as error:
         raise KeyGateError(ErrorCode.SESSION_EXPIRED, "The session has expired; sign in again.") from error
+    except tokens.WrongAudience as error:
+        raise KeyGateError(ErrorCode.SESSION_WRONG_AUDIENCE,
+                           "The token was not issued for KeyGate (wrong audience); use the app's session token.") \
+            from error
     except (tokens.InvalidToken, ValueError) as error:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "The session token is invalid.") from error
     if tokens.is_step_up(token, claims):

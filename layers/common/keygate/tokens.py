@@ -36,6 +36,7 @@ STEP_UP_TOKEN_TYPE = "kg-step-up+jwt"  # noqa: S105  # nosec B105  # a JWT heade
 # What a caller may catch: any reason a token is not acceptable (bad signature, claims, expiry, ...).
 InvalidToken = jwt.PyJWTError
 ExpiredToken = jwt.ExpiredSignatureError
+WrongAudience = jwt.InvalidAudienceError
 
 
 @cache

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from .canonical import content_sha256, signature, string_to_sign
+from .canonical import SCHEME, content_sha256, signature, string_to_sign
 from .headers import (
     HEADER_API_KEY,
     HEADER_CONTENT_SHA256,
@@ -18,21 +19,29 @@ from .headers import (
     NONCE_PATTERN,
 )
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 
 def new_nonce() -> str:
     """32 characters of [A-Za-z0-9_-] (192 random bits)."""
     return secrets.token_urlsafe(24)
 
 
-def sign_request(key_id: str, secret: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]] = (),
-                 body: bytes | None = b"", *, timestamp_ms: int | None = None, recv_window_ms: int | None = None,
-                 nonce: str | None = None) -> dict[str, str]:
+def sign_request(key_id: str, secret: str | None, method: str, path: str,
+                 query_pairs: Iterable[tuple[str, str]] = (), body: bytes | None = b"", *,
+                 timestamp_ms: int | None = None, recv_window_ms: int | None = None, nonce: str | None = None,
+                 private_key: Ed25519PrivateKey | str | bytes | None = None) -> dict[str, str]:
     """The six X-KG-* headers for one request (X-KG-RECV-WINDOW only when `recv_window_ms` is given).
 
     `path` is the decoded path relative to the API root (it starts with `/`);
     `query_pairs` the decoded (name, value) pairs as sent, repeats included.
     Without X-KG-RECV-WINDOW the server applies DEFAULT_RECV_WINDOW_MS.
+    An HMAC-SHA256 key signs with its `secret`; an Ed25519 key with its `private_key` (PKCS#8 PEM,
+    the 32-byte seed, or a cryptography Ed25519PrivateKey) and no secret (KG1-ED25519).
     """
+    if (secret is None) == (private_key is None):
+        raise ValueError("sign with either the key's secret (HMAC-SHA256) or its private key (Ed25519)")
     if not path.startswith("/"):
         raise ValueError("path must be the decoded path relative to the API root, starting with '/'")
     if recv_window_ms is not None and not 1 <= recv_window_ms <= MAX_RECV_WINDOW_MS:
@@ -51,7 +60,15 @@ def sign_request(key_id: str, secret: str, method: str, path: str, query_pairs: 
     }
     if recv_window:
         headers[HEADER_RECV_WINDOW] = recv_window
-    headers[HEADER_SIGNATURE] = signature(secret, string_to_sign(
+    if private_key is not None:
+        from . import ed25519
+
+        text = string_to_sign(timestamp=timestamp, recv_window=recv_window, nonce=nonce, key_id=key_id,
+                              method=method, path=path, query_pairs=query_pairs, content_sha256=digest,
+                              scheme=ed25519.SCHEME)
+        headers[HEADER_SIGNATURE] = ed25519.sign(private_key, text)
+        return headers
+    headers[HEADER_SIGNATURE] = signature(secret or "", string_to_sign(
         timestamp=timestamp, recv_window=recv_window, nonce=nonce, key_id=key_id, method=method, path=path,
-        query_pairs=query_pairs, content_sha256=digest))
+        query_pairs=query_pairs, content_sha256=digest, scheme=SCHEME))
     return headers

@@ -25,4 +25,8 @@ RECV_WINDOW_PATTERN = re.compile(r"[0-9]{1,8}")
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 HEX_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 HMAC_SIGNATURE_PATTERN = HEX_SHA256_PATTERN
+# Check 1 takes either length; check 4 refuses a length that does not fit the key's type (ALGORITHM_MISMATCH).
+HMAC_SIGNATURE_HEX_LENGTH = 64
+ED25519_SIGNATURE_HEX_LENGTH = 128
+SIGNATURE_PATTERN = re.compile(r"[0-9a-f]{64}(?:[0-9a-f]{64})?")
 KEY_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII; the id's format is the authorizer's check 3

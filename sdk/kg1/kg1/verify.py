@@ -24,12 +24,12 @@ from .headers import (
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     HEX_SHA256_PATTERN,
-    HMAC_SIGNATURE_PATTERN,
     KEY_ID_PATTERN,
     MAX_CLOCK_AHEAD_MS,
     MAX_RECV_WINDOW_MS,
     NONCE_PATTERN,
     RECV_WINDOW_PATTERN,
+    SIGNATURE_PATTERN,
     SIGNED_HEADER_NAMES,
     TIMESTAMP_PATTERN,
 )
@@ -103,7 +103,8 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
     nonce = _required(present, HEADER_NONCE, NONCE_PATTERN, "16 to 64 characters of A-Z a-z 0-9 _ -")
     digest = _required(present, HEADER_CONTENT_SHA256, HEX_SHA256_PATTERN,
                        "the lower-case hex SHA-256 of the body (of the empty string without a body)")
-    sent_signature = _required(present, HEADER_SIGNATURE, HMAC_SIGNATURE_PATTERN, "a lower-case hex HMAC-SHA256")
+    sent_signature = _required(present, HEADER_SIGNATURE, SIGNATURE_PATTERN,
+                               "64 (HMAC-SHA256) or 128 (Ed25519) lower-case hex characters")
     recv_window = present.get(HEADER_RECV_WINDOW.lower())
     if recv_window is None:
         recv_window = ""
@@ -115,15 +116,22 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
 
 
 def check_timestamp(signed: SignedHeaders, now_ms: int) -> None:
-    """Check 2: refuse a timestamp over 1 s ahead of `now_ms` or older than the receive window."""
+    """Check 2: refuse a timestamp over 1 s ahead of `now_ms` or older than the receive window.
+
+    The message gives the server's time and the skew, so a bot author can tell a slow clock from a
+    slow network (docs/signing.md).
+    """
     if signed.timestamp_ms > now_ms + MAX_CLOCK_AHEAD_MS:
         raise SigningError(TIMESTAMP_OUT_OF_WINDOW,
-                           f"{HEADER_TIMESTAMP} is more than {MAX_CLOCK_AHEAD_MS} ms ahead of the server's clock; "
-                           "sync with GET /v1/time.")
+                           f"{HEADER_TIMESTAMP} is {signed.timestamp_ms - now_ms} ms ahead of the server's clock "
+                           f"(server time {now_ms} ms since the epoch; at most {MAX_CLOCK_AHEAD_MS} ms ahead is "
+                           "accepted): sync your clock with GET /v1/time.")
     if now_ms - signed.timestamp_ms > signed.recv_window_ms:
         raise SigningError(TIMESTAMP_OUT_OF_WINDOW,
-                           f"{HEADER_TIMESTAMP} is older than the receive window ({signed.recv_window_ms} ms); "
-                           "sign just before sending, or sync with GET /v1/time.")
+                           f"{HEADER_TIMESTAMP} is {now_ms - signed.timestamp_ms} ms behind the server's clock "
+                           f"(server time {now_ms} ms since the epoch), more than the receive window of "
+                           f"{signed.recv_window_ms} ms: sign just before sending, or sync your clock with "
+                           "GET /v1/time.")
 
 
 def expected_signature(signed: SignedHeaders, secret: str, method: str, path: str,
@@ -138,6 +146,18 @@ def verify_signature(signed: SignedHeaders, secret: str, method: str, path: str,
                      query_pairs: Iterable[tuple[str, str]]) -> bool:
     """Check 4's signature comparison, in constant time."""
     return hmac.compare_digest(expected_signature(signed, secret, method, path, query_pairs), signed.signature)
+
+
+def verify_ed25519_signature(signed: SignedHeaders, public_key: bytes, method: str, path: str,
+                             query_pairs: Iterable[tuple[str, str]]) -> bool:
+    """Check 4's signature verification for an Ed25519 key (KG1-ED25519): `public_key` is its 32 raw bytes
+    (kg1.ed25519.parse_public_key). Needs the cryptography package, imported on this first use."""
+    from . import ed25519
+
+    return ed25519.verify(public_key, string_to_sign(
+        timestamp=signed.timestamp, recv_window=signed.recv_window, nonce=signed.nonce, key_id=signed.key_id,
+        method=method, path=path, query_pairs=query_pairs, content_sha256=signed.content_sha256,
+        scheme=ed25519.SCHEME), signed.signature)
 
 
 def body_matches(body: bytes | None, sent_digest: str | None) -> bool:

@@ -1,9 +1,11 @@
 """keygate-sign: a signed curl command for one request, or the response itself with --send.
 
 The key comes from the environment (KEYGATE_API_KEY, KEYGATE_API_SECRET), never
-from arguments, which end up in shell history and process lists. The printed
-command carries the signature, not the secret, and is valid for the receive
-window only (5 s unless --recv-window says otherwise): run it at once.
+from arguments, which end up in shell history and process lists; an Ed25519 key
+signs with its private key file instead (--private-key-file, KEYGATE_API_KEY
+still naming the key). The printed command carries the signature, not the secret,
+and is valid for the receive window only (5 s unless --recv-window says
+otherwise): run it at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from keygate_client import _kg1
-from keygate_client.core import ServerClock, Signer, api_root_path, require_http_url
+from keygate_client.core import ServerClock, Signer, api_root_path, read_private_key, require_http_url
+from keygate_client.refusals import refusal
 
 KEY_ENV = "KEYGATE_API_KEY"
 SECRET_ENV = "KEYGATE_API_SECRET"  # noqa: S105  # nosec B105  # the variable's name, not a secret
@@ -30,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keygate-sign",
         description=f"Sign one request for a KeyGate-protected API. The key id and secret are read from "
-                    f"{KEY_ENV} and {SECRET_ENV}.")
+                    f"{KEY_ENV} and {SECRET_ENV} (an Ed25519 key: {KEY_ENV} and --private-key-file).")
     parser.add_argument("url", metavar="URL",
                         help="the full URL, query included, e.g. https://host/prod/v1/trade/api-keys/self")
     parser.add_argument("-X", "--request", dest="method", metavar="METHOD",
@@ -43,10 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-root", metavar="URL",
                         help="URL of the API root (stage or base path included); the signed path is relative "
                              "to it (default: the stage of execute-api URLs)")
+    parser.add_argument("--private-key-file", metavar="PATH",
+                        help="sign with this Ed25519 private key (PEM, e.g. from keygate-keygen) instead of "
+                             f"{SECRET_ENV}")
     parser.add_argument("--recv-window", type=int, metavar="MS", default=_kg1.DEFAULT_RECV_WINDOW_MS,
                         help=f"receive window, 1..{_kg1.MAX_RECV_WINDOW_MS} ms (default {_kg1.DEFAULT_RECV_WINDOW_MS})")
     parser.add_argument("--sync-clock", action="store_true", help="correct the clock with GET <api root>/v1/time first")
-    parser.add_argument("--send", action="store_true", help="send the request and print the response")
+    parser.add_argument("--send", action="store_true",
+                        help="send the request and print the response (and, for a refusal, its code and the fix)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="seconds for --send and --sync-clock")
     return parser
@@ -103,6 +110,10 @@ def _send(method: str, url: str, headers: dict[str, str], body: bytes, timeout: 
     sys.stdout.write(text.decode("utf-8", "replace"))
     if text and not text.endswith(b"\n"):
         sys.stdout.write("\n")
+    refused = refusal(status, text)
+    if refused is not None:  # which check refused it, and what to change
+        print(f"keygate-sign: refused with {refused.code}: {refused.message}", file=sys.stderr)
+        print(f"keygate-sign: to fix: {refused.fix}", file=sys.stderr)
     return 0 if status < 400 else 1
 
 
@@ -110,8 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
     key_id, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
-    if not key_id or not secret:
-        print(f"keygate-sign: set {KEY_ENV} and {SECRET_ENV} (never pass a secret as an argument)", file=sys.stderr)
+    private_key = None
+    if arguments.private_key_file is not None:
+        try:
+            private_key = read_private_key(arguments.private_key_file)
+        except (OSError, ValueError, ImportError) as error:
+            print(f"keygate-sign: cannot use {arguments.private_key_file}: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        secret = None
+    if not key_id or (not secret and private_key is None):
+        print(f"keygate-sign: set {KEY_ENV} and {SECRET_ENV}, or {KEY_ENV} and --private-key-file for an Ed25519 "
+              "key (never pass a secret as an argument)", file=sys.stderr)
         return EXIT_USAGE
     headers = _headers(arguments.header, parser)
     try:
@@ -126,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         clock = ServerClock.sync(_api_root(arguments.url, arguments.api_root), timeout=arguments.timeout) \
             if arguments.sync_clock else None
-        signer = Signer(key_id, secret, api_root=arguments.api_root, clock=clock,
+        signer = Signer(key_id, secret, private_key=private_key, api_root=arguments.api_root, clock=clock,
                         recv_window_ms=arguments.recv_window)
         headers.update(signer.headers_for(method, arguments.url, body))
         if arguments.send:

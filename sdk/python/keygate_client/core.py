@@ -15,9 +15,14 @@ import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from keygate_client import _kg1
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 Clock = Callable[[], int]
 _EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
@@ -34,9 +39,10 @@ def require_http_url(url: str) -> str:
     return url
 
 
-def sign(key_id: str, secret: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]] = (),
+def sign(key_id: str, secret: str | None, method: str, path: str, query_pairs: Iterable[tuple[str, str]] = (),
          body: bytes | None = b"", *, timestamp_ms: int | None = None,
-         recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS, nonce: str | None = None) -> dict[str, str]:
+         recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS, nonce: str | None = None,
+         private_key: Ed25519PrivateKey | str | bytes | None = None) -> dict[str, str]:
     """The six X-KG-* headers; `recv_window_ms=None` leaves X-KG-RECV-WINDOW out (the server then uses 5000).
 
     The window is sent explicitly by default so a request states its own validity instead of relying
@@ -44,10 +50,20 @@ def sign(key_id: str, secret: str, method: str, path: str, query_pairs: Iterable
 
     `path` is the decoded path relative to the API root, `query_pairs` the
     decoded (name, value) pairs in any order, repeats included; the nonce
-    comes from `secrets` unless given.
+    comes from `secrets` unless given. An Ed25519 key signs with
+    `private_key` (PKCS#8 PEM, the 32-byte seed or an Ed25519PrivateKey) and
+    `secret=None`: `sign(key_id, None, "GET", path, private_key=key)`; it
+    needs the `ed25519` extra (cryptography).
     """
     return _kg1.sign_request(key_id, secret, method, path, query_pairs, body, timestamp_ms=timestamp_ms,
-                             recv_window_ms=recv_window_ms, nonce=nonce)
+                             recv_window_ms=recv_window_ms, nonce=nonce, private_key=private_key)
+
+
+def read_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a PEM file (what keygate-keygen or `openssl genpkey -algorithm ed25519` write)."""
+    from keygate_client._kg1 import ed25519
+
+    return ed25519.load_private_key(Path(path).read_bytes())
 
 
 def api_root_path(url: str, api_root: str | None = None) -> str:
@@ -78,22 +94,37 @@ def query_pairs(url: str) -> list[tuple[str, str]]:
 
 
 class Signer:
-    """Signs whole requests with one key; what HttpxAuth, RequestsAuth and the CLI share."""
+    """Signs whole requests with one key; what HttpxAuth, RequestsAuth and the CLI share.
 
-    def __init__(self, key_id: str, secret: str, *, api_root: str | None = None, clock: Clock | None = None,
+    An HMAC-SHA256 key gives its `secret`; an Ed25519 key its `private_key` instead (loaded once).
+    """
+
+    def __init__(self, key_id: str, secret: str | None = None, *, private_key: Ed25519PrivateKey | str | bytes |
+                 None = None, api_root: str | None = None, clock: Clock | None = None,
                  recv_window_ms: int | None = _kg1.DEFAULT_RECV_WINDOW_MS) -> None:
+        if (secret is None) == (private_key is None):
+            raise ValueError("give either the key's secret (HMAC-SHA256) or its private key (Ed25519)")
         self.key_id = key_id
         self._secret = secret
+        self._private_key = None
+        if private_key is not None:
+            from keygate_client._kg1 import ed25519
+
+            self._private_key = ed25519.load_private_key(private_key)
         self.api_root = api_root
         self.clock = clock or local_clock_ms
         self.recv_window_ms = recv_window_ms
 
+    @property
+    def key_type(self) -> str:
+        return "hmac-sha256" if self._private_key is None else "ed25519"
+
     def headers_for(self, method: str, url: str, body: bytes | None) -> dict[str, str]:
         return sign(self.key_id, self._secret, method, signed_path(url, self.api_root), query_pairs(url), body,
-                    timestamp_ms=self.clock(), recv_window_ms=self.recv_window_ms)
+                    timestamp_ms=self.clock(), recv_window_ms=self.recv_window_ms, private_key=self._private_key)
 
-    def __repr__(self) -> str:  # never the secret
-        return f"{type(self).__name__}(key_id={self.key_id!r}, api_root={self.api_root!r})"
+    def __repr__(self) -> str:  # never the secret nor the private key
+        return f"{type(self).__name__}(key_id={self.key_id!r}, key_type={self.key_type!r}, api_root={self.api_root!r})"
 
 
 class ServerClock:

@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from keygate.records import AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
+from keygate.records import HMAC_SHA256, AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -158,6 +158,8 @@ def record_item(record: ApiKeyRecord) -> dict[str, Any]:
         "version": record.version,
         "handle": record.handle or None,
         "change_id": record.change_id or None,
+        "key_type": record.key_type,
+        "public_key": record.public_key,
     })
 
 
@@ -176,6 +178,8 @@ def record_from(values: dict[str, Any]) -> ApiKeyRecord:
         version=values.get("version", 1),
         handle=values.get("handle", ""),
         change_id=values.get("change_id", ""),
+        key_type=values.get("key_type", HMAC_SHA256),
+        public_key=values.get("public_key"),
     )
 
 

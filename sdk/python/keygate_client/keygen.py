@@ -1,0 +1,73 @@
+"""keygate-keygen: a new Ed25519 key pair for a KeyGate API key (docs/signing.md, "Key types").
+
+Writes the private key as unencrypted PKCS#8 PEM to a new file readable by its
+owner only (mode 0600; an existing file is never overwritten unless --force),
+and prints the public key in both forms KeyGate takes: PEM SubjectPublicKeyInfo
+and base64 of the 32 raw bytes. Create the key with the public key; the
+private key never leaves this machine. Needs the `ed25519` extra (cryptography).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from keygate_client._kg1 import ed25519
+
+DEFAULT_PATH = "keygate-ed25519.pem"
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keygate-keygen",
+        description="Write a new Ed25519 private key (mode 0600) and print its public key for KeyGate.")
+    parser.add_argument("-o", "--out", default=DEFAULT_PATH, metavar="PATH",
+                        help=f"the private key file to create (default {DEFAULT_PATH})")
+    parser.add_argument("--force", action="store_true", help="replace the file if it exists")
+    return parser
+
+
+def write_private_key(path: str, pem: str, *, force: bool) -> None:
+    """Create `path` with mode 0600 before a byte of the key is written (no umask window)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL) | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)  # an existing file replaced with --force keeps no wider mode
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            descriptor = -1
+            file.write(pem)
+    finally:
+        if descriptor != -1:
+            os.close(descriptor)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        key = ed25519.generate_private_key()
+    except ImportError as error:
+        print(f"keygate-keygen: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        write_private_key(arguments.out, ed25519.private_key_pem(key), force=arguments.force)
+    except FileExistsError:
+        print(f"keygate-keygen: {arguments.out} exists; choose another --out, or --force to replace it",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"keygate-keygen: cannot write {arguments.out}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    public = ed25519.public_key_of(key)
+    print(f"# private key written to {arguments.out} (mode 0600); keep it there, never send it", file=sys.stderr)
+    print("# public key for KeyGate, either form (PEM SubjectPublicKeyInfo, or base64 of the 32 raw bytes):",
+          file=sys.stderr)
+    sys.stdout.write(ed25519.public_key_pem(public))
+    print(ed25519.public_key_base64(public))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
