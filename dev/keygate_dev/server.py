@@ -47,19 +47,19 @@ class ServeError(Exception):
 
 # The example API's withdrawal routes (examples/protected-api), declared as a deployment declares its own:
 # only keys holding `withdraw` reach them, and its catch-all `ANY /v1/misc/{proxy+}` needs `withdraw` too,
-# since SafeProxyResources does not list it (docs/signing.md, check 6).
+# since SafeProxyResources does not list it (docs/signing.md, check 6). Keys may hold `withdraw` only where
+# AllowedPermissions says so (not on the defaults, GaiaEx's deployment).
 LOCAL_WITHDRAWAL_ROUTES = "POST /v1/wallet/withdrawals,POST /v1/accounts/{account_id}/withdrawals"
-LOCAL_ALLOWED_PERMISSIONS = "read,trade,withdraw"
 
 
 def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, step_up_jwks_url: str,
                      overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The stack parameters of the local stage: the identity parameters point at the local IdP, and the
-    example API's withdrawal routes are declared (keys may then hold `withdraw`, with a narrow whitelist)."""
+    example API's withdrawal routes are declared."""
     return {"Stage": LOCAL_STAGE, "SessionIssuer": identity.session_issuer, "SessionJwksUrl": session_jwks_url,
             "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
             "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.step_up_audience,
-            "AllowedPermissions": LOCAL_ALLOWED_PERMISSIONS, "WithdrawalRoutes": LOCAL_WITHDRAWAL_ROUTES,
+            "WithdrawalRoutes": LOCAL_WITHDRAWAL_ROUTES,
             **(overrides or {})}
 
 

@@ -353,7 +353,7 @@ def test_an_expired_session_is_401(app: AppUser, default_server: LocalServer, na
     # When the doc's request is sent with it
     response = replay(app, DOC, name, headers={"Authorization": f"Bearer {expired}"})
     # Then it is refused with the documented status
-    assert_refused(response, documented_status("Missing or expired session token"), "UNAUTHORIZED")
+    assert_refused(response, documented_status("Missing or expired session token"), "SESSION_EXPIRED")
 
 
 @pytest.mark.parametrize("step_up", ["missing", "not-a-token", "another-action", "another-user"])

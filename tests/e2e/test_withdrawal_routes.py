@@ -15,13 +15,14 @@ from __future__ import annotations
 import http.client
 import json
 import re
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
 
 import keygate_client
-from tests.support.local_server import LocalServer
+from tests.support.local_server import LocalServer, serve
 
 USER = "e2e-withdrawer"
 BODY = json.dumps({"asset": "BTC", "amount": "0.5", "address": "bc1qexampleaddress0001"}).encode()
@@ -64,6 +65,12 @@ def app_call(server: LocalServer, method: str, path: str, action: str | None = N
 
 
 @pytest.fixture(scope="module")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """The local stage with withdrawal keys allowed (the defaults, GaiaEx's deployment, allow none)."""
+    yield from serve(tmp_path_factory, {"AllowedPermissions": "read,trade,withdraw"})
+
+
+@pytest.fixture(scope="module")
 def keys(local_server: LocalServer) -> dict[str, tuple[str, str]]:
     """A trading key and a withdrawal key (the latter needs a narrow whitelist: this machine)."""
     local_server.keygate("onboard", "--user", USER)
@@ -71,7 +78,7 @@ def keys(local_server: LocalServer) -> dict[str, tuple[str, str]]:
     for name, permissions in (("trade", ["read", "trade"]), ("withdraw", ["read", "trade", "withdraw"])):
         created = app_call(local_server, "POST", "/v1/trade/api-keys", "api_keys:create",
                            {"label": f"{name} bot", "permissions": permissions, "ip_whitelist": ["127.0.0.1"]})
-        assert created.status_code == 201, created.text
+        assert created.status_code == 200, created.text
         made[name] = (created.json()["api_key"], created.json()["api_secret"])
     return made
 

@@ -16,6 +16,7 @@ import socket
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -192,3 +193,12 @@ class AppUser:
         request_headers.update(headers or {})
         return requests.request(method, self.server.base_url + path, headers=request_headers, json=body,
                                 params=query, timeout=HTTP_TIMEOUT_SECONDS)
+
+
+def serve(tmp_path_factory: pytest.TempPathFactory, parameters: dict[str, str]) -> Iterator[LocalServer]:
+    """A module-scoped server fixture's body: a server with these stack parameters overridden, stopped after."""
+    overrides = [f"{name}={value}" for name, value in parameters.items()]
+    server = start_server(tmp_path_factory.mktemp("e2e") / "state",
+                          *(["--parameter-overrides", *overrides] if overrides else []))
+    yield server
+    assert server.stop() == 0, server.log()
