@@ -270,3 +270,14 @@ def verified_body(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callab
         return handler(event)
 
     return wrapped
+
+
+def single_query_value(event: dict[str, Any], name: str) -> str | None:
+    """For a backend behind the signature authorizer: the one value of a query parameter (None when
+    absent), or 400 INVALID_REQUEST when it is repeated, since the signature does not fix which of
+    several values comes first (docs/signing.md, "The canonical query")."""
+    values = apigw.query_values(event, name)
+    if len(values) > 1:
+        raise KeyGateError(ErrorCode.INVALID_REQUEST,
+                           f"The query parameter {name} is given {len(values)} times: send it once.")
+    return values[0] if values else None

@@ -100,19 +100,30 @@ def request_path(event: Mapping[str, Any]) -> str:
     return "/".join(segments)
 
 
+def query_pairs(event: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every (name, value) of the query, decoded, repeated names kept in the order sent."""
+    multi_query = event.get("multiValueQueryStringParameters") or {}
+    if multi_query:
+        return [(name, value) for name, values in multi_query.items() for value in (values or [])
+                if isinstance(value, str)]
+    return [(name, value) for name, value in (event.get("queryStringParameters") or {}).items()
+            if isinstance(value, str)]
+
+
+def query_values(event: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of one query parameter, in the order sent ([] when absent). A signature covers the
+    values of a repeated name sorted, not their order (docs/signing.md, "The canonical query"), so a
+    backend reads all of them, never `queryStringParameters`, which keeps only the last."""
+    return [value for pair_name, value in query_pairs(event) if pair_name == name]
+
+
 def signed_request(event: Mapping[str, Any]) -> SignedRequest:
     """The parts of a REQUEST authorizer event that the signing checks read (docs/signing.md)."""
     values_per_name: dict[str, int] = {}
     for name, values in (event.get("multiValueHeaders") or {}).items():
         if isinstance(name, str) and isinstance(values, list):
             values_per_name[name.lower()] = values_per_name.get(name.lower(), 0) + len(values)
-    multi_query = event.get("multiValueQueryStringParameters") or {}
-    if multi_query:
-        pairs = [(name, value) for name, values in multi_query.items() for value in (values or [])
-                 if isinstance(value, str)]
-    else:
-        pairs = [(name, value) for name, value in (event.get("queryStringParameters") or {}).items()
-                 if isinstance(value, str)]
+    pairs = query_pairs(event)
     context = event.get("requestContext") or {}
     return SignedRequest(
         method=str(event.get("httpMethod") or context.get("httpMethod") or "").upper(),
