@@ -215,3 +215,14 @@ def test_every_session_refusal_reaches_the_app_through_the_gateway_with_its_code
     assert response.status == 401, response.body
     body = response.json()
     assert body["ok"] is False and body["error"]["code"] == code and hint in body["error"]["message"], body
+
+
+@pytest.mark.parametrize("claims", [{"iat": float("inf")}, {"iat": float("-inf")}, {"exp": float("inf")},
+                                    {"nbf": float("inf")}, {"iat": float("nan")},
+                                    {"iat": -10 ** 400}, {"exp": 10 ** 400}],
+                         ids=["iat-inf", "iat-minus-inf", "exp-inf", "nbf-inf", "iat-nan", "iat-huge", "exp-huge"])
+def test_a_signed_session_with_a_time_claim_out_of_range_is_refused_not_a_failure(authorize, identity, claims):
+    # Given a session signed by the trusted provider whose time claim JSON writes as Infinity or NaN
+    token = _session_shaped(identity, **claims)
+    # When it is presented / Then it is refused as invalid (a 401 with its code), never an authorizer error
+    assert denied_code(authorize(f"Bearer {token}")) == "SESSION_INVALID"

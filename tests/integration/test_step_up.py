@@ -69,6 +69,13 @@ BAD_TOKENS = {
     "no-token-use": lambda idp, action: idp.step_up_token("alice", action, token_use=None),
     "token-use-id": lambda idp, action: idp.step_up_token("alice", action, token_use="id"),
     "session-audience": lambda idp, action: idp.step_up_token("alice", action, aud=idp.audience),
+    # Signed time claims that JSON writes as Infinity or NaN: refused, not an unhandled overflow (a 500)
+    "iat-infinite": lambda idp, action: idp.step_up_key.sign({**_valid_claims(idp, action), "iat": float("inf")}),
+    "iat-minus-infinite": lambda idp, action: idp.step_up_key.sign(
+        {**_valid_claims(idp, action), "iat": float("-inf")}),
+    "exp-infinite": lambda idp, action: idp.step_up_key.sign({**_valid_claims(idp, action), "exp": float("inf")}),
+    "iat-huge-negative": lambda idp, action: idp.step_up_key.sign({**_valid_claims(idp, action), "iat": -10 ** 400}),
+    "iat-nan": lambda idp, action: idp.step_up_key.sign({**_valid_claims(idp, action), "iat": float("nan")}),
     "alg-none": lambda idp, action: jwt.encode(_valid_claims(idp, action), key=None, algorithm="none"),
     # An algorithm the JWKS key is not for (RS256 naming the EC key's kid): refused, not a crash
     "alg-mismatch": lambda idp, action: jwt.encode(_valid_claims(idp, action), rsa_private_key(), algorithm="RS256",

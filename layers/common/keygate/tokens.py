@@ -26,6 +26,10 @@ ALGORITHMS = ["ES256", "RS256", "EdDSA"]
 # Leeway on `exp`, `iat` and `nbf` for the issuers' and Lambda's clocks (both NTP-synchronised). It is
 # part of the documented bounds (docs/architecture.md, "Bounds"): keep it small.
 CLOCK_SKEW_SECONDS = 5
+# The time claims a token may carry, and their range: epoch seconds up to the end of year 9999. PyJWT
+# compares them with `int()`, which takes any size; KeyGate's own arithmetic on them must not overflow.
+TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
+LATEST_EPOCH_SECONDS = 253402300799
 JWKS_CACHE_SECONDS = 300
 JWKS_REFETCH_COOLDOWN_SECONDS = 30  # an unknown `kid` refetches the JWKS at most once per this period
 # The step-up kind marker: the claim every step-up token carries, and the JWT header type KeyGate's own
@@ -63,12 +67,27 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
     except jwt.PyJWKClientConnectionError as error:
         logger.warning("jwks unreachable", extra={"jwks_url": issuer.jwks_url})
         raise ServiceUnavailable("The identity provider's keys cannot be fetched; retry shortly.") from error
-    return jwt.decode(
-        # The PyJWK, not its bare key: PyJWT then refuses a token whose `alg` does not match the key
-        # (InvalidAlgorithmError) instead of raising TypeError from inside the verifier.
-        token, signing_key, algorithms=ALGORITHMS, audience=issuer.audience, issuer=issuer.issuer,
-        leeway=CLOCK_SKEW_SECONDS, options={"require": required},
-    )
+    try:
+        claims = jwt.decode(
+            # The PyJWK, not its bare key: PyJWT then refuses a token whose `alg` does not match the key
+            # (InvalidAlgorithmError) instead of raising TypeError from inside the verifier.
+            token, signing_key, algorithms=ALGORITHMS, audience=issuer.audience, issuer=issuer.issuer,
+            leeway=CLOCK_SKEW_SECONDS, options={"require": required},
+        )
+    except OverflowError as error:  # PyJWT's int() of an infinite time claim
+        raise InvalidToken("A time claim is out of range.") from error
+    _check_time_claims(claims)
+    return claims
+
+
+def _check_time_claims(claims: Mapping[str, Any]) -> None:
+    """Each time claim present is a whole or fractional number of epoch seconds in 0..LATEST_EPOCH_SECONDS."""
+    for name in TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= LATEST_EPOCH_SECONDS:
+            raise InvalidToken(f"The {name} claim is not a time in range.")
 
 
 def is_step_up(token: str, claims: Mapping[str, Any]) -> bool:
