@@ -85,6 +85,7 @@ def test_an_ed25519_bot_signs_its_requests_and_the_authorizer_verifies_them(gate
     assert (refused.status, refused.context["error_code"]) == (401, "SIGNATURE_MISMATCH")
 
 
+EXAMPLE_PUBLIC_KEY = "DAN+6JEhx8AXpAfhAEBAplSmovBkWV+KxT5TsT/J0O8="  # docs/signing.md's Ed25519 example
 SMALL_ORDER = kg1_ed25519.public_key_base64(kg1_ed25519.SMALL_ORDER_ENCODINGS[2])
 RSA_PEM = ("-----BEGIN PUBLIC KEY-----\nMFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAMEjtRnHvUXy0ZHvFvHXVzd8wRUf1hhl\n"
            "kqbE1sYMymQCKX5i+XM4wBQA5bXWvFJtTX1hzqTjq9ZkV1fjkOkYm3MCAwEAAQ==\n-----END PUBLIC KEY-----\n")
@@ -248,3 +249,31 @@ def test_a_step_up_for_another_action_is_403(client, alice):
     assert "api_keys:rotate" in error["message"]
     assert_error(client.call("POST", f"/v1/trade/api-keys/{key_id}/rotate", body={}, step_up=None),
                  403, "STEP_UP_REQUIRED")
+
+
+@pytest.mark.parametrize("stack_env", [ZDEX_STYLE], indirect=True)
+@pytest.mark.parametrize(("route", "body", "says"), [
+    ("create", {"label": "bot", "keyType": "ed25519"}, "publicKey is required for an ed25519 key"),
+    ("create", {"label": "bot", "keyType": "ed25519", "publicKey": SMALL_ORDER}, "small order"),
+    ("create", {"label": "bot", "keyType": "ed25519", "publicKey": RSA_PEM}, "not an Ed25519"),
+    ("create", {"label": "bot", "publicKey": EXAMPLE_PUBLIC_KEY}, "publicKey is only for ed25519 keys"),
+    ("rotate", {"graceSeconds": 86401}, "graceSeconds"),
+    ("rotate", {"grace_seconds": 60}, "is not a known field"),
+    ("rotate", {"publicKey": "DAN+6JEhx8AXpAfhAEBAplSmovBkWV+KxT5TsT/J0O8="}, "send no public_key"),
+])
+def test_every_zdex_refusal_says_what_to_fix(client, alice, stack_env, route, body, says):
+    if route == "create":
+        response = client.call("POST", "/v1/api-keys", body=body)
+    else:
+        handle = client.call("POST", "/v1/api-keys", body={"label": "bot"}).json()["id"]
+        response = client.call("POST", f"/v1/api-keys/{handle}/rotate", body=body)
+    error = assert_error(response, 400, "INVALID_REQUEST")
+    assert says in error["message"], error
+
+
+@pytest.mark.parametrize("stack_env", [ZDEX_STYLE], indirect=True)
+def test_zdex_rotating_a_revoked_key_is_400_and_an_unknown_id_404(client, alice, stack_env):
+    handle = client.call("POST", "/v1/api-keys", body={"label": "bot"}).json()["id"]
+    client.call("DELETE", f"/v1/api-keys/{handle}")
+    assert_error(client.call("POST", f"/v1/api-keys/{handle}/rotate", body={}), 400, "KEY_REVOKED")
+    assert_error(client.call("POST", "/v1/api-keys/c000000000000000000000000/rotate", body={}), 404, "KEY_NOT_FOUND")

@@ -15,17 +15,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keygate import api, keys
+from keygate import api, apigw, keys
 from keygate.authorizer import SignatureAuthorizer, _public_key
 from keygate.errors import KeyGateError
 from keygate.profiles import gaiaex, zdex
 from keygate.records import ApiKeyRecord, KeyStatus
 from kg1 import ed25519 as kg1_ed25519
-from tests.support.bots import Bot
+from tests.support.bots import Bot, request_event
 from tests.support.clocks import Clocks
 from tests.support.memory import MemoryStorage
-from tests.unit.test_authorizer import make_config
-from tests.unit.test_ed25519 import OTHER_KEYS, PUBLIC_BASE64, PUBLIC_PEM, RAW, _encoding
+from tests.unit.test_authorizer import EXAMPLE_GET_HEADERS, EXAMPLE_KEY_ID, make_config
+from tests.unit.test_ed25519 import OTHER_KEYS, PUBLIC_BASE64, PUBLIC_PEM, RAW, SIGNATURE, _encoding
 
 NOW_MS = 1_795_000_000_000
 
@@ -138,3 +138,26 @@ def test_an_all_zero_or_identity_signature_never_passes_even_for_a_small_order_k
         # Then each is refused, and nothing is written
         assert (decision.allowed, decision.code) == (False, "SIGNATURE_MISMATCH")
     assert "record_nonce" not in storage.calls
+
+
+def test_the_ed25519_worked_example_byte_for_byte_from_create_to_the_authorizer(monkeypatch):
+    # Given docs/signing.md's Ed25519 key created as the API creates it, from the page's PEM public key
+    monkeypatch.setattr(keys, "is_well_formed_key_id", lambda key_id, prefix: key_id == EXAMPLE_KEY_ID)
+    new_key = api.parse_body(MODELS["gaiaex"], json.dumps({"key_type": "ed25519", "public_key": PUBLIC_PEM}).encode(),
+                             context={"allowed_permissions": ("read", "trade")}).domain()
+    assert new_key.public_key == PUBLIC_BASE64
+    storage, clocks = MemoryStorage(), Clocks(wall_ms=1767225600000)
+    storage.keys.put_record(ApiKeyRecord(
+        key_id=EXAMPLE_KEY_ID, user_id="alice", label="", permissions=["read"], ip_whitelist=[],
+        status=KeyStatus.ACTIVE, created_at=datetime(2025, 1, 1, tzinfo=UTC), key_type=new_key.key_type,
+        public_key=new_key.public_key))
+    authorizer = SignatureAuthorizer(make_config(), storage.keys, storage.vault, clock_ms=clocks.wall_clock_ms)
+    # When API Gateway hands over the page's GET request with the page's Ed25519 signature, byte for byte
+    headers = {**EXAMPLE_GET_HEADERS, "X-KG-SIGNATURE": SIGNATURE}
+    decision = authorizer.authorize(apigw.signed_request(request_event("GET", "/v1/trade/api-keys/self", "", headers)))
+    # Then it is allowed, no secret was read; and one changed byte of the signature is refused
+    assert decision.allowed, decision
+    assert "read" not in storage.calls
+    forged = {**headers, "X-KG-SIGNATURE": SIGNATURE[:-2] + "01", "X-KG-NONCE": "n0nce-3f9c2a7e1b4d4c8b"}
+    assert authorizer.authorize(apigw.signed_request(request_event("GET", "/v1/trade/api-keys/self", "", forged))
+                                ).code == "SIGNATURE_MISMATCH"
