@@ -26,8 +26,10 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServ
 
 @pytest.fixture(scope="module")
 def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """One server per test module on the stack's defaults (no parameter overridden): GaiaEx's deployment."""
-    yield from _serve(tmp_path_factory, {})
+    """One server per test module on the stack's defaults: GaiaEx's deployment. The local stage enables
+    `withdraw` for the example API's withdrawal routes (keygate_dev.server.local_parameters); GaiaEx's doc has
+    no such scope, so this server sets AllowedPermissions back to the template's default."""
+    yield from _serve(tmp_path_factory, {"AllowedPermissions": "read,trade"})
 
 
 @pytest.fixture(scope="module")

@@ -352,8 +352,8 @@ def test_an_expired_session_is_401(app: AppUser, default_server: LocalServer, na
     expired = default_server.identity.session_token(app.user, now=time.time() - 7200)
     # When the doc's request is sent with it
     response = replay(app, DOC, name, headers={"Authorization": f"Bearer {expired}"})
-    # Then it is refused with the documented status
-    assert_refused(response, documented_status("Missing or expired session token"), "UNAUTHORIZED")
+    # Then it is refused with the documented status, its code saying the session expired (issue 15)
+    assert_refused(response, documented_status("Missing or expired session token"), "SESSION_EXPIRED")
 
 
 @pytest.mark.parametrize("step_up", ["missing", "not-a-token", "another-action", "another-user"])

@@ -282,8 +282,8 @@ def test_an_expired_bearer_token_is_401(app: AppUser, zdex_style_server: LocalSe
     expired = zdex_style_server.identity.session_token(app.user, now=time.time() - 7200)
     # When the doc's request is sent with it
     response = replay(app, DOC, name, headers={"Authorization": f"Bearer {expired}"})
-    # Then it is refused with 401 and ok false
-    assert_refused(response, 401, "UNAUTHORIZED")
+    # Then it is refused with 401 and ok false, its code saying the session expired (issue 15)
+    assert_refused(response, 401, "SESSION_EXPIRED")
 
 
 def test_the_bearer_token_alone_is_enough_and_a_step_up_header_is_ignored(app: AppUser):
