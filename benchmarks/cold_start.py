@@ -240,6 +240,8 @@ FIRST_EVENTS: dict[str, FirstEvent] = {
         stack, "RevokeApiKeyFunction", f"/v1/trade/api-keys/{keys[0].api_key}", user=user)),
     "RevokeAllApiKeysFunction": FirstEvent(2, lambda stack, user, keys: _api_event(
         stack, "RevokeAllApiKeysFunction", "/v1/trade/api-keys/all", user=user)),
+    "RotateApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
+        stack, "RotateApiKeyFunction", f"/v1/trade/api-keys/{keys[0].api_key}/rotate", user=user, body={})),
     "GetApiKeyAuditFunction": FirstEvent(1, lambda stack, user, keys: _api_event(
         stack, "GetApiKeyAuditFunction", f"/v1/trade/api-keys/{keys[0].api_key}/audit", user=user)),
     "GetCallingApiKeyFunction": FirstEvent(1, lambda stack, user, keys: _api_event(

@@ -125,6 +125,12 @@ _UNAVAILABLE = ("SERVICE_UNAVAILABLE: DynamoDB, Secrets Manager, the identity pr
 # handler's error body (models.ErrorResponse).
 _NOT_YET_EVERYWHERE = {"ErrorResponse": ("ok",)}
 
+def _omitted_when_none(model: type[BaseModel]) -> tuple[str, ...]:
+    """The wire names of the fields a response leaves out when None (models.Response.OMITTED_WHEN_NONE)."""
+    names = getattr(model, "OMITTED_WHEN_NONE", ())
+    return tuple(model.model_fields[name].alias or name for name in names)
+
+
 def _component_schemas(request_models: list[type[BaseModel]], response_models: list[type[BaseModel]]
                        ) -> dict[str, Any]:
     """Request models as they validate; response models as `api.json_response` writes them.
@@ -139,9 +145,11 @@ def _component_schemas(request_models: list[type[BaseModel]], response_models: l
     _, responses = models_json_schema([(model, "validation") for model in response_models],
                                       ref_template=REF_TEMPLATE)
     schemas: dict[str, Any] = dict(request_schemas.get("$defs", {}))
+    omitted = {model.__name__: _omitted_when_none(model) for model in response_models}
     for name, schema in responses.get("$defs", {}).items():
         if "properties" in schema:
-            required = [field for field in schema["properties"] if field not in _NOT_YET_EVERYWHERE.get(name, ())]
+            optional = (*_NOT_YET_EVERYWHERE.get(name, ()), *omitted.get(name, ()))
+            required = [field for field in schema["properties"] if field not in optional]
             schema = {**schema, "required": required, "additionalProperties": False}
         if name in schemas and schemas[name] != schema:
             raise ValueError(f"{name} is both a request and a response model with different schemas")

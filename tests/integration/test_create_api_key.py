@@ -17,7 +17,7 @@ from tests.support.errors import assert_error
 from tests.support.stack import gaiaex_time, onboard, secret_names, secret_value, state_snapshot
 
 CREATED_FIELDS = {"api_key", "api_secret", "key_prefix", "label", "permissions", "ip_whitelist", "created_at",
-                  "expires_at", "message"}
+                  "expires_at", "message", "key_type"}
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
 
 
@@ -75,7 +75,8 @@ def test_create_records_its_audit_entry_with_the_gateway_source_ip(client, alice
     entries = client.audit(key_id).json()["audit"]
     # Then it holds one key_created entry from the source IP, with the key's settings
     assert [(entry["action"], entry["ip_address"]) for entry in entries] == [("key_created", "198.51.100.23")]
-    assert entries[0]["data"] == {"label": "bot", "permissions": ["read"], "ip_whitelist": [], "expires_at": None}
+    assert entries[0]["data"] == {"label": "bot", "permissions": ["read"], "ip_whitelist": [], "expires_at": None,
+                                  "key_type": "hmac-sha256"}
     assert entries[0]["details"] == "Key created with permissions: [read]"
 
 

@@ -121,6 +121,19 @@ PATHS = [
         send=lambda client, user, keys, token: client.call("DELETE", ZDEX.key_path(keys[0]), user=user,
                                                            step_up=token),
     ),
+    # Issue 15: rotation writes a new secret, then commits the record naming it (as a create does).
+    LifecyclePath(
+        "rotate", "api_keys:rotate", 200, frozenset({"dynamodb.GetItem", "secretsmanager.CreateSecret", COMMIT}),
+        prepare=lambda client, user: create_keys(client, user, 1),
+        send=lambda client, user, keys, token: client.call(
+            "POST", f"/v1/trade/api-keys/{keys[0]}/rotate", user=user, step_up=token, body={"grace_seconds": 600}),
+    ),
+    LifecyclePath(
+        "zdex-rotate", "api_keys:rotate", 200, frozenset({"dynamodb.GetItem", "secretsmanager.CreateSecret", COMMIT}),
+        prepare=lambda client, user: create_zdex_keys(client, user, 1),
+        send=lambda client, user, keys, token: client.call(
+            "POST", ZDEX.key_path(keys[0]) + "/rotate", user=user, step_up=token, body={}),
+    ),
 ]
 
 
@@ -220,7 +233,8 @@ def test_each_aws_call_failing_in_turn_keeps_every_invariant(client, aws_calls, 
 
 # What differs between two runs of the same request: ids, secrets and times.
 VOLATILE_FIELDS = {"api_key", "api_secret", "key_prefix", "created_at", "expires_at", "revoked_at", "revoked_api_keys",
-                   "id", "apiKey", "secretKey", "keyPrefix", "createdAt", "expiresAt", "revokedAt"}
+                   "id", "apiKey", "secretKey", "keyPrefix", "createdAt", "expiresAt", "revokedAt",
+                   "usable_from", "previous_valid_until", "usableFrom", "previousValidUntil"}
 
 
 def comparable(body: dict) -> dict:

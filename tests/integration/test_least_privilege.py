@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from keygate.ports import ConditionFailed
 from keygate.records import now_utc
 from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate_dev import template
@@ -183,6 +184,17 @@ def lose_create_races(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(DynamoKeyRepository, "commit_create", original)
 
 
+def lose_rotation_races(client: ApiClient, key_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rotation whose commit loses five times deletes the secret it made, and its cleanup entry."""
+    def contested(*args: Any, **kwargs: Any) -> None:
+        raise ConditionFailed("ConditionalCheckFailed")
+
+    original = DynamoKeyRepository.commit_rotation
+    monkeypatch.setattr(DynamoKeyRepository, "commit_rotation", contested)
+    assert client.rotate(key_id).status == 409
+    monkeypatch.setattr(DynamoKeyRepository, "commit_rotation", original)
+
+
 def _bot_reads_its_key(world: World) -> None:
     event = proxy_event(ProxyRequest("GET", "/v1/trade/api-keys/self"), "/v1/trade/api-keys/self", {},
                         {"principalId": "alice", "user_id": "alice", "key_id": world.key_id})
@@ -215,6 +227,8 @@ SCENARIOS: dict[str, Callable[[World], object]] = {
                                            world.client.update(world.key_id, label="bot")),
     "RevokeApiKeyFunction": lambda world: (world.client.revoke(world.key_id), world.client.revoke(world.key_id)),
     "RevokeAllApiKeysFunction": lambda world: (world.client.revoke_all(), world.client.revoke_all()),
+    "RotateApiKeyFunction": lambda world: (world.client.rotate(world.key_id), world.client.rotate(world.key_id),
+                                           lose_rotation_races(world.client, world.key_id, world.monkeypatch)),
     "GetApiKeyAuditFunction": lambda world: world.client.audit(world.key_id),
     "GetCallingApiKeyFunction": _bot_reads_its_key,
     "SecretJanitorFunction": _janitor_run,

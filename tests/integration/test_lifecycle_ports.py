@@ -25,7 +25,7 @@ from keygate.models import validation_context
 from keygate.ports import ConditionFailed, KeyLookup, KeyRepository, NonceReused, SecretReader, SecretVault
 from keygate.profiles.gaiaex import CreateApiKeyRequest, UpdateApiKeyRequest
 from keygate.records import AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
-from keygate.service import CreatedKey, KeyLifecycle, KeyRef
+from keygate.service import CreatedKey, KeyLifecycle, KeyRef, Rotation
 from keygate.stepup import StepUpTokenReused, StepUpUse
 from keygate.storage import aws as layer_aws
 from keygate.storage.dynamodb import DynamoKeyRepository
@@ -112,7 +112,7 @@ class SecretsManagerDown:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._vault, name)
 
-    def delete(self, key_id: str) -> None:
+    def delete(self, key_id: str, version: str = "") -> None:
         raise ServiceUnavailable()
 
 
@@ -151,6 +151,11 @@ class Lifecycle:
                secrets: Any = None) -> Any:
         return self.on(keys, secrets).revoke_api_key(user, KeyRef(key_id=key_id), step_up=step_up or self.token(),
                                                      source_ip=SOURCE_IP)
+
+    def rotate(self, key_id: str, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None,
+               secrets: Any = None, grace_seconds: int = 600) -> Any:
+        return self.on(keys, secrets).rotate_api_key(user, KeyRef(key_id=key_id), Rotation(grace_seconds=grace_seconds),
+                                                     step_up=step_up or self.token(), source_ip=SOURCE_IP)
 
     def revoke_all(self, user: str = "alice", *, step_up: StepUpUse | None = None, keys: Any = None) -> Any:
         return self.on(keys).revoke_all_api_keys(user, step_up=step_up or self.token(), source_ip=SOURCE_IP)
@@ -201,7 +206,7 @@ def test_a_create_commits_the_key_its_secret_and_its_audit_entry(world):
     (entry,) = world.storage.keys.query_audit(created.record.key_id, 10)
     assert (entry.event, entry.ip_address, entry.created_at) == (AuditEvent.KEY_CREATED, SOURCE_IP, world.clock())
     assert entry.details == {"label": "bot", "permissions": ["read", "trade"], "ip_whitelist": ["203.0.113.0/24"],
-                             "expires_at": None}
+                             "expires_at": None, "key_type": "hmac-sha256"}
     assert world.due_ever() == []
 
 
@@ -325,7 +330,33 @@ MUTATIONS = {
                "commit_update", lambda world, key_id, number: world.update(key_id, label=f"rival {number}")),
     "revoke": (lambda world, key_id, token, keys: world.revoke(key_id, step_up=token, keys=keys),
                "commit_revocations", lambda world, key_id, number: world.update(key_id, label=f"rival {number}")),
+    "rotate": (lambda world, key_id, token, keys: world.rotate(key_id, step_up=token, keys=keys),
+               "commit_rotation", lambda world, key_id, number: world.update(key_id, label=f"rival {number}")),
 }
+
+
+def test_a_rotation_that_lost_a_race_to_another_rotation_rotates_what_the_winner_left(world):
+    # Given a key, and a rival rotation that commits between the request's read and its commit
+    created = world.create(label="bot")
+    key_id = created.record.key_id
+    watched = Watched(world.storage.keys)
+    rival = Rival(lambda number: world.rotate(key_id))
+    watched.before["commit_rotation"] = rival
+    # When the request rotates
+    mine = world.rotate(key_id, keys=watched)
+    # Then it committed on its second attempt: its secret is current, the rival's is in the grace, and the
+    # create's secret (whose grace the rival began) is queued for deletion now
+    assert len(watched.arguments("commit_rotation")) == 2
+    record = world.storage.keys.get_key("alice", key_id)
+    (rival_rotation,) = rival.results
+    assert record.secret_version == mine.record.secret_version
+    assert record.grace.secret_version == rival_rotation.record.secret_version
+    assert world.storage.secrets.read(key_id, record.secret_version) == mine.secret
+    assert world.storage.secrets.read(key_id, record.grace.secret_version) == rival_rotation.secret
+    assert world.events(key_id) == [AuditEvent.KEY_CREATED, AuditEvent.KEY_ROTATED, AuditEvent.KEY_ROTATED]
+    report = world.on().run_secret_janitor()
+    assert report.deleted == [key_id] and world.storage.secrets.read(key_id) is None
+    assert world.storage.secrets.read(key_id, record.grace.secret_version) == rival_rotation.secret
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))

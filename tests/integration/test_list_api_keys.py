@@ -11,7 +11,7 @@ from tests.support.errors import assert_error
 from tests.support.stack import REGION, TABLE_NAME, gaiaex_time, key_lookup, onboard, table_items
 
 VIEW_FIELDS = {"api_key", "key_prefix", "label", "permissions", "ip_whitelist", "created_at", "expires_at",
-               "last_used_at", "revoked_at", "is_active"}
+               "last_used_at", "revoked_at", "is_active", "key_type"}
 
 
 def test_a_user_without_keys_gets_an_empty_list(client, alice):
@@ -36,7 +36,7 @@ def test_the_list_shows_each_key_with_the_documented_fields_and_never_a_secret(c
         "api_key": created["api_key"], "key_prefix": created["key_prefix"], "label": "bot",
         "permissions": ["read", "trade"], "ip_whitelist": ["198.51.100.0/24"],
         "created_at": created["created_at"], "expires_at": created["expires_at"], "last_used_at": None,
-        "revoked_at": None, "is_active": True,
+        "revoked_at": None, "is_active": True, "key_type": "hmac-sha256",
     }
     # And the secret appears nowhere in the response
     assert created["api_secret"] not in response.body and "kgs_" not in response.body

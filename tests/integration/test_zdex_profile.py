@@ -12,9 +12,9 @@ from tests.support.profiles import ZDEX
 from tests.support.stack import ZDEX_STYLE_STACK, onboard, secret_value, state_snapshot, zdex_time
 
 CREATED_FIELDS = {"ok", "id", "apiKey", "secretKey", "label", "permissions", "message", "ipWhitelist", "keyPrefix",
-                  "createdAt", "expiresAt"}
+                  "createdAt", "expiresAt", "keyType"}
 LISTED_FIELDS = {"id", "label", "keyPrefix", "permissions", "ipWhitelist", "isActive", "lastUsedAt", "createdAt",
-                 "expiresAt", "revokedAt"}
+                 "expiresAt", "revokedAt", "keyType"}
 WITHDRAW_ENABLED = {"AllowedPermissions": "read,trade,withdraw"}
 
 

@@ -113,6 +113,9 @@ class ApiClient:
     def revoke_all(self, user: str = "alice") -> Response:
         return self.call("DELETE", "/v1/trade/api-keys/all", user=user)
 
+    def rotate(self, key_id: str, user: str = "alice", **body: Any) -> Response:
+        return self.call("POST", f"/v1/trade/api-keys/{key_id}/rotate", user=user, body=body)
+
     def audit(self, key_id: str, user: str = "alice", query: str = "") -> Response:
         return self.call("GET", f"/v1/trade/api-keys/{key_id}/audit", user=user, query=query)
 

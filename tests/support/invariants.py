@@ -23,7 +23,7 @@ and fails with the list of every violation it found:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 
 from keygate.config import KeyPolicy, StorageConfig
-from keygate.records import ApiKeyRecord, KeyStatus, iso
+from keygate.records import ApiKeyRecord, KeyStatus, iso, secret_ref
 from keygate.storage import layout
 from tests.support.stack import REGION
 
@@ -45,8 +45,10 @@ class StoredState:
     audit: dict[str, list[dict[str, Any]]]  # key id -> entries in stored order, oldest first
     keyset_versions: dict[str, int]  # user id -> version
     cleanup_key_ids: list[str]  # one per outbox entry
-    secrets: dict[str, str]  # key id -> secret value
+    secrets: dict[str, str]  # records.secret_ref (key id, or key id/version for a rotation's) -> secret value
     items: list[dict[str, Any]]
+    # (key id, secret version or None for every secret of the key), one per outbox entry
+    cleanup_entries: set[tuple[str, str | None]] = field(default_factory=set)
 
     def active_keys(self, user_id: str, now: datetime) -> list[ApiKeyRecord]:
         return [record for record in self.keys.values() if record.user_id == user_id and record.is_active(now)]
@@ -73,7 +75,7 @@ def stored_state() -> StoredState:
     """Everything stored, read with the test's own clients."""
     items = _table_items(aws_client("dynamodb"))
     keys, pointers, audit = {}, {}, defaultdict(list)
-    keyset_versions, cleanup = {}, []
+    keyset_versions, cleanup, cleanup_versions = {}, [], set()
     for item in sorted(items, key=lambda entry: (entry["pk"], entry["sk"])):
         pk, sk = item["pk"], item["sk"]
         if pk.startswith("USER#") and sk.startswith("KEY#"):
@@ -87,9 +89,10 @@ def stored_state() -> StoredState:
             audit[pk.removeprefix("AUDIT#")].append(item)
         elif pk == layout.CLEANUP_PARTITION:
             cleanup.append(item["key_id"])
+            cleanup_versions.add((item["key_id"], item.get("secret_version")))
     return StoredState(keys=keys, pointers=pointers, audit=dict(audit), keyset_versions=keyset_versions,
                        cleanup_key_ids=cleanup, secrets=_secrets(aws_client("secretsmanager")),
-                       items=items)
+                       items=items, cleanup_entries=cleanup_versions)
 
 
 def _secrets(secretsmanager: Any) -> dict[str, str]:
@@ -133,22 +136,36 @@ def _pointer_violations(state: StoredState) -> list[str]:
     return found
 
 
+def _verifying(record: ApiKeyRecord, now: datetime) -> list[str]:
+    if record.key_type == "ed25519":
+        return []
+    grace = record.grace_at(now)
+    return [record.secret_version] + ([grace.secret_version] if grace is not None else [])
+
+
 def _secret_violations(state: StoredState, *, settled: bool) -> list[str]:
     # Active means usable now: not revoked and not expired (an expired key's secret is queued for
     # deletion at its expiry; a key that has yet to expire keeps that entry pending).
     now = datetime.now(UTC)
     live = {key_id for key_id, record in state.keys.items() if record.is_active(now)}
-    found = [f"active key {key_id} has no secret" for key_id in sorted(live) if key_id not in state.secrets]
-    queued = set(state.cleanup_key_ids)
-    for key_id in state.secrets:
-        if key_id in live:
+    # A live HMAC key's current secret, and its previous one during a rotation's grace; an Ed25519 key has none.
+    needed = {secret_ref(key_id, version) for key_id in live for version in _verifying(state.keys[key_id], now)}
+    found = [f"active key {name} has no secret" for name in sorted(needed) if name not in state.secrets]
+    found += [f"Ed25519 key {key_id} has a secret" for key_id, record in state.keys.items()
+              if record.key_type == "ed25519" and any(name.split("/")[0] == key_id for name in state.secrets)]
+    for name in state.secrets:
+        if name in needed:
             continue
+        key_id, _, version = name.partition("/")
         record = state.keys.get(key_id)
         if settled:
-            kind = "no key" if record is None else "revoked key" if record.revoked_at else "expired key"
-            found.append(f"orphan secret {key_id} ({kind}) after the janitor ran")
-        elif key_id not in queued:
-            found.append(f"orphan secret {key_id} with no cleanup entry: it would live for ever")
+            kind = "no key" if record is None else "revoked key" if record.revoked_at else \
+                "expired key" if not record.is_active(now) else "rotated-away secret"
+            if kind == "rotated-away secret" and (key_id, version) in state.cleanup_entries:
+                continue  # its deletion is queued for the end of a grace that had not ended at its rotation
+            found.append(f"orphan secret {name} ({kind}) after the janitor ran")
+        elif (key_id, None) not in state.cleanup_entries and (key_id, version) not in state.cleanup_entries:
+            found.append(f"orphan secret {name} with no cleanup entry: it would live for ever")
     left = sorted(set(state.cleanup_key_ids) - live)
     if settled and left:
         found.append(f"cleanup entries left after the janitor ran: {left}")
@@ -166,7 +183,7 @@ def _audit_problems(record: ApiKeyRecord, entries: list[dict[str, Any]]) -> list
         if not entry["sk"].startswith(f"{position + 1:010d}#"):
             problems.append(f"audit entry {entry['sk']} is not the change to version {position + 1}")
     events = [entry["event"] for entry in entries]
-    if set(events[1:]) - {"key_updated", "key_revoked"} or "key_revoked" in events[:-1]:
+    if set(events[1:]) - {"key_updated", "key_revoked", "key_rotated"} or "key_revoked" in events[:-1]:
         problems.append(f"audit events out of order: {events} (nothing may follow key_revoked)")
     if record.version != len(entries):
         problems.append(f"version {record.version} but {len(entries)} audit entries "

@@ -43,7 +43,15 @@ from typing import Any
 from keygate import keys as keygate_keys
 from keygate.errors import ServiceUnavailable
 from keygate.ports import ConditionFailed, NonceReused, Revocation
-from keygate.records import AccountState, ApiKeyRecord, AuditEntry, KeyStatus, PendingCleanup, UserSnapshot
+from keygate.records import (
+    AccountState,
+    ApiKeyRecord,
+    AuditEntry,
+    KeyStatus,
+    PendingCleanup,
+    UserSnapshot,
+    secret_ref,
+)
 from keygate.stepup import StepUpTokenReused, StepUpUse
 
 TRANSACTION_MAX_ITEMS = 100  # DynamoDB's limit, which keygate.storage.dynamodb enforces before calling it
@@ -90,7 +98,8 @@ class MemoryKeyStore(_Recorded):
     step_ups: dict[str, tuple[int, str]] = field(default_factory=dict)  # jti -> (expires_ttl, change id)
     nonces: dict[tuple[str, str], int] = field(default_factory=dict)  # (key id, nonce) -> expires_at_ms
     last_used: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (user id, key id)
-    cleanups: dict[tuple[int, str], str] = field(default_factory=dict)  # (due ms, key id) -> reason
+    # (due ms, key id, secret version or None for all the key's secrets) -> reason
+    cleanups: dict[tuple[int, str, str | None], str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     # ---------------------------------------------------------- test set-up
@@ -143,22 +152,24 @@ class MemoryKeyStore(_Recorded):
             self.accounts[user_id] = state
 
     # ------------------------------------------------------- cleanup outbox
-    def add_cleanup(self, key_id: str, due: datetime, reason: str) -> None:
+    def add_cleanup(self, key_id: str, due: datetime, reason: str, secret_version: str | None = None) -> None:
         self._call("add_cleanup")
         with self._lock:
-            self.cleanups[(_epoch_ms(due), key_id)] = reason
+            self.cleanups[(_epoch_ms(due), key_id, secret_version)] = reason
 
-    def remove_cleanup(self, key_id: str, due: datetime) -> None:
+    def remove_cleanup(self, key_id: str, due: datetime, secret_version: str | None = None) -> None:
         self._call("remove_cleanup")
         with self._lock:
-            self.cleanups.pop((_epoch_ms(due), key_id), None)
+            self.cleanups.pop((_epoch_ms(due), key_id, secret_version), None)
 
     def due_cleanups(self, now: datetime, limit: int = 500) -> list[PendingCleanup]:
         self._call("due_cleanups")
         with self._lock:
-            due = [entry for entry in sorted(self.cleanups) if entry[0] <= _epoch_ms(now)][:limit]
+            due = [entry for entry in sorted(self.cleanups, key=lambda entry: (entry[0], entry[1], entry[2] or ""))
+                   if entry[0] <= _epoch_ms(now)][:limit]
             return [PendingCleanup(key_id=key_id, due=datetime.fromtimestamp(due_ms / 1000, UTC),
-                                   reason=self.cleanups[(due_ms, key_id)]) for due_ms, key_id in due]
+                                   reason=self.cleanups[(due_ms, key_id, version)], secret_version=version)
+                    for due_ms, key_id, version in due]
 
     # ----------------------------------------------------------- transactions
     def _spender(self, step_up: StepUpUse, now: datetime) -> str | None:
@@ -196,16 +207,18 @@ class MemoryKeyStore(_Recorded):
         self._call("commit_create")
         with self._lock:
             keyset = self.keyset_versions.get(record.user_id)
-            items = 6 + (step_up is not None) + (record.expires_at is not None)
+            has_secret = record.key_type == "hmac-sha256"
+            items = 5 + (step_up is not None) + has_secret + (has_secret and record.expires_at is not None)
             self._commit(items, step_up, now, conditions_fail=(keyset is not None and keyset != expected_keyset_version)
                          or record.key_id in self.records, change_id=record.change_id)
             self.keyset_versions[record.user_id] = expected_keyset_version + 1
             self.records[record.key_id] = _stored_record(record)
             self._add_audit(audit)
-            self.cleanups.pop((_epoch_ms(cleanup_due), record.key_id), None)
-            if record.expires_at is not None:
+            if has_secret:
+                self.cleanups.pop((_epoch_ms(cleanup_due), record.key_id, None), None)
+            if has_secret and record.expires_at is not None:
                 # An expiring key's secret is deleted by the janitor once the key has expired.
-                self.cleanups[(_epoch_ms(record.expires_at), record.key_id)] = "expired"
+                self.cleanups[(_epoch_ms(record.expires_at), record.key_id, None)] = "expired"
 
     def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                       step_up: StepUpUse | None, now: datetime) -> None:
@@ -227,7 +240,22 @@ class MemoryKeyStore(_Recorded):
             for _, after, audit in revocations:
                 self.records[after.key_id] = _stored_record(after)
                 self._add_audit(audit)
-                self.cleanups[(_epoch_ms(now), after.key_id)] = "revoked"
+                self.cleanups[(_epoch_ms(now), after.key_id, None)] = "revoked"
+
+    def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
+                        step_up: StepUpUse | None, now: datetime, *, cleanups: Iterable[PendingCleanup],
+                        retired: PendingCleanup | None) -> None:
+        self._call("commit_rotation")
+        cleanups = list(cleanups)
+        with self._lock:
+            self._commit(2 + (step_up is not None) + len(cleanups) + (retired is not None), step_up, now,
+                         conditions_fail=self._versioned_update_fails(before, after), change_id=after.change_id)
+            self.records[after.key_id] = _stored_record(after)
+            self._add_audit(audit)
+            for entry in cleanups:
+                self.cleanups[(_epoch_ms(entry.due), entry.key_id, entry.secret_version)] = entry.reason
+            if retired is not None:
+                self.cleanups.pop((_epoch_ms(retired.due), retired.key_id, retired.secret_version), None)
 
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         self._call("consume_step_up")
@@ -261,7 +289,7 @@ class MemoryKeyStore(_Recorded):
 class MemoryVault(_Recorded):
     """keygate.ports.SecretVault and SecretReader in memory (Secrets Manager)."""
 
-    secrets: dict[str, str] = field(default_factory=dict)  # key id -> secret
+    secrets: dict[str, str] = field(default_factory=dict)  # records.secret_ref (key id[/version]) -> secret
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
@@ -269,22 +297,22 @@ class MemoryVault(_Recorded):
         """A vault whose calls go to the store's `calls` and obey its `failing`."""
         return cls(calls=store.calls, failing=store.failing)
 
-    def create(self, key_id: str, user_id: str, secret: str) -> None:
+    def create(self, key_id: str, user_id: str, secret: str, version: str = "") -> None:
         self._call("create")
         with self._lock:
-            if key_id in self.secrets:
+            if secret_ref(key_id, version) in self.secrets:
                 raise ServiceUnavailable()  # Secrets Manager's ResourceExistsException, a fault to the vault
-            self.secrets[key_id] = secret
+            self.secrets[secret_ref(key_id, version)] = secret
 
-    def delete(self, key_id: str) -> None:
+    def delete(self, key_id: str, version: str = "") -> None:
         self._call("delete")
         with self._lock:
-            self.secrets.pop(key_id, None)
+            self.secrets.pop(secret_ref(key_id, version), None)
 
-    def read(self, key_id: str) -> str | None:
+    def read(self, key_id: str, version: str = "") -> str | None:
         self._call("read")
         with self._lock:
-            return self.secrets.get(key_id)
+            return self.secrets.get(secret_ref(key_id, version))
 
 
 @dataclass

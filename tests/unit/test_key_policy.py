@@ -37,6 +37,8 @@ SECRET = f"arn:aws:secretsmanager:{REGION}:{iam.ACCOUNT}:secret:keygate/prod/kgk
 VIA_SECRETS_MANAGER = f"secretsmanager.{REGION}.amazonaws.com"
 READER = "SignatureAuthorizerFunction"
 WRITER = "CreateApiKeyFunction"
+ROTATOR = "RotateApiKeyFunction"  # issue 15: a rotation writes a new secret as a create does
+WRITERS = (WRITER, ROTATOR)
 
 
 def _use(function_id, action, *, secret=SECRET, version="d2c4a1f0-0000-4000-8000-000000000001",
@@ -79,19 +81,22 @@ def test_the_signature_authorizer_decrypts_the_stages_secrets_through_secrets_ma
         assert not _permitted(READER, _use(READER, action)), action
 
 
-def test_the_create_path_encrypts_but_decrypts_only_the_validation_request():
-    # Given the create path's CreateSecret: a data key for the value, and Secrets Manager's validation calls
-    # (GenerateDataKey and Decrypt with SecretVersionId RequestToValidateKeyAccess)
-    assert _permitted(WRITER, _use(WRITER, "kms:GenerateDataKey"))
-    assert _permitted(WRITER, _use(WRITER, "kms:GenerateDataKey", version="RequestToValidateKeyAccess"))
-    assert _permitted(WRITER, _use(WRITER, "kms:Decrypt", version="RequestToValidateKeyAccess"))
+@pytest.mark.parametrize("writer", WRITERS)
+def test_the_create_and_rotate_paths_encrypt_but_decrypt_only_the_validation_request(writer):
+    # Given the create (or rotate) path's CreateSecret: a data key for the value, and Secrets Manager's validation
+    # calls (GenerateDataKey and Decrypt with SecretVersionId RequestToValidateKeyAccess)
+    assert _permitted(writer, _use(writer, "kms:GenerateDataKey"))
+    assert _permitted(writer, _use(writer, "kms:GenerateDataKey", version="RequestToValidateKeyAccess"))
+    assert _permitted(writer, _use(writer, "kms:Decrypt", version="RequestToValidateKeyAccess"))
+    # (a rotated secret, under its key id and version, too)
+    assert _permitted(writer, _use(writer, "kms:GenerateDataKey", secret=SECRET.replace("-AbCdEf", "/0af3-AbCdEf")))
     # Then it still cannot decrypt a stored secret, whose context names its real version
-    assert not _permitted(WRITER, _use(WRITER, "kms:Decrypt"))
-    assert not _permitted(WRITER, _use(WRITER, "kms:GenerateDataKey", secret=SECRET.replace("/prod/", "/dev/")))
-    assert not _permitted(WRITER, _use(WRITER, "kms:GenerateDataKey", via=None))
+    assert not _permitted(writer, _use(writer, "kms:Decrypt"))
+    assert not _permitted(writer, _use(writer, "kms:GenerateDataKey", secret=SECRET.replace("/prod/", "/dev/")))
+    assert not _permitted(writer, _use(writer, "kms:GenerateDataKey", via=None))
 
 
-@pytest.mark.parametrize("function_id", sorted(set(template.function_ids()) - {READER, WRITER}))
+@pytest.mark.parametrize("function_id", sorted(set(template.function_ids()) - {READER, *WRITERS}))
 def test_no_other_function_may_use_the_key(function_id):
     for action in ("kms:Decrypt", "kms:GenerateDataKey"):
         for version in ("d2c4a1f0-0000-4000-8000-000000000001", "RequestToValidateKeyAccess"):
@@ -130,21 +135,22 @@ def test_the_key_policy_names_the_roles_sam_creates():
     # Then the two functions that use the key get role paths its policy matches (whatever name CloudFormation
     # then generates), and no other function has a role path
     for function_id, action, version in ((READER, "kms:Decrypt", "v1"),
-                                         (WRITER, "kms:Decrypt", "RequestToValidateKeyAccess")):
+                                         (WRITER, "kms:Decrypt", "RequestToValidateKeyAccess"),
+                                         (ROTATOR, "kms:Decrypt", "RequestToValidateKeyAccess")):
         role = f"arn:aws:iam::{iam.ACCOUNT}:role{iam.resolve(paths[function_id], PARAMETERS)}any-generated-name"
         assert iam.decide(KEY_POLICY, _use(function_id, action, version=version, principal=role)) == "allowed"
-    assert {function_id for function_id in template.function_ids() if paths[function_id] != "/"} == {READER, WRITER}
+    assert {function_id for function_id in template.function_ids() if paths[function_id] != "/"} == {READER, *WRITERS}
     # And the key policy names no role itself (a role that named the key and a key that named the role
     # would depend on each other)
     assert "Role" not in str(KEY.get("Properties", {}).get("KeyPolicy"))
 
 
-def test_only_the_create_path_is_told_which_key_encrypts_secrets():
+def test_only_the_create_and_rotate_paths_are_told_which_key_encrypts_secrets():
     functions = template.resources("AWS::Serverless::Function")
     told = {function_id: resource["Properties"].get("Environment", {}).get("Variables", {})["SECRETS_KMS_KEY_ID"]
             for function_id, resource in functions.items()
             if "SECRETS_KMS_KEY_ID" in resource["Properties"].get("Environment", {}).get("Variables", {})}
-    assert told == {WRITER: {"Ref": "SecretsKey"}}
+    assert told == {WRITER: {"Ref": "SecretsKey"}, ROTATOR: {"Ref": "SecretsKey"}}
 
 
 class _NoManagedPolicies:

@@ -109,7 +109,7 @@ def test_list_responses_are_typed_and_closed_so_a_stray_secret_breaks_them():
     # Given a list response as the service serialises it (ISO timestamps, every field)
     view = ApiKeyView(api_key="kgk_x", key_prefix="kgk_x", label="bot", permissions=["read"], ip_whitelist=[],
                       created_at=datetime(2026, 11, 24, 12, tzinfo=UTC), expires_at=None, last_used_at=None,
-                      revoked_at=None, is_active=True)
+                      revoked_at=None, is_active=True, key_type="hmac-sha256")
     body = json.loads(ApiKeyList(keys=[view], count=1).model_dump_json())
     leaked = {**body, "keys": [{**body["keys"][0], "api_secret": "kgs_leak"}]}
     mistyped = {**body, "keys": [{**body["keys"][0], "created_at": "yesterday"}]}

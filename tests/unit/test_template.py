@@ -59,9 +59,9 @@ def test_no_wildcards_and_no_scan(function_id):
         assert statement["Resource"] != "*", function_id
 
 
-def test_only_the_create_path_writes_secrets_and_only_the_signature_authorizer_reads_them():
+def test_only_the_create_and_rotate_paths_write_secrets_and_only_the_signature_authorizer_reads_them():
     writers = {function_id for function_id in FUNCTIONS if _actions(function_id) & SECRET_WRITE_ACTIONS}
-    assert writers == {"CreateApiKeyFunction"}
+    assert writers == {"CreateApiKeyFunction", "RotateApiKeyFunction"}
     readers = {function_id for function_id in FUNCTIONS if "secretsmanager:GetSecretValue" in _actions(function_id)}
     assert readers == {"SignatureAuthorizerFunction"}
 
@@ -243,11 +243,13 @@ def test_management_routes_use_the_session_authorizer():
         ("GET", "/v1/trade/api-keys/{api_key}/audit", "GetApiKeyAuditFunction"),
         ("PATCH", "/v1/trade/api-keys/{api_key}", "UpdateApiKeyFunction"),
         ("POST", "/v1/trade/api-keys", "CreateApiKeyFunction"),
+        ("POST", "/v1/trade/api-keys/{api_key}/rotate", "RotateApiKeyFunction"),
         # ZDEX's routes, served by the same functions
         ("DELETE", "/v1/api-keys/{id}", "RevokeApiKeyFunction"),
         ("GET", "/v1/api-keys", "ListApiKeysFunction"),
         ("PATCH", "/v1/api-keys/{id}", "UpdateApiKeyFunction"),
         ("POST", "/v1/api-keys", "CreateApiKeyFunction"),
+        ("POST", "/v1/api-keys/{id}/rotate", "RotateApiKeyFunction"),
     ])
 
 

@@ -28,7 +28,7 @@ from keygate.config import AuthorizerConfig, StorageConfig, is_greedy
 from keygate.errors import ErrorCode
 from keygate.observability import logger, metrics
 from keygate.ports import KeyLookup, NonceReused, SecretReader
-from keygate.records import ED25519, HMAC_SHA256, ApiKeyRecord, KeyStatus
+from keygate.records import ED25519, HMAC_SHA256, ApiKeyRecord, KeyStatus, secret_ref
 from keygate.storage import aws
 from keygate.storage.lookup import DynamoKeyLookup
 from keygate.storage.secrets import SecretsManagerVault
@@ -117,6 +117,10 @@ class _CachedKey:
     record: ApiKeyRecord
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     public_key: bytes | None = None  # an Ed25519 key's 32 raw bytes, parsed once per record read
+    # A rotation's grace: until when (epoch ms) the previous secret's version or public key still verifies.
+    grace_until_ms: int | None = None
+    grace_secret_version: str | None = None
+    grace_public_key: bytes | None = None
 
 
 # What check 4 holds a signature to, per key type: its hex length, and the message when it does not fit.
@@ -179,18 +183,25 @@ class SignatureAuthorizer:
         if record is None:
             self._remember_unknown(key_id)
             return None
+        grace = record.grace
         cached = _CachedKey(record, tuple(ipaddress.ip_network(entry, strict=False) for entry in record.ip_whitelist),
-                            _public_key(record))
+                            _public_key(record, record.public_key),
+                            grace_until_ms=None if grace is None else int(grace.valid_until.timestamp() * 1000),
+                            grace_secret_version=None if grace is None else grace.secret_version,
+                            grace_public_key=None if grace is None else _public_key(record, grace.public_key))
         self._records.put(key_id, cached, self._config.record_cache_ttl_seconds)
         return cached
 
-    def _secret(self, key_id: str) -> str | None:
-        found, secret = self._secrets.get(key_id)
+    def _secret(self, key_id: str, version: str) -> str | None:
+        """One of the key's secrets, cached by version: a rotated key's secrets never change either, so the
+        record alone (re-read every RecordCacheTtlSeconds) decides which of them verify."""
+        name = secret_ref(key_id, version)
+        found, secret = self._secrets.get(name)
         if found:
             return secret
-        stored = self.secret_reader.read(key_id)
+        stored = self.secret_reader.read(key_id, version) if version else self.secret_reader.read(key_id)
         if stored is not None:
-            self._secrets.put(key_id, stored, self._config.secret_cache_ttl_seconds)
+            self._secrets.put(name, stored, self._config.secret_cache_ttl_seconds)
         return stored
 
     # --------------------------------------------------------------- checks
@@ -233,7 +244,8 @@ class SignatureAuthorizer:
         record = cached.record
         known = {"user_id": record.user_id, "key_id": record.key_id}
         if record.status is KeyStatus.REVOKED:
-            self._secrets.drop(record.key_id)
+            for version in record.secret_versions():
+                self._secrets.drop(secret_ref(record.key_id, version))
             return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.", **known)
         if record.is_expired(_utc(now_ms)):
             return Decision.refuse(ErrorCode.KEY_EXPIRED, "This API key has expired: create a new key.", **known)
@@ -245,6 +257,9 @@ class SignatureAuthorizer:
                                    **known)
         if len(signed.signature) != expected_length:
             return Decision.refuse(ErrorCode.ALGORITHM_MISMATCH, _ALGORITHM[record.key_type], **known)
+        # The current secret (or public key), then, during a rotation's grace, the previous one. A mismatch never
+        # refreshes the record: that would give every forged request a DynamoDB read.
+        grace_valid = cached.grace_until_ms is not None and now_ms < cached.grace_until_ms
         if record.key_type == ED25519:
             if cached.public_key is None:
                 logger.warning("unusable public key", extra={"api_key": record.key_id})
@@ -252,18 +267,24 @@ class SignatureAuthorizer:
                                        "This API key's public key cannot verify signatures: create a new key.",
                                        **known)
             # The Ed25519 verifier (kg1.ed25519, cryptography) is imported on the first Ed25519 key only
-            if not kg1.verify_ed25519_signature(signed, cached.public_key, request.method, request.path,
-                                                request.query_pairs):
+            candidates = [cached.public_key] + ([cached.grace_public_key] if grace_valid and cached.grace_public_key
+                                                else [])
+            if not any(kg1.verify_ed25519_signature(signed, public_key, request.method, request.path,
+                                                    request.query_pairs) for public_key in candidates):
                 return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
         else:
-            secret = self._secret(record.key_id)
+            secret = self._secret(record.key_id, record.secret_version)
             if secret is None:
                 # Its secret is deleted right after a revocation this instance has not seen yet.
                 logger.warning("no secret for an active key record", extra={"api_key": record.key_id})
                 return Decision.refuse(ErrorCode.KEY_REVOKED, "This API key has been revoked: create a new key.",
                                        **known)
             if not kg1.verify_signature(signed, secret, request.method, request.path, request.query_pairs):
-                return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
+                previous = self._secret(record.key_id, cached.grace_secret_version) \
+                    if grace_valid and cached.grace_secret_version is not None else None
+                if previous is None or not kg1.verify_signature(signed, previous, request.method, request.path,
+                                                                request.query_pairs):
+                    return Decision.refuse(ErrorCode.SIGNATURE_MISMATCH, _SIGNATURE_MISMATCH, **known)
         # 5. source IP inside the whitelist (API Gateway's source IP, never a header)
         if cached.networks and not _ip_allowed(request.source_ip, cached.networks):
             return Decision.refuse(ErrorCode.IP_NOT_ALLOWED,
@@ -309,14 +330,14 @@ _SIGNATURE_MISMATCH = ("The signature does not match the request: check the key'
                        "the digest of the exact body bytes, the headers exactly as sent).")
 
 
-def _public_key(record: ApiKeyRecord) -> bytes | None:
+def _public_key(record: ApiKeyRecord, text: str | None) -> bytes | None:
     """An Ed25519 record's public key as 32 raw bytes (None for another type, or a key that is not usable)."""
-    if record.key_type != ED25519 or not record.public_key:
+    if record.key_type != ED25519 or not text:
         return None
     from kg1 import ed25519  # standard library only: parsing needs no cryptography
 
     try:
-        return ed25519.parse_public_key(record.public_key)
+        return ed25519.parse_public_key(text)
     except ed25519.KeyFormatError:
         return None
 

@@ -160,6 +160,9 @@ class KeyPolicy:
     # longer than any create can take (the function's timeout).
     orphan_grace_seconds: int = 120
     step_up_required: bool = True
+    # The signature authorizer's RecordCacheTtlSeconds: a rotated key's new secret verifies everywhere this long
+    # after the rotation committed (its `usable_from`).
+    record_cache_ttl_seconds: float = 5
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -173,7 +176,9 @@ class KeyPolicy:
                                                           minimum=1, maximum=30),
                      allowed_permissions=allowed,
                      orphan_grace_seconds=env.integer("ORPHAN_GRACE_SECONDS", cls.orphan_grace_seconds, minimum=10),
-                     step_up_required=env.flag("STEP_UP_REQUIRED", cls.step_up_required))
+                     step_up_required=env.flag("STEP_UP_REQUIRED", cls.step_up_required),
+                     record_cache_ttl_seconds=env.number("RECORD_CACHE_TTL_SECONDS", cls.record_cache_ttl_seconds,
+                                                         minimum=0, maximum=60))
         env.done("key policy")
         return policy
 

@@ -12,12 +12,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_serializer,
+    model_serializer,
+)
 from pydantic.json_schema import JsonDict
 
 from keygate.config import KeyPolicy
 from keygate.records import ApiKeyRecord, iso
-from keygate.rules import IP_ENTRY_MAX_CHARS, IP_WHITELIST_MAX_ENTRIES, LABEL_MAX_CHARS
+from keygate.rules import IP_ENTRY_MAX_CHARS, IP_WHITELIST_MAX_ENTRIES, LABEL_MAX_CHARS, PUBLIC_KEY_MAX_CHARS
 
 
 def validation_context(policy: KeyPolicy) -> dict[str, Any]:
@@ -49,6 +58,22 @@ IP_WHITELIST_SCHEMA: JsonDict = {
     "description": "IPv4/IPv6 addresses and CIDR blocks; 0.0.0.0/0 and ::/0 are refused; empty means any address."}
 
 
+
+def public_key_schema(schema: JsonDict) -> None:
+    """An optional public key: a string when sent (absent, not null, otherwise)."""
+    schema.pop("default", None)
+    schema.update({
+        "maxLength": PUBLIC_KEY_MAX_CHARS,
+        "description": "An Ed25519 public key: PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----) or base64 of its "
+                       "32 raw bytes. Refused: other key types, non-canonical encodings, points of small order."})
+
+
+def omitted_secret_schema(schema: JsonDict) -> None:
+    """A secret only an HMAC key has: a string when present, left out (never null) for an Ed25519 key."""
+    schema.pop("default", None)
+    schema["description"] = "The secret, shown in this response only; absent for an Ed25519 key (it has none)."
+
+
 def partial_update_schema(schema: JsonDict) -> None:
     """A partial update's schema: no field has a default (a field left out keeps its current value)."""
     properties = schema.get("properties")
@@ -74,10 +99,24 @@ class Response(BaseModel):
     """A response: every datetime as ISO 8601 UTC with a Z, to the `TIMESPEC` its profile writes."""
 
     TIMESPEC: ClassVar[str] = "milliseconds"
+    # Fields left out of the answer when they are None (a secret an Ed25519 key does not have), rather than null;
+    # docs/openapi.json lists them as not required.
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
 
     @field_serializer("*", when_used="json")
     def _timestamps(self, value: Any) -> Any:
         return iso(value, timespec=self.TIMESPEC) if isinstance(value, datetime) else value
+
+    @model_serializer(mode="wrap")
+    def _omit(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        dumped = handler(self)
+        for name in self.OMITTED_WHEN_NONE:
+            if getattr(self, name) is None and isinstance(dumped, dict):
+                dumped.pop(name, None)
+                alias = type(self).model_fields[name].alias
+                if alias:
+                    dumped.pop(alias, None)
+        return dumped
 
 
 # ----------------------------------------------------------------- bot-facing

@@ -61,15 +61,22 @@ class KeyRepository(Protocol):
     def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
                            now: datetime) -> None: ...
 
+    def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
+                        step_up: StepUpUse | None, now: datetime, *, cleanups: Iterable[PendingCleanup],
+                        retired: PendingCleanup | None) -> None:
+        """The record with its new credential, its audit entry, the rotated-away secrets' deletions queued and the
+        new secret's own cleanup entry retired."""
+
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         """Record a step-up token's use on a path that changes nothing else."""
 
     def step_up_spent_by(self, step_up: StepUpUse, now: datetime) -> str | None:
         """The id of the change that spent this step-up token, or None while it is unspent."""
 
-    def add_cleanup(self, key_id: str, due: datetime, reason: str) -> None: ...
+    def add_cleanup(self, key_id: str, due: datetime, reason: str, secret_version: str | None = None) -> None:
+        """Queue the deletion of the key's secrets (one version's, when given)."""
 
-    def remove_cleanup(self, key_id: str, due: datetime) -> None: ...
+    def remove_cleanup(self, key_id: str, due: datetime, secret_version: str | None = None) -> None: ...
 
     def due_cleanups(self, now: datetime, limit: int = 500) -> list[PendingCleanup]:
         """Cleanup entries due at `now`, oldest first."""
@@ -78,15 +85,16 @@ class KeyRepository(Protocol):
 class SecretVault(Protocol):
     """Where HMAC secrets are kept: written by the create path, deleted by revocations and the janitor."""
 
-    def create(self, key_id: str, user_id: str, secret: str) -> None: ...
+    def create(self, key_id: str, user_id: str, secret: str, version: str = "") -> None:
+        """Store one of the key's secrets: the first (version "") or a rotation's (records.secret_ref)."""
 
-    def delete(self, key_id: str) -> None:
+    def delete(self, key_id: str, version: str = "") -> None:
         """Delete at once; deleting a missing secret is no error."""
 
 
 class SecretReader(Protocol):
-    def read(self, key_id: str) -> str | None:
-        """The key's secret, or None once it is deleted."""
+    def read(self, key_id: str, version: str = "") -> str | None:
+        """One of the key's secrets, or None once it is deleted."""
 
 
 class KeyLookup(Protocol):

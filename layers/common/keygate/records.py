@@ -34,6 +34,22 @@ HMAC_SHA256 = "hmac-sha256"  # a key whose secret KeyGate holds (in Secrets Mana
 ED25519 = "ed25519"  # a key whose private key only the bot holds; the record carries its public key
 
 
+def secret_ref(key_id: str, version: str = "") -> str:
+    """Which of a key's HMAC secrets: the first is named by the key id alone, a rotated one by key id and
+    version (the rotation's change id): `<key id>/<version>` (docs/architecture.md, "Data model")."""
+    return f"{key_id}/{version}" if version else key_id
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What verifies a key's signatures besides its current secret or public key during a rotation's grace:
+    the previous HMAC secret's version, or the previous Ed25519 public key, and when it stops verifying."""
+
+    valid_until: datetime
+    secret_version: str = ""
+    public_key: str | None = None
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
     """A key's metadata. Never holds the secret (an Ed25519 key's public key is no secret)."""
@@ -52,7 +68,19 @@ class ApiKeyRecord:
     handle: str = ""  # the key's opaque, non-secret handle (ZDEX's `id`)
     change_id: str = ""  # the change that wrote this version (docs/architecture.md, "Committed, answer lost")
     key_type: str = HMAC_SHA256  # docs/signing.md, "Key types"
-    public_key: str | None = None  # an Ed25519 key's, as given: PEM SubjectPublicKeyInfo or base64 of 32 bytes
+    public_key: str | None = None  # an Ed25519 key's: base64 of its 32 bytes (PEM SubjectPublicKeyInfo in old records)
+    secret_version: str = ""  # an HMAC key's current secret (secret_ref); "" the one its create made
+    grace: Credential | None = None  # the previous secret or public key, until the rotation's grace ends
+
+    def grace_at(self, now: datetime) -> Credential | None:
+        """The previous credential while it still verifies, else None."""
+        return self.grace if self.grace is not None and now < self.grace.valid_until else None
+
+    def secret_versions(self) -> list[str]:
+        """Every HMAC secret the record names (current first): what a revocation deletes."""
+        if self.key_type != HMAC_SHA256:
+            return []
+        return [self.secret_version] + ([self.grace.secret_version] if self.grace is not None else [])
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -85,6 +113,7 @@ class AuditEvent(StrEnum):
     KEY_CREATED = "key_created"
     KEY_UPDATED = "key_updated"
     KEY_REVOKED = "key_revoked"
+    KEY_ROTATED = "key_rotated"
 
 
 @dataclass(frozen=True)
@@ -103,3 +132,4 @@ class PendingCleanup:
     key_id: str
     due: datetime
     reason: str
+    secret_version: str | None = None  # one secret of the key (a rotation's); None: every secret the key has

@@ -12,6 +12,8 @@ import ipaddress
 import unicodedata
 
 from keygate.config import KNOWN_PERMISSIONS
+from keygate.records import ED25519, HMAC_SHA256
+from kg1 import ed25519
 
 LABEL_MAX_CHARS = 50
 IP_WHITELIST_MAX_ENTRIES = 30
@@ -28,6 +30,41 @@ _BLANK_LABEL_CHARS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d
 _COMBINING_CATEGORIES = {"Mn", "Me"}
 LABEL_MAX_MARKS_PER_CHARACTER = 2  # combining marks and variation selectors on one base character
 _VARIATION_SELECTORS = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
+
+KEY_TYPES = (HMAC_SHA256, ED25519)  # docs/signing.md, "Key types"
+GRACE_SECONDS_MAX = 86_400  # a rotation's grace: how long the previous secret (or public key) keeps verifying
+GRACE_SECONDS_DEFAULT = 3_600
+PUBLIC_KEY_MAX_CHARS = 512
+
+
+def normalise_public_key(value: str) -> str:
+    """An Ed25519 public key as KeyGate stores it (base64 of the 32 raw bytes), from PEM SubjectPublicKeyInfo or
+    base64 of the raw bytes. The signature authorizer reads it back with the same parser (kg1.ed25519), so a key
+    the management side accepts is one the authorizer verifies with, and a small-order point is refused here."""
+    if len(value) > PUBLIC_KEY_MAX_CHARS:
+        raise ValueError(f"an Ed25519 public key is at most {PUBLIC_KEY_MAX_CHARS} characters: PEM or base64 of its "
+                         "32 raw bytes")
+    try:
+        raw = ed25519.parse_public_key(value)
+    except ed25519.KeyFormatError as error:
+        # (short: validation messages are cut at 120 characters)
+        hint = "" if "32 raw bytes" in str(error) else " (send an Ed25519 key: PEM or base64 of its 32 raw bytes)"
+        raise ValueError(f"{error}{hint}") from None
+    return ed25519.public_key_base64(raw)
+
+
+def check_key_type(key_type: str, public_key: str | None, *, names: tuple[str, str] = ("key_type", "public_key")
+                   ) -> None:
+    """An Ed25519 key needs its public key; an HMAC key has none (KeyGate makes its secret). `names`: the
+    profile's spelling of the two fields."""
+    type_name, key_name = names
+    if key_type == ED25519 and public_key is None:
+        raise ValueError(f"{key_name} is required for an ed25519 key: send your Ed25519 public key (PEM or "
+                         "base64 of its 32 raw bytes); the private key stays with you")
+    if key_type != ED25519 and public_key is not None:
+        raise ValueError(f'{key_name} is only for ed25519 keys: send "{type_name}": "ed25519" with it, or leave '
+                         f"{key_name} out for an HMAC key")
+
 
 def normalise_label(value: str) -> str:
     """Trimmed, at most LABEL_MAX_CHARS, and visible: "" (no label) or text that cannot render blank."""

@@ -23,11 +23,15 @@ from keygate.errors import ErrorCode, KeyGateError, KeyNotFound, ServiceUnavaila
 from keygate.observability import logger, metrics
 from keygate.ports import ConditionFailed, KeyRepository, Revocation, SecretVault
 from keygate.records import (
+    ED25519,
+    HMAC_SHA256,
     AccountState,
     ApiKeyRecord,
     AuditEntry,
     AuditEvent,
+    Credential,
     KeyStatus,
+    PendingCleanup,
     UserSnapshot,
     iso,
     now_utc,
@@ -72,6 +76,13 @@ def _audit(event: AuditEvent, key_id: str, source_ip: str, now: datetime, **deta
     return AuditEntry(event=event, api_key=key_id, ip_address=source_ip, created_at=now, details=details)
 
 
+def _verifying(record: ApiKeyRecord, now: datetime) -> list[str]:
+    """The HMAC secret versions that verify the key's signatures at `now`: the current one, and the previous
+    one during a rotation's grace."""
+    grace = record.grace_at(now)
+    return [record.secret_version] + ([grace.secret_version] if grace is not None else [])
+
+
 def _revocation(record: ApiKeyRecord, source_ip: str, now: datetime, reason: str, change_id: str) -> Revocation:
     after = record.changed(status=KeyStatus.REVOKED, revoked_at=now, version=record.version + 1, change_id=change_id)
     return record, after, _audit(AuditEvent.KEY_REVOKED, record.key_id, source_ip, now, reason=reason)
@@ -95,6 +106,21 @@ class NewKey:
     ip_whitelist: list[str] = field(default_factory=list)
     expires_in_days: int | None = None
     expires_at: datetime | None = None
+    key_type: str = HMAC_SHA256  # ed25519: `public_key` (normalised, keygate.rules) and no secret
+    public_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A rotation's request, normalised: how long the previous secret (or public key) keeps verifying, and an
+    Ed25519 key's new public key (base64 of its 32 bytes). `change()` is its canonical form (what a passkey
+    confirmation of exactly this rotation is bound to)."""
+
+    grace_seconds: int = 3600
+    public_key: str | None = None
+
+    def change(self) -> dict[str, Any]:
+        return {"grace_seconds": self.grace_seconds, "public_key": self.public_key}
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,16 @@ class KeyChange:
 @dataclass(frozen=True)
 class CreatedKey:
     record: ApiKeyRecord
-    secret: str = field(repr=False)  # shown in this one answer, never in a repr, a log line or an error
+    # Shown in this one answer, never in a repr, a log line or an error; None for an Ed25519 key (KeyGate has none).
+    secret: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RotatedKey:
+    record: ApiKeyRecord
+    secret: str | None = field(repr=False)  # the new secret, in this one answer; None for an Ed25519 key
+    usable_from: datetime  # from when every authorizer verifies the new secret (RecordCacheTtlSeconds after commit)
+    previous_valid_until: datetime  # when the previous secret (or public key) stops verifying
 
 
 @dataclass(frozen=True)
@@ -208,19 +243,24 @@ class KeyLifecycle:
         _prerequisites(snapshot.account, request.permissions)
         self._check_limit(snapshot, now)
 
-        key_id, secret = keys.new_key_id(self.policy.key_id_prefix), keys.new_secret()
+        key_id = keys.new_key_id(self.policy.key_id_prefix)
         cleanup_due = now + timedelta(seconds=self.policy.orphan_grace_seconds)
-        self._keys.add_cleanup(key_id, cleanup_due, "create")
-        self._secrets.create(key_id, user_id, secret)
+        secret = None
+        if request.key_type == HMAC_SHA256:
+            secret = keys.new_secret()
+            self._keys.add_cleanup(key_id, cleanup_due, "create")
+            self._secrets.create(key_id, user_id, secret)
+        # An Ed25519 key: nothing in Secrets Manager, the public key lives in the record.
 
         record = ApiKeyRecord(
             key_id=key_id, user_id=user_id, label=request.label, permissions=list(request.permissions),
             ip_whitelist=list(request.ip_whitelist), status=KeyStatus.ACTIVE, created_at=now, expires_at=expires_at,
-            handle=keys.new_handle(), change_id=_new_change_id(),
+            handle=keys.new_handle(), change_id=_new_change_id(), key_type=request.key_type,
+            public_key=request.public_key if request.key_type == ED25519 else None,
         )
         audit = _audit(AuditEvent.KEY_CREATED, key_id, source_ip, now, label=record.label,
                        permissions=record.permissions, ip_whitelist=record.ip_whitelist,
-                       expires_at=iso(record.expires_at))
+                       expires_at=iso(record.expires_at), key_type=record.key_type)
         seen = [snapshot]
 
         def commit() -> None:
@@ -238,7 +278,7 @@ class KeyLifecycle:
         try:
             _with_retries(commit, conflict="Too many concurrent changes to your keys; retry.")
         except KeyGateError as refused:
-            if refused.code is not ErrorCode.SERVICE_UNAVAILABLE:
+            if secret is not None and refused.code is not ErrorCode.SERVICE_UNAVAILABLE:
                 # Known not to have committed: the secret goes now (the janitor covers a failure here).
                 self._discard_secret(key_id, cleanup_due)
             raise
@@ -247,11 +287,15 @@ class KeyLifecycle:
         logger.info("api key created", extra={"api_key": key_id, "permissions": record.permissions})
         return CreatedKey(record=record, secret=secret)
 
-    def _discard_secret(self, key_id: str, cleanup_due: datetime) -> None:
-        """Delete the secret of a create known not to have committed; the janitor covers a failure."""
+    def _discard_secret(self, key_id: str, cleanup_due: datetime, version: str | None = None) -> None:
+        """Delete the secret of a create (or a rotation's, `version`) known not to have committed; the janitor
+        covers a failure."""
         try:
-            self._secrets.delete(key_id)
-            self._keys.remove_cleanup(key_id, cleanup_due)
+            if version:
+                self._secrets.delete(key_id, version)
+            else:
+                self._secrets.delete(key_id)
+            self._keys.remove_cleanup(key_id, cleanup_due, version)
         except ServiceUnavailable:
             logger.warning("secret cleanup deferred to the janitor", extra={"api_key": key_id})
 
@@ -289,6 +333,81 @@ class KeyLifecycle:
 
         return _with_retries(attempt, conflict="This key is being changed concurrently; retry.")
 
+    # ---------------------------------------------------------------- rotate
+    def rotate_api_key(self, user_id: str, key: KeyRef, request: Rotation, *, step_up: StepUpUse | None,
+                       source_ip: str) -> RotatedKey:
+        """Give a key a new secret (an Ed25519 key: the new public key sent), keeping its id, label, permissions,
+        whitelist and expiry. The previous one verifies until the grace ends; a rotation during an earlier
+        grace ends that grace at once (docs/architecture.md, "Rotation")."""
+        now = self._clock()
+        change_id = _new_change_id()
+        if step_up is not None and self._keys.step_up_spent_by(step_up, now) is not None:
+            raise StepUpTokenReused()  # before any write: a replayed token must not cost a secret
+        first = self._rotatable(self._owned_key(user_id, key), request, now)
+        secret, version = None, ""
+        orphan: PendingCleanup | None = None
+        if first.key_type == HMAC_SHA256:
+            # The new secret is written first, under its own name, with a cleanup entry that deletes it should
+            # the commit never happen (as a create's: docs/architecture.md, "Write order").
+            secret, version = keys.new_secret(), change_id
+            orphan = PendingCleanup(key_id=first.key_id, due=now + timedelta(seconds=self.policy.orphan_grace_seconds),
+                                    reason="rotate", secret_version=version)
+            self._keys.add_cleanup(orphan.key_id, orphan.due, orphan.reason, version)
+            self._secrets.create(first.key_id, user_id, secret, version)
+        grace_ends = now + timedelta(seconds=request.grace_seconds)
+        reads = [first]
+
+        def attempt() -> ApiKeyRecord:
+            before = reads.pop() if reads else self._rotatable(self._owned_key(user_id, key), request, now)
+            previous = Credential(valid_until=grace_ends, secret_version=before.secret_version,
+                                  public_key=before.public_key)
+            after = before.changed(secret_version=version, public_key=request.public_key,
+                                   grace=previous if request.grace_seconds > 0 else None,
+                                   version=before.version + 1, change_id=change_id)
+            cleanups = []
+            if before.key_type == HMAC_SHA256:
+                # The previous secret goes when its grace ends; one still in an earlier grace goes now.
+                cleanups.append(PendingCleanup(before.key_id, grace_ends, "rotated", before.secret_version))
+                ended = before.grace_at(now)
+                if ended is not None:
+                    cleanups.append(PendingCleanup(before.key_id, now, "grace_ended", ended.secret_version))
+            audit = _audit(AuditEvent.KEY_ROTATED, before.key_id, source_ip, now, key_type=before.key_type,
+                           grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends),
+                           earlier_grace_ended=before.grace_at(now) is not None)
+            self._commit(after, self._keys.commit_rotation, before, after, audit, step_up, now,
+                         cleanups=cleanups, retired=orphan)
+            return after
+
+        try:
+            rotated = _with_retries(attempt, conflict="This key is being changed concurrently; retry.")
+        except KeyGateError as refused:
+            if orphan is not None and refused.code is not ErrorCode.SERVICE_UNAVAILABLE:
+                self._discard_secret(orphan.key_id, orphan.due, version)  # known not to have committed
+            raise
+        # Every authorizer instance re-reads the record within RecordCacheTtlSeconds of the commit.
+        usable_from = max(self._clock(), now) + timedelta(seconds=self.policy.record_cache_ttl_seconds)
+        metrics.add_metric(name="ApiKeyRotated", unit="Count", value=1)
+        logger.info("api key rotated", extra={"api_key": rotated.key_id, "grace_seconds": request.grace_seconds})
+        return RotatedKey(record=rotated, secret=secret, usable_from=usable_from, previous_valid_until=grace_ends)
+
+    def _rotatable(self, record: ApiKeyRecord, request: Rotation, now: datetime) -> ApiKeyRecord:
+        if record.status is KeyStatus.REVOKED:
+            raise KeyGateError(ErrorCode.KEY_REVOKED, "This API key has been revoked and cannot be rotated; create "
+                                                      "a new key.")
+        if record.is_expired(now):
+            raise KeyGateError(ErrorCode.KEY_EXPIRED, "This API key has expired and cannot be rotated; create a "
+                                                      "new key.")
+        if record.key_type == ED25519 and request.public_key is None:
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "This is an Ed25519 key: send its new public_key (PEM or "
+                                                          "base64 of its 32 raw bytes) to rotate it.")
+        if record.key_type != ED25519 and request.public_key is not None:
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "This is an HMAC-SHA256 key: KeyGate makes its new secret, "
+                                                          "so send no public_key.")
+        if record.key_type == ED25519 and request.public_key == record.public_key:
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "The public_key sent is already this key's: make a new key "
+                                                          "pair and send its public key.")
+        return record
+
     # ---------------------------------------------------------------- revoke
     def revoke_api_key(self, user_id: str, key: KeyRef, *, step_up: StepUpUse | None,
                        source_ip: str) -> RevokedKey:
@@ -304,7 +423,7 @@ class KeyLifecycle:
                 return RevokedKey(record=before, already_revoked=True)
             revocation = _revocation(before, source_ip, now, "user_request", change_id)
             self._commit(revocation[1], self._keys.commit_revocations, [revocation], step_up, now)
-            self._delete_revoked_secrets([before.key_id], now)
+            self._delete_revoked_secrets([revocation[1]], now)
             metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=1)
             logger.info("api key revoked", extra={"api_key": before.key_id})
             return RevokedKey(record=revocation[1], already_revoked=False)
@@ -316,7 +435,7 @@ class KeyLifecycle:
         now = self._clock()
         change_id = _new_change_id()
         unspent: list[StepUpUse] = [step_up] if step_up is not None else []  # spent with the first batch
-        revoked: list[str] = []
+        revoked: list[ApiKeyRecord] = []
 
         def attempt() -> None:
             pending = [record for record in self._keys.load_user(user_id).keys if record.status is KeyStatus.ACTIVE]
@@ -326,7 +445,7 @@ class KeyLifecycle:
                 self._commit(revocations[0][1], self._keys.commit_revocations, revocations,
                              unspent[0] if unspent else None, now)
                 unspent.clear()
-                revoked.extend(after.key_id for _, after, _ in revocations)
+                revoked.extend(after for _, after, _ in revocations)
 
         _with_retries(attempt, conflict="Your keys are being changed concurrently; retry.")
         if unspent:
@@ -334,7 +453,7 @@ class KeyLifecycle:
         self._delete_revoked_secrets(revoked, now)
         metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=len(revoked))
         logger.info("all api keys revoked", extra={"revoked_count": len(revoked)})
-        return revoked
+        return [record.key_id for record in revoked]
 
     def _spend(self, step_up: StepUpUse | None, now: datetime, change_id: str) -> None:
         """Record a step-up token's use on a path that changes nothing else (a deployment without step-up has none)."""
@@ -346,25 +465,27 @@ class KeyLifecycle:
             if self._keys.step_up_spent_by(step_up, now) != change_id:
                 raise  # spent by another change, not by this one's earlier attempt
 
-    def _commit(self, after: ApiKeyRecord, write: Callable[..., None], *arguments: Any) -> None:
+    def _commit(self, after: ApiKeyRecord, write: Callable[..., None], *arguments: Any, **options: Any) -> None:
         """`write(*arguments)`, a commit that writes `after`. A refusal of a commit that had in fact gone
         through (its answer lost, the retry refused: docs/architecture.md, "Committed, answer lost")
         counts as committed."""
         try:
-            write(*arguments)
+            write(*arguments, **options)
         except (ConditionFailed, StepUpTokenReused):
             current = self._keys.get_key(after.user_id, after.key_id)
             if current is None or current.change_id != after.change_id:
                 raise
 
-    def _delete_revoked_secrets(self, key_ids: Iterable[str], now: datetime) -> None:
-        """Best effort: the revocation already committed a cleanup entry due now."""
-        for key_id in key_ids:
+    def _delete_revoked_secrets(self, records: Iterable[ApiKeyRecord], now: datetime) -> None:
+        """Best effort: the revocation already committed a cleanup entry due now. Every secret the record
+        names goes (a rotation's previous one too); an Ed25519 key has none."""
+        for record in records:
             try:
-                self._secrets.delete(key_id)
-                self._keys.remove_cleanup(key_id, now)
+                for version in record.secret_versions():
+                    self._secrets.delete(record.key_id, version)
+                self._keys.remove_cleanup(record.key_id, now)
             except ServiceUnavailable:
-                logger.warning("secret deletion deferred to the janitor", extra={"api_key": key_id})
+                logger.warning("secret deletion deferred to the janitor", extra={"api_key": record.key_id})
 
     # --------------------------------------------------------------- janitor
     def run_secret_janitor(self) -> JanitorReport:
@@ -374,13 +495,20 @@ class KeyLifecycle:
         for entry in self._keys.due_cleanups(now):
             try:
                 record = self._keys.get_key_by_id(entry.key_id)
-                if record is not None and record.is_active(now):
+                if entry.secret_version is not None:  # one secret a rotation made or replaced
+                    if record is not None and record.is_active(now) and entry.secret_version in _verifying(record, now):
+                        report.kept.append(entry.key_id)  # the rotation committed after all: its secret is current
+                    else:
+                        self._secrets.delete(entry.key_id, entry.secret_version)
+                        report.deleted.append(entry.key_id)
+                elif record is not None and record.is_active(now):
                     # The key committed after all (or is not yet expired): its secret must stay.
                     report.kept.append(entry.key_id)
                 else:
-                    self._secrets.delete(entry.key_id)
+                    for version in record.secret_versions() if record is not None else [""]:
+                        self._secrets.delete(entry.key_id, version)
                     report.deleted.append(entry.key_id)
-                self._keys.remove_cleanup(entry.key_id, entry.due)
+                self._keys.remove_cleanup(entry.key_id, entry.due, entry.secret_version)
             except ServiceUnavailable:
                 report.failed.append(entry.key_id)
         logger.info("secret janitor run", extra={"deleted": len(report.deleted), "kept": len(report.kept),

@@ -28,6 +28,7 @@ class Action(StrEnum):
     UPDATE = "api_keys:update"
     REVOKE = "api_keys:revoke"
     REVOKE_ALL = "api_keys:revoke_all"
+    ROTATE = "api_keys:rotate"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ documented responses, with the fields KeyGate adds beside the documented ones
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
@@ -23,22 +23,34 @@ from keygate.models import (
     Request,
     Response,
     allowed_permissions,
+    omitted_secret_schema,
     partial_update_schema,
+    public_key_schema,
     refuse_nulls,
 )
 from keygate.records import ApiKeyRecord, AuditEntry, AuditEvent, iso
 from keygate.routing import Auth, Presentation, QueryInteger, Route, Target
 from keygate.rules import (
     EXPIRES_DAYS_MAX,
+    GRACE_SECONDS_DEFAULT,
+    GRACE_SECONDS_MAX,
+    check_key_type,
     check_withdraw_whitelist,
     normalise_ip_whitelist,
     normalise_label,
     normalise_permissions,
+    normalise_public_key,
 )
-from keygate.service import CreatedKey, KeyAudit, KeyChange, NewKey, RevokedKey, UpdatedKey
+from keygate.service import CreatedKey, KeyAudit, KeyChange, NewKey, RevokedKey, RotatedKey, Rotation, UpdatedKey
 from keygate.stepup import Action
 
 SAVE_SECRET_MESSAGE = "Save your API secret now. It will NOT be shown again."  # noqa: S105  # nosec B105  # GaiaEx's text
+ED25519_MESSAGE = "Sign with your Ed25519 private key; KeyGate holds only its public key and has no secret for it."
+ROTATED_MESSAGE = ("Save your new API secret now. It will NOT be shown again. Switch to it at usable_from; the "
+                   "previous secret works until previous_valid_until.")
+ED25519_ROTATED_MESSAGE = ("Switch to your new private key at usable_from; the previous public key verifies until "
+                           "previous_valid_until.")
+KeyType = Literal["hmac-sha256", "ed25519"]
 REVOKED_MESSAGE = "API key revoked"
 _PERMISSIONS_SCHEMA: JsonDict = {
     "items": {"type": "string", "enum": list(KNOWN_PERMISSIONS)}, "minItems": 1, "uniqueItems": True,
@@ -51,6 +63,14 @@ class CreateApiKeyRequest(Request):
     permissions: list[StrictStr] = Field(default_factory=lambda: ["read"], json_schema_extra=_PERMISSIONS_SCHEMA)
     ip_whitelist: list[StrictStr] = Field(default_factory=list, json_schema_extra=IP_WHITELIST_SCHEMA)
     expires_days: Annotated[StrictInt, Field(ge=1, le=EXPIRES_DAYS_MAX)] | None = None
+    key_type: KeyType = Field(default="hmac-sha256", description="hmac-sha256 (KeyGate makes the secret) or ed25519 "
+                                                                 "(send public_key; no secret exists).")
+    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=public_key_schema)
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_public_key(value)
 
     @field_validator("label")
     @classmethod
@@ -70,11 +90,27 @@ class CreateApiKeyRequest(Request):
     @model_validator(mode="after")
     def _withdraw_needs_whitelist(self) -> CreateApiKeyRequest:
         check_withdraw_whitelist(self.permissions, self.ip_whitelist)
+        check_key_type(self.key_type, self.public_key)
         return self
 
     def domain(self) -> NewKey:
         return NewKey(label=self.label, permissions=self.permissions, ip_whitelist=self.ip_whitelist,
-                      expires_in_days=self.expires_days)
+                      expires_in_days=self.expires_days, key_type=self.key_type, public_key=self.public_key)
+
+
+class RotateApiKeyRequest(Request):
+    """How long the previous secret keeps working; an Ed25519 key's new public key."""
+
+    grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = GRACE_SECONDS_DEFAULT
+    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=public_key_schema)
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_public_key(value)
+
+    def domain(self) -> Rotation:
+        return Rotation(grace_seconds=self.grace_seconds, public_key=self.public_key)
 
 
 class UpdateApiKeyRequest(Request):
@@ -119,8 +155,13 @@ class GaiaExResponse(Response):
 
 
 class CreatedApiKey(GaiaExResponse):
+    """The new key; `api_secret` only for an HMAC key (an Ed25519 key has none: the field is left out)."""
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("api_secret",)
+
     api_key: str
-    api_secret: str = Field(repr=False)  # never in a repr, a log line or a validation error
+    # Never in a repr, a log line or a validation error.
+    api_secret: str | SkipJsonSchema[None] = Field(default=None, repr=False, json_schema_extra=omitted_secret_schema)
     label: str
     permissions: list[str]
     ip_whitelist: list[str]
@@ -128,6 +169,23 @@ class CreatedApiKey(GaiaExResponse):
     expires_at: datetime | None
     message: str = SAVE_SECRET_MESSAGE
     key_prefix: str
+    key_type: KeyType
+
+
+class RotatedApiKey(GaiaExResponse):
+    """The rotated key: its new secret (an HMAC key's only, shown once), from when it verifies everywhere
+    (`usable_from`) and until when the previous one still does (`previous_valid_until`)."""
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("api_secret",)
+
+    success: Literal[True] = True
+    api_key: str
+    # Never in a repr, a log line or a validation error.
+    api_secret: str | SkipJsonSchema[None] = Field(default=None, repr=False, json_schema_extra=omitted_secret_schema)
+    key_type: KeyType
+    usable_from: datetime
+    previous_valid_until: datetime
+    message: str
 
 
 class ApiKeyView(GaiaExResponse):
@@ -143,6 +201,7 @@ class ApiKeyView(GaiaExResponse):
     is_active: bool
     key_prefix: str
     revoked_at: datetime | None
+    key_type: KeyType
 
 
 class ApiKeyList(GaiaExResponse):
@@ -203,7 +262,24 @@ def present_created(created: CreatedKey, context: Presentation) -> CreatedApiKey
     return CreatedApiKey(api_key=record.key_id, api_secret=created.secret, label=record.label,
                          permissions=record.permissions, ip_whitelist=record.ip_whitelist,
                          created_at=record.created_at, expires_at=record.expires_at,
-                         key_prefix=_key_prefix(record, context))
+                         key_prefix=_key_prefix(record, context), key_type=_key_type(record),
+                         message=SAVE_SECRET_MESSAGE if created.secret is not None else ED25519_MESSAGE)
+
+
+def _key_type(record: ApiKeyRecord) -> KeyType:
+    return "ed25519" if record.key_type == "ed25519" else "hmac-sha256"
+
+
+def present_rotated(rotated: RotatedKey, context: Presentation) -> RotatedApiKey:
+    # To the second, as GaiaEx writes times: usable_from rounds up, so a bot switching then is never early.
+    return RotatedApiKey(api_key=rotated.record.key_id, api_secret=rotated.secret, key_type=_key_type(rotated.record),
+                         usable_from=_ceil_second(rotated.usable_from),
+                         previous_valid_until=rotated.previous_valid_until.replace(microsecond=0),
+                         message=ROTATED_MESSAGE if rotated.secret is not None else ED25519_ROTATED_MESSAGE)
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    return moment if moment.microsecond == 0 else moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def present_list(records: list[ApiKeyRecord], context: Presentation) -> ApiKeyList:
@@ -211,7 +287,7 @@ def present_list(records: list[ApiKeyRecord], context: Presentation) -> ApiKeyLi
         api_key=record.key_id, label=record.label, permissions=record.permissions, ip_whitelist=record.ip_whitelist,
         created_at=record.created_at, expires_at=record.expires_at, last_used_at=record.last_used_at,
         is_active=record.is_active(context.now), key_prefix=_key_prefix(record, context),
-        revoked_at=record.revoked_at) for record in records])
+        revoked_at=record.revoked_at, key_type=_key_type(record)) for record in records])
 
 
 def present_updated(updated: UpdatedKey, context: Presentation) -> UpdatedApiKey:
@@ -249,15 +325,20 @@ def audit_sentence(entry: AuditEntry) -> str:
             else:
                 changes.append(f"{names.get(name, name)} {before!r} -> {after!r}")
         return "Key updated: " + "; ".join(changes) if changes else "Key updated"
+    if entry.event is AuditEvent.KEY_ROTATED:
+        grace = details.get("grace_seconds", 0)
+        return (f"Key rotated: the previous {'public key' if details.get('key_type') == 'ed25519' else 'secret'} "
+                + (f"works for {grace} more seconds" if grace else "stopped working at once"))
     return "Key revoked (all keys revoked)" if details.get("reason") == "revoke_all" else "Key revoked"
 
 
 def _audit_data(details: dict[str, Any]) -> dict[str, Any]:
-    """An entry's structured detail, its expiry written as GaiaEx writes times (as the create answered it)."""
-    expires_at = details.get("expires_at")
-    if isinstance(expires_at, str):
-        return {**details, "expires_at": iso(datetime.fromisoformat(expires_at), timespec=GaiaExResponse.TIMESPEC)}
-    return details
+    """An entry's structured detail, its times written as GaiaEx writes times (as the create answered them)."""
+    data = dict(details)
+    for name in ("expires_at", "previous_valid_until"):
+        if isinstance(data.get(name), str):
+            data[name] = iso(datetime.fromisoformat(data[name]), timespec=GaiaExResponse.TIMESPEC)
+    return data
 
 
 def present_audit(audit: KeyAudit, context: Presentation) -> AuditLog:
@@ -283,7 +364,10 @@ CREATE_API_KEY = Route(
     refusals=(*_BAD_BODY, ErrorCode.KEY_LIMIT_REACHED, *_STEP_UP, *_PREREQUISITES, *_RACE),
     request_examples={"GaiaEx's example": {"label": "trading-bot-v1", "permissions": ["read", "trade"],
                                            "ip_whitelist": ["203.0.113.50"], "expires_days": 90},
-                      "read-only default": {}})
+                      "read-only default": {},
+                      "an Ed25519 key (no secret)": {"label": "ed25519-bot", "permissions": ["read", "trade"],
+                                                     "key_type": "ed25519",
+                                                     "public_key": "DAN+6JEhx8AXpAfhAEBAplSmovBkWV+KxT5TsT/J0O8="}})
 LIST_API_KEYS = Route(
     "ListApiKeysFunction", "GET", "/v1/trade/api-keys", Auth.SESSION,
     operation_id="listApiKeys", summary="The caller's keys, newest first; never a secret.", tag=_TAG,
@@ -314,5 +398,17 @@ GET_API_KEY_AUDIT = Route(
                         description="Number of audit entries to return, newest first."),),
     refusals=(ErrorCode.INVALID_REQUEST, ErrorCode.KEY_NOT_FOUND))
 
+# Issue 15: rotation with a grace period (docs/architecture.md, "Rotation").
+ROTATE_API_KEY = Route(
+    "RotateApiKeyFunction", "POST", "/v1/trade/api-keys/{api_key}/rotate", Auth.SESSION,
+    operation_id="rotateApiKey", summary="Give a key a new secret (or, for an Ed25519 key, the public key sent); "
+                                         "the previous one works until the grace ends.", tag=_TAG,
+    response_model=RotatedApiKey, present=present_rotated, request_model=RotateApiKeyRequest, empty_body_means={},
+    step_up=Action.ROTATE, target=_KEY,
+    refusals=(*_BAD_BODY, ErrorCode.KEY_REVOKED, ErrorCode.KEY_EXPIRED, *_STEP_UP, ErrorCode.KEY_NOT_FOUND, *_RACE),
+    request_examples={"default grace (an hour)": {}, "a leaked secret: no grace": {"grace_seconds": 0},
+                      "an Ed25519 key": {"grace_seconds": 600,
+                                         "public_key": "DAN+6JEhx8AXpAfhAEBAplSmovBkWV+KxT5TsT/J0O8="}})
+
 ROUTES: tuple[Route, ...] = (CREATE_API_KEY, LIST_API_KEYS, UPDATE_API_KEY, REVOKE_API_KEY, REVOKE_ALL_API_KEYS,
-                             GET_API_KEY_AUDIT)
+                             GET_API_KEY_AUDIT, ROTATE_API_KEY)

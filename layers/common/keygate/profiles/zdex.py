@@ -9,14 +9,15 @@ docs/product.md, "ZDEX".
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictInt,
     StrictStr,
     ValidationInfo,
     field_validator,
@@ -33,19 +34,25 @@ from keygate.models import (
     Request,
     Response,
     allowed_permissions,
+    omitted_secret_schema,
     partial_update_schema,
+    public_key_schema,
     refuse_nulls,
 )
 from keygate.records import ApiKeyRecord
 from keygate.routing import Auth, Presentation, Route, Target
 from keygate.rules import (
     EXPIRES_DAYS_MAX,
+    GRACE_SECONDS_DEFAULT,
+    GRACE_SECONDS_MAX,
+    check_key_type,
     check_withdraw_whitelist,
     normalise_ip_whitelist,
     normalise_label,
     normalise_permissions,
+    normalise_public_key,
 )
-from keygate.service import CreatedKey, KeyChange, NewKey, RevokedKey, UpdatedKey
+from keygate.service import CreatedKey, KeyChange, NewKey, RevokedKey, RotatedKey, Rotation, UpdatedKey
 from keygate.stepup import Action
 
 Scope = Literal["READ_ONLY", "TRADE", "WITHDRAW"]
@@ -55,6 +62,12 @@ SCOPE_OF_PERMISSION: dict[str, Scope] = {"read": "READ_ONLY", "trade": "TRADE", 
 FIELD_NAMES = {"label": "label", "permissions": "permissions", "ip_whitelist": "ipWhitelist"}
 SAVE_SECRET_MESSAGE = "Save your secret key now. It will not be shown again."  # noqa: S105  # nosec B105  # ZDEX's text
 REVOKED_MESSAGE = "API key revoked"
+ED25519_MESSAGE = "Sign with your Ed25519 private key; KeyGate holds only its public key and has no secret for it."
+ROTATED_MESSAGE = ("Save your new secret key now. It will not be shown again. Switch to it at usableFrom; the "
+                   "previous one works until previousValidUntil.")
+ED25519_ROTATED_MESSAGE = ("Switch to your new private key at usableFrom; the previous public key verifies until "
+                           "previousValidUntil.")
+KeyType = Literal["hmac-sha256", "ed25519"]
 _SCOPES_SCHEMA: JsonDict = {
     "minItems": 1, "uniqueItems": True,
     "description": "READ_ONLY, TRADE, WITHDRAW (full access: read, trade and withdraw; it needs an ipWhitelist, "
@@ -94,7 +107,17 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
     ip_whitelist: list[StrictStr] = Field(default_factory=list, alias="ipWhitelist",
                                           json_schema_extra=IP_WHITELIST_SCHEMA)
     expires_at: AwareDatetime | None = Field(default=None, alias="expiresAt", json_schema_extra=_EXPIRES_AT_SCHEMA)
+    key_type: KeyType = Field(default="hmac-sha256", alias="keyType",
+                              description="hmac-sha256 (KeyGate makes the secret key) or ed25519 (send publicKey; no "
+                                          "secret key exists).")
+    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, alias="publicKey",
+                                                         json_schema_extra=public_key_schema)
     _granted: list[str] = PrivateAttr(default_factory=list)  # KeyGate's permissions for the scopes
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_public_key(value)
 
     @field_validator("label")
     @classmethod
@@ -110,11 +133,30 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
     def _grant(self, info: ValidationInfo) -> ZdexCreateApiKeyRequest:
         self._granted = permissions_of(list(self.permissions), info)
         check_withdraw_whitelist(self._granted, self.ip_whitelist)
+        check_key_type(self.key_type, self.public_key, names=("keyType", "publicKey"))
         return self
 
     def domain(self) -> NewKey:
         return NewKey(label=self.label, permissions=self._granted, ip_whitelist=self.ip_whitelist,
-                      expires_at=None if self.expires_at is None else self.expires_at.astimezone(UTC))
+                      expires_at=None if self.expires_at is None else self.expires_at.astimezone(UTC),
+                      key_type=self.key_type, public_key=self.public_key)
+
+
+class ZdexRotateApiKeyRequest(_ZdexRequest):
+    """How long the previous secret key keeps working; an Ed25519 key's new public key."""
+
+    grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = Field(
+        default=GRACE_SECONDS_DEFAULT, alias="graceSeconds")
+    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, alias="publicKey",
+                                                         json_schema_extra=public_key_schema)
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_public_key(value)
+
+    def domain(self) -> Rotation:
+        return Rotation(grace_seconds=self.grace_seconds, public_key=self.public_key)
 
 
 class ZdexUpdateApiKeyRequest(_ZdexRequest):
@@ -165,9 +207,14 @@ class _ZdexResponse(Response):
 
 
 class ZdexCreatedApiKey(_ZdexResponse):
+    """The new key; `secretKey` only for an HMAC key (an Ed25519 key has none: the field is left out)."""
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("secret_key",)
+
     id: str
     api_key: str
-    secret_key: str = Field(repr=False)  # never in a repr, a log line or a validation error
+    # Never in a repr, a log line or a validation error.
+    secret_key: str | SkipJsonSchema[None] = Field(default=None, repr=False, json_schema_extra=omitted_secret_schema)
     label: str
     permissions: list[Scope]
     message: str = SAVE_SECRET_MESSAGE
@@ -175,6 +222,23 @@ class ZdexCreatedApiKey(_ZdexResponse):
     key_prefix: str
     created_at: datetime
     expires_at: datetime | None
+    key_type: KeyType
+
+
+class ZdexRotatedApiKey(_ZdexResponse):
+    """The rotated key: its new secret key (an HMAC key's only, shown once), from when it verifies everywhere
+    (`usableFrom`) and until when the previous one still does (`previousValidUntil`)."""
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("secret_key",)
+
+    id: str
+    api_key: str
+    # Never in a repr, a log line or a validation error.
+    secret_key: str | SkipJsonSchema[None] = Field(default=None, repr=False, json_schema_extra=omitted_secret_schema)
+    key_type: KeyType
+    usable_from: datetime
+    previous_valid_until: datetime
+    message: str
 
 
 class ZdexApiKeyView(Response):
@@ -192,6 +256,7 @@ class ZdexApiKeyView(Response):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    key_type: KeyType
 
 
 class ZdexApiKeyList(_ZdexResponse):
@@ -224,7 +289,23 @@ def present_created(created: CreatedKey, context: Presentation) -> ZdexCreatedAp
     return ZdexCreatedApiKey(id=record.handle, api_key=record.key_id, secret_key=created.secret, label=record.label,
                              permissions=scopes_of(record.permissions), ip_whitelist=record.ip_whitelist,
                              key_prefix=_prefix(record, context), created_at=record.created_at,
-                             expires_at=record.expires_at)
+                             expires_at=record.expires_at, key_type=_key_type(record),
+                             message=SAVE_SECRET_MESSAGE if created.secret is not None else ED25519_MESSAGE)
+
+
+def _key_type(record: ApiKeyRecord) -> KeyType:
+    return "ed25519" if record.key_type == "ed25519" else "hmac-sha256"
+
+
+def present_rotated(rotated: RotatedKey, context: Presentation) -> ZdexRotatedApiKey:
+    # To the millisecond, as ZDEX writes times: usable_from rounds up, so a bot switching then is never early.
+    usable_from = rotated.usable_from
+    if usable_from.microsecond % 1000:
+        usable_from += timedelta(microseconds=1000 - usable_from.microsecond % 1000)
+    return ZdexRotatedApiKey(id=rotated.record.handle, api_key=rotated.record.key_id, secret_key=rotated.secret,
+                             key_type=_key_type(rotated.record), usable_from=usable_from,
+                             previous_valid_until=rotated.previous_valid_until,
+                             message=ROTATED_MESSAGE if rotated.secret is not None else ED25519_ROTATED_MESSAGE)
 
 
 def present_list(records: list[ApiKeyRecord], context: Presentation) -> ZdexApiKeyList:
@@ -232,7 +313,7 @@ def present_list(records: list[ApiKeyRecord], context: Presentation) -> ZdexApiK
         id=record.handle, label=record.label, key_prefix=_prefix(record, context),
         permissions=scopes_of(record.permissions), ip_whitelist=record.ip_whitelist,
         is_active=record.is_active(context.now), last_used_at=record.last_used_at, created_at=record.created_at,
-        expires_at=record.expires_at, revoked_at=record.revoked_at) for record in records])
+        expires_at=record.expires_at, revoked_at=record.revoked_at, key_type=_key_type(record)) for record in records])
 
 
 def present_updated(updated: UpdatedKey, context: Presentation) -> ZdexUpdatedApiKey:
@@ -282,4 +363,14 @@ REVOKE_API_KEY = Route(
     response_model=ZdexRevokedApiKey, present=present_revoked, step_up=Action.REVOKE, target=_KEY,
     refusals=(*_STEP_UP, ErrorCode.KEY_NOT_FOUND, *_RACE))
 
-ROUTES: tuple[Route, ...] = (CREATE_API_KEY, LIST_API_KEYS, UPDATE_API_KEY, REVOKE_API_KEY)
+# Issue 15: rotation with a grace period (docs/architecture.md, "Rotation").
+ROTATE_API_KEY = Route(
+    "RotateApiKeyFunction", "POST", "/v1/api-keys/{id}/rotate", Auth.SESSION,
+    operation_id="zdexRotateApiKey", summary="Give a key a new secret key (or, for an Ed25519 key, the publicKey "
+                                             "sent); the previous one works until the grace ends.", tag=_TAG,
+    response_model=ZdexRotatedApiKey, present=present_rotated, request_model=ZdexRotateApiKeyRequest,
+    empty_body_means={}, step_up=Action.ROTATE, target=_KEY,
+    refusals=(*_BAD_BODY, ErrorCode.KEY_REVOKED, ErrorCode.KEY_EXPIRED, *_STEP_UP, ErrorCode.KEY_NOT_FOUND, *_RACE),
+    request_examples={"default grace (an hour)": {}, "a leaked secret key: no grace": {"graceSeconds": 0}})
+
+ROUTES: tuple[Route, ...] = (CREATE_API_KEY, LIST_API_KEYS, UPDATE_API_KEY, REVOKE_API_KEY, ROTATE_API_KEY)

@@ -16,7 +16,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keygate.observability import tracer
 from keygate.ports import ConditionFailed, Revocation
-from keygate.records import AccountState, ApiKeyRecord, AuditEntry, KeyStatus, PendingCleanup, UserSnapshot
+from keygate.records import (
+    HMAC_SHA256,
+    AccountState,
+    ApiKeyRecord,
+    AuditEntry,
+    KeyStatus,
+    PendingCleanup,
+    UserSnapshot,
+)
 from keygate.stepup import StepUpTokenReused, StepUpUse
 from keygate.storage import aws, layout
 
@@ -104,13 +112,13 @@ class DynamoKeyRepository:
                  Item=layout.account_item(user_id, state))
 
     # ------------------------------------------------------- cleanup outbox
-    def add_cleanup(self, key_id: str, due: datetime, reason: str) -> None:
+    def add_cleanup(self, key_id: str, due: datetime, reason: str, secret_version: str | None = None) -> None:
         aws.call("PutItem", self._clients.dynamodb.put_item, TableName=self._table,
-                 Item=layout.cleanup_item(key_id, due, reason))
+                 Item=layout.cleanup_item(key_id, due, reason, secret_version))
 
-    def remove_cleanup(self, key_id: str, due: datetime) -> None:
+    def remove_cleanup(self, key_id: str, due: datetime, secret_version: str | None = None) -> None:
         aws.call("DeleteItem", self._clients.dynamodb.delete_item, TableName=self._table,
-                 Key=layout.key(layout.CLEANUP_PARTITION, layout.cleanup_sk(key_id, due)))
+                 Key=layout.key(layout.CLEANUP_PARTITION, layout.cleanup_sk(key_id, due, secret_version)))
 
     def due_cleanups(self, now: datetime, limit: int = 500) -> list[PendingCleanup]:
         pending = []
@@ -120,7 +128,8 @@ class DynamoKeyRepository:
                                       ConsistentRead=True, Limit=limit):
             values = layout.from_item(item)
             pending.append(PendingCleanup(key_id=values["key_id"], due=layout.cleanup_due(values["sk"]),
-                                          reason=values.get("reason", "")))
+                                          reason=values.get("reason", ""),
+                                          secret_version=values.get("secret_version")))
             if len(pending) >= limit:
                 break
         return pending
@@ -173,7 +182,9 @@ class DynamoKeyRepository:
     @tracer.capture_method(capture_response=False)
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
                       expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
-        """Step-up use, keyset version, key record, pointers, audit entry, and the create's cleanup entry retired."""
+        """Step-up use, keyset version, key record, pointers, audit entry, and the create's cleanup entry retired
+        (an Ed25519 key has no secret, hence no cleanup entries)."""
+        has_secret = record.key_type == HMAC_SHA256
         items = [
             *self._step_up_puts(step_up, now, record.change_id),
             {"Update": {
@@ -189,10 +200,11 @@ class DynamoKeyRepository:
             self._put(layout.pointer_item(record), ConditionExpression="attribute_not_exists(pk)"),
             self._put(layout.handle_item(record), ConditionExpression="attribute_not_exists(pk)"),
             self._audit_put(audit, record),
-            {"Delete": {"TableName": self._table,
-                        "Key": layout.key(layout.CLEANUP_PARTITION, layout.cleanup_sk(record.key_id, cleanup_due))}},
         ]
-        if record.expires_at is not None:
+        if has_secret:
+            items.append({"Delete": {"TableName": self._table, "Key": layout.key(
+                layout.CLEANUP_PARTITION, layout.cleanup_sk(record.key_id, cleanup_due))}})
+        if has_secret and record.expires_at is not None:
             # An expiring key's secret is deleted by the janitor once the key has expired.
             items.append(self._put(layout.cleanup_item(record.key_id, record.expires_at, "expired")))
         self._transact(items, step_up_index=None if step_up is None else 0)
@@ -215,6 +227,22 @@ class DynamoKeyRepository:
         for before, after, audit in revocations:
             items += [self._versioned_update(before, after), self._audit_put(audit, after),
                       self._put(layout.cleanup_item(after.key_id, now, "revoked"))]
+        self._transact(items, step_up_index=None if step_up is None else 0)
+
+    @tracer.capture_method(capture_response=False)
+    def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
+                        step_up: StepUpUse | None, now: datetime, *, cleanups: Iterable[PendingCleanup],
+                        retired: PendingCleanup | None) -> None:
+        """Step-up use, the record with its new credential (on the version it was read at), the audit entry,
+        the deletions of rotated-away secrets queued (`cleanups`), and the new secret's own cleanup entry
+        retired (`retired`)."""
+        items = [*self._step_up_puts(step_up, now, after.change_id), self._versioned_update(before, after),
+                 self._audit_put(audit, after)]
+        items += [self._put(layout.cleanup_item(entry.key_id, entry.due, entry.reason, entry.secret_version))
+                  for entry in cleanups]
+        if retired is not None:
+            items.append({"Delete": {"TableName": self._table, "Key": layout.key(
+                layout.CLEANUP_PARTITION, layout.cleanup_sk(retired.key_id, retired.due, retired.secret_version))}})
         self._transact(items, step_up_index=None if step_up is None else 0)
 
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from keygate.records import HMAC_SHA256, AccountState, ApiKeyRecord, AuditEntry, AuditEvent, KeyStatus
+from keygate.records import HMAC_SHA256, AccountState, ApiKeyRecord, AuditEntry, AuditEvent, Credential, KeyStatus
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -75,8 +75,9 @@ def nonce_key(key_id: str, nonce: str) -> dict[str, Any]:
     return {"pk": {"S": f"{key_id}#{nonce}"}}
 
 
-def cleanup_sk(key_id: str, due: datetime) -> str:
-    return f"{epoch_ms(due):013d}#{key_id}"
+def cleanup_sk(key_id: str, due: datetime, secret_version: str | None = None) -> str:
+    """`<due ms>#<key id>`: every secret of the key; `<due ms>#<key id>#<version>`: one rotated-away secret."""
+    return f"{epoch_ms(due):013d}#{key_id}" + (f"#{secret_version}" if secret_version is not None else "")
 
 
 def cleanup_due_upto(now: datetime) -> str:
@@ -160,6 +161,11 @@ def record_item(record: ApiKeyRecord) -> dict[str, Any]:
         "change_id": record.change_id or None,
         "key_type": record.key_type,
         "public_key": record.public_key,
+        "secret_version": record.secret_version or None,
+        "grace": None if record.grace is None else {
+            name: value for name, value in (("valid_until", stored_time(record.grace.valid_until)),
+                                            ("secret_version", record.grace.secret_version),
+                                            ("public_key", record.grace.public_key)) if value is not None},
     })
 
 
@@ -180,7 +186,16 @@ def record_from(values: dict[str, Any]) -> ApiKeyRecord:
         change_id=values.get("change_id", ""),
         key_type=values.get("key_type", HMAC_SHA256),
         public_key=values.get("public_key"),
+        secret_version=values.get("secret_version", ""),
+        grace=_credential(values.get("grace")),
     )
+
+
+def _credential(values: dict[str, Any] | None) -> Credential | None:
+    if not values:
+        return None
+    return Credential(valid_until=datetime.fromisoformat(values["valid_until"]),
+                      secret_version=values.get("secret_version", ""), public_key=values.get("public_key"))
 
 
 def handle_item(record: ApiKeyRecord) -> dict[str, Any]:
@@ -224,9 +239,9 @@ def audit_from(values: dict[str, Any]) -> AuditEntry:
                       created_at=datetime.fromisoformat(values["created_at"]), details=values.get("details", {}))
 
 
-def cleanup_item(key_id: str, due: datetime, reason: str) -> dict[str, Any]:
-    return to_item({"pk": CLEANUP_PARTITION, "sk": cleanup_sk(key_id, due), "type": "secret_cleanup",
-                    "key_id": key_id, "reason": reason})
+def cleanup_item(key_id: str, due: datetime, reason: str, secret_version: str | None = None) -> dict[str, Any]:
+    return to_item({"pk": CLEANUP_PARTITION, "sk": cleanup_sk(key_id, due, secret_version), "type": "secret_cleanup",
+                    "key_id": key_id, "reason": reason, "secret_version": secret_version})
 
 
 def step_up_item(jti: str, expires_at_epoch: int, change_id: str) -> dict[str, Any]:

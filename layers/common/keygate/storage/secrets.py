@@ -7,6 +7,7 @@ authorizer decrypt secret values (docs/architecture.md, "Who may touch what").
 from __future__ import annotations
 
 from keygate.config import ConfigError
+from keygate.records import secret_ref
 from keygate.storage import aws
 
 _MISSING = frozenset({"ResourceNotFoundException"})
@@ -21,29 +22,30 @@ class SecretsManagerVault:
         self.name_prefix = name_prefix
         self._kms_key_id = kms_key_id
 
-    def name(self, key_id: str) -> str:
-        return f"{self.name_prefix}{key_id}"
+    def name(self, key_id: str, version: str = "") -> str:
+        """`keygate/<stage>/<key id>`, and `.../<key id>/<version>` for a rotated secret."""
+        return f"{self.name_prefix}{secret_ref(key_id, version)}"
 
-    def create(self, key_id: str, user_id: str, secret: str) -> None:
+    def create(self, key_id: str, user_id: str, secret: str, version: str = "") -> None:
         if not self._kms_key_id:  # never fall back to the AWS managed key, which the whole account may use
             raise ConfigError("storage settings: SECRETS_KMS_KEY_ID is required to create secrets")
-        aws.call("CreateSecret", self._clients.secretsmanager.create_secret, Name=self.name(key_id),
+        aws.call("CreateSecret", self._clients.secretsmanager.create_secret, Name=self.name(key_id, version),
                  SecretString=secret, KmsKeyId=self._kms_key_id, Description="KeyGate API key HMAC secret",
                  Tags=[{"Key": "keygate:key_id", "Value": key_id}, {"Key": "keygate:user_id", "Value": user_id}])
 
-    def delete(self, key_id: str) -> None:
+    def delete(self, key_id: str, version: str = "") -> None:
         """Delete at once, without the recovery window; deleting a missing secret is fine."""
         try:
             aws.call("DeleteSecret", self._clients.secretsmanager.delete_secret, expected=_MISSING,
-                     SecretId=self.name(key_id), ForceDeleteWithoutRecovery=True)
+                     SecretId=self.name(key_id, version), ForceDeleteWithoutRecovery=True)
         except aws.Expected:
             return
 
-    def read(self, key_id: str) -> str | None:
-        """The key's secret (the signature authorizer is the only reader); None once deleted."""
+    def read(self, key_id: str, version: str = "") -> str | None:
+        """One of the key's secrets (the signature authorizer is the only reader); None once deleted."""
         try:
             response = aws.call("GetSecretValue", self._clients.secretsmanager.get_secret_value, expected=_GONE,
-                                SecretId=self.name(key_id))
+                                SecretId=self.name(key_id, version))
         except aws.Expected:
             return None
         secret: str | None = response.get("SecretString")
