@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,10 @@ class LocalLifecycleEvents:
         queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
         if self._bus != "default":
-            try:
+            with suppress(events.exceptions.ResourceAlreadyExistsException):
                 events.create_event_bus(Name=self._bus)
-            except events.exceptions.ResourceAlreadyExistsException:
-                pass
-        events.put_rule(Name=LOCAL_SUBSCRIPTION, EventBusName=self._bus, EventPattern=json.dumps({"source": ["keygate"]}))
+        events.put_rule(Name=LOCAL_SUBSCRIPTION, EventBusName=self._bus,
+                        EventPattern=json.dumps({"source": ["keygate"]}))
         events.put_targets(Rule=LOCAL_SUBSCRIPTION, EventBusName=self._bus, Targets=[{"Id": "local", "Arn": queue_arn}])
         self.source = StreamEventSource(self._aws._client("dynamodbstreams"), arn,
                                         lambda event: self._invoke(PUBLISHER, event))
@@ -119,7 +119,8 @@ class LocalLifecycleEvents:
         """Deliver the stream to the publisher, and what reached the bus to the events file; the events
         written."""
         with self._lock:
-            assert self.source is not None
+            if self.source is None:
+                raise RuntimeError("start() first")
             self.source.drain()
             return self._collect()
 

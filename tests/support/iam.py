@@ -49,7 +49,8 @@ def pseudo_parameters(parameters: Mapping[str, str], region: str, stack_name: st
 
 def resolve(value: Any, parameters: Mapping[str, str]) -> Any:
     """A policy value with its intrinsic functions resolved: `!GetAtt X.Arn` stands for resource X (its
-    logical id), `!GetAtt T.StreamArn` for "T/stream" (table T's stream), `!Sub` and `!Ref` of parameters are substituted; lists and mappings element by element."""
+    logical id), `!GetAtt T.StreamArn` for "T/stream" (table T's stream), `!Sub` and `!Ref` of parameters
+    are substituted; lists and mappings element by element."""
     if isinstance(value, list):
         return [resolve(item, parameters) for item in value]
     if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:

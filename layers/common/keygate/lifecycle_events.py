@@ -87,7 +87,8 @@ class StreamedEntry:
     values: dict[str, Any]
 
 
-def event_of(values: Mapping[str, Any], visible_prefix: Callable[[str], str]) -> tuple[LifecycleEvent | None, list[str]]:
+def event_of(values: Mapping[str, Any],
+             visible_prefix: Callable[[str], str]) -> tuple[LifecycleEvent | None, list[str]]:
     """The event of a committed entry (None if its action is not published), and the names of detail
     fields left out because they looked like a secret or token."""
     details = values.get("details") or {}

@@ -19,7 +19,8 @@ BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "st
 
 
 class AwsClients:
-    """The DynamoDB, Secrets Manager and EventBridge clients of one endpoint (None: AWS itself), each made on first use."""
+    """The DynamoDB, Secrets Manager and EventBridge clients of one endpoint (None: AWS itself), each made on
+    first use."""
 
     def __init__(self, endpoint_url: str | None) -> None:
         self.endpoint_url = endpoint_url
