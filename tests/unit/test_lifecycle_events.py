@@ -74,7 +74,7 @@ def test_the_detail_names_user_key_prefix_label_changes_time_and_ip():
         "event_id": event_id("AUDIT#kgk_abcdefABCDEF", "0000000002#t#u"), "action": "key_updated",
         "user_id": "alice", "api_key": "kgk_abcdefABCDEF", "key_prefix": "kgk_abcdef", "label": "bot",
         "changes": {"updated_fields": ["label"], "changes": {"label": {"from": "a", "to": "bot"}}},
-        "occurred_at": "2026-11-26T12:00:00.000+00:00", "source_ip": "198.51.100.7"}
+        "occurred_at": "2026-11-26T12:00:00.000Z", "source_ip": "198.51.100.7"}
 
 
 @pytest.mark.parametrize("planted", [
@@ -234,3 +234,21 @@ def test_notices_are_due_7_days_1_day_and_at_the_expiry():
     expiring = DueNotice("k", "u", "expiring_1d", at, at)
     assert expiring.event is NoticeEvent.KEY_EXPIRING and expiring.details()["expires_in_days"] == 1
     assert DueNotice("k", "u", "expired", at, at).event is NoticeEvent.KEY_EXPIRED
+
+
+def test_the_readme_catalogue_shows_every_detail_type_with_an_example_of_the_detail_keygate_builds():
+    import re
+
+    readme = (template.ROOT / "README.md").read_text()
+    section = readme.split("## Lifecycle events (for the exchange's mailer)", 1)[1].split("\n## ", 1)[0]
+    examples = dict(re.findall(r"`(\w+)`:\n\n```json\n(.+?)\n```", section))
+    assert set(examples) == ISSUE_DETAIL_TYPES
+    built, _ = event_of(_values("key_created"), _prefix)
+    assert built is not None
+    for name, text in examples.items():
+        detail = json.loads(text)
+        assert set(detail) == set(built.detail), name
+        assert f"| `{name}` |" in section
+        row = re.search(rf"\| `{name}` \| `(\w+)`", section)
+        assert row and detail_type(row.group(1), detail["changes"]) == name == detail_type(detail["action"],
+                                                                                             detail["changes"])

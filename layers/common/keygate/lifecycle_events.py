@@ -13,7 +13,10 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+
+from keygate.records import iso
 
 SOURCE = "keygate"
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1c1d2e-5b7a-4c8e-9a3f-6b2d0e4c7a15")
@@ -99,6 +102,7 @@ def event_of(values: Mapping[str, Any],
     changes = {name: details[name] for name in DETAIL_FIELDS if name in details and name not in dropped}
     key_id = values.get("api_key") or None
     label = values.get("label", details.get("label"))
+    occurred_at = iso(datetime.fromisoformat(values["created_at"])) if values.get("created_at") else None
     detail = {
         "event_id": event_id(str(values["pk"]), str(values["sk"])),
         "action": values["event"],
@@ -107,10 +111,10 @@ def event_of(values: Mapping[str, Any],
         "key_prefix": visible_prefix(key_id) if key_id else None,
         "label": None if carries_secret(label) else label,
         "changes": changes,
-        "occurred_at": values.get("created_at"),
+        "occurred_at": occurred_at,
         "source_ip": values.get("ip_address") or None,
     }
-    return LifecycleEvent(detail["event_id"], kind, detail, str(values.get("created_at", ""))), dropped
+    return LifecycleEvent(detail["event_id"], kind, detail, occurred_at or ""), dropped
 
 
 class EventPublisher(Protocol):
