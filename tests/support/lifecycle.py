@@ -6,6 +6,7 @@ the exchange's mailer would subscribe."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -56,3 +57,23 @@ class Mailer:
 
     def of_type(self, detail_type: str) -> list[dict[str, Any]]:
         return [event for event in self.received() if event["detail-type"] == detail_type]
+
+
+def published_entry_ids() -> Counter:
+    """The event id of every committed entry the publisher must publish (audit entries and notices whose
+    action is mapped), from a Scan of the table (tests only)."""
+    from keygate import lifecycle_events
+    from tests.support.stack import table_items
+
+    return Counter(lifecycle_events.event_id(item["pk"], item["sk"]) for item in table_items()
+                   if item.get("type") in ("audit", "notice")
+                   and lifecycle_events.detail_type(item["event"], item.get("details") or {}) is not None)
+
+
+def assert_every_committed_entry_published_once(mailer: Mailer) -> None:
+    """Deliver the whole stream to the publisher, then: the mailer received exactly one event per committed
+    entry (every committed change published, nothing that did not commit)."""
+    mailer.events.clear()
+    stream_source().drain()
+    received = Counter(event["detail"]["event_id"] for event in mailer.received())
+    assert received == published_entry_ids(), (received, published_entry_ids())
