@@ -72,30 +72,42 @@ class StreamEventSource:
     on_failure: tuple[Any, str] | None = None
     _attempts: int = 0
     _listed: bool = False
+    _next: str | None = None  # the shard iterator after the last batch read, while the checkpoint follows it
+    _pending_next: str | None = None
 
     def _records(self) -> list[dict[str, Any]]:
         if not self._listed:  # Lambda checks the role can list the table's streams when the mapping starts
             table = self.stream_arn.split(":table/", 1)[1].split("/", 1)[0]
             self.streams.list_streams(TableName=table)
             self._listed = True
-        [shard] = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        position = {"ShardIteratorType": "TRIM_HORIZON"} if self.checkpoint is None else \
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.checkpoint}
-        iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard["ShardId"],
-                                                   **position)["ShardIterator"]
-        return self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)["Records"]
+        iterator, self._next = self._next, None
+        if iterator is None:  # (re)start at the checkpoint
+            [shard] = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+            position = {"ShardIteratorType": "TRIM_HORIZON"} if self.checkpoint is None else \
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.checkpoint}
+            iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard["ShardId"],
+                                                       **position)["ShardIterator"]
+        page = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+        self._pending_next = page.get("NextShardIterator")
+        return page["Records"]
+
+    def _advance(self, checkpoint: str | None) -> None:
+        """Done with the batch up to `checkpoint`; the next read continues after the batch just read."""
+        self.checkpoint = checkpoint
+        self._next = self._pending_next
 
     def poll_once(self) -> Delivery:
         """Deliver one batch (the records after the checkpoint that the filter passes)."""
         delivery = Delivery()
         records = self._records()
         if not records:
+            self._next = self._pending_next
             return delivery
         passed = [lambda_record(record, self.stream_arn) for record in records
                   if not self.patterns or any(matches(pattern, record) for pattern in self.patterns)]
         delivery.filtered_out = len(records) - len(passed)
         if not passed:
-            self.checkpoint = records[-1]["dynamodb"]["SequenceNumber"]
+            self._advance(records[-1]["dynamodb"]["SequenceNumber"])
             return delivery
         delivery.delivered = len(passed)
         try:
@@ -115,7 +127,7 @@ class StreamEventSource:
                                     >= int(first)], first)
         else:
             self._attempts = 0
-            self.checkpoint = records[-1]["dynamodb"]["SequenceNumber"]
+            self._advance(records[-1]["dynamodb"]["SequenceNumber"])
         return delivery
 
     def _retry_or_give_up(self, batch: list[dict[str, Any]], first: str) -> None:
