@@ -312,3 +312,79 @@ def test_the_expiry_schedule_reads_the_index_without_scan(client, alice, aws_cal
     with aws_calls.recording() as calls:
         layer().lifecycle.at(FixedClock(now_utc() + timedelta(days=9))).send_expiry_notices()
     assert "dynamodb.Scan" not in calls and "dynamodb.Query" in calls
+
+
+def test_a_batch_never_accepted_goes_to_the_dead_letter_queue_by_position_only(client, alice, monkeypatch):
+    # Given a committed create whose event EventBridge never accepts, and the mapping's on-failure queue
+    import boto3
+
+    from keygate.storage.events import EventBridgePublisher
+    from tests.support.stack import REGION
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="lifecycle-dead-letters")["QueueUrl"]
+    created = client.create(label="bot").json()
+    original = EventBridgePublisher.put
+    monkeypatch.setattr(EventBridgePublisher, "put", lambda self, events: [False] * len(events))
+    source = stream_source()
+    source.max_retries, source.on_failure = 2, (sqs, queue)
+    # When Lambda's retries are spent
+    deliveries = [source.poll_once() for _ in range(3)]
+    # Then every delivery failed, and the batch's position (never its content) went to the queue
+    assert all(delivery.failed for delivery in deliveries)
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(message["Body"])
+    assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert body["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert created["api_secret"] not in message["Body"] and created["api_key"] not in message["Body"]
+    # And the stream moved on: a later change is published once EventBridge accepts again
+    monkeypatch.setattr(EventBridgePublisher, "put", original)
+    mailer = Mailer()
+    client.update(created["api_key"], label="renamed")
+    source.drain()
+    assert [event["detail-type"] for event in mailer.received()] == ["ApiKeyUpdated"]
+
+
+def test_a_notice_that_failed_to_commit_stays_due_and_the_next_run_sends_it(client, alice, aws_calls):
+    # Given a key whose 7-day notice is due, and the schedule's run failing at the notice's commit
+    from tests.support.faults import Fault, Mode
+
+    client.create(label="bot", expires_days=8)
+    handler_clock = FixedClock(now_utc() + timedelta(days=1, minutes=1))
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation="dynamodb.TransactWriteItems"))
+    failed = layer().lifecycle.at(handler_clock).send_expiry_notices()
+    aws_calls.disarm()
+    assert failed.sent == [] and len(failed.failed) == 1
+    assert [item for item in table_items() if item["type"] == "notice"] == []
+    # When the next run comes
+    retried = layer().lifecycle.at(handler_clock).send_expiry_notices()
+    # Then the notice is recorded, once
+    assert retried.failed == [] and len(retried.sent) == 1
+    assert len([item for item in table_items() if item["type"] == "notice"]) == 1
+
+
+def test_the_expiry_function_fails_its_invocation_when_a_notice_failed(client, alice, aws_calls):
+    # A failed run is a Lambda error: Scheduler's and Lambda's retries, then the dead-letter queue (alarmed)
+    from keygate_dev import template as template_module
+    from keygate_dev.lambda_runner import LambdaContext
+    from tests.support.faults import Fault, Mode
+
+    client.create(label="bot", expires_days=8)
+    layer_items = [item for item in table_items() if item["pk"] == layout.EXPIRY_PARTITION]
+    assert len(layer_items) == 3
+    # (the handler runs on the wall clock: make one notice due now by moving its due time into the past)
+    import boto3
+
+    from tests.support.stack import REGION, TABLE_NAME
+
+    first = min(layer_items, key=lambda item: item["sk"])
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.delete_item(TableName=TABLE_NAME, Key=layout.key(first["pk"], first["sk"]))
+    due_now = first["sk"].replace(first["sk"].split("#", 1)[0], "0000000000001", 1)
+    dynamodb.put_item(TableName=TABLE_NAME, Item=layout.to_item({**first, "sk": due_now}))
+    handler = template_module.load_handler("ExpiryNoticesFunction")
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation="dynamodb.TransactWriteItems"))
+    with pytest.raises(RuntimeError, match="stay due"):
+        handler({}, LambdaContext("ExpiryNoticesFunction"))
+    aws_calls.disarm()
+    assert handler({}, LambdaContext("ExpiryNoticesFunction"))["failed"] == []
