@@ -299,12 +299,26 @@ def test_a_revoked_key_gets_no_expiry_notice_and_a_short_key_no_7_day_notice(cli
     revoked = client.create(label="revoked", expires_days=8).json()["api_key"]
     client.revoke(revoked)
     short = client.create(label="short", expires_days=2).json()["api_key"]
+    layer().lifecycle.at(FixedClock(now_utc() + timedelta(days=1, hours=1))).send_expiry_notices()
     report = layer().lifecycle.at(FixedClock(now_utc() + timedelta(days=9))).send_expiry_notices()
     stream_source().drain()
-    assert sorted(report.sent) == [f"{short} expired", f"{short} expiring_1d"]
-    assert len(report.dropped) == 3  # the revoked key's three notices
+    assert report.sent == [f"{short} expired"]
+    assert len(report.dropped) == 2  # the revoked key's 1-day notice and expiry (its 7-day one went earlier)
     notices = [event for event in mailer.received() if event["detail-type"].startswith("ApiKeyExpir")]
     assert {event["detail"]["api_key"] for event in notices} == {short}
+
+
+def test_a_late_run_sends_only_the_latest_notice_due(client, alice):
+    # Given a key expiring in 8 days, and a schedule that did not run until after its expiry
+    mailer = Mailer()
+    key_id = client.create(label="bot", expires_days=8).json()["api_key"]
+    # When it runs
+    report = layer().lifecycle.at(FixedClock(now_utc() + timedelta(days=8, minutes=1))).send_expiry_notices()
+    stream_source().drain()
+    # Then only ApiKeyExpired is sent: the two "expiring" notices are dropped as superseded
+    assert report.sent == [f"{key_id} expired"] and len(report.dropped) == 2
+    assert [event["detail-type"] for event in mailer.received() if event["detail-type"].startswith("ApiKeyExpir")] \
+        == ["ApiKeyExpired"]
 
 
 def test_the_expiry_schedule_reads_the_index_without_scan(client, alice, aws_calls):

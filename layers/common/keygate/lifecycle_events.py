@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from keygate.errors import ServiceUnavailable
 from keygate.records import iso
 
 SOURCE = "keygate"
@@ -140,8 +141,6 @@ def publish(entries: Iterable[StreamedEntry], publisher: EventPublisher, visible
     """Publish the events of a stream batch in stream order, at most 10 per request. At the first entry that
     is not accepted (or a request that fails) publishing stops and the report names that entry: the stream
     resumes there, so nothing after it is published out of order, and nothing before it twice."""
-    from keygate.errors import ServiceUnavailable
-
     report = PublishReport()
     pending: list[tuple[str, LifecycleEvent]] = []
     for entry in entries:

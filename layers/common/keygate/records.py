@@ -123,6 +123,11 @@ class DueNotice:
     def event(self) -> NoticeEvent:
         return NoticeEvent.KEY_EXPIRED if EXPIRY_NOTICES[self.notice] == timedelta(0) else NoticeEvent.KEY_EXPIRING
 
+    def superseded(self, now: datetime) -> bool:
+        """A later notice of the same expiry is due too (a run that comes late): this one is not sent."""
+        ahead = EXPIRY_NOTICES[self.notice]
+        return any(later < ahead and now >= self.expires_at - later for later in EXPIRY_NOTICES.values())
+
     def details(self) -> dict[str, Any]:
         details: dict[str, Any] = {"expires_at": iso(self.expires_at)}
         if self.event is NoticeEvent.KEY_EXPIRING:

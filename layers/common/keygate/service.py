@@ -132,7 +132,7 @@ class KeyAudit:
 @dataclass
 class NoticeReport:
     sent: list[str]  # "<key id> <notice>"
-    dropped: list[str]  # due notices of a key revoked, gone or no longer expiring then
+    dropped: list[str]  # due notices of a key revoked, gone or no longer expiring then, or superseded
     failed: list[str]
 
 
@@ -377,14 +377,16 @@ class KeyLifecycle:
     def send_expiry_notices(self) -> NoticeReport:
         """Record every expiry notice that is due (7 days and 1 day ahead, and at the expiry) for the keys
         that still expire then; the stream publishes each once recorded (docs/architecture.md, "Expiry
-        notices"). A notice is recorded at most once per key, notice and expiry."""
+        notices"). A notice is recorded at most once per key, notice and expiry; one that a later notice of
+        the same expiry supersedes (a late run) is dropped."""
         now = self._clock()
         report = NoticeReport(sent=[], dropped=[], failed=[])
         for notice in self._keys.due_expiry_notices(now):
             name = f"{notice.key_id} {notice.notice}"
             try:
                 record = self._keys.get_key_by_id(notice.key_id)
-                if record is None or record.status is not KeyStatus.ACTIVE or record.expires_at != notice.expires_at:
+                if record is None or record.status is not KeyStatus.ACTIVE or record.expires_at != notice.expires_at \
+                        or notice.superseded(now):
                     self._keys.drop_expiry_notice(notice)
                     report.dropped.append(name)
                 elif self._keys.commit_notice(record, notice, now):
