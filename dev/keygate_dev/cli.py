@@ -5,6 +5,7 @@
     keygate dev token   --user alice [--lifetime SECONDS]        prints a session JWT
     keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
     keygate dev onboard --user alice [--no-trade]                onboarding (+ trading handshake) state
+    keygate dev events  [--type ApiKeyCreated] [--expiry-now]    the lifecycle events KeyGate published
     keygate dev invoke  <FunctionLogicalId> events/<file>.json   one function, one event, in-process
                         [more event files]                       (then a JSON object: file -> result)
 
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.add_argument("--user", required=True)
     onboard.add_argument("--no-trade", action="store_true", help="onboarded, but no trading handshake yet")
 
+    events = commands.add_parser("events", help="print the lifecycle events KeyGate published (one JSON per line)")
+    events.add_argument("--type", dest="detail_type", default=None, help="only this detail-type, e.g. ApiKeyCreated")
+    events.add_argument("--expiry-now", action="store_true",
+                        help="run the expiry notices' schedule now (the server then publishes what is due)")
+
     invoke = commands.add_parser("invoke", help="run one function with one event, like `sam local invoke`")
     invoke.add_argument("function_id", metavar="FunctionLogicalId")
     invoke.add_argument("events", type=Path, nargs="+", metavar="EVENT_FILE",
@@ -194,6 +200,25 @@ def _invoke(arguments: argparse.Namespace) -> None:
     print(json.dumps(next(iter(result.values())) if len(result) == 1 else result, indent=2))
 
 
+def _events(arguments: argparse.Namespace) -> None:
+    from keygate_dev.lifecycle import EXPIRY_NOTICES, format_events, read_events
+
+    info = state.running_server()
+    if arguments.expiry_now:
+        if info is None:
+            raise CliError(f"No local server runs for {state.state_dir()}: start it with `make dev` first.")
+        from keygate_dev.server import LocalStage
+
+        result = LocalStage.of_running_server(info, state.load_identity()).runner.run(EXPIRY_NOTICES, {})
+        if result.error is not None:
+            raise CliError(f"the expiry notices run failed: {result.error.get('errorMessage')}")
+        print(f"expiry notices: {json.dumps(result.payload)}", file=sys.stderr)
+    for line in format_events(read_events(), arguments.detail_type):
+        print(line)
+    if info is None:
+        print(f"(no local server runs for {state.state_dir()}: these are the last one's events)", file=sys.stderr)
+
+
 def _token(arguments: argparse.Namespace) -> None:
     print(state.load_identity().session_token(arguments.user, lifetime_seconds=arguments.lifetime))
 
@@ -202,7 +227,8 @@ def _step_up(arguments: argparse.Namespace) -> None:
     print(state.load_identity().step_up_token(arguments.user, arguments.action))
 
 
-COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke}
+COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke,
+            "events": _events}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

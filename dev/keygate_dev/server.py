@@ -5,7 +5,9 @@ One process holds everything, in threads:
 - the AWS backend (keygate_dev.emulation: moto's server by default),
 - the local identity provider's JWKS on its own 127.0.0.1 port (keygate_dev.jwks_server),
   trusted by the stack parameters SessionJwksUrl / StepUpJwks exactly like a real IdP,
-- SAM CLI's local API Gateway with the in-process Lambda runner (keygate_dev.local_api).
+- SAM CLI's local API Gateway with the in-process Lambda runner (keygate_dev.local_api),
+- the lifecycle events: the keys table's stream delivered to the publisher, the expiry notices' timer, and
+  the bus delivered to `<state dir>/events.jsonl` (keygate_dev.lifecycle; `keygate dev events`).
 
 While it runs, `<state dir>/server.json` tells the other `keygate dev` commands where it is.
 """
@@ -28,11 +30,12 @@ from typing import TextIO
 
 from werkzeug.serving import make_server
 
-from keygate_dev import state
+from keygate_dev import state, template
 from keygate_dev.emulation import AwsEmulation
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
+from keygate_dev.lifecycle import LocalLifecycleEvents
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
@@ -221,6 +224,7 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
     previous_handlers = {signum: signal.signal(signum, _raise_stop) for signum in _STOP_SIGNALS}
     info: state.ServerInfo | None = None
     server = None
+    lifecycle_events = None
     try:
         with local_backend(identity, parameter_overrides, env_overrides, aws_port=aws_port,
                            jwks_port=jwks_port) as (stage, aws):
@@ -229,6 +233,12 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             service = KeyGateLocalApigwService(definition, stage.runner, port=bound_port, host=HOST)
             service.create()
             stage.onboard(demo_user)
+            bus = {**template.parameter_defaults(), **stage.parameters}["LifecycleEventBusName"]
+            if aws.mode != "real":  # a deployed stack publishes its own (keygate_dev.lifecycle)
+                try:
+                    lifecycle_events = LocalLifecycleEvents(aws, stage.runner, bus).start()
+                except Exception as error:  # noqa: BLE001 (an emulator without streams or EventBridge)
+                    print(f"Lifecycle events are not available on this AWS backend: {error}", file=out)
             server = make_server(HOST, bound_port, service.app, threaded=True, fd=listener.fileno())
             base_url = f"http://{HOST}:{bound_port}"
             info = state.ServerInfo(pid=os.getpid(), api_url=base_url, aws_endpoint_url=aws.endpoint_url,
@@ -242,6 +252,8 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
                        "real": f"real AWS ({aws.region}, table {aws.table_name})"}[aws.mode]
             print(walkthrough(base_url, demo_user), file=out)
             print(f"AWS: {backend}; state: {state.state_dir()}", file=out)
+            if lifecycle_events is not None:
+                print(f"Lifecycle events: published to bus {bus!r}; see them with $BIN/keygate dev events", file=out)
             print(f"{READY_LINE} {base_url}", file=out, flush=True)
             with suppress(KeyboardInterrupt, _Stop):
                 server.serve_forever()
@@ -249,6 +261,8 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             for signum in _STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
     finally:
+        if lifecycle_events is not None:
+            lifecycle_events.stop()
         if server is not None:
             server.server_close()
         listener.close()

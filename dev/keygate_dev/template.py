@@ -92,6 +92,8 @@ def create_tables(dynamodb: Any, table_names: Mapping[str, str], *, existing: Co
         arguments = {key: properties[key] for key in _CREATE_TABLE_PROPERTIES if key in properties}
         if "SSESpecification" in properties:  # CloudFormation's SSEEnabled is the API's Enabled
             arguments["SSESpecification"] = {"Enabled": bool(properties["SSESpecification"]["SSEEnabled"])}
+        if "StreamSpecification" in properties:  # the API's StreamEnabled is implied in CloudFormation
+            arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
         dynamodb.create_table(TableName=name, **arguments)
         ttl = properties.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):

@@ -6,7 +6,9 @@ a fresh user, the call fails before reaching AWS, succeeds and the Lambda dies
 right after, or succeeds and its response is lost. Afterwards: the caller got
 503 with Retry-After (or its 200 when only a best-effort secret deletion after
 a committed revocation failed), every invariant holds before and after the
-secret janitor, and the step-up token is spent exactly when the change committed.
+secret janitor, the step-up token is spent exactly when the change committed, and the lifecycle
+events published (the keys table's stream delivered to the publisher) are exactly one per committed
+audit entry (issue 16).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tests.support.faults import (
     retried_after_lost_response,
 )
 from tests.support.invariants import StoredState, check_invariants
+from tests.support.lifecycle import Mailer, assert_every_committed_entry_published_once
 from tests.support.profiles import ZDEX
 from tests.support.stack import onboard, run_janitor, state_snapshot, unique_user
 
@@ -160,7 +163,7 @@ def record_clean_run(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath
 
 
 def run_with_fault(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath, mode: Mode, index: int,
-                   operation: str, commit_at: int) -> None:
+                   operation: str, commit_at: int, mailer: Mailer) -> None:
     # Given a fresh user in the state the path starts from, and a step-up token for the action
     empty_aws()
     user = unique_user()
@@ -213,6 +216,8 @@ def run_with_fault(client: ApiClient, aws_calls: AwsCalls, path: LifecyclePath, 
     else:
         assert retry.status == path.success_status, retry.body
     check_invariants(settled=True)
+    # And the lifecycle events published are exactly the committed changes', each once (issue 16)
+    assert_every_committed_entry_published_once(mailer)
 
 
 @pytest.mark.parametrize("mode", list(Mode), ids=str)
@@ -221,12 +226,13 @@ def test_each_aws_call_failing_in_turn_keeps_every_invariant(client, aws_calls, 
     # Given the AWS calls a clean run of the path makes, the last transaction being its commit
     operations = record_clean_run(client, aws_calls, path)
     commit_at = max(position for position, operation in enumerate(operations) if operation == COMMIT)
+    mailer = Mailer()
     # When each of them fails in turn, Then the caller and the stored state are as described above
     for index, operation in enumerate(operations):
         if mode is Mode.LOST_RESPONSE and operation in READS:
             continue
         try:
-            run_with_fault(client, aws_calls, path, mode, index, operation, commit_at)
+            run_with_fault(client, aws_calls, path, mode, index, operation, commit_at, mailer)
         except AssertionError as error:
             raise AssertionError(f"{path.name}, {mode} at call #{index} ({operation}): {error}") from error
 

@@ -98,9 +98,22 @@ class RequestRecorder:
         self.requests: list[iam.Request] = []
         self._hooks = StoreClientHooks({"before-parameter-build.*.*": self._record})
 
+    def watch(self, client: Any) -> None:
+        """Record the requests of another client too (one Lambda's service makes with the function's role: the
+        event source mapping's stream reads and on-failure sends)."""
+        client.meta.events.register("before-parameter-build.*.*", self._record)
+
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         service = model.service_model.endpoint_prefix
-        if model.name == "TransactWriteItems":
+        if service == "events":  # one request per entry: events:source is single-valued
+            self.requests += [iam.Request(f"events:{model.name}", f"arn:aws:events:{REGION}:{iam.ACCOUNT}:event-bus/"
+                                          f"{entry.get('EventBusName', 'default')}", {"events:source": entry["Source"]})
+                              for entry in params["Entries"]]
+        elif service == "streams.dynamodb":
+            self.requests.append(iam.Request(f"dynamodb:{model.name}", "KeysTable/stream"))
+        elif service == "sqs":
+            self.requests.append(iam.Request(f"sqs:{model.name}", params["QueueUrl"].rsplit("/", 1)[1]))
+        elif model.name == "TransactWriteItems":
             self.requests += [_table_request(TRANSACTION_ITEM_ACTIONS[kind], body)
                               for item in params["TransactItems"] for kind, body in item.items()]
         elif service == "dynamodb":
@@ -210,6 +223,45 @@ def _signed_requests(world: World) -> None:
     world.recorded = recorder.requests  # type: ignore[attr-defined]
 
 
+def _publisher_runs(world: World) -> None:
+    """The publisher's event source mapping reading the stream, an entry EventBridge never accepts going to the
+    on-failure destination, then a change published."""
+    import boto3
+
+    from keygate.storage.events import EventBridgePublisher
+    from tests.support.lifecycle import stream_source
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="LifecycleEventsDeadLetterQueue")["QueueUrl"]  # named as its logical id
+    source = stream_source()
+    source.max_retries, source.on_failure = 1, (sqs, queue)
+    original = EventBridgePublisher.put
+    world.monkeypatch.setattr(EventBridgePublisher, "put", lambda self, events: [False] * len(events))
+    with RequestRecorder() as recorder:
+        recorder.watch(source.streams)
+        recorder.watch(sqs)
+        source.poll_once(), source.poll_once()  # retried once, then sent to the destination
+        world.monkeypatch.setattr(EventBridgePublisher, "put", original)
+    recorded = recorder.requests
+    assert world.client.update(world.key_id, label="renamed").status == 200
+    with RequestRecorder() as recorder:
+        recorder.watch(source.streams)
+        source.drain()
+    world.recorded = recorded + recorder.requests  # type: ignore[attr-defined]
+
+
+def _expiry_notices_run(world: World) -> None:
+    # A key that expires in 8 days and one revoked before it expires: a run 9 days later sends the first's
+    # notices and drops the second's
+    world.client.create(label="expiring", expires_days=8)
+    revoked = world.client.create(label="revoked", expires_days=8).json()["api_key"]
+    world.client.revoke(revoked)
+    with RequestRecorder() as recorder:
+        from tests.support.stack import layer
+        layer().lifecycle.at(FixedClock(now_utc() + timedelta(days=9))).send_expiry_notices()
+    world.recorded = recorder.requests  # type: ignore[attr-defined]
+
+
 def _janitor_run(world: World) -> None:
     # A key that expires in a day, and a janitor run two days later: the expiry's cleanup entry falls due
     world.client.create(label="expiring", expires_days=1)
@@ -220,7 +272,8 @@ def _janitor_run(world: World) -> None:
 
 # function id -> the requests that exercise every AWS call its code can make
 SCENARIOS: dict[str, Callable[[World], object]] = {
-    "CreateApiKeyFunction": lambda world: (world.client.create(label="plain", permissions=["read", "trade"]),
+    "CreateApiKeyFunction": lambda world: (world.client.create(label="plain", permissions=["read", "trade"],
+                                                               expires_days=30),
                                            lose_create_races(world.client, world.monkeypatch)),
     "ListApiKeysFunction": lambda world: world.client.list(),
     "UpdateApiKeyFunction": lambda world: (world.client.update(world.key_id, permissions=["read", "trade"]),
@@ -232,6 +285,8 @@ SCENARIOS: dict[str, Callable[[World], object]] = {
     "GetApiKeyAuditFunction": lambda world: world.client.audit(world.key_id),
     "GetCallingApiKeyFunction": _bot_reads_its_key,
     "SecretJanitorFunction": _janitor_run,
+    "PublishLifecycleEventsFunction": _publisher_runs,
+    "ExpiryNoticesFunction": _expiry_notices_run,
     "SignatureAuthorizerFunction": _signed_requests,
 }
 # Functions that call no AWS service at all: they must be granted nothing.

@@ -49,14 +49,15 @@ def pseudo_parameters(parameters: Mapping[str, str], region: str, stack_name: st
 
 def resolve(value: Any, parameters: Mapping[str, str]) -> Any:
     """A policy value with its intrinsic functions resolved: `!GetAtt X.Arn` stands for resource X (its
-    logical id), `!Sub` and `!Ref` of parameters are substituted; lists and mappings element by element."""
+    logical id), `!GetAtt T.StreamArn` for "T/stream" (table T's stream), `!Sub` and `!Ref` of parameters
+    are substituted; lists and mappings element by element."""
     if isinstance(value, list):
         return [resolve(item, parameters) for item in value]
     if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
         name, attribute = value["Fn::GetAtt"] if isinstance(value["Fn::GetAtt"], list) else \
             value["Fn::GetAtt"].split(".", 1)
-        assert attribute == "Arn", value
-        return name
+        assert attribute in {"Arn", "StreamArn"}, value
+        return name if attribute == "Arn" else f"{name}/stream"
     if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
         return re.sub(r"\$\{([^}]+)\}", lambda found: parameters[found.group(1)], value["Fn::Sub"])
     if isinstance(value, dict) and set(value) == {"Ref"}:

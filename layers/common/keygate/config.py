@@ -183,6 +183,27 @@ class KeyPolicy:
         return policy
 
 
+_EVENT_BUS_NAME = re.compile(r"[A-Za-z0-9._/-]{1,256}")
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Where the lifecycle events go (the stack parameter LifecycleEventBusName; `default`: the account's
+    default bus) and the key id prefix their key prefixes are cut from."""
+
+    bus_name: str
+    key_id_prefix: str = "kgk_"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        config = cls(bus_name=env.text("LIFECYCLE_EVENT_BUS_NAME", pattern=_EVENT_BUS_NAME,
+                                       rule="an event bus name (letters, digits, ._/-)"),
+                     key_id_prefix=_key_id_prefix(env))
+        env.done("lifecycle events settings")
+        return config
+
+
 @dataclass(frozen=True)
 class TokenIssuer:
     """A JWT issuer KeyGate trusts: `iss`, `aud` and the JWKS URL of its signing keys."""

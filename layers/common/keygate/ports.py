@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from keygate.records import AccountState, ApiKeyRecord, AuditEntry, PendingCleanup, UserSnapshot
+from keygate.records import AccountState, ApiKeyRecord, AuditEntry, DueNotice, PendingCleanup, UserSnapshot
 
 if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module, never PyJWT
     from keygate.stepup import StepUpUse
@@ -80,6 +80,15 @@ class KeyRepository(Protocol):
 
     def due_cleanups(self, now: datetime, limit: int = 500) -> list[PendingCleanup]:
         """Cleanup entries due at `now`, oldest first."""
+
+    def due_expiry_notices(self, now: datetime, limit: int = 500) -> list[DueNotice]:
+        """Expiry notices due at `now`, oldest first (written with the records whose expiry they announce)."""
+
+    def commit_notice(self, record: ApiKeyRecord, notice: DueNotice, now: datetime) -> bool:
+        """Record a notice as sent and retire it from the due ones, atomically; False if it was sent before."""
+
+    def drop_expiry_notice(self, notice: DueNotice) -> None:
+        """Retire a due notice that is not to be sent."""
 
 
 class SecretVault(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -123,6 +123,45 @@ class AuditEntry:
     ip_address: str
     created_at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+
+
+# The expiry notices of a key with an expiry: name -> how long before the expiry it is due.
+EXPIRY_NOTICES: dict[str, timedelta] = {"expiring_7d": timedelta(days=7), "expiring_1d": timedelta(days=1),
+                                        "expired": timedelta(0)}
+
+
+class NoticeEvent(StrEnum):
+    """Expiry notices (KeyLifecycle.send_expiry_notices): not in a key's audit log, but recorded once per key,
+    notice and expiry, and published like audit entries."""
+
+    KEY_EXPIRING = "key_expiring"
+    KEY_EXPIRED = "key_expired"
+
+
+@dataclass(frozen=True)
+class DueNotice:
+    """An expiry notice whose time has come, for the key's expiry at `expires_at`."""
+
+    key_id: str
+    user_id: str
+    notice: str  # a name of EXPIRY_NOTICES
+    expires_at: datetime
+    due: datetime
+
+    @property
+    def event(self) -> NoticeEvent:
+        return NoticeEvent.KEY_EXPIRED if EXPIRY_NOTICES[self.notice] == timedelta(0) else NoticeEvent.KEY_EXPIRING
+
+    def superseded(self, now: datetime) -> bool:
+        """A later notice of the same expiry is due too (a run that comes late): this one is not sent."""
+        ahead = EXPIRY_NOTICES[self.notice]
+        return any(later < ahead and now >= self.expires_at - later for later in EXPIRY_NOTICES.values())
+
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"expires_at": iso(self.expires_at)}
+        if self.event is NoticeEvent.KEY_EXPIRING:
+            details["expires_in_days"] = EXPIRY_NOTICES[self.notice].days
+        return details
 
 
 @dataclass(frozen=True)

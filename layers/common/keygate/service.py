@@ -165,6 +165,13 @@ class KeyAudit:
 
 
 @dataclass
+class NoticeReport:
+    sent: list[str]  # "<key id> <notice>"
+    dropped: list[str]  # due notices of a key revoked, gone or no longer expiring then, or superseded
+    failed: list[str]
+
+
+@dataclass
 class JanitorReport:
     deleted: list[str]
     kept: list[str]
@@ -486,6 +493,32 @@ class KeyLifecycle:
                 self._keys.remove_cleanup(record.key_id, now)
             except ServiceUnavailable:
                 logger.warning("secret deletion deferred to the janitor", extra={"api_key": record.key_id})
+
+    # -------------------------------------------------------- expiry notices
+    def send_expiry_notices(self) -> NoticeReport:
+        """Record every expiry notice that is due (7 days and 1 day ahead, and at the expiry) for the keys
+        that still expire then; the stream publishes each once recorded (docs/architecture.md, "Expiry
+        notices"). A notice is recorded at most once per key, notice and expiry; one that a later notice of
+        the same expiry supersedes (a late run) is dropped."""
+        now = self._clock()
+        report = NoticeReport(sent=[], dropped=[], failed=[])
+        for notice in self._keys.due_expiry_notices(now):
+            name = f"{notice.key_id} {notice.notice}"
+            try:
+                record = self._keys.get_key_by_id(notice.key_id)
+                if record is None or record.status is not KeyStatus.ACTIVE or record.expires_at != notice.expires_at \
+                        or notice.superseded(now):
+                    self._keys.drop_expiry_notice(notice)
+                    report.dropped.append(name)
+                elif self._keys.commit_notice(record, notice, now):
+                    report.sent.append(name)
+                else:
+                    report.dropped.append(name)
+            except ServiceUnavailable:
+                report.failed.append(name)  # still due: the next run tries again
+        logger.info("expiry notices run", extra={"sent": len(report.sent), "dropped": len(report.dropped),
+                                                 "failed": len(report.failed)})
+        return report
 
     # --------------------------------------------------------------- janitor
     def run_secret_janitor(self) -> JanitorReport:

@@ -13,7 +13,9 @@ from datetime import datetime
 from functools import cache, cached_property
 from typing import Any
 
-from keygate.config import KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
+from keygate import keys
+from keygate.config import EventsConfig, KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
+from keygate.lifecycle_events import PublishReport, publish
 from keygate.models import validation_context
 from keygate.observability import logger
 from keygate.records import now_utc
@@ -62,6 +64,33 @@ def management() -> Management:
     return Management()
 
 
+class EventPublishing:
+    """The lifecycle events publisher's root: the keys table's stream in, EventBridge out."""
+
+    def __init__(self) -> None:
+        from keygate.storage.events import EventBridgePublisher
+
+        config = EventsConfig.from_environ()
+        self._prefix = config.key_id_prefix
+        self.publisher = EventBridgePublisher(aws.clients(StorageConfig.from_environ().aws_endpoint_url),
+                                              config.bus_name)
+
+    def publish_stream_batch(self, event: Mapping[str, Any]) -> PublishReport:
+        from keygate.storage.events import streamed_entries
+
+        def dropped(event_id: str, names: list[str]) -> None:
+            logger.error("event fields left out: they looked like a secret or token",
+                         extra={"event_id": event_id, "fields": names})
+
+        return publish(streamed_entries(dict(event)), self.publisher,
+                       lambda key_id: keys.visible_prefix(key_id, self._prefix), on_dropped=dropped)
+
+
+@cache
+def event_publishing() -> EventPublishing:
+    return EventPublishing()
+
+
 @cache
 def session() -> SessionConfig:
     """The session authorizer's settings."""
@@ -73,3 +102,4 @@ def forget() -> None:
     (keygate.storage.aws.forget_clients, keygate.tokens.forget_jwks)."""
     management.cache_clear()
     session.cache_clear()
+    event_publishing.cache_clear()

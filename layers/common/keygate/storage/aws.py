@@ -19,7 +19,8 @@ BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "st
 
 
 class AwsClients:
-    """The DynamoDB and Secrets Manager clients of one endpoint (None: AWS itself), each made on first use."""
+    """The DynamoDB, Secrets Manager and EventBridge clients of one endpoint (None: AWS itself), each made on
+    first use."""
 
     def __init__(self, endpoint_url: str | None) -> None:
         self.endpoint_url = endpoint_url
@@ -37,6 +38,12 @@ class AwsClients:
             self._clients["secretsmanager"] = boto3.client("secretsmanager", config=BOTO_CONFIG,
                                                            endpoint_url=self.endpoint_url)
         return self._clients["secretsmanager"]
+
+    @property
+    def events(self) -> Any:
+        if "events" not in self._clients:
+            self._clients["events"] = boto3.client("events", config=BOTO_CONFIG, endpoint_url=self.endpoint_url)
+        return self._clients["events"]
 
     def created(self) -> list[Any]:
         """The clients made so far."""

@@ -17,10 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keygate.observability import tracer
 from keygate.ports import ConditionFailed, Revocation
 from keygate.records import (
+    EXPIRY_NOTICES,
     HMAC_SHA256,
     AccountState,
     ApiKeyRecord,
     AuditEntry,
+    DueNotice,
     KeyStatus,
     PendingCleanup,
     UserSnapshot,
@@ -134,6 +136,37 @@ class DynamoKeyRepository:
                 break
         return pending
 
+    # ------------------------------------------------------- expiry notices
+    def due_expiry_notices(self, now: datetime, limit: int = 500) -> list[DueNotice]:
+        due = []
+        for item in self._query_pages(KeyConditionExpression="pk = :pk AND sk <= :upto",
+                                      ExpressionAttributeValues={":pk": {"S": layout.EXPIRY_PARTITION},
+                                                                 ":upto": {"S": layout.expiry_due_upto(now)}},
+                                      ConsistentRead=True, Limit=limit):
+            due.append(layout.expiry_from(layout.from_item(item)))
+            if len(due) >= limit:
+                break
+        return due
+
+    def _expiry_key(self, notice: DueNotice) -> dict[str, Any]:
+        return layout.key(layout.EXPIRY_PARTITION, layout.expiry_sk(notice.key_id, notice.notice, notice.due))
+
+    def drop_expiry_notice(self, notice: DueNotice) -> None:
+        aws.call("DeleteItem", self._clients.dynamodb.delete_item, TableName=self._table, Key=self._expiry_key(notice))
+
+    def commit_notice(self, record: ApiKeyRecord, notice: DueNotice, now: datetime) -> bool:
+        """Record the notice as sent (its item, which the stream publishes) and retire it from the index, in
+        one transaction; False if it had been sent already (the index entry is retired all the same)."""
+        try:
+            self._transact([self._put(layout.notice_item(record, notice, now),
+                                      ConditionExpression="attribute_not_exists(pk)"),
+                            {"Delete": {"TableName": self._table, "Key": self._expiry_key(notice)}}],
+                           step_up_index=None)
+        except ConditionFailed:
+            self.drop_expiry_notice(notice)
+            return False
+        return True
+
     # ----------------------------------------------------------- transactions
     def _put(self, item: dict[str, Any], **condition: Any) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": item, **condition}}
@@ -152,7 +185,18 @@ class DynamoKeyRepository:
         return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex),
                          ConditionExpression="attribute_not_exists(pk)")
 
+    def _expiry_puts(self, before: ApiKeyRecord | None, after: ApiKeyRecord, now: datetime) -> list[dict[str, Any]]:
+        """The expiry notices of a record whose expiry is new (a create, or a change of it), each due in the
+        future; a notice of an earlier expiry is dropped when it falls due (docs/architecture.md, "Expiry
+        notices"). Each commit that writes a key record with a new expiry adds these."""
+        if after.expires_at is None or (before is not None and before.expires_at == after.expires_at):
+            return []
+        dues = ((notice, after.expires_at - ahead) for notice, ahead in EXPIRY_NOTICES.items())
+        return [self._put(layout.expiry_item(after, notice, due)) for notice, due in dues if due > now]
+
     def _versioned_update(self, before: ApiKeyRecord, after: ApiKeyRecord) -> dict[str, Any]:
+        # A writer that may change the expiry adds _expiry_puts(before, after, now) beside this; the notices
+        # are keyed by key id and expiry alone, so any other change (a revocation, a rotation) needs none.
         return self._put(layout.record_item(after),
                          ConditionExpression="version = :expected AND #status = :active",
                          ExpressionAttributeNames={"#status": "status"},
@@ -197,6 +241,7 @@ class DynamoKeyRepository:
                                               ":type": {"S": "keyset"}},
             }},
             self._put(layout.record_item(record), ConditionExpression="attribute_not_exists(pk)"),
+            *self._expiry_puts(None, record, now),
             self._put(layout.pointer_item(record), ConditionExpression="attribute_not_exists(pk)"),
             self._put(layout.handle_item(record), ConditionExpression="attribute_not_exists(pk)"),
             self._audit_put(audit, record),
@@ -212,8 +257,10 @@ class DynamoKeyRepository:
     @tracer.capture_method(capture_response=False)
     def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                       step_up: StepUpUse | None, now: datetime) -> None:
-        self._transact([*self._step_up_puts(step_up, now, after.change_id), self._versioned_update(before, after),
-                        self._audit_put(audit, after)], step_up_index=None if step_up is None else 0)
+        self._transact([*self._step_up_puts(step_up, now, after.change_id),
+                        self._versioned_update(before, after), *self._expiry_puts(before, after, now),
+                        self._audit_put(audit, after)],
+                       step_up_index=None if step_up is None else 0)
 
     @tracer.capture_method(capture_response=False)
     def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,

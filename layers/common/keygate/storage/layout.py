@@ -13,7 +13,16 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from keygate.records import HMAC_SHA256, AccountState, ApiKeyRecord, AuditEntry, AuditEvent, Credential, KeyStatus
+from keygate.records import (
+    HMAC_SHA256,
+    AccountState,
+    ApiKeyRecord,
+    AuditEntry,
+    AuditEvent,
+    Credential,
+    DueNotice,
+    KeyStatus,
+)
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -21,6 +30,7 @@ _DESERIALIZER = TypeDeserializer()
 KEYSET = "KEYSET"
 ACCOUNT = "ACCOUNT"
 CLEANUP_PARTITION = "SECRET_CLEANUP"
+EXPIRY_PARTITION = "EXPIRY_NOTICES"  # expiry notices by due time (docs/architecture.md, "Expiry notices")
 _KEY_PREFIX = "KEY#"
 _USAGE_PREFIX = "USAGE#"
 
@@ -87,6 +97,20 @@ def cleanup_due_upto(now: datetime) -> str:
 
 def cleanup_due(sort_key: str) -> datetime:
     return datetime.fromtimestamp(int(sort_key.split("#", 1)[0]) / 1000, UTC)
+
+
+def expiry_sk(key_id: str, notice: str, due: datetime) -> str:
+    return f"{epoch_ms(due):013d}#{key_id}#{notice}"
+
+
+def expiry_due_upto(now: datetime) -> str:
+    """The greatest expiry-notice sort key due at `now`."""
+    return f"{epoch_ms(now):013d}~"
+
+
+def notice_key(key_id: str, notice: str, expires_at: datetime) -> dict[str, Any]:
+    """A sent expiry notice: one per key, notice and expiry date (a second put of it fails its condition)."""
+    return key(f"NOTICE#{key_id}", f"{notice}#{stored_time(expires_at)}")
 
 
 def item_kind(values: dict[str, Any]) -> str:
@@ -228,6 +252,7 @@ def audit_item(entry: AuditEntry, changed: ApiKeyRecord, unique: str) -> dict[st
         "user_id": changed.user_id,
         "event": entry.event.value,
         "api_key": entry.api_key,
+        "label": changed.label,  # the key's label after the change, for the lifecycle event
         "ip_address": entry.ip_address,
         "created_at": stored_time(entry.created_at),
         "details": entry.details,
@@ -242,6 +267,27 @@ def audit_from(values: dict[str, Any]) -> AuditEntry:
 def cleanup_item(key_id: str, due: datetime, reason: str, secret_version: str | None = None) -> dict[str, Any]:
     return to_item({"pk": CLEANUP_PARTITION, "sk": cleanup_sk(key_id, due, secret_version), "type": "secret_cleanup",
                     "key_id": key_id, "reason": reason, "secret_version": secret_version})
+
+
+def expiry_item(record: ApiKeyRecord, notice: str, due: datetime) -> dict[str, Any]:
+    """An expiry notice due at `due` for the record's expiry (`notice`: keygate.records.EXPIRY_NOTICES)."""
+    return to_item({"pk": EXPIRY_PARTITION, "sk": expiry_sk(record.key_id, notice, due), "type": "expiry_notice_due",
+                    "key_id": record.key_id, "user_id": record.user_id, "notice": notice,
+                    "expires_at": optional_time(record.expires_at)})
+
+
+def expiry_from(values: dict[str, Any]) -> DueNotice:
+    return DueNotice(key_id=values["key_id"], user_id=values["user_id"], notice=values["notice"],
+                     expires_at=datetime.fromisoformat(values["expires_at"]),
+                     due=datetime.fromtimestamp(int(values["sk"].split("#", 1)[0]) / 1000, UTC))
+
+
+def notice_item(record: ApiKeyRecord, notice: DueNotice, now: datetime) -> dict[str, Any]:
+    """The record of a sent notice, shaped as an audit entry (the publisher reads both alike); no IP: no
+    request made it."""
+    return {**notice_key(record.key_id, notice.notice, notice.expires_at), **to_item({
+        "type": "notice", "user_id": record.user_id, "event": notice.event.value, "api_key": record.key_id,
+        "label": record.label, "ip_address": "", "created_at": stored_time(now), "details": notice.details()})}
 
 
 def step_up_item(jti: str, expires_at_epoch: int, change_id: str) -> dict[str, Any]:
