@@ -50,6 +50,8 @@ class ServeError(Exception):
 # since SafeProxyResources does not list it (docs/signing.md, check 6).
 LOCAL_WITHDRAWAL_ROUTES = "POST /v1/wallet/withdrawals,POST /v1/accounts/{account_id}/withdrawals"
 LOCAL_ALLOWED_PERMISSIONS = "read,trade,withdraw"
+# The local exchange's agent address (ExchangeAgentAddress): `keygate dev onboard` authorizes it.
+LOCAL_AGENT_ADDRESS = "0x000000000000000000000000000000000000a9e7"
 
 
 def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, step_up_jwks_url: str,
@@ -60,7 +62,7 @@ def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, ste
             "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
             "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.step_up_audience,
             "AllowedPermissions": LOCAL_ALLOWED_PERMISSIONS, "WithdrawalRoutes": LOCAL_WITHDRAWAL_ROUTES,
-            **(overrides or {})}
+            "ExchangeAgentAddress": LOCAL_AGENT_ADDRESS, **(overrides or {})}
 
 
 @dataclass

@@ -206,6 +206,16 @@ def _janitor_run(world: World) -> None:
     world.recorded = recorder.requests  # type: ignore[attr-defined]
 
 
+def _exchange_events(world: World) -> None:
+    from keygate_dev.lambda_runner import LambdaContext
+    from tests.support.exchange import Wallet, envelope, sqs_batch, trade
+
+    wallet = Wallet.new()
+    batch = sqs_batch(envelope(wallet.authorization("zoe")), trade("zoe"), envelope(wallet.authorization("zoe")))
+    answer = template.load_handler("ExchangeEventsFunction")(batch, LambdaContext("ExchangeEventsFunction"))
+    assert answer == {"batchItemFailures": []}
+
+
 # function id -> the requests that exercise every AWS call its code can make
 SCENARIOS: dict[str, Callable[[World], object]] = {
     "CreateApiKeyFunction": lambda world: (world.client.create(label="plain", permissions=["read", "trade"]),
@@ -219,6 +229,7 @@ SCENARIOS: dict[str, Callable[[World], object]] = {
     "GetCallingApiKeyFunction": _bot_reads_its_key,
     "SecretJanitorFunction": _janitor_run,
     "SignatureAuthorizerFunction": _signed_requests,
+    "ExchangeEventsFunction": _exchange_events,
 }
 # Functions that call no AWS service at all: they must be granted nothing.
 NO_AWS_CALLS = {"SessionAuthorizerFunction", "GetServerTimeFunction"}

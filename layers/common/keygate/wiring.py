@@ -13,7 +13,8 @@ from datetime import datetime
 from functools import cache, cached_property
 from typing import Any
 
-from keygate.config import KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
+from keygate.config import ExchangeEventsConfig, KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
+from keygate.exchange import ExchangeEvents
 from keygate.models import validation_context
 from keygate.observability import logger
 from keygate.records import now_utc
@@ -21,6 +22,7 @@ from keygate.routing import Presentation
 from keygate.service import KeyLifecycle
 from keygate.stepup import Action, StepUpUse, StepUpVerifier
 from keygate.storage import aws
+from keygate.storage.accounts import DynamoAccountLedger
 from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate.storage.secrets import SecretsManagerVault
 
@@ -63,6 +65,14 @@ def management() -> Management:
 
 
 @cache
+def exchange_events() -> ExchangeEvents:
+    """ExchangeEventsFunction's root: the agent authorization's domain and the account ledger."""
+    storage = StorageConfig.from_environ()
+    return ExchangeEvents(ExchangeEventsConfig.from_environ(),
+                          DynamoAccountLedger(aws.clients(storage.aws_endpoint_url), storage.table_name))
+
+
+@cache
 def session() -> SessionConfig:
     """The session authorizer's settings."""
     return SessionConfig.from_environ()
@@ -73,3 +83,4 @@ def forget() -> None:
     (keygate.storage.aws.forget_clients, keygate.tokens.forget_jwks)."""
     management.cache_clear()
     session.cache_clear()
+    exchange_events.cache_clear()
