@@ -4,7 +4,8 @@
                         [--aws-port N] [--jwks-port N]           fixed ports, for `sam local invoke`
     keygate dev token   --user alice [--lifetime SECONDS]        prints a session JWT
     keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
-    keygate dev onboard --user alice [--no-trade]                onboarding (+ trading handshake) state
+    keygate dev onboard --user alice [--no-trade]                the exchange's events: alice's wallet signs
+                                                                 the EIP-712 agent authorization (+ a trade)
     keygate dev invoke  <FunctionLogicalId> events/<file>.json   one function, one event, in-process
                         [more event files]                       (then a JSON object: file -> result)
 
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     step_up.add_argument("--user", required=True)
     step_up.add_argument("--action", required=True, choices=STEP_UP_ACTIONS)
 
-    onboard = commands.add_parser("onboard", help="give a user the onboarding and trading-handshake state")
+    onboard = commands.add_parser("onboard", help="put a user's signed agent authorization (and a trade) on the "
+                                                  "local exchange bus, as the exchange does")
     onboard.add_argument("--user", required=True)
     onboard.add_argument("--no-trade", action="store_true", help="onboarded, but no trading handshake yet")
 
@@ -129,15 +131,23 @@ def _serve(arguments: argparse.Namespace) -> None:
 
 
 def _onboard(arguments: argparse.Namespace) -> None:
-    from keygate_dev.server import LocalStage
+    from keygate_dev import exchange_bus
 
     info = state.running_server()
     if info is None:
         raise CliError(f"No local server runs for {state.state_dir()}: start it with `make dev` first "
                        "(its data lives as long as it runs).")
-    LocalStage.of_running_server(info, state.load_identity()).onboard(arguments.user, trade=not arguments.no_trade)
+    if not info.exchange_bus_name:
+        raise CliError("This local server has no exchange bus (KEYGATE_AWS=real: a deployed stack's bus "
+                       "takes the exchange's own events).")
+    wallet = state.wallet_key(arguments.user)
+    try:
+        exchange_bus.onboard(info, arguments.user, wallet, trade=not arguments.no_trade)
+    except exchange_bus.NotRecorded as error:
+        raise CliError(str(error)) from None
     handshake = "without" if arguments.no_trade else "with"
-    print(f"{arguments.user}: onboarding completed, {handshake} the trading handshake ({info.api_url}).",
+    print(f"{arguments.user}: onboarding completed (agent authorization signed by "
+          f"{exchange_bus.wallet_address(wallet)}), {handshake} the trading handshake ({info.api_url}).",
           file=sys.stderr)
 
 

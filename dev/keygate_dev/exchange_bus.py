@@ -164,3 +164,44 @@ def agent_authorization(private_key: str, user_id: str, *, agent: str, name: str
 def trade_executed(user_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "trade_id": f"local-{uuid.uuid4().hex[:12]}",
             "executed_at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+
+
+class NotRecorded(Exception):
+    """The local server did not record the events in time (shown as one line)."""
+
+
+def wallet_address(private_key: str) -> str:
+    from keygate import eip712
+
+    return eip712.address_of(private_key)
+
+
+def onboard(info: Any, user_id: str, private_key: str, *, trade: bool = True, timeout_seconds: float = 30) -> None:
+    """`keygate dev onboard`: as the exchange, put the user's signed agent authorization (and a trade) on the
+    running server's bus, then wait until its delivery has recorded them on the user's account."""
+    import boto3
+
+    from keygate.storage import layout
+
+    parameters = {**template.parameter_defaults(), **info.parameters}
+    aws = info.aws_environment
+    session = {"region_name": aws["AWS_REGION"], "endpoint_url": info.aws_endpoint_url}
+    if "AWS_ACCESS_KEY_ID" in aws:
+        session.update(aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+    bus = ExchangeBus(boto3.client("events", **session), boto3.client("sqs", **session), info.exchange_bus_name)
+    bus.put("exchange.onboarding", "AgentAuthorizationSigned", agent_authorization(
+        private_key, user_id, agent=parameters["ExchangeAgentAddress"], name=parameters["AgentDomainName"],
+        chain_id=int(parameters["AgentChainId"]), verifying_contract=parameters["AgentVerifyingContract"]))
+    if trade:
+        bus.put("exchange.trading", "TradeExecuted", trade_executed(user_id))
+    dynamodb = boto3.client("dynamodb", **session)
+    wanted = {"onboarding_completed", *(("trading_handshake_completed",) if trade else ())}
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        item = dynamodb.get_item(TableName=info.resource_names["KeysTable"], ConsistentRead=True,
+                                 Key=layout.key(layout.user_pk(user_id), layout.ACCOUNT)).get("Item", {})
+        if all(item.get(name, {}).get("BOOL") for name in wanted):
+            return
+        time.sleep(0.1)
+    raise NotRecorded(f"The local server did not record {user_id}'s events within {timeout_seconds:g} s: see its "
+                      "output (an `exchange event rejected` line says why).")
