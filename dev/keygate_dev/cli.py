@@ -6,6 +6,8 @@
     keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
     keygate dev onboard --user alice [--no-trade]                the exchange's events: alice's wallet signs
                                                                  the EIP-712 agent authorization (+ a trade)
+    keygate admin revoke --user alice [--api-key K] --reason R [--api-url URL]   the security team's revoke
+                                                                 (SigV4; default: the local server)
     keygate dev invoke  <FunctionLogicalId> events/<file>.json   one function, one event, in-process
                         [more event files]                       (then a JSON object: file -> result)
 
@@ -107,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.add_argument("--user", required=True)
     onboard.add_argument("--no-trade", action="store_true", help="onboarded, but no trading handshake yet")
 
+    admin = groups.add_parser("admin", help="the security team's commands (SigV4-signed, issue 16)")
+    admin_commands = admin.add_subparsers(dest="command", required=True)
+    revoke = admin_commands.add_parser("revoke", help="revoke a user's key, or all of them, with a reason")
+    revoke.add_argument("--user", required=True, help="the key owner's user id")
+    revoke.add_argument("--api-key", default=None, help="the key to revoke (default: every key of the user)")
+    revoke.add_argument("--reason", required=True, help="why (kept in each key's audit log)")
+    revoke.add_argument("--api-url", default=None,
+                        help="a deployed stage's URL (signed with your AWS credentials); default: the local server")
+    revoke.add_argument("--region", default=None, help="the stage's region (default: your AWS configuration's)")
+
     invoke = commands.add_parser("invoke", help="run one function with one event, like `sam local invoke`")
     invoke.add_argument("function_id", metavar="FunctionLogicalId")
     invoke.add_argument("events", type=Path, nargs="+", metavar="EVENT_FILE",
@@ -204,6 +216,29 @@ def _invoke(arguments: argparse.Namespace) -> None:
     print(json.dumps(next(iter(result.values())) if len(result) == 1 else result, indent=2))
 
 
+def _admin_revoke(arguments: argparse.Namespace) -> None:
+    from keygate_dev import admin, local_iam
+
+    if arguments.api_url:
+        import boto3
+
+        session = boto3.Session(region_name=arguments.region)
+        credentials = session.get_credentials()
+        if credentials is None or not session.region_name:
+            raise CliError("No AWS credentials or region: sign in (aws sso login, AWS_PROFILE) and pass --region.")
+        api_url, region, credentials = arguments.api_url, session.region_name, credentials.get_frozen_credentials()
+    else:
+        info = state.running_server()
+        if info is None:
+            raise CliError("Give --api-url, or start the local server (make dev).")
+        api_url, region, credentials = info.api_url, info.region, local_iam.LOCAL_OPERATOR_CREDENTIALS
+    answer = admin.revoke(api_url, user_id=arguments.user, api_key=arguments.api_key, reason=arguments.reason,
+                          credentials=credentials, region=region)
+    print(answer.text)
+    if answer.status_code != 200:
+        raise CliError(f"revocation refused: HTTP {answer.status_code}")
+
+
 def _token(arguments: argparse.Namespace) -> None:
     print(state.load_identity().session_token(arguments.user, lifetime_seconds=arguments.lifetime))
 
@@ -212,7 +247,8 @@ def _step_up(arguments: argparse.Namespace) -> None:
     print(state.load_identity().step_up_token(arguments.user, arguments.action))
 
 
-COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke}
+COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke,
+            "revoke": _admin_revoke}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -91,6 +91,7 @@ class MemoryKeyStore(_Recorded):
     nonces: dict[tuple[str, str], int] = field(default_factory=dict)  # (key id, nonce) -> expires_at_ms
     last_used: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (user id, key id)
     cleanups: dict[tuple[int, str], str] = field(default_factory=dict)  # (due ms, key id) -> reason
+    fingerprints: dict[str, str] = field(default_factory=dict)  # secret fingerprint -> key id
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     # ---------------------------------------------------------- test set-up
@@ -131,6 +132,12 @@ class MemoryKeyStore(_Recorded):
         self._call("get_key_by_id")
         with self._lock:
             return self.records.get(key_id)
+
+    def key_of_fingerprint(self, fingerprint: str) -> ApiKeyRecord | None:
+        self._call("key_of_fingerprint")
+        with self._lock:
+            key_id = self.fingerprints.get(fingerprint)
+            return None if key_id is None else self.records.get(key_id)
 
     def query_audit(self, key_id: str, limit: int) -> list[AuditEntry]:
         self._call("query_audit")
@@ -192,15 +199,18 @@ class MemoryKeyStore(_Recorded):
         self.audit.setdefault(entry.api_key, []).append(stored)
 
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
-                      expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
+                      expected_keyset_version: int, cleanup_due: datetime, now: datetime,
+                      secret_fingerprint: str | None = None) -> None:
         self._call("commit_create")
         with self._lock:
             keyset = self.keyset_versions.get(record.user_id)
-            items = 6 + (step_up is not None) + (record.expires_at is not None)
+            items = 6 + (step_up is not None) + (record.expires_at is not None) + (secret_fingerprint is not None)
             self._commit(items, step_up, now, conditions_fail=(keyset is not None and keyset != expected_keyset_version)
                          or record.key_id in self.records, change_id=record.change_id)
             self.keyset_versions[record.user_id] = expected_keyset_version + 1
             self.records[record.key_id] = _stored_record(record)
+            if secret_fingerprint is not None:
+                self.fingerprints[secret_fingerprint] = record.key_id
             self._add_audit(audit)
             self.cleanups.pop((_epoch_ms(cleanup_due), record.key_id), None)
             if record.expires_at is not None:

@@ -261,6 +261,9 @@ def test_management_routes_use_the_session_authorizer():
         ("GET", "/v1/api-keys", "ListApiKeysFunction"),
         ("PATCH", "/v1/api-keys/{id}", "UpdateApiKeyFunction"),
         ("POST", "/v1/api-keys", "CreateApiKeyFunction"),
+        # issue 16: GitHub's secret scanning (signed by GitHub) and the operators' revoke (AWS_IAM)
+        ("POST", "/v1/admin/revocations", "OperatorRevokeFunction"),
+        ("POST", "/v1/secret-scanning/github", "SecretScanningFunction"),
     ])
 
 
@@ -270,8 +273,10 @@ def test_sams_transform_accepts_a_signature_authorizer_without_identity_sources(
     # When SAM transforms the template, offline as `sam validate` does
     deployed = _deployed(template.load_template(template_path))
     _, rest_api = _only(deployed, "AWS::ApiGateway::RestApi")
+    # (the operators' AWS_IAM route adds a SigV4 definition, which is no Lambda authorizer)
     authorizers = {name: definition["x-amazon-apigateway-authorizer"]
-                   for name, definition in rest_api["Properties"]["Body"]["securityDefinitions"].items()}
+                   for name, definition in rest_api["Properties"]["Body"]["securityDefinitions"].items()
+                   if "x-amazon-apigateway-authorizer" in definition}
     # Then the signature authorizer is a REQUEST authorizer without identity sources and without a result
     # cache (API Gateway invokes it for every request, a missing header included) ...
     signature = authorizers["SignatureAuthorizer" if template_path == template.TEMPLATE_PATH else "KeyGateSignature"]

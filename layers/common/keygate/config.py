@@ -301,3 +301,26 @@ class ExchangeEventsConfig:
         env.check("AGENT_CHAIN_ID" in (os.environ if environ is None else environ), "AGENT_CHAIN_ID is required")
         env.done("exchange event settings")
         return config
+
+
+GITHUB_SECRET_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning"  # noqa: S105  # nosec B105  # a public URL
+_LOCAL_STAGE = "local"
+
+
+@dataclass(frozen=True)
+class SecretScanningConfig:
+    """Where GitHub's secret scanning public keys come from (SecretScanningKeysUrl): https://, except that the
+    local stage may name a loopback http:// URL (its tests play GitHub)."""
+
+    keys_url: str = GITHUB_SECRET_SCANNING_KEYS_URL
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        url = env.text("SECRET_SCANNING_KEYS_URL", GITHUB_SECRET_SCANNING_KEYS_URL, pattern=_JWKS_URL,
+                       rule=_JWKS_URL_RULE)
+        stage = env.text("STAGE", "")
+        env.check(url.startswith("https://") or stage == _LOCAL_STAGE,
+                  "SECRET_SCANNING_KEYS_URL must be https:// outside the local stage")
+        env.done("secret scanning settings")
+        return cls(keys_url=url)

@@ -73,6 +73,15 @@ def exchange_events() -> ExchangeEvents:
 
 
 @cache
+def secret_scanning() -> Any:
+    """SecretScanningFunction's root: the lifecycle, and GitHub's public keys (cached for the warm instance)."""
+    from keygate.config import SecretScanningConfig
+    from keygate.secret_scanning import GitHubPublicKeys, SecretScanning
+
+    return SecretScanning(management().lifecycle, GitHubPublicKeys(SecretScanningConfig.from_environ().keys_url))
+
+
+@cache
 def session() -> SessionConfig:
     """The session authorizer's settings."""
     return SessionConfig.from_environ()
@@ -84,3 +93,4 @@ def forget() -> None:
     management.cache_clear()
     session.cache_clear()
     exchange_events.cache_clear()
+    secret_scanning.cache_clear()

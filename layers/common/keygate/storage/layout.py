@@ -290,3 +290,14 @@ def account_audit_item(user_id: str, event: AuditEvent, now: datetime, details: 
     return to_item({"pk": account_audit_pk(user_id), "sk": f"{stored_time(now)}#{unique}", "type": "audit",
                     "user_id": user_id, "event": event.value, "ip_address": "exchange-event",
                     "created_at": stored_time(now), "details": details})
+
+
+def fingerprint_key(fingerprint: str) -> dict[str, Any]:
+    return key(f"SECRETHASH#{fingerprint}", "SECRETHASH")
+
+
+def fingerprint_item(fingerprint: str, record: ApiKeyRecord) -> dict[str, Any]:
+    """A secret's fingerprint (keygate.keys.secret_fingerprint) pointing at its key: written with every secret
+    issued (create, rotation), never removed, so a leaked old secret still finds its key."""
+    return {**fingerprint_key(fingerprint), **to_item({"type": "secret_fingerprint", "key_id": record.key_id,
+                                                        "user_id": record.user_id})}
