@@ -249,6 +249,10 @@ def audit_sentence(entry: AuditEntry) -> str:
             else:
                 changes.append(f"{names.get(name, name)} {before!r} -> {after!r}")
         return "Key updated: " + "; ".join(changes) if changes else "Key updated"
+    if entry.event is AuditEvent.KEY_REVOKED_LEAKED:  # issue 16
+        return "Key revoked: its secret was reported leaked by GitHub secret scanning"
+    if entry.event is AuditEvent.KEY_REVOKED_OPERATOR:
+        return "Key revoked by the exchange's security team"
     return "Key revoked (all keys revoked)" if details.get("reason") == "revoke_all" else "Key revoked"
 
 
