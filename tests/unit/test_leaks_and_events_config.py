@@ -4,6 +4,7 @@ that names real addresses; and the fingerprint every issued secret is found by."
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -55,3 +56,30 @@ def test_a_secrets_fingerprint_item_names_its_key_and_never_holds_the_secret():
     assert item["pk"] == {"S": f"SECRETHASH#{hashlib.sha256(secret.encode()).hexdigest()}"}
     assert layout.from_item(item)["key_id"] == "kgk_x" and layout.from_item(item)["user_id"] == "alice"
     assert secret not in repr(item)
+
+
+def test_githubs_keys_are_refetched_for_an_unknown_identifier_at_most_once_a_minute():
+    from keygate.secret_scanning import REFETCH_COOLDOWN_SECONDS, GitHubPublicKeys
+    from tests.support.github import GitHubScanner
+
+    # Given GitHub's keys document, which later gains a new key (GitHub rotates its keys)
+    old, new = GitHubScanner(key_identifier="old"), GitHubScanner(key_identifier="new")
+    served, fetches, now = [old.keys_document()], [], [1000.0]
+
+    def fetch(url: str) -> bytes:
+        fetches.append(url)
+        return served[-1]
+
+    public_keys = GitHubPublicKeys("https://example.test/keys", fetch=fetch, monotonic=lambda: now[0])
+    # When the known key is asked for twice: one fetch
+    assert public_keys.key("old") is not None and public_keys.key("old") is not None
+    assert len(fetches) == 1
+    # When the new key is announced and asked for within the minute: no fetch, unknown
+    served.append(json.dumps({"public_keys": [*json.loads(old.keys_document())["public_keys"],
+                                              *json.loads(new.keys_document())["public_keys"]]}).encode())
+    now[0] += REFETCH_COOLDOWN_SECONDS - 1
+    assert public_keys.key("new") is None and len(fetches) == 1
+    # Then once the minute has passed, it is fetched again, once, and found
+    now[0] += 1
+    assert public_keys.key("new") is not None and len(fetches) == 2
+    assert public_keys.key("made-up") is None and len(fetches) == 2
