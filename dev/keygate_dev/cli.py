@@ -6,6 +6,8 @@
     keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
     keygate dev onboard --user alice [--no-trade]                onboarding (+ trading handshake) state
     keygate dev events  [--type ApiKeyCreated] [--expiry-now]    the lifecycle events KeyGate published
+    keygate admin revoke --user alice [--api-key K] --reason R [--api-url URL]   the security team's revoke
+                                                                 (SigV4; default: the local server)
     keygate dev invoke  <FunctionLogicalId> events/<file>.json   one function, one event, in-process
                         [more event files]                       (then a JSON object: file -> result)
 
@@ -102,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     step_up.add_argument("--user", required=True)
     step_up.add_argument("--action", required=True, choices=STEP_UP_ACTIONS)
 
-    onboard = commands.add_parser("onboard", help="give a user the onboarding and trading-handshake state")
+    onboard = commands.add_parser("onboard", help="put a user's signed agent authorization (and a trade) on the "
+                                                  "local exchange bus, as the exchange does")
     onboard.add_argument("--user", required=True)
     onboard.add_argument("--no-trade", action="store_true", help="onboarded, but no trading handshake yet")
 
@@ -110,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--type", dest="detail_type", default=None, help="only this detail-type, e.g. ApiKeyCreated")
     events.add_argument("--expiry-now", action="store_true",
                         help="run the expiry notices' schedule now (the server then publishes what is due)")
+    admin = groups.add_parser("admin", help="the security team's commands (SigV4-signed, issue 16)")
+    admin_commands = admin.add_subparsers(dest="command", required=True)
+    revoke = admin_commands.add_parser("revoke", help="revoke a user's key, or all of them, with a reason")
+    revoke.add_argument("--user", required=True, help="the key owner's user id")
+    revoke.add_argument("--api-key", default=None, help="the key to revoke (default: every key of the user)")
+    revoke.add_argument("--reason", required=True, help="why (kept in each key's audit log)")
+    revoke.add_argument("--api-url", default=None,
+                        help="a deployed stage's URL (signed with your AWS credentials); default: the local server")
+    revoke.add_argument("--region", default=None, help="the stage's region (default: your AWS configuration's)")
 
     invoke = commands.add_parser("invoke", help="run one function with one event, like `sam local invoke`")
     invoke.add_argument("function_id", metavar="FunctionLogicalId")
@@ -135,15 +147,23 @@ def _serve(arguments: argparse.Namespace) -> None:
 
 
 def _onboard(arguments: argparse.Namespace) -> None:
-    from keygate_dev.server import LocalStage
+    from keygate_dev import exchange_bus
 
     info = state.running_server()
     if info is None:
         raise CliError(f"No local server runs for {state.state_dir()}: start it with `make dev` first "
                        "(its data lives as long as it runs).")
-    LocalStage.of_running_server(info, state.load_identity()).onboard(arguments.user, trade=not arguments.no_trade)
+    if not info.exchange_bus_name:
+        raise CliError("This local server has no exchange bus (KEYGATE_AWS=real: a deployed stack's bus "
+                       "takes the exchange's own events).")
+    wallet = state.wallet_key(arguments.user)
+    try:
+        exchange_bus.onboard(info, arguments.user, wallet, trade=not arguments.no_trade)
+    except exchange_bus.NotRecorded as error:
+        raise CliError(str(error)) from None
     handshake = "without" if arguments.no_trade else "with"
-    print(f"{arguments.user}: onboarding completed, {handshake} the trading handshake ({info.api_url}).",
+    print(f"{arguments.user}: onboarding completed (agent authorization signed by "
+          f"{exchange_bus.wallet_address(wallet)}), {handshake} the trading handshake ({info.api_url}).",
           file=sys.stderr)
 
 
@@ -219,6 +239,29 @@ def _events(arguments: argparse.Namespace) -> None:
         print(f"(no local server runs for {state.state_dir()}: these are the last one's events)", file=sys.stderr)
 
 
+def _admin_revoke(arguments: argparse.Namespace) -> None:
+    from keygate_dev import admin, local_iam
+
+    if arguments.api_url:
+        import boto3
+
+        session = boto3.Session(region_name=arguments.region)
+        credentials = session.get_credentials()
+        if credentials is None or not session.region_name:
+            raise CliError("No AWS credentials or region: sign in (aws sso login, AWS_PROFILE) and pass --region.")
+        api_url, region, credentials = arguments.api_url, session.region_name, credentials.get_frozen_credentials()
+    else:
+        info = state.running_server()
+        if info is None:
+            raise CliError("Give --api-url, or start the local server (make dev).")
+        api_url, region, credentials = info.api_url, info.region, local_iam.LOCAL_OPERATOR_CREDENTIALS
+    answer = admin.revoke(api_url, user_id=arguments.user, api_key=arguments.api_key, reason=arguments.reason,
+                          credentials=credentials, region=region)
+    print(answer.text)
+    if answer.status_code != 200:
+        raise CliError(f"revocation refused: HTTP {answer.status_code}")
+
+
 def _token(arguments: argparse.Namespace) -> None:
     print(state.load_identity().session_token(arguments.user, lifetime_seconds=arguments.lifetime))
 
@@ -228,7 +271,7 @@ def _step_up(arguments: argparse.Namespace) -> None:
 
 
 COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke,
-            "events": _events}
+            "events": _events, "revoke": _admin_revoke}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

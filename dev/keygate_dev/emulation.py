@@ -105,6 +105,10 @@ class AwsEmulation:
         return self.mode == "embedded" or (
             self.mode == "endpoint" and not ({"AWS_ACCESS_KEY_ID", "AWS_PROFILE"} & set(self.environ)))
 
+    def client(self, service: str) -> Any:
+        """A boto3 client of this backend (the exchange's bus and queues: keygate_dev.exchange_bus)."""
+        return self._client(service)
+
     def _client(self, service: str) -> Any:
         credentials = {}
         if self._uses_emulator_credentials():

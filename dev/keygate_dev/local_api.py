@@ -75,6 +75,7 @@ from keygate_dev import template
 from keygate_dev.lambda_runner import InProcessLambdaRunner
 
 LOG = logging.getLogger("keygate.local")
+IAM_AUTHORIZER = "AWS_IAM"
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_REGION = "us-east-1"
 DEFAULT_AUTHORIZER_TTL_SECONDS = 300  # API Gateway's default for ReauthorizeEvery
@@ -87,6 +88,7 @@ _BUILT_IN: dict[str, tuple[int, str | None]] = {
     "THROTTLED": (429, "Too Many Requests"),  # never raised here: no throttling (nor AWS WAF) runs locally
     "AUTHORIZER_FAILURE": (500, None),
     "AUTHORIZER_CONFIGURATION_ERROR": (500, None),
+    "INVALID_SIGNATURE": (403, "The request signature we calculated does not match the signature you provided."),
     "DEFAULT_5XX": (502, "Internal server error"),
 }
 _ERROR_TYPES = {"UNAUTHORIZED": "UnauthorizedException", "ACCESS_DENIED": "AccessDeniedException",
@@ -291,6 +293,8 @@ class LocalApiDefinition:
                     for route in self.api.routes if route.authorizer_object is not None}
         for path, document in documents.items():
             for function_id, expected in configured_authorizers(document).items():
+                if expected == IAM_AUTHORIZER:
+                    continue  # API Gateway's own SigV4 check, played by KeyGateLocalApigwService (local_iam)
                 if expected is not None and (function_id, expected) not in attached:
                     raise ValueError(f"{path.name}: {function_id}'s authorizer {expected!r} cannot be resolved "
                                      "locally (is its function exported by template.yaml?)")
@@ -401,6 +405,9 @@ class KeyGateLocalApigwService(LocalApigwService):
         self.runner = runner
         self.access_log = access_log
         self._authorizer_cache = _AuthorizerCache()
+        self._iam_functions = {function_id for path in {template.TEMPLATE_PATH}
+                               for function_id, chosen in configured_authorizers(template.load_template(path)).items()
+                               if chosen == IAM_AUTHORIZER}
 
     @property
     def app(self) -> Any:
@@ -451,7 +458,22 @@ class KeyGateLocalApigwService(LocalApigwService):
         # function and $context.requestId in a Gateway Response alike.
         event = super()._generate_lambda_event(flask_request, route, method, endpoint)
         event.setdefault("requestContext", {})["requestId"] = _request_id()
+        if route.function_name in self._iam_functions:
+            self._check_sigv4(flask_request, event)
         return event
+
+    def _check_sigv4(self, request: Any, event: dict) -> None:
+        """An AWS_IAM route: API Gateway's SigV4 check (local_iam), the caller's identity into the context."""
+        from keygate_dev import local_iam
+
+        headers = dict(request.headers.items())
+        if not local_iam.is_signed(headers):
+            raise GatewayError("MISSING_AUTHENTICATION_TOKEN")
+        caller = local_iam.caller(request.method, request.url, headers, request.get_data())
+        if caller is None:
+            raise GatewayError("INVALID_SIGNATURE")
+        event["requestContext"].setdefault("identity", {}).update(
+            {"userArn": caller, "caller": caller.rsplit("/", 1)[-1], "accountId": LOCAL_ACCOUNT_ID})
 
     # ------------------------------------------------------------ authorizers
     def _valid_identity_sources(self, request: Any, route: Route) -> bool:

@@ -114,6 +114,10 @@ _AUTHORIZATIONS = {
                        "KEY_EXPIRED, ALGORITHM_MISMATCH, SIGNATURE_MISMATCH, IP_NOT_ALLOWED, PERMISSION_DENIED or "
                        "NONCE_REUSED (docs/signing.md)."}),
     Auth.NONE: Authorization(security=[], refusals={}),
+    # issue 16: the operators' route, SigV4 verified by API Gateway (only OperatorPrincipals pass its resource policy)
+    Auth.IAM: Authorization(
+        security=[{"sigv4": []}],
+        refusals={403: "API Gateway refused the SigV4 signature, or the caller is not one of OperatorPrincipals."}),
 }
 _THROTTLED = "Throttled by API Gateway (the stage's rate and burst limits)."
 _UNAVAILABLE = ("SERVICE_UNAVAILABLE: DynamoDB, Secrets Manager, the identity provider's keys or an "
@@ -235,6 +239,9 @@ def _security_schemes() -> dict[str, Any]:
     for name, header in KG1_SCHEMES.items():
         schemes[name] = {"type": "apiKey", "in": "header", "name": header,
                          "description": f"KG1-HMAC-SHA256 request signing (docs/signing.md): {header}."}
+    schemes["sigv4"] = {"type": "apiKey", "in": "header", "name": "Authorization",
+                        "description": "AWS Signature Version 4 (service execute-api) by an IAM principal named in "
+                                       "OperatorPrincipals; `keygate admin revoke` signs with botocore."}
     return schemes
 
 

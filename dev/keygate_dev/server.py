@@ -8,6 +8,8 @@ One process holds everything, in threads:
 - SAM CLI's local API Gateway with the in-process Lambda runner (keygate_dev.local_api),
 - the lifecycle events: the keys table's stream delivered to the publisher, the expiry notices' timer, and
   the bus delivered to `<state dir>/events.jsonl` (keygate_dev.lifecycle; `keygate dev events`).
+- the exchange's bus, its rules and queues in the emulation, and the delivery of their events to
+  ExchangeEventsFunction, as Lambda's event source mapping would (keygate_dev.exchange_bus).
 
 While it runs, `<state dir>/server.json` tells the other `keygate dev` commands where it is.
 """
@@ -15,6 +17,7 @@ While it runs, `<state dir>/server.json` tells the other `keygate dev` commands 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shlex
@@ -23,14 +26,14 @@ import socket
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from werkzeug.serving import make_server
 
-from keygate_dev import state, template
+from keygate_dev import exchange_bus, state, template
 from keygate_dev.emulation import AwsEmulation
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
@@ -53,6 +56,8 @@ class ServeError(Exception):
 # since SafeProxyResources does not list it (docs/signing.md, check 6). Keys may hold `withdraw` only where
 # AllowedPermissions says so (not on the defaults, GaiaEx's deployment).
 LOCAL_WITHDRAWAL_ROUTES = "POST /v1/wallet/withdrawals,POST /v1/accounts/{account_id}/withdrawals"
+# The local exchange's agent address (ExchangeAgentAddress): `keygate dev onboard` authorizes it.
+LOCAL_AGENT_ADDRESS = "0x000000000000000000000000000000000000a9e7"
 
 
 def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, step_up_jwks_url: str,
@@ -62,7 +67,7 @@ def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, ste
     return {"Stage": LOCAL_STAGE, "SessionIssuer": identity.session_issuer, "SessionJwksUrl": session_jwks_url,
             "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
             "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.step_up_audience,
-            "WithdrawalRoutes": LOCAL_WITHDRAWAL_ROUTES,
+            "WithdrawalRoutes": LOCAL_WITHDRAWAL_ROUTES, "ExchangeAgentAddress": LOCAL_AGENT_ADDRESS,
             **(overrides or {})}
 
 
@@ -86,7 +91,8 @@ class LocalStage:
         return cls.build(identity, info.parameters, info.resource_names, info.aws_environment, info.env_overrides)
 
     def onboard(self, user_id: str, *, trade: bool = True) -> None:
-        """Give a user the onboarding (and trading-handshake) state the prerequisites check reads."""
+        """Give a user the onboarding (and trading-handshake) state the prerequisites check reads, written
+        directly (the demo user, at start-up); `keygate dev onboard` goes through the bus instead."""
         with self.runner.environment_of("CreateApiKeyFunction"):
             from keygate import wiring
             from keygate.records import AccountState
@@ -100,6 +106,38 @@ def _jwks_server(identity: LocalIdentityProvider, port: int) -> JwksServer:
         return JwksServer(identity, port)
     except OSError as error:
         raise ServeError(f"Cannot serve the local JWKS on {HOST}:{port}: {error.strerror}.") from None
+
+
+def invoke_exchange_events(stage: LocalStage) -> exchange_bus.Invoke:
+    """ExchangeEventsFunction as the event source mapping invokes it: its answer, or an error (retry all)."""
+    def invoke(event: dict) -> object:
+        outcome = stage.runner.run(exchange_bus.FUNCTION_ID, event)
+        if outcome.error is not None:
+            raise RuntimeError(f"{exchange_bus.FUNCTION_ID} failed: {outcome.error.get('errorType')}")
+        return outcome.payload
+
+    return invoke
+
+
+@contextmanager
+def exchange_delivery(stage: LocalStage, aws: AwsEmulation) -> Iterator[str]:
+    """The exchange's bus, rules and queues in an emulator, delivered to the function while this runs; the
+    bus name ("" against real AWS: a deployed stack has its own bus and event source mapping)."""
+    if aws.mode == "real":
+        yield ""
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        bus = exchange_bus.ExchangeBus(aws.client("events"), aws.client("sqs"), exchange_bus.local_bus_name(
+            stage.parameters.get("Stage", LOCAL_STAGE))).create()
+    except (BotoCoreError, ClientError) as error:  # an emulator without EventBridge or SQS: serve without the bus
+        logging.getLogger("keygate.local").warning("no exchange bus at %s (%s): keygate dev onboard is unavailable",
+                                                   aws.endpoint_url, error)
+        yield ""
+        return
+    with exchange_bus.Delivery(bus, invoke_exchange_events(stage)):
+        yield bus.bus_name
 
 
 @contextmanager
@@ -129,6 +167,18 @@ def _listening_socket(port: int) -> socket.socket:
                              f"port (make dev PORT=3001).") from None
         raise ServeError(f"Cannot listen on {HOST}:{port}: {error.strerror}.") from None
     return listener
+
+
+EXCHANGE_BUS_LINE = "Exchange events: bus"
+
+
+def exchange_bus_line(endpoint_url: str, bus_name: str, region: str) -> str:
+    """Where a developer puts exchange events by hand (README, "Events in"), as the server prints it."""
+    detail = '{"user_id": "demo", "trade_id": "t-1", "executed_at": "2026-01-01T00:00:00Z"}'
+    return (f"{EXCHANGE_BUS_LINE} {bus_name} at {endpoint_url} (e.g. AWS_ACCESS_KEY_ID=keygate-local "
+            f"AWS_SECRET_ACCESS_KEY=keygate-local aws --endpoint-url {endpoint_url} --region {region} events "
+            f"put-events --entries '[{{\"EventBusName\": \"{bus_name}\", \"Source\": \"exchange.trading\", "
+            f"\"DetailType\": \"TradeExecuted\", \"Detail\": {json.dumps(detail)}}}]')")
 
 
 WALKTHROUGH_START = "In another terminal:"
@@ -227,7 +277,7 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
     lifecycle_events = None
     try:
         with local_backend(identity, parameter_overrides, env_overrides, aws_port=aws_port,
-                           jwks_port=jwks_port) as (stage, aws):
+                           jwks_port=jwks_port) as (stage, aws), ExitStack() as stack:
             bound_port = listener.getsockname()[1]
             definition = LocalApiDefinition.load(stage.runner, stage.parameters)
             service = KeyGateLocalApigwService(definition, stage.runner, port=bound_port, host=HOST)
@@ -239,13 +289,15 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
                     lifecycle_events = LocalLifecycleEvents(aws, stage.runner, bus).start()
                 except Exception as error:  # noqa: BLE001 (an emulator without streams or EventBridge)
                     print(f"Lifecycle events are not available on this AWS backend: {error}", file=out)
+            bus_name = stack.enter_context(exchange_delivery(stage, aws))
             server = make_server(HOST, bound_port, service.app, threaded=True, fd=listener.fileno())
             base_url = f"http://{HOST}:{bound_port}"
             info = state.ServerInfo(pid=os.getpid(), api_url=base_url, aws_endpoint_url=aws.endpoint_url,
                                     aws_mode=aws.mode, aws_environment=aws.function_environment(),
                                     resource_names=aws.resource_names(), parameters=stage.parameters,
                                     region=aws.region, env_overrides={k: dict(v) for k, v in
-                                                                      (env_overrides or {}).items()})
+                                                                      (env_overrides or {}).items()},
+                                    exchange_bus_name=bus_name)
             info.save()
             backend = {"embedded": f"embedded moto server at {aws.endpoint_url}",
                        "endpoint": f"AWS emulator at {aws.endpoint_url}",
@@ -254,6 +306,8 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             print(f"AWS: {backend}; state: {state.state_dir()}", file=out)
             if lifecycle_events is not None:
                 print(f"Lifecycle events: published to bus {bus!r}; see them with $BIN/keygate dev events", file=out)
+            if bus_name:
+                print(exchange_bus_line(aws.endpoint_url or "", bus_name, aws.region), file=out)
             print(f"{READY_LINE} {base_url}", file=out, flush=True)
             with suppress(KeyboardInterrupt, _Stop):
                 server.serve_forever()

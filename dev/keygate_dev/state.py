@@ -5,6 +5,8 @@ It holds what must survive between `keygate` invocations and nothing else:
 - `identity.json` the local identity provider's private signing keys, generated
   once, so `keygate dev token` in one terminal signs with the keys that the
   server in another terminal publishes as its JWKS;
+- `wallets.json`  the wallet (private key) `keygate dev onboard` made for each local user, which
+  signs that user's EIP-712 agent authorizations;
 - `server.json`   while `keygate dev serve` runs: its URLs, the emulation's
   endpoint, the table name and the stack parameters, so the other commands
   reach the same data. Removed when the server stops.
@@ -34,6 +36,7 @@ STATE_DIR_VARIABLE = "KEYGATE_STATE_DIR"
 DEFAULT_STATE_DIR = ROOT / ".keygate-local"
 IDENTITY_FILE = "identity.json"
 SERVER_FILE = "server.json"
+WALLETS_FILE = "wallets.json"
 
 
 class StateError(Exception):
@@ -94,6 +97,22 @@ def load_identity() -> LocalIdentityProvider:
         raise StateError(f"{path} is damaged ({error}); delete it and restart the local server.") from error
 
 
+# -------------------------------------------------------------- local wallets
+def wallet_key(user_id: str) -> str:
+    """The private key of the local wallet of `user_id`, made (and kept in the state directory) on first use."""
+    from keygate import eip712
+
+    path = state_dir() / WALLETS_FILE
+    try:
+        wallets = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError as error:
+        raise StateError(f"{path} is damaged ({error}); delete it (the local users get new wallets).") from error
+    if user_id not in wallets:
+        wallets[user_id] = eip712.new_wallet()[0]
+        _write_private(path, json.dumps(wallets, indent=2), replace=True)
+    return str(wallets[user_id])
+
+
 # ------------------------------------------------------------- running server
 @dataclass
 class ServerInfo:
@@ -109,6 +128,7 @@ class ServerInfo:
     parameters: dict[str, str]
     region: str
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    exchange_bus_name: str = ""  # the exchange's bus in the emulation (keygate_dev.exchange_bus); "" for none
 
     def save(self) -> None:
         _write_private(state_dir() / SERVER_FILE, json.dumps(asdict(self), indent=2), replace=True)

@@ -43,6 +43,10 @@ OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operat
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 EXAMPLES_PER_OPERATION = 25
+# Operations whose credentials cover the exact body bytes, signed by a party the fuzzer cannot play over a
+# generated body: they are fuzzed unsigned (every answer documented, none a 5xx), and their signed success is
+# tested where the signer is played: tests/e2e/test_leaks_local.py (GitHub's ECDSA, the operators' SigV4).
+SIGNED_BY_ANOTHER_PARTY = {"POST /v1/secret-scanning/github", "POST /v1/admin/revocations"}
 SEEDED_KEYS = ({"label": "reader", "permissions": ["read"]},
                {"label": "trader", "permissions": ["read", "trade"], "ip_whitelist": ["198.51.100.0/24"]})
 
@@ -142,7 +146,10 @@ def test_every_answer_is_documented_and_none_is_a_server_error(label: str, local
 
     exchange()
     # Then the credentials were good enough for the operation to succeed at least once
-    assert any(200 <= status < 300 for status in statuses), dict(statuses)
+    if label in SIGNED_BY_ANOTHER_PARTY:
+        assert not any(200 <= status < 300 for status in statuses), dict(statuses)  # never without a signature
+    else:
+        assert any(200 <= status < 300 for status in statuses), dict(statuses)
 
 
 def test_a_body_that_is_not_utf8_is_refused_like_malformed_json(local_server: LocalServer,

@@ -270,6 +270,44 @@ def _janitor_run(world: World) -> None:
     world.recorded = recorder.requests  # type: ignore[attr-defined]
 
 
+def _exchange_events(world: World) -> None:
+    from keygate_dev.lambda_runner import LambdaContext
+    from tests.support.exchange import Wallet, envelope, sqs_batch, trade
+
+    wallet = Wallet.new()
+    batch = sqs_batch(envelope(wallet.authorization("zoe")), trade("zoe"), envelope(wallet.authorization("zoe")))
+    answer = template.load_handler("ExchangeEventsFunction")(batch, LambdaContext("ExchangeEventsFunction"))
+    assert answer == {"batchItemFailures": []}
+
+
+def _secret_scanning(world: World) -> None:
+    from keygate import keys
+    from tests.support.github import ENDPOINT, GitHubScanner, report
+
+    scanner = GitHubScanner()
+    world.monkeypatch.setattr("keygate.secret_scanning._fetch", lambda url: scanner.keys_document())
+    secret = world.client.create(label="leaked").json()["api_secret"]
+    body = report(secret, keys.new_secret(), "not-a-secret", secret)  # revoked, unknown, malformed, again
+    with RequestRecorder() as recorder:  # only the endpoint's requests, not the create's
+        assert world.client.gateway.request("POST", ENDPOINT, headers=scanner.headers(body), body=body).status == 200
+    world.recorded = recorder.requests  # type: ignore[attr-defined]
+
+
+def _operator_revoke(world: World) -> None:
+    import json
+
+    from keygate_dev import admin, local_iam
+
+    def revoke(body: dict[str, str]) -> None:
+        raw = json.dumps(body).encode()
+        headers = admin.signed_headers("http://localhost" + admin.PATH, raw, local_iam.LOCAL_OPERATOR_CREDENTIALS,
+                                       REGION)
+        assert world.client.gateway.request("POST", admin.PATH, headers=headers, body=raw).status == 200
+
+    revoke({"user_id": "alice", "api_key": world.key_id, "reason": "one key"})
+    revoke({"user_id": "alice", "reason": "every key"})
+
+
 # function id -> the requests that exercise every AWS call its code can make
 SCENARIOS: dict[str, Callable[[World], object]] = {
     "CreateApiKeyFunction": lambda world: (world.client.create(label="plain", permissions=["read", "trade"],
@@ -288,6 +326,9 @@ SCENARIOS: dict[str, Callable[[World], object]] = {
     "PublishLifecycleEventsFunction": _publisher_runs,
     "ExpiryNoticesFunction": _expiry_notices_run,
     "SignatureAuthorizerFunction": _signed_requests,
+    "ExchangeEventsFunction": _exchange_events,
+    "SecretScanningFunction": _secret_scanning,
+    "OperatorRevokeFunction": _operator_revoke,
 }
 # Functions that call no AWS service at all: they must be granted nothing.
 NO_AWS_CALLS = {"SessionAuthorizerFunction", "GetServerTimeFunction"}

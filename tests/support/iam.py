@@ -78,10 +78,15 @@ def _like(pattern: str, value: str) -> bool:
 
 _OPERATORS = {"StringEquals": lambda pattern, value: pattern == value, "StringLike": _like,
               "ArnEquals": lambda pattern, value: pattern == value, "ArnLike": _like}
+# Negated operators: true when no pattern matches, and (IAM's rule) when the key is missing.
+_NEGATED = {"StringNotLike": _like, "ArnNotLike": _like}
 
 
 def _condition_holds(operator: str, key: str, patterns: list[str], context: Mapping[str, Any]) -> bool:
     qualifier, _, base = operator.rpartition(":")
+    if base in _NEGATED and not qualifier:
+        present = context.get(key)
+        return present is None or not any(_NEGATED[base](pattern, str(present)) for pattern in patterns)
     test = _OPERATORS[base]
     present = context.get(key)
     if qualifier == "ForAllValues":

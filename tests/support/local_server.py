@@ -78,8 +78,9 @@ class LocalServer:
             return state.load_identity()
 
     def onboard(self, user: str, *, trade: bool = True) -> None:
-        """What `keygate dev onboard [--no-trade]` writes, written from this process (the command needs two
-        seconds a user to read the template): the user's onboarding and trading-handshake state."""
+        """The state `keygate dev onboard [--no-trade]` ends in, written directly from this process for speed (the
+        command signs a real EIP-712 authorization and waits for the bus to deliver it, a few seconds a user:
+        tests/e2e/test_exchange_events_local.py runs it): the user's onboarding and trading-handshake state."""
         info = self.published()
         aws = info["aws_environment"]
         dynamodb = boto3.client("dynamodb", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_REGION"],

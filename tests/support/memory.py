@@ -100,6 +100,7 @@ class MemoryKeyStore(_Recorded):
     last_used: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (user id, key id)
     # (due ms, key id, secret version or None for all the key's secrets) -> reason
     cleanups: dict[tuple[int, str, str | None], str] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # secret fingerprint -> key id
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     # ---------------------------------------------------------- test set-up
@@ -140,6 +141,12 @@ class MemoryKeyStore(_Recorded):
         self._call("get_key_by_id")
         with self._lock:
             return self.records.get(key_id)
+
+    def key_of_fingerprint(self, fingerprint: str) -> ApiKeyRecord | None:
+        self._call("key_of_fingerprint")
+        with self._lock:
+            key_id = self.fingerprints.get(fingerprint)
+            return None if key_id is None else self.records.get(key_id)
 
     def query_audit(self, key_id: str, limit: int) -> list[AuditEntry]:
         self._call("query_audit")
@@ -203,16 +210,20 @@ class MemoryKeyStore(_Recorded):
         self.audit.setdefault(entry.api_key, []).append(stored)
 
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
-                      expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
+                      expected_keyset_version: int, cleanup_due: datetime, now: datetime,
+                      secret_fingerprint: str | None = None) -> None:
         self._call("commit_create")
         with self._lock:
             keyset = self.keyset_versions.get(record.user_id)
             has_secret = record.key_type == "hmac-sha256"
-            items = 5 + (step_up is not None) + has_secret + (has_secret and record.expires_at is not None)
+            items = (5 + (step_up is not None) + has_secret + (has_secret and record.expires_at is not None)
+                     + (secret_fingerprint is not None))
             self._commit(items, step_up, now, conditions_fail=(keyset is not None and keyset != expected_keyset_version)
                          or record.key_id in self.records, change_id=record.change_id)
             self.keyset_versions[record.user_id] = expected_keyset_version + 1
             self.records[record.key_id] = _stored_record(record)
+            if secret_fingerprint is not None:
+                self.fingerprints[secret_fingerprint] = record.key_id
             self._add_audit(audit)
             if has_secret:
                 self.cleanups.pop((_epoch_ms(cleanup_due), record.key_id, None), None)

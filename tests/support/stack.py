@@ -38,6 +38,8 @@ SECRETS_KEY_ID = "00000000-0000-4000-8000-00000000c0de"
 RESOURCE_NAMES = {"KeysTable": TABLE_NAME, "NoncesTable": NONCES_TABLE_NAME, "SecretsKey": SECRETS_KEY_ID}
 REGION = "us-east-1"
 STAGE = "test"
+# The exchange's agent address every EIP-712 agent authorization names (the stack parameter ExchangeAgentAddress).
+AGENT_ADDRESS = "0x000000000000000000000000000000000000a9e7"
 # The stack parameters of a deployment shaped like ZDEX's doc (README, "Which deployment serves which doc").
 ZDEX_STYLE_STACK = {"MaxActiveKeysPerUser": "5", "AllowedPermissions": "read,trade,withdraw", "StepUpRequired": "false"}
 
@@ -50,6 +52,7 @@ def stack_parameters(identity: LocalIdentityProvider, jwks: JwksServer) -> dict[
         "SessionJwksUrl": jwks.session_jwks_url,
         "StepUpIssuer": identity.step_up_issuer,
         "StepUpJwks": jwks.step_up_jwks_url,
+        "ExchangeAgentAddress": AGENT_ADDRESS,
     }
 
 

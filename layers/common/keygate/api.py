@@ -158,6 +158,8 @@ def parse_request(route: Route, event: Mapping[str, Any], composition: Compositi
     """The typed request, in the order its checks answer: caller (401), body (4xx), step-up (403)."""
     authorizer = _strings((event.get("requestContext") or {}).get("authorizer"))
     user_id = authorizer.get("user_id") or authorizer.get("principalId") or ""
+    if route.auth is Auth.IAM:  # API Gateway verified the SigV4 signature: the caller is the IAM principal
+        user_id = _strings((event.get("requestContext") or {}).get("identity")).get("userArn") or ""
     if route.auth is not Auth.NONE and not user_id:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "A session is required.")
     headers = {name.lower(): value for name, value in _strings(event.get("headers")).items()}

@@ -299,3 +299,54 @@ class AuthorizerConfig:
 def is_greedy(resource: str) -> bool:
     """Whether an API Gateway resource template has a greedy path parameter ({proxy+})."""
     return "+}" in resource
+
+
+# ------------------------------------------------- issue 16: events in, leaks, operators
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+@dataclass(frozen=True)
+class ExchangeEventsConfig:
+    """The EIP-712 domain of the exchange's agent authorizations (stack parameters AgentDomainName,
+    AgentChainId, AgentVerifyingContract, ExchangeAgentAddress): what KeyGate rebuilds typed data from."""
+
+    agent_domain_name: str
+    agent_chain_id: int
+    agent_verifying_contract: str
+    exchange_agent_address: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        config = cls(agent_domain_name=env.text("AGENT_DOMAIN_NAME", min_length=1),
+                     agent_chain_id=env.integer("AGENT_CHAIN_ID", 0, minimum=1, maximum=2**53),
+                     agent_verifying_contract=env.text("AGENT_VERIFYING_CONTRACT", pattern=_ADDRESS,
+                                                       rule="a 0x-prefixed 20-byte hex address"),
+                     exchange_agent_address=env.text("EXCHANGE_AGENT_ADDRESS", pattern=_ADDRESS,
+                                                     rule="a 0x-prefixed 20-byte hex address"))
+        env.check("AGENT_CHAIN_ID" in (os.environ if environ is None else environ), "AGENT_CHAIN_ID is required")
+        env.done("exchange event settings")
+        return config
+
+
+GITHUB_SECRET_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning"  # noqa: S105  # nosec B105  # a public URL
+_LOCAL_STAGE = "local"
+
+
+@dataclass(frozen=True)
+class SecretScanningConfig:
+    """Where GitHub's secret scanning public keys come from (SecretScanningKeysUrl): https://, except that the
+    local stage may name a loopback http:// URL (its tests play GitHub)."""
+
+    keys_url: str = GITHUB_SECRET_SCANNING_KEYS_URL
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Environment(environ)
+        url = env.text("SECRET_SCANNING_KEYS_URL", GITHUB_SECRET_SCANNING_KEYS_URL, pattern=_JWKS_URL,
+                       rule=_JWKS_URL_RULE)
+        stage = env.text("STAGE", "")
+        env.check(url.startswith("https://") or stage == _LOCAL_STAGE,
+                  "SECRET_SCANNING_KEYS_URL must be https:// outside the local stage")
+        env.done("secret scanning settings")
+        return cls(keys_url=url)

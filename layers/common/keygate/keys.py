@@ -14,6 +14,7 @@ Secrets carry their own fixed prefix so secret scanners can find leaked ones.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import zlib
@@ -92,3 +93,12 @@ def is_well_formed_handle(handle: str) -> bool:
 def visible_prefix(key_id: str, prefix: str) -> str:
     """What lists show of a key id (ZDEX's key prefix): the prefix and six characters."""
     return key_id[: len(prefix) + VISIBLE_PREFIX_CHARS]
+
+
+def secret_fingerprint(secret: str) -> str:
+    """SHA-256 of a secret, in hex: what KeyGate keeps to find a secret's key without reading any secret, and
+    the `token_hash` GitHub's secret scanning answers carry. A secret is 256 random bits, so an unsalted hash
+    reveals nothing. The one place it is computed: every path that issues a secret (create, rotation) stores
+    `storage.layout.fingerprint_item(keys.secret_fingerprint(secret), record)` in the transaction that commits
+    the key (docs/architecture.md, "Leaked keys")."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()

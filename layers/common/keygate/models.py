@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationInfo,
@@ -154,3 +155,34 @@ class ErrorResponse(BaseModel):
 
     ok: Literal[False] = Field(default=False)
     error: ErrorDetail
+
+
+# ------------------------------------------------- issue 16: events in, leaks, operators
+class LeakedTokenAnswer(BaseModel):
+    """GitHub's secret scanning partner response, per reported token: identified by its SHA-256, never itself."""
+
+    token_hash: str = Field(description="SHA-256 of the reported token, hex")
+    token_type: str = Field(description="the type GitHub reported it as")
+    label: Literal["true_positive", "false_positive"] = Field(
+        description="true_positive: a KeyGate secret of a key (revoked now, or before); false_positive: anything else")
+
+
+class LeakReport(RootModel[list[LeakedTokenAnswer]]):
+    """POST /v1/secret-scanning/github's answer: one entry per reported token, in the order reported."""
+
+
+class OperatorRevokeRequest(Request):
+    """An operator's revocation: one key of a user, or every key of the user when `api_key` is left out."""
+
+    user_id: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
+    api_key: str | None = Field(default=None, min_length=1, max_length=64,
+                                description="the key to revoke; leave it out to revoke every key of the user")
+    reason: str = Field(min_length=3, max_length=500, description="why (kept in each key's audit log)")
+
+
+class OperatorRevocation(BaseModel):
+    """What an operator's revocation did: the keys it revoked now (an already revoked key is not listed)."""
+
+    user_id: str
+    revoked: list[str]
+    operator: str = Field(description="the caller's IAM identity (user ARN), as audited")

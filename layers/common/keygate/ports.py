@@ -11,7 +11,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from keygate.records import AccountState, ApiKeyRecord, AuditEntry, DueNotice, PendingCleanup, UserSnapshot
+from keygate.records import (
+    AccountState,
+    ApiKeyRecord,
+    AuditEntry,
+    DueNotice,
+    Onboarding,
+    PendingCleanup,
+    Trade,
+    UserSnapshot,
+)
 
 if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module, never PyJWT
     from keygate.stepup import StepUpUse
@@ -53,7 +62,11 @@ class KeyRepository(Protocol):
     def put_account_state(self, user_id: str, state: AccountState) -> None: ...
 
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
-                      expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None: ...
+                      expected_keyset_version: int, cleanup_due: datetime, now: datetime,
+                      secret_fingerprint: str | None = None) -> None: ...
+
+    def key_of_fingerprint(self, fingerprint: str) -> ApiKeyRecord | None:
+        """The key whose secret (current or rotated out) has this fingerprint (keygate.keys.secret_fingerprint)."""
 
     def commit_update(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                       step_up: StepUpUse | None, now: datetime) -> None: ...
@@ -117,3 +130,16 @@ class KeyLookup(Protocol):
         """Record a nonce once per key, else NonceReused."""
 
     def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None: ...
+
+
+class AccountLedger(Protocol):
+    """What the exchange's events record on a user's account (docs/architecture.md, "Events in").
+
+    Each call is one atomic write of the account item and its audit entry; it answers False, writing
+    nothing, when the account already records this event or one that wins over it (a flag never goes
+    back to false). An AWS fault raises ServiceUnavailable (the event is retried).
+    """
+
+    def record_onboarding(self, onboarding: Onboarding, now: datetime) -> bool: ...
+
+    def record_trade(self, trade: Trade, now: datetime) -> bool: ...

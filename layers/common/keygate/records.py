@@ -114,6 +114,11 @@ class AuditEvent(StrEnum):
     KEY_UPDATED = "key_updated"
     KEY_REVOKED = "key_revoked"
     KEY_ROTATED = "key_rotated"
+    # issue 16: events in, leaks, operators
+    KEY_REVOKED_LEAKED = "key_revoked_leaked"  # a secret scanner reported the key's secret
+    KEY_REVOKED_OPERATOR = "key_revoked_operator"  # the exchange's security team (IAM-signed request)
+    ACCOUNT_ONBOARDED = "account_onboarded"  # a verified EIP-712 agent authorization (AUDIT#ACCOUNT#<user>)
+    TRADING_HANDSHAKE_COMPLETED = "trading_handshake_completed"  # the user's first trade (same partition)
 
 
 @dataclass(frozen=True)
@@ -172,3 +177,23 @@ class PendingCleanup:
     due: datetime
     reason: str
     secret_version: str | None = None  # one secret of the key (a rotation's); None: every secret the key has
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """A verified agent authorization: who, with which wallet, signed when (its nonce, in milliseconds)."""
+
+    user_id: str
+    wallet_address: str
+    nonce: int
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A trade the exchange reports (its first one completes the trading handshake)."""
+
+    user_id: str
+    trade_id: str
+    executed_at: datetime
+    event_id: str

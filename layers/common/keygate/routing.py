@@ -27,6 +27,7 @@ class Auth(StrEnum):
     SESSION = "SessionAuthorizer"  # the app's session JWT
     SIGNATURE = "SignatureAuthorizer"  # a bot's KG1 signature
     NONE = "NONE"
+    IAM = "AWS_IAM"  # SigV4 by an IAM principal the stack names (the operators' routes, issue 16)
 
 
 class Target(StrEnum):

@@ -275,7 +275,8 @@ class KeyLifecycle:
                 self._check_limit(seen[-1], now)
             try:
                 self._keys.commit_create(record, audit, step_up, expected_keyset_version=seen[-1].keyset_version,
-                                         cleanup_due=cleanup_due, now=now)
+                                         cleanup_due=cleanup_due, now=now,
+                                         secret_fingerprint=keys.secret_fingerprint(secret))
             except (ConditionFailed, StepUpTokenReused):
                 seen.append(self._keys.load_user(user_id))
                 if any(existing.change_id == record.change_id for existing in seen[-1].keys):
@@ -547,3 +548,41 @@ class KeyLifecycle:
         logger.info("secret janitor run", extra={"deleted": len(report.deleted), "kept": len(report.kept),
                                                  "failed": len(report.failed)})
         return report
+
+    # --------------------------------- issue 16: leaked keys and operators (no session, no step-up)
+    def key_of_secret(self, secret: str) -> ApiKeyRecord | None:
+        """The key a secret (current or rotated out) belongs to, found by its fingerprint: no secret is read."""
+        return self._keys.key_of_fingerprint(keys.secret_fingerprint(secret))
+
+    def revoke_for_security(self, user_id: str, key_id: str | None, *, event: AuditEvent, source_ip: str,
+                            **details: Any) -> list[str]:
+        """Revoke one of a user's keys, or all of them (`key_id` None), for the security team or a secret
+        scanner: audited as `event` with `details`. The ids revoked now (an already revoked key is left as it
+        is); a key id that is not the user's is KeyNotFound."""
+        now = self._clock()
+        change_id = _new_change_id()
+        revoked: list[str] = []
+
+        def attempt() -> None:
+            if key_id is None:
+                candidates = self._keys.load_user(user_id).keys
+            else:
+                candidates = [self._owned_key(user_id, KeyRef(key_id=key_id))]
+            pending = [record for record in candidates
+                       if record.status is KeyStatus.ACTIVE and record.key_id not in revoked]
+            for start in range(0, len(pending), REVOCATIONS_PER_TRANSACTION):
+                revocations = []
+                for record in pending[start:start + REVOCATIONS_PER_TRANSACTION]:
+                    after = record.changed(status=KeyStatus.REVOKED, revoked_at=now, version=record.version + 1,
+                                           change_id=change_id)
+                    revocations.append((record, after, _audit(event, record.key_id, source_ip, now, **details)))
+                self._commit(revocations[0][1], self._keys.commit_revocations, revocations, None, now)
+                revoked.extend(after.key_id for _, after, _ in revocations)
+
+        _with_retries(attempt, conflict="These keys are being changed concurrently; retry.")
+        self._delete_revoked_secrets(revoked, now)
+        if revoked:
+            metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=len(revoked))
+        logger.info("api keys revoked for security", extra={"event": event.value, "user_id": user_id,
+                                                            "revoked": revoked})
+        return revoked

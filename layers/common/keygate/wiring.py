@@ -14,7 +14,8 @@ from functools import cache, cached_property
 from typing import Any
 
 from keygate import keys
-from keygate.config import EventsConfig, KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
+from keygate.config import EventsConfig, ExchangeEventsConfig, KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
+from keygate.exchange import ExchangeEvents
 from keygate.lifecycle_events import PublishReport, publish
 from keygate.models import validation_context
 from keygate.observability import logger
@@ -23,6 +24,7 @@ from keygate.routing import Presentation
 from keygate.service import KeyLifecycle
 from keygate.stepup import Action, StepUpUse, StepUpVerifier
 from keygate.storage import aws
+from keygate.storage.accounts import DynamoAccountLedger
 from keygate.storage.dynamodb import DynamoKeyRepository
 from keygate.storage.secrets import SecretsManagerVault
 
@@ -92,6 +94,23 @@ def event_publishing() -> EventPublishing:
 
 
 @cache
+def exchange_events() -> ExchangeEvents:
+    """ExchangeEventsFunction's root: the agent authorization's domain and the account ledger."""
+    storage = StorageConfig.from_environ()
+    return ExchangeEvents(ExchangeEventsConfig.from_environ(),
+                          DynamoAccountLedger(aws.clients(storage.aws_endpoint_url), storage.table_name))
+
+
+@cache
+def secret_scanning() -> Any:
+    """SecretScanningFunction's root: the lifecycle, and GitHub's public keys (cached for the warm instance)."""
+    from keygate.config import SecretScanningConfig
+    from keygate.secret_scanning import GitHubPublicKeys, SecretScanning
+
+    return SecretScanning(management().lifecycle, GitHubPublicKeys(SecretScanningConfig.from_environ().keys_url))
+
+
+@cache
 def session() -> SessionConfig:
     """The session authorizer's settings."""
     return SessionConfig.from_environ()
@@ -103,3 +122,5 @@ def forget() -> None:
     management.cache_clear()
     session.cache_clear()
     event_publishing.cache_clear()
+    exchange_events.cache_clear()
+    secret_scanning.cache_clear()

@@ -329,6 +329,10 @@ def audit_sentence(entry: AuditEntry) -> str:
         grace = details.get("grace_seconds", 0)
         return (f"Key rotated: the previous {'public key' if details.get('key_type') == 'ed25519' else 'secret'} "
                 + (f"works for {grace} more seconds" if grace else "stopped working at once"))
+    if entry.event is AuditEvent.KEY_REVOKED_LEAKED:  # issue 16
+        return "Key revoked: its secret was reported leaked by GitHub secret scanning"
+    if entry.event is AuditEvent.KEY_REVOKED_OPERATOR:
+        return "Key revoked by the exchange's security team"
     return "Key revoked (all keys revoked)" if details.get("reason") == "revoke_all" else "Key revoked"
 
 

@@ -225,9 +225,10 @@ class DynamoKeyRepository:
 
     @tracer.capture_method(capture_response=False)
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
-                      expected_keyset_version: int, cleanup_due: datetime, now: datetime) -> None:
+                      expected_keyset_version: int, cleanup_due: datetime, now: datetime,
+                      secret_fingerprint: str | None = None) -> None:
         """Step-up use, keyset version, key record, pointers, audit entry, and the create's cleanup entry retired
-        (an Ed25519 key has no secret, hence no cleanup entries)."""
+        (an Ed25519 key has no secret, hence no cleanup entries and no fingerprint)."""
         has_secret = record.key_type == HMAC_SHA256
         items = [
             *self._step_up_puts(step_up, now, record.change_id),
@@ -249,6 +250,10 @@ class DynamoKeyRepository:
         if has_secret:
             items.append({"Delete": {"TableName": self._table, "Key": layout.key(
                 layout.CLEANUP_PARTITION, layout.cleanup_sk(record.key_id, cleanup_due))}})
+        if secret_fingerprint is not None:
+            # Finds the key of a leaked secret without reading any secret (docs/architecture.md, "Leaked keys").
+            items.append(self._put(layout.fingerprint_item(secret_fingerprint, record),
+                                   ConditionExpression="attribute_not_exists(pk)"))
         if has_secret and record.expires_at is not None:
             # An expiring key's secret is deleted by the janitor once the key has expired.
             items.append(self._put(layout.cleanup_item(record.key_id, record.expires_at, "expired")))
@@ -294,6 +299,11 @@ class DynamoKeyRepository:
 
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         self._transact(self._step_up_puts(step_up, now, change_id), step_up_index=0)
+
+    def key_of_fingerprint(self, fingerprint: str) -> ApiKeyRecord | None:
+        """The key whose secret has this fingerprint (keygate.keys.secret_fingerprint), or None."""
+        pointer = self._get(layout.fingerprint_key(fingerprint))
+        return None if pointer is None else self.get_key(pointer["user_id"], pointer["key_id"])
 
     def step_up_spent_by(self, step_up: StepUpUse, now: datetime) -> str | None:
         values = self._get(layout.step_up_key(step_up.jti))

@@ -299,3 +299,66 @@ def step_up_item(jti: str, expires_at_epoch: int, change_id: str) -> dict[str, A
 def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
     return {**nonce_key(key_id, nonce),
             **to_item({"expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}
+
+
+# ------------------------------------------ issue 16: events in, leaks, operators
+def account_audit_pk(user_id: str) -> str:
+    """The audit partition of a user's account events (onboarding, trading handshake)."""
+    return f"AUDIT#ACCOUNT#{user_id}"
+
+
+def onboarding_order(nonce: int, wallet_address: str) -> str:
+    """Orders agent authorizations: the newest (highest nonce) wins, whatever order events arrive in."""
+    return f"{nonce:020d}#{wallet_address.lower()}"
+
+
+def first_trade_order(executed_at: datetime, trade_id: str) -> str:
+    """Orders trades: the earliest is the handshake, whatever order events arrive in."""
+    return f"{epoch_ms(executed_at):015d}#{trade_id}"
+
+
+def onboarding_update(user_id: str, wallet_address: str, nonce: int, now: datetime) -> dict[str, Any]:
+    """UpdateItem arguments (without TableName) recording a verified authorization on the account item,
+    unless one with a higher nonce is recorded (a duplicate or late event changes nothing)."""
+    return {
+        "Key": key(user_pk(user_id), ACCOUNT),
+        "UpdateExpression": "SET #type = :type, onboarding_completed = :true, wallet_address = :wallet, "
+                            "onboarded_at = :now, onboarding_order = :order",
+        "ConditionExpression": "attribute_not_exists(onboarding_order) OR onboarding_order < :order",
+        "ExpressionAttributeNames": {"#type": "type"},
+        "ExpressionAttributeValues": to_item({":type": "account", ":true": True, ":wallet": wallet_address.lower(),
+                                              ":now": stored_time(now),
+                                              ":order": onboarding_order(nonce, wallet_address)}),
+    }
+
+
+def trade_update(user_id: str, trade_id: str, executed_at: datetime, now: datetime) -> dict[str, Any]:
+    """UpdateItem arguments recording the trading handshake, unless an earlier trade is recorded."""
+    return {
+        "Key": key(user_pk(user_id), ACCOUNT),
+        "UpdateExpression": "SET #type = :type, trading_handshake_completed = :true, first_trade_id = :trade, "
+                            "first_trade_at = :at, handshake_recorded_at = :now, first_trade_order = :order",
+        "ConditionExpression": "attribute_not_exists(first_trade_order) OR first_trade_order > :order",
+        "ExpressionAttributeNames": {"#type": "type"},
+        "ExpressionAttributeValues": to_item({":type": "account", ":true": True, ":trade": trade_id,
+                                              ":at": stored_time(executed_at), ":now": stored_time(now),
+                                              ":order": first_trade_order(executed_at, trade_id)}),
+    }
+
+
+def account_audit_item(user_id: str, event: AuditEvent, now: datetime, details: dict[str, Any],
+                       unique: str) -> dict[str, Any]:
+    return to_item({"pk": account_audit_pk(user_id), "sk": f"{stored_time(now)}#{unique}", "type": "audit",
+                    "user_id": user_id, "event": event.value, "ip_address": "exchange-event",
+                    "created_at": stored_time(now), "details": details})
+
+
+def fingerprint_key(fingerprint: str) -> dict[str, Any]:
+    return key(f"SECRETHASH#{fingerprint}", "SECRETHASH")
+
+
+def fingerprint_item(fingerprint: str, record: ApiKeyRecord) -> dict[str, Any]:
+    """A secret's fingerprint (keygate.keys.secret_fingerprint) pointing at its key: written with every secret
+    issued (create, rotation), never removed, so a leaked old secret still finds its key."""
+    return {**fingerprint_key(fingerprint), **to_item({"type": "secret_fingerprint", "key_id": record.key_id,
+                                                        "user_id": record.user_id})}
