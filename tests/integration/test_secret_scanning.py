@@ -62,6 +62,22 @@ def test_a_leaked_secret_is_revoked_and_then_refused_by_the_authorizer(gate, git
     assert refused.status == 401 and refused.context["error_code"] == "KEY_REVOKED"
 
 
+@pytest.mark.parametrize("which", ["rotated-away secret", "new secret"])
+def test_both_secrets_of_a_rotated_key_find_it(gate, github, which):
+    # Given a key rotated with a grace: its old secret still verifies, and the new one does too
+    key = gate.create_key(permissions=["read"])
+    rotated = gate.client.rotate(key[0], grace_seconds=3600)
+    assert rotated.status == 200, rotated.body
+    leaked = key[1] if which == "rotated-away secret" else rotated.json()["api_secret"]
+    # When GitHub reports one of them
+    body = report(leaked)
+    answer = _post(gate, body, github.headers(body))
+    # Then it is the key's (true_positive), and the key is revoked
+    assert answer.json() == [{"token_hash": _hash(leaked), "token_type": "keygate_api_secret",
+                              "label": "true_positive"}]
+    assert gate.client.audit(key[0]).json()["audit"][0]["action"] == "key_revoked_leaked"
+
+
 def test_a_report_again_is_still_a_true_positive_and_changes_nothing(gate, github):
     key = gate.create_key()
     body = report(key[1])

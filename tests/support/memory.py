@@ -255,12 +255,15 @@ class MemoryKeyStore(_Recorded):
 
     def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                         step_up: StepUpUse | None, now: datetime, *, cleanups: Iterable[PendingCleanup],
-                        retired: PendingCleanup | None) -> None:
+                        retired: PendingCleanup | None, secret_fingerprint: str | None = None) -> None:
         self._call("commit_rotation")
         cleanups = list(cleanups)
         with self._lock:
-            self._commit(2 + (step_up is not None) + len(cleanups) + (retired is not None), step_up, now,
+            self._commit(2 + (step_up is not None) + len(cleanups) + (retired is not None)
+                         + (secret_fingerprint is not None), step_up, now,
                          conditions_fail=self._versioned_update_fails(before, after), change_id=after.change_id)
+            if secret_fingerprint is not None:
+                self.fingerprints[secret_fingerprint] = after.key_id
             self.records[after.key_id] = _stored_record(after)
             self._add_audit(audit)
             for entry in cleanups:

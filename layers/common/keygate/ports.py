@@ -76,9 +76,9 @@ class KeyRepository(Protocol):
 
     def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                         step_up: StepUpUse | None, now: datetime, *, cleanups: Iterable[PendingCleanup],
-                        retired: PendingCleanup | None) -> None:
-        """The record with its new credential, its audit entry, the rotated-away secrets' deletions queued and the
-        new secret's own cleanup entry retired."""
+                        retired: PendingCleanup | None, secret_fingerprint: str | None = None) -> None:
+        """The record with its new credential, its audit entry, the rotated-away secrets' deletions queued, the
+        new secret's own cleanup entry retired and its fingerprint stored (a leak of it then finds the key)."""
 
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         """Record a step-up token's use on a path that changes nothing else."""

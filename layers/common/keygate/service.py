@@ -383,7 +383,8 @@ class KeyLifecycle:
                            grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends),
                            earlier_grace_ended=before.grace_at(now) is not None)
             self._commit(after, self._keys.commit_rotation, before, after, audit, step_up, now,
-                         cleanups=cleanups, retired=orphan)
+                         cleanups=cleanups, retired=orphan,
+                         secret_fingerprint=None if secret is None else keys.secret_fingerprint(secret))
             return after
 
         try:
@@ -562,6 +563,7 @@ class KeyLifecycle:
         now = self._clock()
         change_id = _new_change_id()
         revoked: list[str] = []
+        revoked_records: list[ApiKeyRecord] = []
 
         def attempt() -> None:
             if key_id is None:
@@ -578,9 +580,10 @@ class KeyLifecycle:
                     revocations.append((record, after, _audit(event, record.key_id, source_ip, now, **details)))
                 self._commit(revocations[0][1], self._keys.commit_revocations, revocations, None, now)
                 revoked.extend(after.key_id for _, after, _ in revocations)
+                revoked_records.extend(after for _, after, _ in revocations)
 
         _with_retries(attempt, conflict="These keys are being changed concurrently; retry.")
-        self._delete_revoked_secrets(revoked, now)
+        self._delete_revoked_secrets(revoked_records, now)
         if revoked:
             metrics.add_metric(name="ApiKeyRevoked", unit="Count", value=len(revoked))
         logger.info("api keys revoked for security", extra={"event": event.value, "user_id": user_id,

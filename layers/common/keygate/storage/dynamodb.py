@@ -284,10 +284,10 @@ class DynamoKeyRepository:
     @tracer.capture_method(capture_response=False)
     def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
                         step_up: StepUpUse | None, now: datetime, *, cleanups: Iterable[PendingCleanup],
-                        retired: PendingCleanup | None) -> None:
+                        retired: PendingCleanup | None, secret_fingerprint: str | None = None) -> None:
         """Step-up use, the record with its new credential (on the version it was read at), the audit entry,
-        the deletions of rotated-away secrets queued (`cleanups`), and the new secret's own cleanup entry
-        retired (`retired`)."""
+        the deletions of rotated-away secrets queued (`cleanups`), the new secret's own cleanup entry
+        retired (`retired`) and its fingerprint (docs/architecture.md, "Leaked keys")."""
         items = [*self._step_up_puts(step_up, now, after.change_id), self._versioned_update(before, after),
                  self._audit_put(audit, after)]
         items += [self._put(layout.cleanup_item(entry.key_id, entry.due, entry.reason, entry.secret_version))
@@ -295,6 +295,9 @@ class DynamoKeyRepository:
         if retired is not None:
             items.append({"Delete": {"TableName": self._table, "Key": layout.key(
                 layout.CLEANUP_PARTITION, layout.cleanup_sk(retired.key_id, retired.due, retired.secret_version))}})
+        if secret_fingerprint is not None:
+            items.append(self._put(layout.fingerprint_item(secret_fingerprint, after),
+                                   ConditionExpression="attribute_not_exists(pk)"))
         self._transact(items, step_up_index=None if step_up is None else 0)
 
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
