@@ -248,6 +248,13 @@ def test_management_routes_use_the_session_authorizer():
         ("GET", "/v1/api-keys", "ListApiKeysFunction"),
         ("PATCH", "/v1/api-keys/{id}", "UpdateApiKeyFunction"),
         ("POST", "/v1/api-keys", "CreateApiKeyFunction"),
+        # Passkeys and KeyGate's own step-up (issue 14)
+        ("POST", "/v1/trade/passkeys/registration/options", "PasskeyRegistrationOptionsFunction"),
+        ("POST", "/v1/trade/passkeys", "RegisterPasskeyFunction"),
+        ("GET", "/v1/trade/passkeys", "ListPasskeysFunction"),
+        ("DELETE", "/v1/trade/passkeys/{passkey_id}", "DeletePasskeyFunction"),
+        ("POST", "/v1/trade/step-up/options", "StepUpOptionsFunction"),
+        ("POST", "/v1/trade/step-up", "StepUpFunction"),
     ])
 
 

@@ -10,7 +10,7 @@ configuration lookups.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer
 from pydantic.json_schema import JsonDict
