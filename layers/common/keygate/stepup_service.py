@@ -66,12 +66,12 @@ class PasskeyFunctions(Management):
 
     @cached_property
     def passkeys(self) -> Passkeys:
-        return Passkeys(self.config, self.store, clock=self.clock)
+        return Passkeys(self.config, self.store, clock=lambda: self.clock())
 
     @cached_property
     def issuer(self) -> StepUpIssuer:
         # Only the step-up function signs (kms:Sign); the others verify (kms:GetPublicKey).
-        return StepUpIssuer(StepUpIssuerConfig.from_environ(), KmsSigner(self._clients), clock=self.clock)
+        return StepUpIssuer(StepUpIssuerConfig.from_environ(), KmsSigner(self._clients), clock=lambda: self.clock())
 
     # ------------------------------------------------------------ passkeys
     def register(self, user_id: str, credential: Mapping[str, Any], *, label: str, auth_time: str | None,
