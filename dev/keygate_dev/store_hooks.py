@@ -15,13 +15,15 @@ from keygate.storage import aws
 
 
 def layer_clients() -> list[Any]:
-    """The DynamoDB and Secrets Manager clients the layer uses in this environment (created if need be)."""
+    """The DynamoDB, Secrets Manager and KMS clients the layer uses in this environment (created if need be)."""
+    from keygate.storage.kms import kms_client
+
     clients = aws.clients(StorageConfig.from_environ().aws_endpoint_url)
-    return [clients.dynamodb, clients.secretsmanager]
+    return [clients.dynamodb, clients.secretsmanager, kms_client(clients)]
 
 
 class StoreClientHooks:
-    """Registers `{event name: handler}` on the layer's DynamoDB and Secrets Manager clients."""
+    """Registers `{event name: handler}` on the layer's DynamoDB, Secrets Manager and KMS clients."""
 
     def __init__(self, handlers: Mapping[str, Callable[..., Any]]) -> None:
         self._handlers = dict(handlers)

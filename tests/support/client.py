@@ -9,7 +9,8 @@ template's Gateway Responses for whatever API Gateway answers itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -57,6 +58,8 @@ class ApiClient:
     # through the routes with each user's software authenticator (registered on first use).
     step_up_mode: str = "external"
     _sessions: dict[str, str] = field(default_factory=dict)
+    # Wraps each automatic ceremony (tests/integration/test_least_privilege.py records the mutation alone).
+    ceremony_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
     authenticators: dict[str, SoftAuthenticator] = field(default_factory=dict)
 
     def session(self, user: str) -> str:
@@ -112,8 +115,9 @@ class ApiClient:
             target[_TARGET_FIELDS[kind]] = resource_parameters(route.path, path)[name]
         profile = route.tag if route.tag in ("gaiaex", "zdex") else "gaiaex"
         try:
-            return self.ceremony(user, route.step_up.value, request=body if isinstance(body, dict) else {},
-                                 profile=profile, **target)
+            with self.ceremony_guard():
+                return self.ceremony(user, route.step_up.value, request=body if isinstance(body, dict) else {},
+                                     profile=profile, **target)
         except AssertionError:
             return None  # a body or target the options refuse: the mutation answers for itself
 
