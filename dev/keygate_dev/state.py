@@ -8,6 +8,8 @@ It holds what must survive between `keygate` invocations and nothing else:
 - `server.json`   while `keygate dev serve` runs: its URLs, the emulation's
   endpoint, the table name and the stack parameters, so the other commands
   reach the same data. Removed when the server stops.
+- `authenticator.json` the software passkey authenticator `keygate dev step-up`
+  confirms changes with (keygate_dev.authenticator: its private keys and counters).
 
 Both files are created 0600 in a 0700 directory: they hold private keys and
 are meaningful only on this machine. `KEYGATE_STATE_DIR` chooses another place.
@@ -27,6 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keygate_dev.authenticator import SoftAuthenticator
 from keygate_dev.identity import LocalIdentityProvider, SigningKey
 from keygate_dev.template import ROOT
 
@@ -34,6 +37,7 @@ STATE_DIR_VARIABLE = "KEYGATE_STATE_DIR"
 DEFAULT_STATE_DIR = ROOT / ".keygate-local"
 IDENTITY_FILE = "identity.json"
 SERVER_FILE = "server.json"
+AUTHENTICATOR_FILE = "authenticator.json"
 
 
 class StateError(Exception):
@@ -92,6 +96,23 @@ def load_identity() -> LocalIdentityProvider:
                                      step_up_key=_key_from_json(document["step_up"]))
     except (ValueError, KeyError, TypeError) as error:
         raise StateError(f"{path} is damaged ({error}); delete it and restart the local server.") from error
+
+
+# ------------------------------------------------------------ authenticator
+def load_authenticator(origin: str) -> SoftAuthenticator:
+    """The local stage's software authenticator (created on first use), speaking from `origin`."""
+    path = state_dir() / AUTHENTICATOR_FILE
+    try:
+        device = SoftAuthenticator.from_json(path.read_text()) if path.exists() else SoftAuthenticator()
+    except (ValueError, KeyError, TypeError) as error:
+        raise StateError(f"{path} is damaged ({error}); delete it (its passkeys are then registered anew).") \
+            from error
+    device.origin = origin
+    return device
+
+
+def save_authenticator(device: SoftAuthenticator) -> None:
+    _write_private(state_dir() / AUTHENTICATOR_FILE, device.to_json(), replace=True)
 
 
 # ------------------------------------------------------------- running server

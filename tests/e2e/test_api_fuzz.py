@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 import kg1 as signing
 from keygate_dev import openapi
 from keygate_dev.identity import LocalIdentityProvider
+from tests.e2e.conftest import _serve
 
 if TYPE_CHECKING:
     from tests.support.local_server import LocalServer
@@ -57,6 +59,13 @@ class FuzzAccount:
 
 
 # ----------------------------------------------------------------- the server
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """This module fuzzes the wire contracts with step-up tokens the local identity provider mints, as an
+    external issuer's (StepUpMode external); the built-in issuer's ceremony has its own tests."""
+    yield from _serve(tmp_path_factory, {"StepUpMode": "external"})
+
+
 @pytest.fixture(scope="module")
 def identity(local_server: LocalServer) -> LocalIdentityProvider:
     """The server's identity provider (its state directory holds the keys), to mint tokens in-process."""

@@ -38,8 +38,8 @@ import pytest
 
 from keygate import wiring
 from keygate.records import now_utc
-from keygate.storage.kms import forget_public_keys
 from keygate.storage.dynamodb import DynamoKeyRepository
+from keygate.storage.kms import forget_public_keys
 from keygate_dev import template
 from keygate_dev.store_hooks import StoreClientHooks
 from tests.support import iam
