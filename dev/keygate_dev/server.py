@@ -28,7 +28,7 @@ from typing import TextIO
 
 from werkzeug.serving import make_server
 
-from keygate_dev import state
+from keygate_dev import dev_page, state
 from keygate_dev.emulation import AwsEmulation
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
@@ -145,6 +145,7 @@ def walkthrough(base_url: str, demo_user: str, bin_dir: Path | None = None) -> s
     """
     bin_dir = bin_dir or Path(sys.executable).parent
     order = '{"symbol": "BTC-USD", "side": "buy", "qty": "0.01"}'
+    page_url = f"http://{LOCAL_RP_ID}:{base_url.rsplit(':', 1)[-1]}{dev_page.PAGE_PATH}"
     return f"""
 Demo user "{demo_user}" has completed onboarding and the trading handshake. {WALKTHROUGH_START}
 
@@ -168,6 +169,7 @@ Demo user "{demo_user}" has completed onboarding and the trading handshake. {WAL
       -H "X-PASSKEY-TOKEN: $("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:revoke \\
       --api-key "$KEYGATE_API_KEY")"
 
+Passkeys in a browser: {page_url} (on localhost, not 127.0.0.1: the RP ID).
 Other users: $BIN/keygate dev onboard --user alice [--no-trade]. One function, one event, no HTTP:
 $BIN/keygate dev invoke CreateApiKeyFunction events/create_api_key.200.json. Ctrl-C stops the server.
 """
@@ -237,6 +239,7 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             definition = LocalApiDefinition.load(stage.runner, stage.parameters)
             service = KeyGateLocalApigwService(definition, stage.runner, port=bound_port, host=HOST)
             service.create()
+            dev_page.install(service.app, identity, demo_user)
             stage.onboard(demo_user)
             server = make_server(HOST, bound_port, service.app, threaded=True, fd=listener.fileno())
             base_url = f"http://{HOST}:{bound_port}"
