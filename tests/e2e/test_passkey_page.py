@@ -21,7 +21,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_SECONDS = 30
 
-INSTALLED = (CHROMIUM.exists() and CHROMEDRIVER.exists()) or bool(shutil.which("chromium") and shutil.which("chromedriver"))
+INSTALLED = (CHROMIUM.exists() and CHROMEDRIVER.exists()) or bool(
+    shutil.which("chromium") and shutil.which("chromedriver"))
 pytestmark = pytest.mark.skipif(
     not INSTALLED,
     reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run does)")
