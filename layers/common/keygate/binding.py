@@ -5,7 +5,7 @@ turned into the domain change (`NewKey`, `KeyChange`, or nothing for a revoke); 
 that domain change, so two bodies asking for the same change (`10.0.0.1/32` and `10.0.0.1`, a ZDEX and
 a GaiaEx body) have one digest, and any other change another. The step-up options route computes it
 from the body the app will send, the mutation from the body it received (keygate.api); the token
-carries it (docs/architecture.md, "Step-up bound to the change").
+carries it (docs/architecture.md, "Passkey step-up").
 
 A new mutation adds its `Action` (keygate.stepup) and its sentence in `summary`.
 """
