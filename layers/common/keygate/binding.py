@@ -76,28 +76,32 @@ def summary(change: RequestedChange, *, target_label: str | None = None, target:
     IPs 203.0.113.50; expires in 90 days"."""
     values = change.values
     named = f"'{target_label}' ({target})" if target_label else (target or "")
-    match change.action:
-        case Action.CREATE:
-            expiry = (f"expires in {values['expires_in_days']} days" if values.get("expires_in_days")
-                      else f"expires at {values['expires_at']}" if values.get("expires_at") else "never expires")
-            label = f" '{values['label']}'" if values.get("label") else ""
-            return (f"Create API key{label} with {_listed(values['permissions'])}; "
-                    f"{_whitelist(values['ip_whitelist'])}; {expiry}")
-        case Action.UPDATE:
-            parts = []
-            for name, value in values.items():
-                if name == "ip_whitelist":
-                    parts.append(f"IP whitelist to {_whitelist(value)}")
-                elif isinstance(value, list):
-                    parts.append(f"{_FIELD_NAMES.get(name, name)} to {_listed(value)}")
-                else:
-                    parts.append(f"{_FIELD_NAMES.get(name, name)} to '{value}'")
-            return f"Change API key {named}: {'; '.join(parts)}" if parts else f"Change nothing on API key {named}"
-        case Action.REVOKE:
-            return f"Revoke API key {named}, irreversibly"
-        case Action.REVOKE_ALL:
-            return "Revoke every active API key of your account, irreversibly"
-        case Action.PASSKEYS_REGISTER:
-            return "Register a new passkey for your account"
-        case _:  # Action.PASSKEYS_DELETE; a new action adds its own case above
-            return f"Remove passkey {named}"
+    if change.action is Action.CREATE:
+        expiry = (f"expires in {values['expires_in_days']} days" if values.get("expires_in_days")
+                  else f"expires at {values['expires_at']}" if values.get("expires_at") else "never expires")
+        label = f" '{values['label']}'" if values.get("label") else ""
+        return (f"Create API key{label} with {_listed(values.get('permissions', []))}; "
+                f"{_whitelist(values.get('ip_whitelist', []))}; {expiry}")
+    if change.action is Action.UPDATE:
+        parts = []
+        for name, value in values.items():
+            if name == "ip_whitelist":
+                parts.append(f"IP whitelist to {_whitelist(value)}")
+            elif isinstance(value, list):
+                parts.append(f"{_FIELD_NAMES.get(name, name)} to {_listed(value)}")
+            else:
+                parts.append(f"{_FIELD_NAMES.get(name, name)} to '{value}'")
+        return f"Change API key {named}: {'; '.join(parts)}" if parts else f"Change nothing on API key {named}"
+    # An action without a body; a new one adds its sentence here (until then: the generic one below).
+    sentence = _SENTENCES.get(change.action)
+    if sentence is not None:
+        return sentence.format(named=named)
+    return f"Confirm {change.action.value}" + (f" on {named}" if named else "")
+
+
+_SENTENCES = {
+    Action.REVOKE: "Revoke API key {named}, irreversibly",
+    Action.REVOKE_ALL: "Revoke every active API key of your account, irreversibly",
+    Action.PASSKEYS_REGISTER: "Register a new passkey for your account",
+    Action.PASSKEYS_DELETE: "Remove passkey {named}",
+}
