@@ -284,3 +284,24 @@ def test_removing_a_passkey_needs_a_step_up_for_that_passkey_and_is_audited(clie
 
 def test_a_step_up_without_a_passkey_says_to_register_one(client: ApiClient, alice: str):
     refused(client.step_up_options("alice", "api_keys:create"), "register one")
+
+
+def test_a_step_up_token_never_passes_as_a_session(client: ApiClient, alice: str):
+    # Given a token KeyGate issued after a passkey ceremony
+    token = token_for(client, "alice", "api_keys:create")
+    # When it is sent as the session
+    response = client.call("GET", "/v1/trade/api-keys", user=None, headers={"Authorization": f"Bearer {token}"})
+    # Then the session authorizer refuses it
+    assert response.status == 401, response.text
+
+
+def test_another_users_passkey_is_answered_as_an_unknown_one(client: ApiClient, alice: str):
+    from tests.support.stack import onboard
+
+    onboard("bob")
+    assert client.register_passkey("bob").status == 201
+    [bobs] = client.call("GET", "/v1/trade/passkeys", user="bob").json()["passkeys"]
+    assert client.register_passkey("alice").status == 201
+    of_bob = client.step_up_options("alice", "passkeys:delete", passkey_id=bobs["passkey_id"])
+    unknown = client.step_up_options("alice", "passkeys:delete", passkey_id="AAAAAAAA")
+    assert of_bob.status == unknown.status == 404 and of_bob.json() == unknown.json()
