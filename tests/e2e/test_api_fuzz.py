@@ -45,6 +45,8 @@ OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operat
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 EXAMPLES_PER_OPERATION = 25
+# Their successes: tests/integration/test_passkey_routes.py and tests/e2e/test_passkey_page.py.
+NEEDS_AN_AUTHENTICATOR = {"POST /v1/trade/passkeys", "POST /v1/trade/step-up", "DELETE /v1/trade/passkeys/{passkey_id}"}
 SEEDED_KEYS = ({"label": "reader", "permissions": ["read"]},
                {"label": "trader", "permissions": ["read", "trade"], "ip_whitelist": ["198.51.100.0/24"]})
 
@@ -150,8 +152,10 @@ def test_every_answer_is_documented_and_none_is_a_server_error(label: str, local
         case.validate_response(response, checks=CHECKS)
 
     exchange()
-    # Then the credentials were good enough for the operation to succeed at least once
-    assert any(200 <= status < 300 for status in statuses), dict(statuses)
+    # Then the credentials were good enough for the operation to succeed at least once (except where success
+    # needs an authenticator's signature or a registered passkey, which no generated request holds)
+    if label not in NEEDS_AN_AUTHENTICATOR:
+        assert any(200 <= status < 300 for status in statuses), dict(statuses)
 
 
 def test_a_body_that_is_not_utf8_is_refused_like_malformed_json(local_server: LocalServer,
