@@ -604,7 +604,8 @@ def test_the_passkey_domain_needs_no_aws_sdk():
 
 
 @pytest.mark.parametrize("function_id", ["CreateApiKeyFunction", "UpdateApiKeyFunction", "RevokeApiKeyFunction",
-                                         "RevokeAllApiKeysFunction", "ListApiKeysFunction", "SessionAuthorizerFunction"])
+                                         "RevokeAllApiKeysFunction", "ListApiKeysFunction",
+                                         "SessionAuthorizerFunction"])
 def test_the_key_functions_never_import_webauthn(function_id: str):
     # Given a fresh interpreter, when a key function's handler is loaded as Lambda loads it (it verifies
     # KeyGate's step-up tokens, which needs no WebAuthn: py_webauthn ships with the passkey functions only)
