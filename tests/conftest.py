@@ -15,13 +15,14 @@ from moto import mock_aws
 
 from keygate import tokens, wiring
 from keygate.storage import aws as layer_aws
+from keygate.storage.kms import forget_public_keys
 from keygate_dev import template
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from tests.support.client import ApiClient, local_gateway
 from tests.support.faults import AwsCalls, serialised_moto
 from tests.support.logs import CapturedLogs, capture_logs
-from tests.support.stack import REGION, RESOURCE_NAMES, onboard, stack_parameters
+from tests.support.stack import REGION, RESOURCE_NAMES, create_step_up_key, onboard, stack_parameters
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,10 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, identity: LocalIdentityProvider, 
 def aws(stack_env: dict[str, str]) -> Iterator[None]:
     with mock_aws():
         template.create_tables(boto3.client("dynamodb", region_name=REGION), RESOURCE_NAMES)
+        create_step_up_key()
+        forget_public_keys()
         yield
+        forget_public_keys()
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +86,8 @@ def client(aws: None, identity: LocalIdentityProvider, jwks: JwksServer, request
            fresh_signature_authorizer: None) -> ApiClient:
     """The API through the local gateway, on the stack `stack_env` configured (its parameters too)."""
     overrides = request.node.callspec.params.get("stack_env", {}) if hasattr(request.node, "callspec") else {}
-    return ApiClient(identity, local_gateway({**stack_parameters(identity, jwks), **(overrides or {})}))
+    parameters = {**stack_parameters(identity, jwks), **(overrides or {})}
+    return ApiClient(identity, local_gateway(parameters), step_up_mode=parameters["StepUpMode"])
 
 
 @pytest.fixture

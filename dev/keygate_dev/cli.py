@@ -3,7 +3,9 @@
     keygate dev serve   [--port N] [--parameter-overrides K=V ...] [--env-vars env.json]
                         [--aws-port N] [--jwks-port N]           fixed ports, for `sam local invoke`
     keygate dev token   --user alice [--lifetime SECONDS]        prints a session JWT
-    keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token
+    keygate dev step-up --user alice --action api_keys:create    prints a passkey step-up token for one change:
+                        [--api-key K | --id ID | --passkey-id P] the target, [--profile zdex], and
+                        [--request JSON]                         the exact body the mutation will send
     keygate dev onboard --user alice [--no-trade]                onboarding (+ trading handshake) state
     keygate dev events  [--type ApiKeyCreated] [--expiry-now]    the lifecycle events KeyGate published
     keygate admin revoke --user alice [--api-key K] --reason R [--api-url URL]   the security team's revoke
@@ -11,9 +13,13 @@
     keygate dev invoke  <FunctionLogicalId> events/<file>.json   one function, one event, in-process
                         [more event files]                       (then a JSON object: file -> result)
 
-Tokens are signed with the local stage's keys (in the state directory), which
-only the local server trusts; nothing here exists in a deployed stage (dev/ is
-in no CodeUri). Tokens go alone to stdout, so scripts can capture them.
+Session tokens are signed with the local stage's keys (in the state directory),
+which only the local server trusts; nothing here exists in a deployed stage (dev/
+is in no CodeUri). On the built-in step-up (StepUpMode builtin, the local
+default) `step-up` performs the real passkey ceremony against the running server
+with a software authenticator kept in the state directory (registered on first
+use); on an external one it mints the token as that issuer would. Tokens go
+alone to stdout, so scripts can capture them.
 """
 
 from __future__ import annotations
@@ -100,9 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True)
     token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires (default 3600)")
 
-    step_up = commands.add_parser("step-up", help="print a passkey step-up token for one action")
+    step_up = commands.add_parser("step-up", help="print a passkey step-up token for one change")
     step_up.add_argument("--user", required=True)
     step_up.add_argument("--action", required=True, choices=STEP_UP_ACTIONS)
+    target = step_up.add_mutually_exclusive_group()
+    target.add_argument("--api-key", help="the key the change is for (GaiaEx)")
+    target.add_argument("--id", help="the key's id the change is for (ZDEX)")
+    target.add_argument("--passkey-id", help="the passkey to remove (passkeys:delete)")
+    step_up.add_argument("--profile", choices=("gaiaex", "zdex"), default=None,
+                         help="the wire profile of --request (default: zdex with --id, else gaiaex)")
+    step_up.add_argument("--request", default="{}", help="the exact JSON body the mutation will send (default {})")
 
     onboard = commands.add_parser("onboard", help="put a user's signed agent authorization (and a trade) on the "
                                                   "local exchange bus, as the exchange does")
@@ -191,7 +204,11 @@ def _invoke(arguments: argparse.Namespace) -> None:
     if missing:
         raise CliError(f"No event file {', '.join(missing)}.")
     identity = state.load_identity()
-    env_overrides = _env_vars(arguments.env_vars)
+    # The sample events carry step-up tokens the local identity provider mints ({{step_up:...}}), as an
+    # external issuer would: the invoked functions verify them so (StepUpMode external), whatever the stage's
+    # issuer. The built-in ceremony is `keygate dev step-up`'s.
+    given = _env_vars(arguments.env_vars)
+    env_overrides = {**given, "Parameters": {"STEP_UP_MODE": "external", **given.get("Parameters", {})}}
     info = state.running_server()
 
     def run(stage: LocalStage) -> dict[str, Any]:
@@ -267,7 +284,35 @@ def _token(arguments: argparse.Namespace) -> None:
 
 
 def _step_up(arguments: argparse.Namespace) -> None:
-    print(state.load_identity().step_up_token(arguments.user, arguments.action))
+    try:
+        request = json.loads(arguments.request)
+    except ValueError as error:
+        raise CliError(f"--request is not JSON: {error}") from None
+    if not isinstance(request, dict):
+        raise CliError("--request must be a JSON object (the mutation's body), e.g. '{\"label\": \"bot\"}'")
+    identity = state.load_identity()
+    info = state.running_server()
+    mode = (info.parameters.get("StepUpMode") if info is not None else None) or "builtin"
+    if info is None or mode == "external":
+        if info is None and (request or arguments.api_key or arguments.id or arguments.passkey_id):
+            raise CliError(f"No local server runs for {state.state_dir()}: start it with `make dev` first.")
+        # An external issuer's token, as the local identity provider (StepUpMode external) mints it.
+        print(identity.step_up_token(arguments.user, arguments.action))
+        return
+    from keygate_dev.passkey_client import CeremonyError, PasskeyApp
+
+    origin = info.parameters["PasskeyOrigins"].split(",")[0]
+    device = state.load_authenticator(origin)
+    app = PasskeyApp(info.api_url, identity.session_token(arguments.user), device)
+    profile = arguments.profile or ("zdex" if arguments.id else "gaiaex")
+    try:
+        token = app.step_up_token(arguments.action, request=request, profile=profile, api_key=arguments.api_key,
+                                  id=arguments.id, passkey_id=arguments.passkey_id)
+    except CeremonyError as error:
+        raise CliError(str(error)) from None
+    finally:
+        state.save_authenticator(device)
+    print(token)
 
 
 COMMANDS = {"serve": _serve, "token": _token, "step-up": _step_up, "onboard": _onboard, "invoke": _invoke,

@@ -37,6 +37,8 @@ LOCAL_TABLE_NAME = "keygate-local-keys"
 LOCAL_NONCES_TABLE_NAME = "keygate-local-nonces"
 LOCAL_SECRETS_KEY_ALIAS = "alias/keygate-local-secrets"  # the emulator's stand-in for the stack's SecretsKey
 AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"  # real mode's: the account's AWS managed key
+# The emulator's stand-in for the stack's StepUpSigningKey (issue 14); real mode names one in KEYGATE_STEP_UP_KEY_ID.
+LOCAL_STEP_UP_KEY_ALIAS = "alias/keygate-local-step-up"
 DEFAULT_STACK_NAME = "keygate-dev"  # samconfig.toml's default stack_name
 TABLE_NAME_OUTPUT = "KeysTableName"  # template.yaml's outputs naming the tables
 NONCES_TABLE_NAME_OUTPUT = "NoncesTableName"
@@ -72,6 +74,7 @@ class AwsEmulation:
     table_name: str = field(init=False, default=LOCAL_TABLE_NAME)
     nonces_table_name: str = field(init=False, default=LOCAL_NONCES_TABLE_NAME)
     secrets_key_id: str = field(init=False, default=AWS_MANAGED_SECRETS_KEY)
+    step_up_key_id: str = field(init=False, default=LOCAL_STEP_UP_KEY_ALIAS)
     region: str = field(init=False, default=LOCAL_REGION)
     _moto: Any = field(init=False, default=None, repr=False)
 
@@ -89,7 +92,7 @@ class AwsEmulation:
     def resource_names(self) -> dict[str, str]:
         """The physical names (ids) of the template's resources the functions' environments reference."""
         return {"KeysTable": self.table_name, "NoncesTable": self.nonces_table_name,
-                "SecretsKey": self.secrets_key_id}
+                "SecretsKey": self.secrets_key_id, "StepUpSigningKey": self.step_up_key_id}
 
     def function_environment(self) -> dict[str, str]:
         """The AWS variables every local function gets on top of its template environment."""
@@ -134,6 +137,7 @@ class AwsEmulation:
             else:
                 self._create_tables()
                 self._create_secrets_key()
+                self._create_step_up_key()
         except BaseException:
             self.stop()
             raise
@@ -176,6 +180,19 @@ class AwsEmulation:
             # name the AWS managed key, which such emulators accept without checking.
             self.secrets_key_id = AWS_MANAGED_SECRETS_KEY
 
+    def _create_step_up_key(self) -> None:
+        """An ECC P-256 signing key, as the stack's StepUpSigningKey (found again by its alias on a restart)."""
+        kms = self._client("kms")
+        try:
+            kms.describe_key(KeyId=LOCAL_STEP_UP_KEY_ALIAS)
+        except kms.exceptions.NotFoundException:
+            key_id = kms.create_key(Description="KeyGate local stage: step-up tokens", KeyUsage="SIGN_VERIFY",
+                                    KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=LOCAL_STEP_UP_KEY_ALIAS, TargetKeyId=key_id)
+        except (BotoCoreError, ClientError) as error:
+            raise EmulationError(f"Cannot create the step-up signing key at {self.endpoint_url}: {error}") from error
+        self.step_up_key_id = LOCAL_STEP_UP_KEY_ALIAS
+
     def _deployed_table_names(self) -> tuple[str, str]:
         stack = self.environ.get("KEYGATE_STACK_NAME") or DEFAULT_STACK_NAME
         try:
@@ -197,6 +214,7 @@ class AwsEmulation:
         given = self.environ.get("KEYGATE_TABLE_NAME"), self.environ.get("KEYGATE_NONCES_TABLE_NAME")
         self.table_name, self.nonces_table_name = given if all(given) else self._deployed_table_names()
         self.secrets_key_id = AWS_MANAGED_SECRETS_KEY
+        self.step_up_key_id = self.environ.get("KEYGATE_STEP_UP_KEY_ID") or LOCAL_STEP_UP_KEY_ALIAS
         for name in (self.table_name, self.nonces_table_name):
             try:
                 self._client("dynamodb").describe_table(TableName=name)

@@ -56,8 +56,9 @@ class LocalIdentityProvider:
     def session_token(self, user_id: str, *, lifetime_seconds: int = 3600, now: float | None = None,
                       **overrides: Any) -> str:
         issued = int(now if now is not None else time.time())
+        # auth_time: when the user signed in (a fresh sign-in here); a first passkey needs a recent one.
         claims = {"iss": self.session_issuer, "aud": self.audience, "sub": user_id, "iat": issued,
-                  "exp": issued + lifetime_seconds, **overrides}
+                  "exp": issued + lifetime_seconds, "auth_time": issued, **overrides}
         return self.session_key.sign({k: v for k, v in claims.items() if v is not None})
 
     def step_up_token(self, user_id: str, action: str, *, now: float | None = None, lifetime_seconds: int = 300,

@@ -58,6 +58,13 @@ def _path_parameter(name: str) -> dict[str, Any]:
                            "or another user's key, is answered 404 like an unknown one.",
             "schema": {"type": "string", "pattern": f"^c[0-9a-z]{{{keys.HANDLE_CHARS}}}$"},
         }
+    if name == "passkey_id":
+        return {
+            "name": "passkey_id", "in": "path", "required": True,
+            "description": "The passkey's id (its WebAuthn credential id, base64url), as the list shows it. Another "
+                           "user's passkey is answered 404 like an unknown one.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,683}$"},
+        }
     if name != "api_key":
         raise ValueError(f"path parameter {{{name}}} is not described in keygate_dev.openapi")
     prefix = template.parameter_defaults()["KeyIdPrefix"]

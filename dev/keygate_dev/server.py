@@ -33,7 +33,7 @@ from typing import TextIO
 
 from werkzeug.serving import make_server
 
-from keygate_dev import exchange_bus, state, template
+from keygate_dev import dev_page, exchange_bus, state, template
 from keygate_dev.emulation import AwsEmulation
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
@@ -41,6 +41,7 @@ from keygate_dev.lambda_runner import InProcessLambdaRunner, local_functions
 from keygate_dev.lifecycle import LocalLifecycleEvents
 
 HOST = "127.0.0.1"
+LOCAL_RP_ID = "localhost"  # the local stage's passkeys (http://localhost:<port> resolves to HOST)
 DEFAULT_PORT = 3000
 LOCAL_STAGE = "local"
 DEMO_USER = "demo"
@@ -61,13 +62,18 @@ LOCAL_AGENT_ADDRESS = "0x000000000000000000000000000000000000a9e7"
 
 
 def local_parameters(identity: LocalIdentityProvider, session_jwks_url: str, step_up_jwks_url: str,
-                     overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+                     overrides: Mapping[str, str] | None = None, *, port: int = DEFAULT_PORT) -> dict[str, str]:
     """The stack parameters of the local stage: the identity parameters point at the local IdP, and the
-    example API's withdrawal routes are declared."""
+    example API's withdrawal routes are declared.
+
+    The built-in step-up's relying party is `localhost` and its origin http://localhost:<port>: browsers refuse
+    an IP address as an RP ID, and treat http://localhost as a secure context. The local IdP's step-up JWKS
+    stays configured, so StepUpMode=external works too."""
     return {"Stage": LOCAL_STAGE, "SessionIssuer": identity.session_issuer, "SessionJwksUrl": session_jwks_url,
             "SessionAudience": identity.audience, "StepUpIssuer": identity.step_up_issuer,
             "StepUpJwks": step_up_jwks_url, "StepUpAudience": identity.step_up_audience,
             "WithdrawalRoutes": LOCAL_WITHDRAWAL_ROUTES, "ExchangeAgentAddress": LOCAL_AGENT_ADDRESS,
+            "StepUpMode": "builtin", "PasskeyRpId": LOCAL_RP_ID, "PasskeyOrigins": f"http://{LOCAL_RP_ID}:{port}",
             **(overrides or {})}
 
 
@@ -143,13 +149,14 @@ def exchange_delivery(stage: LocalStage, aws: AwsEmulation) -> Iterator[str]:
 @contextmanager
 def local_backend(identity: LocalIdentityProvider, parameter_overrides: Mapping[str, str] | None = None,
                   env_overrides: Mapping[str, Mapping[str, str]] | None = None, *, aws_port: int = 0,
-                  jwks_port: int = 0) -> Iterator[tuple[LocalStage, AwsEmulation]]:
+                  jwks_port: int = 0, port: int = DEFAULT_PORT) -> Iterator[tuple[LocalStage, AwsEmulation]]:
     """JWKS server + AWS backend + the stage's functions, for the server or for one `keygate dev invoke`.
 
     Ports 0 pick free ones; fixed ports let a Docker container reach both (events/env.json).
     """
     with _jwks_server(identity, jwks_port) as jwks, AwsEmulation(port=aws_port) as aws:
-        parameters = local_parameters(identity, jwks.session_jwks_url, jwks.step_up_jwks_url, parameter_overrides)
+        parameters = local_parameters(identity, jwks.session_jwks_url, jwks.step_up_jwks_url, parameter_overrides,
+                                      port=port)
         yield LocalStage.build(identity, parameters, aws.resource_names(), aws.function_environment(),
                                env_overrides), aws
 
@@ -191,27 +198,31 @@ def walkthrough(base_url: str, demo_user: str, bin_dir: Path | None = None) -> s
     """
     bin_dir = bin_dir or Path(sys.executable).parent
     order = '{"symbol": "BTC-USD", "side": "buy", "qty": "0.01"}'
+    page_url = f"http://{LOCAL_RP_ID}:{base_url.rsplit(':', 1)[-1]}{dev_page.PAGE_PATH}"
     return f"""
 Demo user "{demo_user}" has completed onboarding and the trading handshake. {WALKTHROUGH_START}
 
   KG={base_url}; BIN={shlex.quote(str(bin_dir))}
-  # 1. a session token and a passkey step-up token (the app's login and passkey prompt)
+  # 1. a session token, and a passkey step-up for the exact key to create (the app's login and passkey
+  #    prompt: a real WebAuthn ceremony with a software authenticator, its passkey registered on first use)
   SESSION=$("$BIN/keygate" dev token --user {demo_user})
-  STEP_UP=$("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:create)
+  BODY='{{"label": "my bot", "permissions": ["read", "trade"], "ip_whitelist": ["127.0.0.1"]}}'
+  STEP_UP=$("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:create --request "$BODY")
   # 2. create a key restricted to this machine (the secret is shown in this answer only)
   CREATED=$(curl -sS -X POST "$KG/v1/trade/api-keys" -H "Authorization: Bearer $SESSION" \\
-      -H "X-PASSKEY-TOKEN: $STEP_UP" -H 'Content-Type: application/json' \\
-      -d '{{"label": "my bot", "permissions": ["read", "trade"], "ip_whitelist": ["127.0.0.1"]}}')
+      -H "X-PASSKEY-TOKEN: $STEP_UP" -H 'Content-Type: application/json' -d "$BODY")
   echo "$CREATED"
   field() {{ echo "$CREATED" | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }}
   export KEYGATE_API_KEY=$(field api_key) KEYGATE_API_SECRET=$(field api_secret)
   # 3. as a bot: sign requests with the SDK's keygate-sign and send them (KeyGate's /self, the example orders API)
   "$BIN/keygate-sign" --send "$KG/v1/trade/api-keys/self"
   "$BIN/keygate-sign" --send -d '{order}' "$KG/v1/trade/orders"
-  # 4. revoke the key (another passkey confirmation)
+  # 4. revoke the key (another passkey confirmation, for this key)
   curl -sS -X DELETE "$KG/v1/trade/api-keys/$KEYGATE_API_KEY" -H "Authorization: Bearer $SESSION" \\
-      -H "X-PASSKEY-TOKEN: $("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:revoke)"
+      -H "X-PASSKEY-TOKEN: $("$BIN/keygate" dev step-up --user {demo_user} --action api_keys:revoke \\
+      --api-key "$KEYGATE_API_KEY")"
 
+Passkeys in a browser: {page_url} (on localhost, not 127.0.0.1: the RP ID).
 Other users: $BIN/keygate dev onboard --user alice [--no-trade]. One function, one event, no HTTP:
 $BIN/keygate dev invoke CreateApiKeyFunction events/create_api_key.200.json. Ctrl-C stops the server.
 """
@@ -276,12 +287,13 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
     server = None
     lifecycle_events = None
     try:
+        bound_port = listener.getsockname()[1]
         with local_backend(identity, parameter_overrides, env_overrides, aws_port=aws_port,
-                           jwks_port=jwks_port) as (stage, aws), ExitStack() as stack:
-            bound_port = listener.getsockname()[1]
+                           jwks_port=jwks_port, port=bound_port) as (stage, aws), ExitStack() as stack:
             definition = LocalApiDefinition.load(stage.runner, stage.parameters)
             service = KeyGateLocalApigwService(definition, stage.runner, port=bound_port, host=HOST)
             service.create()
+            dev_page.install(service.app, identity, demo_user)
             stage.onboard(demo_user)
             bus = {**template.parameter_defaults(), **stage.parameters}["LifecycleEventBusName"]
             if aws.mode != "real":  # a deployed stack publishes its own (keygate_dev.lifecycle)

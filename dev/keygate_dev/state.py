@@ -10,6 +10,8 @@ It holds what must survive between `keygate` invocations and nothing else:
 - `server.json`   while `keygate dev serve` runs: its URLs, the emulation's
   endpoint, the table name and the stack parameters, so the other commands
   reach the same data. Removed when the server stops.
+- `authenticator.json` the software passkey authenticator `keygate dev step-up`
+  confirms changes with (keygate_dev.authenticator: its private keys and counters).
 
 Both files are created 0600 in a 0700 directory: they hold private keys and
 are meaningful only on this machine. `KEYGATE_STATE_DIR` chooses another place.
@@ -29,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keygate_dev.authenticator import SoftAuthenticator
 from keygate_dev.identity import LocalIdentityProvider, SigningKey
 from keygate_dev.template import ROOT
 
@@ -37,6 +40,7 @@ DEFAULT_STATE_DIR = ROOT / ".keygate-local"
 IDENTITY_FILE = "identity.json"
 SERVER_FILE = "server.json"
 WALLETS_FILE = "wallets.json"
+AUTHENTICATOR_FILE = "authenticator.json"
 
 
 class StateError(Exception):
@@ -111,6 +115,23 @@ def wallet_key(user_id: str) -> str:
         wallets[user_id] = eip712.new_wallet()[0]
         _write_private(path, json.dumps(wallets, indent=2), replace=True)
     return str(wallets[user_id])
+
+
+# ------------------------------------------------------------ authenticator
+def load_authenticator(origin: str) -> SoftAuthenticator:
+    """The local stage's software authenticator (created on first use), speaking from `origin`."""
+    path = state_dir() / AUTHENTICATOR_FILE
+    try:
+        device = SoftAuthenticator.from_json(path.read_text()) if path.exists() else SoftAuthenticator()
+    except (ValueError, KeyError, TypeError) as error:
+        raise StateError(f"{path} is damaged ({error}); delete it (its passkeys are then registered anew).") \
+            from error
+    device.origin = origin
+    return device
+
+
+def save_authenticator(device: SoftAuthenticator) -> None:
+    _write_private(state_dir() / AUTHENTICATOR_FILE, device.to_json(), replace=True)
 
 
 # ------------------------------------------------------------- running server

@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from keygate import apigw, wiring
 from keygate.errors import ErrorCode, KeyGateError
 from keygate.observability import logger, tracer
-from keygate.session import verify_session_token
+from keygate.session import verify_session
 
 _USE_BEARER = "Send the session token as 'Authorization: Bearer <session token>'."
 
@@ -32,7 +32,7 @@ def handler(event, context):
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise KeyGateError(ErrorCode.SESSION_INVALID, _USE_BEARER)
-        user_id = verify_session_token(token.strip(), wiring.session())
+        session = verify_session(token.strip(), wiring.session())
     except KeyGateError as refused:
         if refused.code.status != 401:
             raise  # the JWKS cannot be fetched: the authorizer fails, AUTHORIZER_FAILURE answers 503
@@ -40,4 +40,8 @@ def handler(event, context):
         logger.info("session refused", extra={"error_code": code.value, "apigw_request_id": apigw.request_id(event)})
         return apigw.deny_policy("anonymous", event["methodArn"],
                                  {"error_code": code.value, "error_message": refused.message}, whole_api=True)
-    return apigw.allow_policy(user_id, event["methodArn"], {"user_id": user_id}, whole_api=True)
+    # auth_time (when the user signed in) reaches the functions: a first passkey needs a recent sign-in.
+    context = {"user_id": session.user_id}
+    if session.auth_time is not None:
+        context["auth_time"] = str(session.auth_time)
+    return apigw.allow_policy(session.user_id, event["methodArn"], context, whole_api=True)

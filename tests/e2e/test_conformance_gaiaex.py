@@ -360,7 +360,8 @@ def test_an_expired_session_is_401(app: AppUser, default_server: LocalServer, na
 def test_a_create_whose_step_up_fails_is_403(app: AppUser, default_server: LocalServer, step_up: str):
     # Given a passkey step-up token that is missing, not a token, or not for this user's create
     headers = {"not-a-token": {"X-PASSKEY-TOKEN": "not-a-token"},
-               "another-action": {"X-PASSKEY-TOKEN": app.step_up("api_keys:revoke_all")},
+               "another-action": {"X-PASSKEY-TOKEN": app.step_up("api_keys:revoke_all", method="DELETE",
+                                                                 path="/v1/trade/api-keys/all")},
                "another-user": {"X-PASSKEY-TOKEN": default_server.identity.step_up_token("mallory",
                                                                                          "api_keys:create")},
                }.get(step_up, {})
@@ -374,7 +375,9 @@ def test_a_create_whose_step_up_fails_is_403(app: AppUser, default_server: Local
 
 def test_a_step_up_token_used_twice_fails_the_second_time(app: AppUser):
     # Given a step-up token the app used for a create
-    token = app.step_up(EXAMPLES["create"]["step_up_action"])
+    create = EXAMPLES["create"]["request"]
+    token = app.step_up(EXAMPLES["create"]["step_up_action"], method=create["method"], path=create["path"],
+                        body=create["body"])
     first = replay(app, DOC, "create", headers={"X-PASSKEY-TOKEN": token})
     assert first.status_code == 200, first.text
     # When the same token is sent again

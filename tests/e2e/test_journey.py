@@ -28,7 +28,8 @@ TIMEOUT = 30
 
 
 class App:
-    """The exchange's app: session token and passkey step-up tokens from the local identity provider."""
+    """The exchange's app: a session token from the local identity provider, and for each change a passkey
+    step-up through KeyGate's own issuer (`keygate dev step-up`: options, the authenticator, the token)."""
 
     def __init__(self, server: LocalServer, user: str) -> None:
         self.server = server
@@ -38,9 +39,8 @@ class App:
     def call(self, method: str, path: str, *, action: str | None = None, body: dict | None = None
              ) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.session}"}
-        if action:
-            headers["X-PASSKEY-TOKEN"] = self.server.keygate("step-up", "--user", self.user,
-                                                             "--action", action).stdout.strip()
+        if action:  # a real passkey ceremony for this very request (`keygate dev step-up`)
+            headers["X-PASSKEY-TOKEN"] = self.server.step_up(self.user, method, path, body)
         return requests.request(method, self.server.base_url + path, headers=headers, json=body, timeout=TIMEOUT)
 
 

@@ -123,7 +123,7 @@ def test_aws_endpoint_url_switches_to_another_emulator(tmp_path: Path):
         try:
             assert server.published()["aws_mode"] == "endpoint"
             session = server.keygate("token", "--user", "demo").stdout.strip()
-            step_up = server.keygate("step-up", "--user", "demo", "--action", "api_keys:create").stdout.strip()
+            step_up = server.step_up("demo", "POST", "/v1/trade/api-keys", {"label": "via endpoint"})
             created = requests.post(server.base_url + "/v1/trade/api-keys", json={"label": "via endpoint"},
                                     headers={"Authorization": f"Bearer {session}", "X-PASSKEY-TOKEN": step_up},
                                     timeout=30)

@@ -60,7 +60,7 @@ def app_call(server: LocalServer, method: str, path: str, action: str | None = N
     session = server.keygate("token", "--user", USER).stdout.strip()
     headers = {"Authorization": f"Bearer {session}"}
     if action:
-        headers["X-PASSKEY-TOKEN"] = server.keygate("step-up", "--user", USER, "--action", action).stdout.strip()
+        headers["X-PASSKEY-TOKEN"] = server.step_up(USER, method, path, body)
     return requests.request(method, server.base_url + path, headers=headers, json=body, timeout=TIMEOUT)
 
 

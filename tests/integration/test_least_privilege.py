@@ -28,23 +28,35 @@ against the function's statements in template.yaml:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from keygate import wiring
 from keygate.ports import ConditionFailed
 from keygate.records import now_utc
 from keygate.storage.dynamodb import DynamoKeyRepository
+from keygate.storage.kms import forget_public_keys
 from keygate_dev import template
 from keygate_dev.store_hooks import StoreClientHooks
 from tests.support import iam
 from tests.support.apigw_events import ProxyRequest, proxy_event
 from tests.support.client import ApiClient, call_handler
 from tests.support.clocks import FixedClock
-from tests.support.stack import NONCES_TABLE_NAME, REGION, SECRETS_KEY_ID, STAGE, TABLE_NAME, run_janitor
+from tests.support.stack import (
+    BUILTIN_STEP_UP,
+    NONCES_TABLE_NAME,
+    REGION,
+    SECRETS_KEY_ID,
+    STAGE,
+    STEP_UP_KEY_ALIAS,
+    TABLE_NAME,
+    run_janitor,
+)
 
 PARAMETERS = iam.pseudo_parameters({"Stage": STAGE}, REGION)
 KEY_POLICY = [iam.resolve(statement, PARAMETERS) for statement in
@@ -97,6 +109,16 @@ class RequestRecorder:
     def __init__(self) -> None:
         self.requests: list[iam.Request] = []
         self._hooks = StoreClientHooks({"before-parameter-build.*.*": self._record})
+        self._paused = False
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Another function's requests (the ceremony before a mutation), not recorded."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
 
     def watch(self, client: Any) -> None:
         """Record the requests of another client too (one Lambda's service makes with the function's role: the
@@ -105,7 +127,13 @@ class RequestRecorder:
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         service = model.service_model.endpoint_prefix
-        if service == "events":  # one request per entry: events:source is single-valued
+        if self._paused:
+            return
+        if service == "kms":  # the step-up signing key (issue 14), named by its alias in the tests
+            assert params["KeyId"] == STEP_UP_KEY_ALIAS, params["KeyId"]
+            context = {"kms:SigningAlgorithm": params["SigningAlgorithm"]} if "SigningAlgorithm" in params else {}
+            self.requests.append(iam.Request(f"kms:{model.name}", "StepUpSigningKey", context))
+        elif service == "events":  # one request per entry: events:source is single-valued
             self.requests += [iam.Request(f"events:{model.name}", f"arn:aws:events:{REGION}:{iam.ACCOUNT}:event-bus/"
                                           f"{entry.get('EventBusName', 'default')}", {"events:source": entry["Source"]})
                               for entry in params["Entries"]]
@@ -177,6 +205,7 @@ class World:
     key_id: str  # alice's key, created before recording starts
     monkeypatch: pytest.MonkeyPatch
     fixture: Callable[[str], Any]
+    recorder: RequestRecorder | None = None
 
 
 def lose_create_races(client: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -308,6 +337,50 @@ def _operator_revoke(world: World) -> None:
     revoke({"user_id": "alice", "reason": "every key"})
 
 
+def _register_passkeys(world: World) -> None:
+    # A second passkey (alice's first was registered by her first key's ceremony), confirmed with the first
+    assert world.recorder is not None
+    with world.recorder.paused():
+        token = world.client.ceremony("alice", "passkeys:register")
+        options = world.client.call("POST", "/v1/trade/passkeys/registration/options").json()
+    laptop = type(world.client.authenticator("alice"))(origin=world.client.authenticator("alice").origin)
+    assert world.client.call("POST", "/v1/trade/passkeys", body={"credential": laptop.create(options)},
+                             headers={"X-PASSKEY-TOKEN": token}, step_up=None).status == 201
+
+
+def _delete_passkey(world: World) -> None:
+    assert world.recorder is not None
+    with world.recorder.paused():
+        [passkey] = world.client.call("GET", "/v1/trade/passkeys").json()["passkeys"]
+        token = world.client.ceremony("alice", "passkeys:delete", passkey_id=passkey["passkey_id"])
+    assert world.client.call("DELETE", f"/v1/trade/passkeys/{passkey['passkey_id']}", step_up=token).status == 200
+
+
+def _step_up_options(world: World) -> None:
+    assert world.recorder is not None
+    with world.recorder.paused():
+        [handle] = [key["id"] for key in world.client.call("GET", "/v1/api-keys").json()["keys"]]
+    assert world.client.step_up_options("alice", "api_keys:update", api_key=world.key_id,
+                                        request={"label": "x"}).status == 200
+    assert world.client.step_up_options("alice", "api_keys:revoke", profile="zdex", id=handle).status == 200
+
+
+def _step_up(world: World) -> None:
+    # A step-up, then one whose counter went backwards (audited as a suspected clone)
+    assert world.recorder is not None
+    device = world.client.authenticator("alice")
+    for sign_count in (None, 1):
+        with world.recorder.paused():
+            options = world.client.step_up_options("alice", "api_keys:create").json()
+        answer = world.client.call("POST", "/v1/trade/step-up", body={"credential": device.get(
+            options, **({} if sign_count is None else {"sign_count": sign_count}))})
+        assert answer.status == (200 if sign_count is None else 403), answer.text
+
+
+def _list_passkeys(world: World) -> None:
+    assert world.client.call("GET", "/v1/trade/passkeys").json()["count"] == 1
+
+
 # function id -> the requests that exercise every AWS call its code can make
 SCENARIOS: dict[str, Callable[[World], object]] = {
     "CreateApiKeyFunction": lambda world: (world.client.create(label="plain", permissions=["read", "trade"],
@@ -329,19 +402,33 @@ SCENARIOS: dict[str, Callable[[World], object]] = {
     "ExchangeEventsFunction": _exchange_events,
     "SecretScanningFunction": _secret_scanning,
     "OperatorRevokeFunction": _operator_revoke,
+    # Issue 14: the passkey functions
+    "PasskeyRegistrationOptionsFunction": lambda world: world.client.call(
+        "POST", "/v1/trade/passkeys/registration/options"),
+    "RegisterPasskeyFunction": _register_passkeys,
+    "ListPasskeysFunction": _list_passkeys,  # (alice's passkey and its audit entry exist: see the Given)
+    "DeletePasskeyFunction": _delete_passkey,
+    "StepUpOptionsFunction": _step_up_options,
+    "StepUpFunction": _step_up,
 }
 # Functions that call no AWS service at all: they must be granted nothing.
 NO_AWS_CALLS = {"SessionAuthorizerFunction", "GetServerTimeFunction"}
 
 
+@pytest.mark.parametrize("stack_env", [BUILTIN_STEP_UP], indirect=True, ids=["builtin-step-up"])
 @pytest.mark.parametrize("function_id", sorted(SCENARIOS))
 def test_each_function_is_granted_exactly_what_it_calls_where_it_calls_it(client, alice, monkeypatch, request,
                                                                           function_id):
-    # Given a key that a function's requests can act on
+    # Given a key that a function's requests can act on, on the built-in step-up (a mutation's token is a
+    # real ceremony, run by the other functions with the recorder paused)
     key_id = client.create(label="bot").json()["api_key"]
     world = World(client, key_id, monkeypatch, request.getfixturevalue)
+    forget_public_keys()  # each function fetches the signing key's public half on its first token (a new
+    wiring.forget()  # warm instance: its verifier caches the key too)
     # When the function's requests run (each through its real handler) and their AWS requests are recorded
     with RequestRecorder() as recorder:
+        world.recorder = recorder
+        client.ceremony_guard = recorder.paused
         SCENARIOS[function_id](world)
     requests = getattr(world, "recorded", recorder.requests)
     assert requests

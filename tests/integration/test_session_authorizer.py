@@ -53,12 +53,14 @@ def denied_code(result: dict) -> str:
 
 def test_valid_session_is_allowed_for_the_whole_stage(authorize, identity):
     # Given a fresh session token for alice
-    token = identity.session_token("alice")
+    signed_in = int(time.time())
+    token = identity.session_token("alice", now=signed_in)
     # When the authorizer checks it
     result = authorize(f"Bearer {token}")
-    # Then alice is the principal, the context names her, and the cached policy covers every route
+    # Then alice is the principal, the context names her and when she signed in (a first passkey needs a
+    # recent sign-in), and the cached policy covers every route
     assert result["principalId"] == "alice"
-    assert result["context"] == {"user_id": "alice"}
+    assert result["context"] == {"user_id": "alice", "auth_time": str(signed_in)}
     statement = result["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/test/*"
@@ -226,3 +228,10 @@ def test_a_signed_session_with_a_time_claim_out_of_range_is_refused_not_a_failur
     token = _session_shaped(identity, **claims)
     # When it is presented / Then it is refused as invalid (a 401 with its code), never an authorizer error
     assert denied_code(authorize(f"Bearer {token}")) == "SESSION_INVALID"
+
+
+def test_a_session_that_does_not_say_when_the_user_signed_in_passes_without_auth_time(authorize, identity):
+    # Given a session without auth_time (the IdP's choice)
+    result = authorize(f"Bearer {identity.session_token('alice', auth_time=None)}")
+    # Then it is allowed, and the functions learn no sign-in time (a first passkey is then refused)
+    assert result["context"] == {"user_id": "alice"}

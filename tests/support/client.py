@@ -9,20 +9,25 @@ template's Gateway Responses for whatever API Gateway answers itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from keygate import routes
+from keygate.routing import Target
 from keygate.stepup import Action
 from keygate_dev import template
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.lambda_runner import LambdaContext, SharedEnvironmentRunner, local_functions
 from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition, LocalResponse
 from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
-from tests.support.stack import RESOURCE_NAMES
+from tests.support.authenticator import SoftAuthenticator
+from tests.support.stack import PASSKEY_ORIGIN, RESOURCE_NAMES
+
+_TARGET_FIELDS = {Target.KEY_ID: "api_key", Target.HANDLE: "id", Target.PASSKEY: "passkey_id"}
 
 Response = LocalResponse
 
@@ -49,7 +54,13 @@ class ApiClient:
     identity: LocalIdentityProvider
     gateway: KeyGateLocalApigwService
     source_ip: str = "203.0.113.10"
+    # "external": step-up tokens minted by the local identity provider; "builtin": a real passkey ceremony
+    # through the routes with each user's software authenticator (registered on first use).
+    step_up_mode: str = "external"
     _sessions: dict[str, str] = field(default_factory=dict)
+    # Wraps each automatic ceremony (tests/integration/test_least_privilege.py records the mutation alone).
+    ceremony_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
+    authenticators: dict[str, SoftAuthenticator] = field(default_factory=dict)
 
     def session(self, user: str) -> str:
         # One token per user and client, as an app keeps its session (API Gateway caches its authorization).
@@ -59,6 +70,56 @@ class ApiClient:
 
     def step_up(self, user: str, action: str, **claims: Any) -> str:
         return self.identity.step_up_token(user, action, **claims)
+
+    # ------------------------------------------------------------ passkeys (the built-in step-up)
+    def authenticator(self, user: str) -> SoftAuthenticator:
+        return self.authenticators.setdefault(user, SoftAuthenticator(origin=PASSKEY_ORIGIN))
+
+    def register_passkey(self, user: str = "alice", *, label: str = "phone", step_up: str | None = None,
+                         device: SoftAuthenticator | None = None, **make: Any) -> Response:
+        """Registration options, navigator.credentials.create() on the user's authenticator, then the
+        registration (`make` makes the authenticator's answer wrong, as SoftAuthenticator.create takes)."""
+        options = self.call("POST", "/v1/trade/passkeys/registration/options", user=user)
+        assert options.status == 200, options.text
+        credential = (device or self.authenticator(user)).create(options.json(), **make)
+        headers = {"X-PASSKEY-TOKEN": step_up} if step_up else None
+        return self.call("POST", "/v1/trade/passkeys", user=user, body={"credential": credential, "label": label},
+                         headers=headers, step_up=None)
+
+    def step_up_options(self, user: str, action: str, *, request: Any = None, profile: str = "gaiaex",
+                        **target: str) -> Response:
+        body = {"action": action, "profile": profile, "request": request if request is not None else {}, **target}
+        return self.call("POST", "/v1/trade/step-up/options", user=user, body=body)
+
+    def ceremony(self, user: str, action: str, *, request: Any = None, profile: str = "gaiaex",
+                 device: SoftAuthenticator | None = None, **target: str) -> str:
+        """A real step-up: options for this change, navigator.credentials.get(), the token (a passkey is
+        registered first if the user has none)."""
+        device = device or self.authenticator(user)
+        if not device.credentials:
+            registered = self.register_passkey(user, device=device)
+            assert registered.status == 201, registered.text
+        options = self.step_up_options(user, action, request=request, profile=profile, **target)
+        assert options.status == 200, options.text
+        answer = self.call("POST", "/v1/trade/step-up", user=user, body={"credential": device.get(options.json())})
+        assert answer.status == 200, answer.text
+        return str(answer.json()["step_up_token"])
+
+    def _builtin_step_up(self, user: str, method: str, path: str, body: Any) -> str | None:
+        resource = self.gateway.resource_of(method, path)
+        [route] = [route for route in routes.ROUTES if (route.method, route.path) == (method, resource)]
+        assert route.step_up is not None
+        target = {}
+        if route.target is not None:
+            name, kind = route.target
+            target[_TARGET_FIELDS[kind]] = resource_parameters(route.path, path)[name]
+        profile = route.tag if route.tag in ("gaiaex", "zdex") else "gaiaex"
+        try:
+            with self.ceremony_guard():
+                return self.ceremony(user, route.step_up.value, request=body if isinstance(body, dict) else {},
+                                     profile=profile, **target)
+        except AssertionError:
+            return None  # a body or target the options refuse: the mutation answers for itself
 
     def step_up_action(self, method: str, path: str) -> Action | None:
         """The step-up action of the route the gateway would serve this request with."""
@@ -75,7 +136,11 @@ class ApiClient:
         if user is not None:
             request_headers.setdefault("Authorization", f"Bearer {self.session(user)}")
         action = self.step_up_action(method, path)
-        if step_up == "auto" and action and user:
+        if step_up == "auto" and action and user and self.step_up_mode == "builtin":
+            token = self._builtin_step_up(user, method, path, body)
+            if token:
+                request_headers["X-PASSKEY-TOKEN"] = token
+        elif step_up == "auto" and action and user:
             request_headers["X-PASSKEY-TOKEN"] = self.step_up(user, action.value)
         elif step_up not in (None, "auto"):
             request_headers["X-PASSKEY-TOKEN"] = step_up

@@ -133,20 +133,26 @@ def replay(app: AppUser, doc: Mapping[str, Any], name: str, *, key: str | None =
     example = doc["examples"][name]
     request = example["request"]
     values: dict[str, str] = {}
+    step_up_placeholder = None
     for placeholder, meaning in doc["placeholders"].items():
         if meaning["kind"] == "session":
             values[placeholder] = app.session
         elif meaning["kind"] == "step_up" and "step_up_action" in example:
-            values[placeholder] = app.step_up(example["step_up_action"])
+            step_up_placeholder = placeholder  # filled below: the token confirms this very request
         elif meaning["kind"] == "key" and key is not None:
             values[placeholder] = key
+    path = _substitute(request["path"], values)
+    sent = request["body"] if body is _FROM_EXAMPLE else body
+    needs_step_up = step_up_placeholder is not None and "X-PASSKEY-TOKEN" not in (headers or {}) and not any(
+        step_up_placeholder in value for header, value in request["headers"].items() if header in without)
+    if needs_step_up and step_up_placeholder is not None:
+        values[step_up_placeholder] = app.step_up(example["step_up_action"], method=request["method"], path=path,
+                                                  body=sent)
     sent_headers = {header: _substitute(value, values) for header, value in request["headers"].items()
                     if header not in without}
     sent_headers.update(headers or {})
-    path = _substitute(request["path"], values)
     assert not any(placeholder in path or placeholder in str(sent_headers) for placeholder in doc["placeholders"]), \
         (path, sent_headers)
-    sent = request["body"] if body is _FROM_EXAMPLE else body
     return requests.request(request["method"], app.server.base_url + path, headers=sent_headers, params=query,
                             data=None if sent is None else json.dumps(sent), timeout=HTTP_TIMEOUT_SECONDS)
 

@@ -89,6 +89,16 @@ class LocalServer:
         dynamodb.put_item(TableName=info["resource_names"]["KeysTable"], Item=layout.account_item(
             user, AccountState(onboarding_completed=True, trading_handshake_completed=trade)))
 
+    def step_up(self, user: str, method: str, path: str, body: Any = None) -> str:
+        """`keygate dev step-up` for exactly this request (its action, target and body), as the app would
+        confirm it: a real passkey ceremony on the built-in issuer, a minted token on an external one ("" when
+        the step-up options refuse the body)."""
+        # A body the options refuse (a test of a bad request) gets no token: the mutation answers for the body
+        # first (400), as it would with one.
+        completed = self.keygate("step-up", "--user", user, *step_up_arguments(method, path, body), check=False)
+        assert completed.returncode == 0 or "answered 400" in completed.stderr, completed.stderr
+        return completed.stdout.strip()
+
     def published(self) -> dict:
         """What the running server wrote to its state directory for the other commands."""
         return json.loads((self.state_dir / "server.json").read_text())
@@ -123,6 +133,34 @@ class LocalServer:
                 self.process.wait()
                 pytest.fail(f"the local server did not stop on SIGINT:\n{self.log()}")
         return self.process.returncode
+
+
+def step_up_arguments(method: str, path: str, body: Any = None) -> list[str]:
+    """`keygate dev step-up`'s arguments for a request: --action of its route, the target its path names
+    (--api-key, --id or --passkey-id, with --profile zdex for ZDEX's routes) and --request with its body."""
+    from keygate import routes
+    from keygate.routing import Target
+    from tests.support.apigw_events import resource_parameters
+
+    # A literal segment wins over a {parameter}, as in API Gateway (/api-keys/all over /api-keys/{api_key}).
+    for route in sorted(routes.ROUTES, key=lambda route: len(route.path_parameters)):
+        try:
+            parameters = resource_parameters(route.path, path.split("?")[0])
+        except ValueError:
+            continue
+        literal = all(part.startswith("{") or part == given for part, given in
+                      zip(route.path.strip("/").split("/"), path.strip("/").split("/"), strict=True))
+        if route.method != method.upper() or not literal or route.step_up is None:
+            continue
+        arguments = ["--action", route.step_up.value]
+        if route.target is not None:
+            name, kind = route.target
+            flag = {Target.KEY_ID: "--api-key", Target.HANDLE: "--id", Target.PASSKEY: "--passkey-id"}[kind]
+            arguments += [flag, parameters[name]]
+        if route.tag == "zdex":
+            arguments += ["--profile", "zdex"]
+        return [*arguments, "--request", json.dumps(body if isinstance(body, dict) else {})]
+    raise LookupError(f"no mutation route serves {method} {path}")
 
 
 def _ignore_sigint() -> None:
@@ -182,15 +220,20 @@ class AppUser:
             self.server.onboard(self.user, trade=self.onboard == "trade")
         self.session = self.server.identity.session_token(self.user)
 
-    def step_up(self, action: str) -> str:
+    def step_up(self, action: str, *, method: str | None = None, path: str | None = None, body: Any = None) -> str:
+        """A step-up token: for exactly this request (`method`, `path`, `body`) through `keygate dev step-up`,
+        or, without a request, one the local identity provider mints for `action` alone (an external issuer's
+        token, refused by the built-in issuer's checks: what a test of a refusal sends)."""
+        if method is not None and path is not None:
+            return self.server.step_up(self.user, method, path, body)
         return self.server.identity.step_up_token(self.user, action)
 
     def call(self, method: str, path: str, *, action: str | None = None, body: Any = None,
              headers: dict[str, str] | None = None, query: dict[str, str] | None = None) -> requests.Response:
-        """`action` adds a step-up token for it; `headers` are sent as given, after the session's."""
+        """`action` adds a step-up token for this very request; `headers` are sent as given, after the session's."""
         request_headers = {"Authorization": f"Bearer {self.session}"}
         if action:
-            request_headers["X-PASSKEY-TOKEN"] = self.step_up(action)
+            request_headers["X-PASSKEY-TOKEN"] = self.step_up(action, method=method, path=path, body=body)
         request_headers.update(headers or {})
         return requests.request(method, self.server.base_url + path, headers=request_headers, json=body,
                                 params=query, timeout=HTTP_TIMEOUT_SECONDS)

@@ -35,7 +35,14 @@ NONCES_TABLE_NAME = "keygate-test-nonces"
 # (nor any key policy): tests/unit/test_key_policy.py proves the key's policy instead.
 SECRETS_KEY_ID = "00000000-0000-4000-8000-00000000c0de"
 # The physical names of the template's resources that the functions' environments reference.
-RESOURCE_NAMES = {"KeysTable": TABLE_NAME, "NoncesTable": NONCES_TABLE_NAME, "SecretsKey": SECRETS_KEY_ID}
+# The step-up signing key (StepUpSigningKey) is an ECC key the `aws` fixture creates under this alias.
+STEP_UP_KEY_ALIAS = "alias/keygate-test-step-up"
+RESOURCE_NAMES = {"KeysTable": TABLE_NAME, "NoncesTable": NONCES_TABLE_NAME, "SecretsKey": SECRETS_KEY_ID,
+                  "StepUpSigningKey": STEP_UP_KEY_ALIAS}
+# The relying party of the tests' built-in step-up (the software authenticator's origin).
+PASSKEY_RP_ID = "app.example.com"
+PASSKEY_ORIGIN = "https://app.example.com"
+BUILTIN_STEP_UP = {"StepUpMode": "builtin", "PasskeyRpId": PASSKEY_RP_ID, "PasskeyOrigins": PASSKEY_ORIGIN}
 REGION = "us-east-1"
 STAGE = "test"
 # The exchange's agent address every EIP-712 agent authorization names (the stack parameter ExchangeAgentAddress).
@@ -45,15 +52,27 @@ ZDEX_STYLE_STACK = {"MaxActiveKeysPerUser": "5", "AllowedPermissions": "read,tra
 
 
 def stack_parameters(identity: LocalIdentityProvider, jwks: JwksServer) -> dict[str, str]:
-    """The stack's parameters: the test stage, trusting the local identity provider's JWKS."""
+    """The stack's parameters: the test stage, trusting the local identity provider's JWKS as an external
+    step-up issuer (the tests of the built-in issuer override them with BUILTIN_STEP_UP)."""
     return {
         "Stage": STAGE,
+        "StepUpMode": "external",
+        "PasskeyRpId": PASSKEY_RP_ID,
+        "PasskeyOrigins": PASSKEY_ORIGIN,
         "SessionIssuer": identity.session_issuer,
         "SessionJwksUrl": jwks.session_jwks_url,
         "StepUpIssuer": identity.step_up_issuer,
         "StepUpJwks": jwks.step_up_jwks_url,
         "ExchangeAgentAddress": AGENT_ADDRESS,
     }
+
+
+def create_step_up_key() -> str:
+    """The stack's StepUpSigningKey on moto, under the alias RESOURCE_NAMES names."""
+    kms = boto3.client("kms", region_name=REGION)
+    key_id = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=STEP_UP_KEY_ALIAS, TargetKeyId=key_id)
+    return key_id
 
 
 def layer() -> wiring.Management:

@@ -139,7 +139,9 @@ def test_the_key_policy_names_the_roles_sam_creates():
                                          (ROTATOR, "kms:Decrypt", "RequestToValidateKeyAccess")):
         role = f"arn:aws:iam::{iam.ACCOUNT}:role{iam.resolve(paths[function_id], PARAMETERS)}any-generated-name"
         assert iam.decide(KEY_POLICY, _use(function_id, action, version=version, principal=role)) == "allowed"
-    assert {function_id for function_id in template.function_ids() if paths[function_id] != "/"} == {READER, *WRITERS}
+    # (and the step-up function, the one signer of StepUpSigningKey: tests/unit/test_step_up_key.py)
+    assert {function_id for function_id in template.function_ids() if paths[function_id] != "/"} == {
+        READER, *WRITERS, "StepUpFunction"}
     # And the key policy names no role itself (a role that named the key and a key that named the role
     # would depend on each other)
     assert "Role" not in str(KEY.get("Properties", {}).get("KeyPolicy"))

@@ -601,3 +601,18 @@ def test_the_passkey_domain_needs_no_aws_sdk():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'boto3', 'botocore'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603  # nosec B603  # argv of this project's own interpreter, no shell
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("function_id", ["CreateApiKeyFunction", "UpdateApiKeyFunction", "RevokeApiKeyFunction",
+                                         "RevokeAllApiKeysFunction", "ListApiKeysFunction",
+                                         "SessionAuthorizerFunction"])
+def test_the_key_functions_never_import_webauthn(function_id: str):
+    # Given a fresh interpreter, when a key function's handler is loaded as Lambda loads it (it verifies
+    # KeyGate's step-up tokens, which needs no WebAuthn: py_webauthn ships with the passkey functions only)
+    code = ("import sys; from keygate_dev import template; "
+            f"template.load_handler({function_id!r}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'webauthn', 'cbor2'} "
+            "or m in {'keygate.passkeys', 'keygate.storage.passkeys', 'keygate.stepup_service'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603  # nosec B603  # argv of this project's own interpreter, no shell
+    # Then no passkey module is loaded
+    assert result.stdout.strip() == "[]"

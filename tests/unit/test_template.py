@@ -266,6 +266,13 @@ def test_management_routes_use_the_session_authorizer():
         # issue 16: GitHub's secret scanning (signed by GitHub) and the operators' revoke (AWS_IAM)
         ("POST", "/v1/admin/revocations", "OperatorRevokeFunction"),
         ("POST", "/v1/secret-scanning/github", "SecretScanningFunction"),
+        # Passkeys and KeyGate's own step-up (issue 14)
+        ("POST", "/v1/trade/passkeys/registration/options", "PasskeyRegistrationOptionsFunction"),
+        ("POST", "/v1/trade/passkeys", "RegisterPasskeyFunction"),
+        ("GET", "/v1/trade/passkeys", "ListPasskeysFunction"),
+        ("DELETE", "/v1/trade/passkeys/{passkey_id}", "DeletePasskeyFunction"),
+        ("POST", "/v1/trade/step-up/options", "StepUpOptionsFunction"),
+        ("POST", "/v1/trade/step-up", "StepUpFunction"),
     ])
 
 

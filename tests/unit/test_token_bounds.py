@@ -60,4 +60,15 @@ def test_the_template_allows_the_same_urls_as_the_functions(parameter):
     # Then it accepts and refuses the URLs the functions' settings accept and refuse (a stack cannot be
     # deployed with a plain-http JWKS, and a function would refuse one given to it another way)
     assert [url for url in ACCEPTED_URLS if not _allowed_by_the_template(parameter, url)] == []
-    assert [url for url in REFUSED_URLS if _allowed_by_the_template(parameter, url)] == []
+    # (StepUpJwks may be empty: only StepUpMode external uses it, and the template's Rules then require it)
+    refused = [url for url in REFUSED_URLS if not (parameter == "StepUpJwks" and url == "")]
+    assert [url for url in refused if _allowed_by_the_template(parameter, url)] == []
+
+
+def test_an_external_step_up_issuer_needs_its_jwks_and_the_builtin_one_a_relying_party():
+    rules = template.load_template()["Rules"]
+    assert rules["ExternalStepUpNeedsAnIssuer"]["RuleCondition"] == {"Fn::Equals": [{"Ref": "StepUpMode"}, "external"]}
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "StepUpJwks"}, ""]}]} in [
+        assertion["Assert"] for assertion in rules["ExternalStepUpNeedsAnIssuer"]["Assertions"]]
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "PasskeyRpId"}, ""]}]} in [
+        assertion["Assert"] for assertion in rules["BuiltinStepUpNeedsARelyingParty"]["Assertions"]]

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
@@ -35,6 +35,9 @@ from keygate.routing import Auth, Presentation, Route, Target
 from keygate.service import KeyRef
 from keygate.stepup import HEADER as STEP_UP_HEADER
 from keygate.stepup import Action, StepUpUse
+
+if TYPE_CHECKING:
+    from keygate.binding import RequestedChange
 
 MAX_BODY_BYTES = 16 * 1024
 # The most digits an integer taken from a query string may have (leading zeros included).
@@ -76,7 +79,8 @@ class Request:
 class Composition(Protocol):
     """What `route_handler` needs from a function's composition root (keygate.wiring)."""
 
-    def verify_step_up(self, token: str | None, *, user_id: str, action: Action, now: datetime
+    def verify_step_up(self, token: str | None, *, user_id: str, action: Action, now: datetime,
+                       change: RequestedChange | None = None, target: tuple[Target, str] | None = None
                        ) -> StepUpUse | None: ...
 
     def validation_context(self) -> Mapping[str, Any]: ...
@@ -168,12 +172,19 @@ def parse_request(route: Route, event: Mapping[str, Any], composition: Compositi
         body = parse_body(route.request_model, apigw.raw_body(event), empty_means=route.empty_body_means,
                           context=composition.validation_context() if composition is not None else None)
     step_up = None
-    if route.step_up is not None:
+    path_parameters = _strings(event.get("pathParameters"))
+    if route.step_up is not None and not route.step_up_in_handler:
         if composition is None:
             raise TypeError(f"{route.function_id} needs a composition root to verify step-up tokens")
+        from keygate.binding import requested_change
+
+        # The token must confirm this very request: its target and the digest of its change (keygate.binding).
+        domain = body.domain() if body is not None and hasattr(body, "domain") else None
+        target = None if route.target is None else (route.target[1], path_parameters.get(route.target[0], ""))
         step_up = composition.verify_step_up(headers.get(STEP_UP_HEADER.lower()), user_id=user_id,
-                                             action=route.step_up, now=now_utc())
-    return Request(route=route, user_id=user_id, path_parameters=_strings(event.get("pathParameters")),
+                                             action=route.step_up, now=now_utc(),
+                                             change=requested_change(route.step_up, domain), target=target)
+    return Request(route=route, user_id=user_id, path_parameters=path_parameters,
                    query=_query(route, _strings(event.get("queryStringParameters"))), headers=headers,
                    source_ip=apigw.source_ip(event) or "unknown", authorizer=authorizer, body=body,
                    step_up=step_up, request_id=apigw.request_id(event))

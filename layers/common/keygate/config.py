@@ -22,6 +22,8 @@ KNOWN_PERMISSIONS = ("read", "trade", "withdraw")
 # session cannot pass as a step-up token nor the reverse (keygate.tokens).
 SESSION_AUDIENCE = "keygate"
 STEP_UP_AUDIENCE = "keygate-step-up"
+# Who issues step-up tokens (StepUpMode): KeyGate itself after a WebAuthn ceremony, or an external passkey service.
+STEP_UP_MODES = ("builtin", "external")
 NONE_WORD = "none"  # WithdrawalRoutes' and SafeProxyResources' default: CloudFormation cannot usefully default to ""
 ROUTE_METHODS = ("ANY", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
@@ -151,7 +153,8 @@ def _key_id_prefix(env: _Environment) -> str:
 @dataclass(frozen=True)
 class KeyPolicy:
     """What a deployment allows: the key id prefix, the key limit, the permissions keys may hold, and
-    whether a mutation needs a passkey step-up (StepUpRequired; off, a session alone changes keys)."""
+    whether a mutation needs a passkey step-up (StepUpRequired; off, a session alone changes keys) and who
+    issues it (StepUpMode: `builtin`, KeyGate's own passkey ceremony, or `external`)."""
 
     key_id_prefix: str = "kgk_"
     max_active_keys_per_user: int = 10
@@ -163,6 +166,7 @@ class KeyPolicy:
     # The signature authorizer's RecordCacheTtlSeconds: a rotated key's new secret verifies everywhere this long
     # after the rotation committed (its `usable_from`).
     record_cache_ttl_seconds: float = 5
+    step_up_mode: str = "builtin"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -178,7 +182,10 @@ class KeyPolicy:
                      orphan_grace_seconds=env.integer("ORPHAN_GRACE_SECONDS", cls.orphan_grace_seconds, minimum=10),
                      step_up_required=env.flag("STEP_UP_REQUIRED", cls.step_up_required),
                      record_cache_ttl_seconds=env.number("RECORD_CACHE_TTL_SECONDS", cls.record_cache_ttl_seconds,
-                                                         minimum=0, maximum=60))
+                                                         minimum=0, maximum=60),
+                     step_up_mode=env.text("STEP_UP_MODE", cls.step_up_mode,
+                                           pattern=re.compile("|".join(STEP_UP_MODES)),
+                                           rule=" or ".join(STEP_UP_MODES)))
         env.done("key policy")
         return policy
 

@@ -182,6 +182,27 @@ class Passkey:
     aaguid: str = ""
 
 
+class PasskeyEventKind(StrEnum):
+    """What the per-user passkey audit records (append-only, listed for the user)."""
+
+    REGISTERED = "passkey_registered"
+    REMOVED = "passkey_removed"
+    CLONE_SUSPECTED = "passkey_clone_suspected"  # a valid signature whose counter went backwards
+
+
+@dataclass(frozen=True)
+class PasskeyEvent:
+    """One entry of a user's passkey audit."""
+
+    user_id: str
+    event: PasskeyEventKind
+    passkey_id: str
+    label: str
+    ip_address: str
+    created_at: datetime
+    details: Mapping[str, Any] | None = None
+
+
 # ------------------------------------------------------------------- storage
 class ChallengeNotConsumed(Exception):
     """The challenge could not be consumed; `found` is what is stored under its value (None: nothing)."""
@@ -466,9 +487,11 @@ class Passkeys:
         self._store.save_challenge(challenge)
         return CeremonyOptions(options_json=options_to_json(options), challenge=challenge)
 
-    def register(self, user_id: str, credential: Mapping[str, Any] | str, *, label: str) -> Passkey:
+    def register(self, user_id: str, credential: Mapping[str, Any] | str, *, label: str,
+                 commit: Callable[[Passkey], None] | None = None) -> Passkey:
         """Verifies a RegistrationResponseJSON answering one of this user's registration challenges
-        and stores the new passkey."""
+        and stores the new passkey (through `commit`, when the caller stores it with more: its audit
+        entry and a step-up use; it raises PasskeyAlreadyRegistered like the store)."""
         purpose = Purpose.REGISTRATION
         label = clean_label(label)
         try:
@@ -504,7 +527,7 @@ class Passkeys:
             transports=tuple(transport.value for transport in parsed.response.transports or ()),
             user_handle=challenge.user_handle or "", aaguid=verified.aaguid)
         try:
-            self._store.save_passkey(passkey)
+            (commit or self._store.save_passkey)(passkey)
         except PasskeyAlreadyRegistered:
             raise self._refused(Refusal.ALREADY_REGISTERED, purpose) from None
         return passkey

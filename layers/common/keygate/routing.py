@@ -35,6 +35,7 @@ class Target(StrEnum):
 
     KEY_ID = "key_id"  # the key id itself (GaiaEx's {api_key})
     HANDLE = "handle"  # the key's opaque handle (ZDEX's {id})
+    PASSKEY = "passkey"  # one of the caller's passkeys (its credential id)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class Route:
     # None: the body is required; a mapping: what an absent or empty body means.
     empty_body_means: Mapping[str, Any] | None = None
     step_up: Action | None = None
+    # The handler checks the step-up itself (a user's first passkey needs none: keygate.stepup_service).
+    step_up_in_handler: bool = False
     # The path parameter naming one of the caller's keys, and how it names it.
     target: tuple[str, Target] | None = None
     query: tuple[QueryInteger, ...] = ()

@@ -202,6 +202,10 @@ class KeyLifecycle:
             raise KeyNotFound()
         return record
 
+    def owned_key(self, user_id: str, key: KeyRef) -> ApiKeyRecord:
+        """One of the caller's keys; KeyNotFound for an unknown one and another user's alike."""
+        return self._owned_key(user_id, key)
+
     def list_api_keys(self, user_id: str) -> list[ApiKeyRecord]:
         """The caller's keys, newest first (revoked and expired ones included)."""
         return sorted(self._keys.load_user(user_id).keys, key=lambda record: record.created_at, reverse=True)

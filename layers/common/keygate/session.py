@@ -5,13 +5,29 @@ A passkey step-up token is never a session, whoever issued it (keygate.tokens.is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from keygate import tokens
 from keygate.config import SessionConfig
 from keygate.errors import ErrorCode, KeyGateError
 
 
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    # When the user signed in (OIDC's auth_time, epoch seconds), if the session says: a first passkey
+    # needs a recent sign-in (keygate.stepup_service).
+    auth_time: int | None
+
+
 def verify_session_token(token: str | None, config: SessionConfig) -> str:
     """The user id (`sub`) of a valid session JWT, else KeyGateError UNAUTHORIZED, SESSION_EXPIRED or
+    SESSION_WRONG_AUDIENCE."""
+    return verify_session(token, config).user_id
+
+
+def verify_session(token: str | None, config: SessionConfig) -> Session:
+    """The user and sign-in time of a valid session JWT, else KeyGateError UNAUTHORIZED, SESSION_EXPIRED or
     SESSION_WRONG_AUDIENCE."""
     if not token:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "A session token is required.")
@@ -30,4 +46,7 @@ def verify_session_token(token: str | None, config: SessionConfig) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise KeyGateError(ErrorCode.UNAUTHORIZED, "The session token has no subject.")
-    return subject
+    auth_time = claims.get("auth_time")
+    if isinstance(auth_time, bool) or not isinstance(auth_time, int | float):
+        return Session(user_id=subject, auth_time=None)
+    return Session(user_id=subject, auth_time=int(auth_time))

@@ -8,21 +8,22 @@ The signature authorizer has its own, leaner root (keygate.authorizer.from_envir
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache, cached_property
 from typing import Any
 
 from keygate import keys
+from keygate.binding import RequestedChange
 from keygate.config import EventsConfig, ExchangeEventsConfig, KeyPolicy, SessionConfig, StepUpConfig, StorageConfig
 from keygate.exchange import ExchangeEvents
 from keygate.lifecycle_events import PublishReport, publish
 from keygate.models import validation_context
 from keygate.observability import logger
 from keygate.records import now_utc
-from keygate.routing import Presentation
+from keygate.routing import Presentation, Target
 from keygate.service import KeyLifecycle
-from keygate.stepup import Action, StepUpUse, StepUpVerifier
+from keygate.stepup import Action, Binding, BuiltinStepUpVerifier, StepUpUse, StepUpVerifier
 from keygate.storage import aws
 from keygate.storage.accounts import DynamoAccountLedger
 from keygate.storage.dynamodb import DynamoKeyRepository
@@ -35,6 +36,8 @@ class Management:
     def __init__(self) -> None:
         storage = StorageConfig.from_environ()
         clients = aws.clients(storage.aws_endpoint_url)
+        self._clients = clients
+        self.storage = storage
         self.keys = DynamoKeyRepository(clients, storage.table_name)
         self.secrets = SecretsManagerVault(clients, storage.secret_name_prefix, storage.secrets_kms_key_id)
         policy = KeyPolicy.from_environ()
@@ -44,15 +47,36 @@ class Management:
                            "withdraw funds (README, 'Which deployment serves which doc')")
 
     @cached_property
-    def _step_up(self) -> StepUpVerifier:
+    def _step_up(self) -> StepUpVerifier | BuiltinStepUpVerifier:
         # Built on first use: only the mutations' functions need (and validate) the step-up settings.
-        return StepUpVerifier(StepUpConfig.from_environ())
+        if self.lifecycle.policy.step_up_mode == "external":
+            return StepUpVerifier(StepUpConfig.from_environ())
+        from keygate.stepup_issuer import StepUpIssuer, StepUpIssuerConfig
+        from keygate.storage.kms import KmsSigner
 
-    def verify_step_up(self, token: str | None, *, user_id: str, action: Action, now: datetime) -> StepUpUse | None:
-        """The verified use of a mutation's step-up token; None where the deployment needs none."""
+        return BuiltinStepUpVerifier(StepUpIssuer(StepUpIssuerConfig.from_environ(), KmsSigner(self._clients)))
+
+    def step_up_target(self, user_id: str, target: tuple[Target, str] | None) -> str | None:
+        """What a step-up token names as the target of a request: a key's id (a ZDEX handle resolved to
+        its key, so either name of one key is one target), a passkey's id; None for no target."""
+        if target is None:
+            return None
+        kind, value = target
+        if kind is Target.HANDLE:
+            record = self.keys.get_key_by_handle(user_id, value) if value else None
+            return record.key_id if record is not None else f"unknown:{value}"
+        return value
+
+    def verify_step_up(self, token: str | None, *, user_id: str, action: Action, now: datetime,
+                       change: RequestedChange | None = None,
+                       target: tuple[Target, str] | None = None) -> StepUpUse | None:
+        """The verified use of a mutation's step-up token, bound to this request's target and change; None
+        where the deployment needs none (StepUpRequired=false)."""
         if not self.lifecycle.policy.step_up_required:
             return None
-        return self._step_up.verify(token, user_id=user_id, action=action, now=now)
+        binding = Binding(action, self.step_up_target(user_id, target),
+                          (change or RequestedChange(action, {})).digest)
+        return self._step_up.verify(token, user_id=user_id, action=action, now=now, binding=binding)
 
     def validation_context(self) -> Mapping[str, Any]:
         return validation_context(self.lifecycle.policy)
@@ -116,6 +140,14 @@ def session() -> SessionConfig:
     return SessionConfig.from_environ()
 
 
+_FORGET: list[Callable[[], None]] = []
+
+
+def on_forget(clear: Callable[[], None]) -> None:
+    """Another composition root (keygate.stepup_service's) to drop with these."""
+    _FORGET.append(clear)
+
+
 def forget() -> None:
     """Drop the composition roots (their settings are read again); AWS clients and JWKS caches stay
     (keygate.storage.aws.forget_clients, keygate.tokens.forget_jwks)."""
@@ -124,3 +156,5 @@ def forget() -> None:
     event_publishing.cache_clear()
     exchange_events.cache_clear()
     secret_scanning.cache_clear()
+    for clear in _FORGET:
+        clear()

@@ -5,7 +5,12 @@ Items (docs/architecture.md, "Data model", should list them once the passkey rou
 - `USER#<user>` / `PASSKEY#<credential id>`: a passkey (COSE public key as binary, sign count, backup
   flags, label, created and last-used times, transports, user handle, AAGUID);
 - `PASSKEY_CHALLENGE#<challenge>` / `CHALLENGE`: a ceremony's challenge (user, purpose, and for a
-  step-up the action, target and change digest; `expires_at_ms`, `used_at`, and the TTL `expires_ttl`).
+  step-up the action, target and change digest; `expires_at_ms`, `used_at`, and the TTL `expires_ttl`);
+- `AUDIT#USER#<user>` / `<time>#<uuid>`: the user's passkey audit (registered, removed, suspected clone),
+  append-only like the keys' (`attribute_not_exists`, and IAM denies updating or deleting `AUDIT#*`).
+
+A registration or removal that a step-up token confirmed commits the passkey, its audit entry and the
+token's use (`STEPUP#<jti>`) in one transaction, as a key mutation does.
 
 A challenge is consumed by one conditional UpdateItem that sets `used_at` only if the item exists, is
 the user's, is for this ceremony, was never used and has not expired by the clock (DynamoDB deletes
@@ -17,16 +22,27 @@ user's partition, so a user's Query never reads another user's passkeys; the key
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from keygate.passkeys import Challenge, ChallengeNotConsumed, Passkey, PasskeyAlreadyRegistered, Purpose
+from keygate.passkeys import (
+    Challenge,
+    ChallengeNotConsumed,
+    Passkey,
+    PasskeyAlreadyRegistered,
+    PasskeyEvent,
+    PasskeyEventKind,
+    Purpose,
+)
+from keygate.stepup import StepUpTokenReused, StepUpUse
 from keygate.storage import aws, layout
 
 PASSKEY_PREFIX = "PASSKEY#"
+AUDIT_PREFIX = "AUDIT#USER#"
 CHALLENGE_PREFIX = "PASSKEY_CHALLENGE#"
 CHALLENGE_SK = "CHALLENGE"
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -41,7 +57,28 @@ def challenge_key(value: str) -> dict[str, Any]:
     return layout.key(f"{CHALLENGE_PREFIX}{value}", CHALLENGE_SK)
 
 
+def audit_pk(user_id: str) -> str:
+    return f"{AUDIT_PREFIX}{user_id}"
+
+
 # ---------------------------------------------------------------- the items
+def event_item(event: PasskeyEvent, unique: str) -> dict[str, Any]:
+    return {**layout.key(audit_pk(event.user_id), f"{layout.stored_time(event.created_at)}#{unique}"),
+            **layout.to_item({"type": "passkey_audit", "user_id": event.user_id, "event": event.event.value,
+                              "passkey_id": event.passkey_id, "label": event.label, "ip_address": event.ip_address,
+                              "created_at": layout.stored_time(event.created_at),
+                              "details": dict(event.details or {})})}
+
+
+def event_from(item: dict[str, Any]) -> PasskeyEvent:
+    values = layout.from_item(item)
+    return PasskeyEvent(user_id=values["user_id"], event=PasskeyEventKind(values["event"]),
+                        passkey_id=values["passkey_id"], label=values.get("label", ""),
+                        ip_address=values.get("ip_address", ""),
+                        created_at=datetime.fromisoformat(values["created_at"]),
+                        details=values.get("details") or {})
+
+
 def _time(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
@@ -207,3 +244,70 @@ class DynamoPasskeyStore:
         except aws.Expected:
             return False
         return True
+
+    # ------------------------------------------------------- audited changes
+    def _event_put(self, event: PasskeyEvent) -> dict[str, Any]:
+        # Append-only: a Put never replaces an entry (and IAM denies updating or deleting any).
+        return {"Put": {"TableName": self._table, "Item": event_item(event, uuid.uuid4().hex),
+                        "ConditionExpression": "attribute_not_exists(pk)"}}
+
+    def _step_up_put(self, use: StepUpUse, now: datetime, change_id: str) -> dict[str, Any]:
+        # DynamoDB deletes expired items late, so an expired record must not count.
+        return {"Put": {"TableName": self._table, "Item": layout.step_up_item(use.jti, use.expires_at_epoch, change_id),
+                        "ConditionExpression": "attribute_not_exists(pk) OR expires_ttl < :now",
+                        "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}}}}
+
+    def _transact(self, items: list[dict[str, Any]], *, step_up: bool, refused: type[Exception]) -> None:
+        """One transaction; the step-up use, if any, is its first item. A failed condition on it is
+        StepUpTokenReused, on another item `refused`."""
+        try:
+            self._clients.dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+        except ClientError as error:
+            if aws.error_code(error) != "TransactionCanceledException":
+                raise aws.unavailable("TransactWriteItems", error) from error
+            reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+            if step_up and reasons and reasons[0] == "ConditionalCheckFailed":
+                raise StepUpTokenReused() from error
+            if "ConditionalCheckFailed" in reasons:
+                raise refused() from error
+            raise aws.unavailable("TransactWriteItems", error) from error
+        except BotoCoreError as error:
+            raise aws.unavailable("TransactWriteItems", error) from error
+
+    def commit_registration(self, passkey: Passkey, event: PasskeyEvent, step_up: StepUpUse | None,
+                            now: datetime) -> None:
+        """The new passkey, its audit entry and the step-up use, at once; PasskeyAlreadyRegistered if the
+        user has one with this credential id."""
+        items = [] if step_up is None else [self._step_up_put(step_up, now, f"passkey:{passkey.credential_id}")]
+        items += [{"Put": {"TableName": self._table, "Item": passkey_item(passkey),
+                           "ConditionExpression": "attribute_not_exists(pk)"}}, self._event_put(event)]
+        self._transact(items, step_up=step_up is not None, refused=PasskeyAlreadyRegistered)
+
+    def commit_removal(self, passkey: Passkey, event: PasskeyEvent, step_up: StepUpUse | None,
+                       now: datetime) -> bool:
+        """Deletes the passkey with its audit entry and the step-up use, at once; False if it is gone."""
+        items = [] if step_up is None else [self._step_up_put(step_up, now, f"passkey:{passkey.credential_id}")]
+        items += [{"Delete": {"TableName": self._table, "Key": passkey_key(passkey.user_id, passkey.credential_id),
+                              "ConditionExpression": "attribute_exists(pk)"}}, self._event_put(event)]
+        try:
+            self._transact(items, step_up=step_up is not None, refused=_Gone)
+        except _Gone:
+            return False
+        return True
+
+    def record_event(self, event: PasskeyEvent) -> None:
+        """One audit entry on its own (a suspected cloned authenticator)."""
+        put = self._event_put(event)["Put"]
+        aws.call("PutItem", self._clients.dynamodb.put_item, **put)
+
+    def list_events(self, user_id: str, limit: int = 20) -> list[PasskeyEvent]:
+        """The user's passkey audit, newest first."""
+        page = aws.call("Query", self._clients.dynamodb.query, TableName=self._table, ConsistentRead=True,
+                        KeyConditionExpression="pk = :pk",
+                        ExpressionAttributeValues={":pk": {"S": audit_pk(user_id)}},
+                        ScanIndexForward=False, Limit=limit)
+        return [event_from(item) for item in page.get("Items", [])]
+
+
+class _Gone(Exception):
+    """The passkey to remove was no longer there."""
