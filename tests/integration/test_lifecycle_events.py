@@ -18,15 +18,16 @@ from keygate.records import now_utc
 from keygate.storage import layout
 from tests.support.clocks import FixedClock
 from tests.support.faults import Fault, HandlerCrashed, Mode
+from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from tests.support.lifecycle import Mailer, invoke_publisher, stream_source
-from tests.support.stack import layer, table_items
+from tests.support.stack import BUILTIN_STEP_UP, layer, table_items
 
 EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def published_entries() -> list[dict]:
     """The committed items the publisher must publish: audit entries and notices whose action is mapped."""
-    return [item for item in table_items() if item.get("type") in ("audit", "notice")
+    return [item for item in table_items() if item.get("type") in PUBLISHED_ITEM_TYPES
             and lifecycle_events.detail_type(item["event"], item.get("details") or {}) is not None]
 
 
@@ -402,3 +403,20 @@ def test_the_expiry_function_fails_its_invocation_when_a_notice_failed(client, a
         handler({}, LambdaContext("ExpiryNoticesFunction"))
     aws_calls.disarm()
     assert handler({}, LambdaContext("ExpiryNoticesFunction"))["failed"] == []
+
+
+@pytest.mark.parametrize("stack_env", [BUILTIN_STEP_UP], indirect=True, ids=["builtin"])
+def test_a_passkey_registration_is_published_naming_the_passkey(client, alice):
+    # Given a mailer subscribed to the lifecycle bus
+    mailer = Mailer()
+    # When alice creates a key on the built-in step-up, whose first ceremony registers her passkey
+    assert client.create(label="bot").status == 200
+    stream_source().drain()
+    # Then the registration is published too, naming the passkey (no key: api_key and label are null)
+    [event] = mailer.of_type("PasskeyRegistered")
+    detail = event["detail"]
+    assert detail["user_id"] == "alice" and detail["action"] == "passkey_registered"
+    assert detail["api_key"] is None and detail["key_prefix"] is None and detail["label"] is None
+    assert detail["changes"]["passkey_id"] and "passkey_label" in detail["changes"]
+    # And every committed entry, the passkey's among them, was published exactly once
+    assert received_ids(mailer) == expected_ids()

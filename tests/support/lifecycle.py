@@ -14,6 +14,7 @@ import boto3
 from keygate_dev import template
 from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.stream import StreamEventSource
+from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from tests.support.stack import REGION, TABLE_NAME
 
 BUS = "default"  # LifecycleEventBusName's default
@@ -66,7 +67,7 @@ def published_entry_ids() -> Counter:
     from tests.support.stack import table_items
 
     return Counter(lifecycle_events.event_id(item["pk"], item["sk"]) for item in table_items()
-                   if item.get("type") in ("audit", "notice")
+                   if item.get("type") in PUBLISHED_ITEM_TYPES
                    and lifecycle_events.detail_type(item["event"], item.get("details") or {}) is not None)
 
 

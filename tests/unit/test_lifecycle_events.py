@@ -49,9 +49,19 @@ def test_the_map_names_exactly_the_issues_detail_types():
     assert len(set(DETAIL_TYPES.values())) == len(DETAIL_TYPES)  # one action (and reason) per detail-type
 
 
-@pytest.mark.parametrize("action", [*AuditEvent, *NoticeEvent])
-def test_every_action_keygate_writes_today_is_published(action):
+# An account's prerequisites, recorded from the exchange's own events (README, "Events in"): the exchange
+# already knows them, and they change no key: audited, not published.
+ACCOUNT_ACTIONS = {AuditEvent.ACCOUNT_ONBOARDED, AuditEvent.TRADING_HANDSHAKE_COMPLETED}
+
+
+@pytest.mark.parametrize("action", [*(set(AuditEvent) - ACCOUNT_ACTIONS), *NoticeEvent])
+def test_every_key_or_passkey_action_keygate_writes_is_published(action):
     assert detail_type(action.value, {}) is not None
+
+
+@pytest.mark.parametrize("action", sorted(ACCOUNT_ACTIONS))
+def test_the_accounts_prerequisites_are_audited_not_published(action):
+    assert detail_type(action.value, {}) is None
 
 
 def test_revoke_all_is_told_apart_by_its_reason():

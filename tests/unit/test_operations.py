@@ -202,8 +202,12 @@ def test_the_throttles_alarms_cover_every_function_behind_the_api():
                 if name == "Throttles"}
 
     assert watched("AuthorizerThrottlesAlarm") == authorizers
-    # (the passkey routes in an alarm of their own: an alarm's metric math reads at most 10 metrics)
-    assert watched("RouteThrottlesAlarm") | watched("PasskeyRouteThrottlesAlarm") == routes
+    # (the passkey routes and the security routes in alarms of their own: an alarm's metric math reads at
+    # most 10 metrics)
+    assert watched("RouteThrottlesAlarm") | watched("PasskeyRouteThrottlesAlarm") | watched(
+        "SecurityRouteThrottlesAlarm") == routes
+    assert all(len(ALARMS[alarm_id]["Properties"]["Metrics"]) <= 10
+               for alarm_id in ("RouteThrottlesAlarm", "PasskeyRouteThrottlesAlarm", "SecurityRouteThrottlesAlarm"))
 
 
 def test_the_janitor_has_a_dead_letter_queue_for_both_failure_paths_and_an_alarm_on_it():

@@ -280,7 +280,7 @@ class KeyLifecycle:
             try:
                 self._keys.commit_create(record, audit, step_up, expected_keyset_version=seen[-1].keyset_version,
                                          cleanup_due=cleanup_due, now=now,
-                                         secret_fingerprint=keys.secret_fingerprint(secret))
+                                         secret_fingerprint=None if secret is None else keys.secret_fingerprint(secret))
             except (ConditionFailed, StepUpTokenReused):
                 seen.append(self._keys.load_user(user_id))
                 if any(existing.change_id == record.change_id for existing in seen[-1].keys):

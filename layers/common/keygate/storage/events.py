@@ -11,9 +11,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keygate.lifecycle_events import LifecycleEvent, StreamedEntry
 from keygate.storage import aws, layout
 
-# The items the publisher reads: audit entries and expiry notices (the event source mapping's filter, in
-# template.yaml, passes only these, and only as inserted: both are written once, never changed).
-PUBLISHED_ITEM_TYPES = ("audit", "notice")
+# The items the publisher reads: audit entries, expiry notices and passkey audit entries (the event source
+# mapping's filter, in template.yaml, passes only these, and only as inserted: all are written once, never
+# changed).
+PUBLISHED_ITEM_TYPES = ("audit", "notice", "passkey_audit")
+
+
+def _as_entry(values: dict[str, Any]) -> dict[str, Any]:
+    """A passkey audit entry (keygate.storage.passkeys) in an audit entry's shape: its passkey's id and label
+    are what changed; `label`, a key's label in an audit entry, stays empty."""
+    if values.get("type") != "passkey_audit":
+        return values
+    details = {**(values.get("details") or {}), "passkey_id": values.get("passkey_id"),
+               "passkey_label": values.get("label")}
+    return {**values, "label": None, "details": details}
 
 
 def streamed_entries(event: dict[str, Any]) -> list[StreamedEntry]:
@@ -25,7 +36,8 @@ def streamed_entries(event: dict[str, Any]) -> list[StreamedEntry]:
             continue
         values = layout.from_item(image)
         if values.get("type") in PUBLISHED_ITEM_TYPES:
-            entries.append(StreamedEntry(sequence_number=record["dynamodb"]["SequenceNumber"], values=values))
+            entries.append(StreamedEntry(sequence_number=record["dynamodb"]["SequenceNumber"],
+                                         values=_as_entry(values)))
     return entries
 
 
