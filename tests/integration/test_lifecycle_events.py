@@ -16,9 +16,9 @@ import pytest
 from keygate import lifecycle_events
 from keygate.records import now_utc
 from keygate.storage import layout
+from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from tests.support.clocks import FixedClock
 from tests.support.faults import Fault, HandlerCrashed, Mode
-from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from tests.support.lifecycle import Mailer, invoke_publisher, stream_source
 from tests.support.stack import BUILTIN_STEP_UP, layer, table_items
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 
+from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from keygate_dev import template
 from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.stream import StreamEventSource
-from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from tests.support.stack import REGION, TABLE_NAME
 
 BUS = "default"  # LifecycleEventBusName's default
