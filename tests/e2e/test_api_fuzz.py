@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 import kg1 as signing
 from keygate_dev import openapi
 from keygate_dev.identity import LocalIdentityProvider
-from tests.e2e.conftest import _serve
+from tests.support.local_server import serve
 
 if TYPE_CHECKING:
     from tests.support.local_server import LocalServer
@@ -69,7 +69,7 @@ class FuzzAccount:
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """This module fuzzes the wire contracts with step-up tokens the local identity provider mints, as an
     external issuer's (StepUpMode external); the built-in issuer's ceremony has its own tests."""
-    yield from _serve(tmp_path_factory, {"StepUpMode": "external"})
+    yield from serve(tmp_path_factory, {"StepUpMode": "external"})
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_the_map_names_exactly_the_issues_detail_types():
 ACCOUNT_ACTIONS = {AuditEvent.ACCOUNT_ONBOARDED, AuditEvent.TRADING_HANDSHAKE_COMPLETED}
 
 
-@pytest.mark.parametrize("action", [*(set(AuditEvent) - ACCOUNT_ACTIONS), *NoticeEvent])
+@pytest.mark.parametrize("action", [*sorted(set(AuditEvent) - ACCOUNT_ACTIONS), *NoticeEvent])
 def test_every_key_or_passkey_action_keygate_writes_is_published(action):
     assert detail_type(action.value, {}) is not None
 
