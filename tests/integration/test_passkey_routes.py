@@ -96,6 +96,41 @@ def test_a_token_for_one_change_cannot_make_another_change_to_the_same_key(clien
     assert client.call("PATCH", f"/v1/trade/api-keys/{key}", body={"label": "A2"}, step_up=rename).status == 200
 
 
+def _ed25519_public_key() -> str:
+    from kg1 import ed25519
+
+    return ed25519.public_key_base64(ed25519.public_key_of(ed25519.generate_private_key()))
+
+
+@pytest.mark.parametrize("approved_type", ["hmac-sha256", "ed25519"])
+def test_a_create_token_is_bound_to_the_key_type_and_the_public_key(client: ApiClient, alice: str, approved_type):
+    # Given a token alice approved for creating 'grid-bot' (an HMAC key, or an Ed25519 key for her public key)
+    body = {"label": "grid-bot", "permissions": ["read", "trade"]}
+    if approved_type == "ed25519":
+        body |= {"key_type": "ed25519", "public_key": _ed25519_public_key()}
+    token = token_for(client, "alice", "api_keys:create", request=body)
+    # When the same token is sent with an attacker's Ed25519 public key instead
+    swapped = {**body, "key_type": "ed25519", "public_key": _ed25519_public_key()}
+    response = client.call("POST", "/v1/trade/api-keys", body=swapped, step_up=token)
+    # Then it is refused and no key is made
+    refused(response, "different change")
+    assert client.list().json()["keys"] == []
+    if approved_type == "ed25519":
+        # And an HMAC key (whose secret would be answered to the sender) cannot be made with it either
+        hmac = {key: value for key, value in body.items() if key not in ("key_type", "public_key")}
+        refused(client.call("POST", "/v1/trade/api-keys", body=hmac, step_up=token), "different change")
+    # While the change alice approved still goes through with it
+    assert client.call("POST", "/v1/trade/api-keys", body=body, step_up=token).status == 200
+
+
+def test_the_summary_names_an_ed25519_keys_public_key(client: ApiClient, alice: str):
+    assert client.register_passkey("alice").status == 201
+    options = client.step_up_options("alice", "api_keys:create", request={
+        "label": "grid-bot", "key_type": "ed25519", "public_key": _ed25519_public_key()})
+    assert options.status == 200, options.text
+    assert options.json()["summary"].startswith("Create Ed25519 API key 'grid-bot' for the public key SHA256:")
+
+
 def test_a_token_for_another_action_is_refused(client: ApiClient, alice: str):
     key = create_key(client)
     revoke = token_for(client, "alice", "api_keys:revoke", api_key=key)

@@ -55,7 +55,11 @@ def requested_change(action: Action, domain: NewKey | KeyChange | Rotation | Non
         values: dict[str, Any] = {"label": domain.label, "permissions": _canonical(domain.permissions),
                                   "ip_whitelist": _canonical(domain.ip_whitelist),
                                   "expires_in_days": domain.expires_in_days,
-                                  "expires_at": _canonical(domain.expires_at)}
+                                  "expires_at": _canonical(domain.expires_at),
+                                  # What kind of credential the key gets, and an Ed25519 key's public key: a
+                                  # token for one must not create another (an attacker's public key, or a
+                                  # secret answered to whoever sends the request).
+                                  "key_type": domain.key_type, "public_key": domain.public_key}
     elif isinstance(domain, KeyChange):
         values = {name: _canonical(value) for name, value in sorted(domain.fields.items())}
     elif isinstance(domain, Rotation):
@@ -63,6 +67,11 @@ def requested_change(action: Action, domain: NewKey | KeyChange | Rotation | Non
     else:
         values = {}
     return RequestedChange(action, values)
+
+
+def _fingerprint(public_key: str) -> str:
+    """A public key as a person can compare it with the one their tool printed: SHA-256 of its base64, cut."""
+    return "SHA256:" + hashlib.sha256(public_key.encode()).hexdigest()[:16]
 
 
 def _listed(values: list[str]) -> str:
@@ -82,7 +91,9 @@ def summary(change: RequestedChange, *, target_label: str | None = None, target:
         expiry = (f"expires in {values['expires_in_days']} days" if values.get("expires_in_days")
                   else f"expires at {values['expires_at']}" if values.get("expires_at") else "never expires")
         label = f" '{values['label']}'" if values.get("label") else ""
-        return (f"Create API key{label} with {_listed(values.get('permissions', []))}; "
+        kind = (f"Ed25519 API key{label} for the public key {_fingerprint(values['public_key'])}"
+                if values.get("public_key") else f"API key{label}")
+        return (f"Create {kind} with {_listed(values.get('permissions', []))}; "
                 f"{_whitelist(values.get('ip_whitelist', []))}; {expiry}")
     if change.action is Action.UPDATE:
         parts = []
