@@ -71,8 +71,9 @@ class GitHubPublicKeys:
         except (OSError, ValueError) as error:
             logger.warning("secret scanning keys unreachable", extra={"url": self._url, "error": type(error).__name__})
             raise ServiceUnavailable("GitHub's secret scanning keys cannot be fetched; retry shortly.") from None
+        entries = document.get("public_keys") if isinstance(document, dict) else None
         found = {}
-        for entry in document.get("public_keys", []) if isinstance(document, dict) else []:
+        for entry in entries if isinstance(entries, list) else []:
             try:
                 found[str(entry["key_identifier"])] = load_pem_public_key(str(entry["key"]).encode())
             except (KeyError, TypeError, ValueError):
