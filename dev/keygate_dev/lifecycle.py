@@ -121,7 +121,7 @@ class LocalLifecycleEvents:
         with self._lock:
             if self.source is None:
                 raise RuntimeError("start() first")
-            self.source.drain()
+            self.source.drain(stop=self._stop.is_set)
             return self._collect()
 
     def _collect(self) -> int:

@@ -146,10 +146,13 @@ class StreamEventSource:
         self._attempts = 0
         self.checkpoint = batch[-1]["dynamodb"]["SequenceNumber"]
 
-    def drain(self, *, max_batches: int = 100) -> int:
-        """Deliver until the stream is read to its end or a batch fails; the records delivered."""
+    def drain(self, *, max_batches: int = 100, stop: Callable[[], bool] = lambda: False) -> int:
+        """Deliver until the stream is read to its end, a batch fails or `stop()` says so (the server is
+        stopping: what is left is delivered by the next run); the records delivered."""
         delivered = 0
         for _ in range(max_batches):
+            if stop():
+                return delivered
             delivery = self.poll_once()
             delivered += delivery.delivered
             if delivery.failed or (delivery.delivered == 0 and delivery.filtered_out == 0):
