@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from keygate_dev.events import SeededKey, seed_key
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from keygate_dev.store_hooks import StoreClientHooks
+from tests.support.faults import serialised_moto
 from tests.support.stack import REGION, RESOURCE_NAMES, onboard, stack_parameters
 
 # Credentials moto accepts; nothing here can reach AWS.
@@ -58,6 +60,7 @@ class LocalStack:
     identity: LocalIdentityProvider
     parameters: dict[str, str]
     endpoint_url: str | None  # the moto server's URL, or None in-process
+    empty_aws: Callable[[], None] = lambda: None  # the server's state back to fresh tables (server mode)
 
     def environment(self, function_id: str) -> dict[str, str]:
         endpoint = {"AWS_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
@@ -107,6 +110,8 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
         endpoint_url = None
         if server:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+            # One request at a time, as DynamoDB applies each atomically (tests/support/faults.py says why).
+            stack.enter_context(serialised_moto())
             moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             moto_server.start()
             stack.callback(moto_server.stop)
@@ -114,6 +119,8 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
             endpoint_url = f"http://{host}:{port}"
         parameters = {**stack_parameters(identity, jwks), "LogLevel": "WARNING"}
         local = LocalStack(identity, parameters, endpoint_url)
+        if endpoint_url:
+            local.empty_aws = lambda: _empty_server(endpoint_url)
         stack.enter_context(_environment({**template.shared_environment(parameters, RESOURCE_NAMES),
                                           **AWS_BASICS, **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}),
                                           "POWERTOOLS_TRACE_DISABLED": "true",
@@ -123,9 +130,26 @@ def local_stack(*, server: bool = False) -> Iterator[LocalStack]:
         logger.setLevel("WARNING")
         if not server:
             stack.enter_context(mock_aws())
-        template.create_tables(boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url),
-                               RESOURCE_NAMES)
+        _create_tables(endpoint_url)
         yield local
+
+
+def _create_tables(endpoint_url: str | None) -> None:
+    template.create_tables(boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url),
+                           RESOURCE_NAMES)
+
+
+def _empty_server(endpoint_url: str) -> None:
+    """Reset the moto server and create the tables again.
+
+    moto keeps every stream record and copies whole tables (stream included) for each item of a
+    TransactWriteItems, so a server that only grows makes later transactions slower, then slower than
+    the clients' read timeout (whose retry then races the first attempt inside moto).
+    """
+    request = urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST")  # noqa: S310  # nosec B310  # the local moto server's URL
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # nosec B310  # the local moto server's URL
+        response.read()
+    _create_tables(endpoint_url)
 
 
 @dataclass

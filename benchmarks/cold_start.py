@@ -359,13 +359,14 @@ class ColdStarts:
     def measure(self, function_ids: list[str], repeats: int) -> dict[str, list[Run]]:
         """Interleaved rounds (the baseline, the floors and each function), so drift hits them alike.
 
-        Each round starts one place further along the list, so no subject always runs first or
-        right after the same neighbour. A wrong answer is measured again (WRONG_ANSWER_ATTEMPTS);
+        Each round starts on empty tables (`LocalStack.empty_aws`), and one place further along the
+        list, so no subject always runs first or right after the same neighbour. A wrong answer is measured again (WRONG_ANSWER_ATTEMPTS);
         `self.retried` counts them per subject.
         """
         subjects = [BASELINE, *FLOORS, *function_ids]
         runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
         for round_number in range(repeats):
+            self.stack.empty_aws()  # each round's first events see tables of one round's size
             start = round_number % len(subjects)
             for function_id in subjects[start:] + subjects[:start]:
                 runs[function_id].append(self.run_answered(function_id))
