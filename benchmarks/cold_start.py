@@ -69,9 +69,13 @@ from tests.support.clocks import Clocks
 from tests.support.stack import REGION
 
 AUTHORIZER = "SignatureAuthorizerFunction"
+# The same function, its first request signed with an Ed25519 key: no secret to read, the verifier's import.
+AUTHORIZER_ED25519 = "SignatureAuthorizerFunction, Ed25519 key"
+SUBJECT_FUNCTIONS = {AUTHORIZER_ED25519: AUTHORIZER}  # a subject that is not itself a function of the template
 TARGET_RATIO = 1.3
+TARGET_SUBJECTS = (AUTHORIZER, AUTHORIZER_ED25519)  # the subjects issue 15's TARGET_RATIO is for
 # The smoke run: the authorizers (the signature authorizer has the target) and the heaviest management path.
-QUICK_FUNCTIONS = (AUTHORIZER, "SessionAuthorizerFunction", "CreateApiKeyFunction")
+QUICK_FUNCTIONS = (AUTHORIZER, AUTHORIZER_ED25519, "SessionAuthorizerFunction", "CreateApiKeyFunction")
 BASELINE = "baseline"
 FLOORS_DIR = Path(__file__).parent / "cold_start_floors"
 # Each floor adds one part of the fixed stack to the one before it (module docstrings say what).
@@ -220,6 +224,11 @@ def _signed_request_event(stack: LocalStack, user: str, keys: list[SeededKey]) -
     return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), Clocks(time.time_ns() // 1_000_000))
 
 
+def _ed25519_signed_request_event(stack: LocalStack, user: str, keys: list[SeededKey]) -> dict[str, Any]:
+    """The same request signed KG1-ED25519 with a fresh Ed25519 key of the (onboarded) user."""
+    return authorizer_bench.signed_event(authorizer_bench.seed_ed25519_key(user), Clocks(time.time_ns() // 1_000_000))
+
+
 @dataclass(frozen=True)
 class FirstEvent:
     keys: int  # active keys the (onboarded) user holds before the event
@@ -230,6 +239,7 @@ class FirstEvent:
 FIRST_EVENTS: dict[str, FirstEvent] = {
     "SessionAuthorizerFunction": FirstEvent(0, lambda stack, user, keys: _session_event(stack, user)),
     AUTHORIZER: FirstEvent(1, _signed_request_event),
+    AUTHORIZER_ED25519: FirstEvent(0, _ed25519_signed_request_event),
     "CreateApiKeyFunction": FirstEvent(0, lambda stack, user, keys: _api_event(
         stack, "CreateApiKeyFunction", "/v1/trade/api-keys", user=user, body={"label": "cold start"})),
     "ListApiKeysFunction": FirstEvent(2, lambda stack, user, keys: _api_event(
@@ -260,7 +270,12 @@ def _answered(function_id: str, result: Any, user: str | None) -> bool:
         return True
     if function_id in FLOORS:
         return bool(result == {"principalId": user})
-    return response_status(function_id, result) == FIRST_EVENTS[function_id].status
+    return response_status(function_of(function_id), result) == FIRST_EVENTS[function_id].status
+
+
+def function_of(subject: str) -> str:
+    """The template's function a measured subject runs."""
+    return SUBJECT_FUNCTIONS.get(subject, subject)
 
 
 # ------------------------------------------------------------------- measuring
@@ -333,13 +348,13 @@ class ColdStarts:
             event_path.write_text(json.dumps(event))
             environment = self._child_environment(AUTHORIZER, code_dir)
         else:
-            code_dir = template.ROOT / function_property(function_id, "CodeUri")
-            handler_spec = function_property(function_id, "Handler")
+            code_dir = template.ROOT / function_property(function_of(function_id), "CodeUri")
+            handler_spec = function_property(function_of(function_id), "Handler")
             first = FIRST_EVENTS[function_id]
             user = f"cold-{uuid.uuid4().hex[:10]}"
             event = first.build(self.stack, user, self.stack.user_with_keys(user, first.keys))
             event_path.write_text(json.dumps(event))
-            environment = self._child_environment(function_id, code_dir)
+            environment = self._child_environment(function_of(function_id), code_dir)
         command = [sys.executable, "-S", *(["-X", "importtime"] if profile else []), "-c", _CHILD,
                    str(result_path), str(event_path), handler_spec]
         spawned_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -360,8 +375,8 @@ class ColdStarts:
         """Interleaved rounds (the baseline, the floors and each function), so drift hits them alike.
 
         Each round starts on empty tables (`LocalStack.empty_aws`), and one place further along the
-        list, so no subject always runs first or right after the same neighbour. A wrong answer is measured again (WRONG_ANSWER_ATTEMPTS);
-        `self.retried` counts them per subject.
+        list, so no subject always runs first or right after the same neighbour. A wrong answer is
+        measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject.
         """
         subjects = [BASELINE, *FLOORS, *function_ids]
         runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
@@ -467,8 +482,10 @@ def import_profile(function_stderr: str, baseline_stderr: str, handler_module: s
 
 def run(quick: bool = False) -> dict[str, Any]:
     repeats = 1 if quick else 11
-    function_ids = [function_id for function_id in template.function_ids() if function_id in FIRST_EVENTS
-                    and (not quick or function_id in QUICK_FUNCTIONS)]
+    subjects = [*template.function_ids(), *(subject for subject, function_id in SUBJECT_FUNCTIONS.items()
+                                            if function_id in template.function_ids())]
+    function_ids = [subject for subject in subjects if subject in FIRST_EVENTS
+                    and (not quick or subject in QUICK_FUNCTIONS)]
     missing = sorted(set(template.function_ids()) - set(FIRST_EVENTS))
     with tempfile.TemporaryDirectory(prefix="keygate-cold-") as scratch_dir, \
             local_stack(server=True) as stack:
@@ -495,8 +512,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             cold.retried.clear()
     authorizer = {variant: figures["functions"].get(AUTHORIZER, {}).get("ratio_to_baseline")
                   for variant, figures in variants.items()}
+    authorizer_ed25519 = {variant: figures["functions"].get(AUTHORIZER_ED25519, {}).get("ratio_to_baseline")
+                          for variant, figures in variants.items()}
     return {"target_ratio": TARGET_RATIO, "floors": dict(FLOORS), "repeats": repeats,
             "interpreter": sys.version.split()[0],
             "machine": os.uname().machine, "layer_distributions": path.layer_distributions,
             "runtime_distributions": path.runtime_distributions, "functions_without_first_event": missing,
-            "authorizer_ratio": authorizer, "variants": variants}
+            "authorizer_ratio": authorizer, "authorizer_ed25519_ratio": authorizer_ed25519,
+            "variants": variants}

@@ -42,6 +42,13 @@ def test_quick_run_prints_one_table_of_every_benchmark(quick_run: Any) -> None:
             "cold start (as_built)", "size", "management calls"} <= first_column
     assert results["quick"] is True
     assert set(results["seconds"]) == {"authorizer", "cost", "cold_start", "package_size", "management_calls"}
+    # And issue 15's targets each have their row: the handler against its floor per key type, and the cold
+    # starts of the signature authorizer with an HMAC and with an Ed25519 key
+    figures = {tuple(cell.strip() for cell in line.split("  ") if cell.strip())[:2]
+               for line in finished.stdout.splitlines()}
+    assert {("authorizer warm path", "handler / floor (HMAC)"), ("authorizer warm path", "handler / floor (Ed25519)"),
+            ("cold start (as_built)", cold_start.AUTHORIZER),
+            ("cold start (as_built)", cold_start.AUTHORIZER_ED25519)} <= figures
 
 
 def test_authorizer_latency_scopes_next_to_bare_hmac(quick_run: Any) -> None:
@@ -110,6 +117,8 @@ def test_cold_start_figures_for_both_layer_variants(quick_run: Any) -> None:
             assert 0 < timing["total_ms_min"] <= timing["total_ms_median"] and timing["ratio_of_fastest"] > 0
         authorizer = functions["SignatureAuthorizerFunction"]
         assert cold["authorizer_ratio"][variant] == authorizer["ratio_to_baseline"]
+        ed25519 = functions[cold_start.AUTHORIZER_ED25519]  # answered its KG1-ED25519 request with an Allow
+        assert cold["authorizer_ed25519_ratio"][variant] == ed25519["ratio_to_baseline"]
         # And the authorizer is set against its stack alone (its floor), in milliseconds
         assert cold["variants"][variant]["authorizer_floor"] in cold["floors"], variant
         assert isinstance(cold["variants"][variant]["authorizer_beyond_floor_ms"], float), variant
@@ -191,10 +200,16 @@ def test_cold_start_rounds_pair_every_subject_and_rotate_who_runs_first() -> Non
             order.append(function_id)
             return cold_start.Run(total_ms=len(order), startup_ms=0, import_ms=0, first_event_ms=0), ""
 
+    emptied_after: list[int] = []
+
+    class Stack:
+        def empty_aws(self) -> None:
+            emptied_after.append(len(order))
+
     functions = [cold_start.AUTHORIZER, "CreateApiKeyFunction"]
     subjects = [cold_start.BASELINE, *cold_start.FLOORS, *functions]
     # When measuring three rounds
-    runs = Logged(None, None, Path(".")).measure(functions, repeats=3)  # type: ignore[arg-type]  # never used
+    runs = Logged(Stack(), None, Path(".")).measure(functions, repeats=3)  # type: ignore[arg-type]  # only empty_aws
     # Then every subject ran once per round, so the n-th runs of any two were in the same round
     rounds = [order[index * len(subjects):(index + 1) * len(subjects)] for index in range(3)]
     assert all(sorted(round_order) == sorted(subjects) for round_order in rounds)
@@ -202,6 +217,8 @@ def test_cold_start_rounds_pair_every_subject_and_rotate_who_runs_first() -> Non
     # And each round started one place further along, in the table's order
     assert [round_order[0] for round_order in rounds] == subjects[:3]
     assert list(runs) == subjects
+    # And each round started on emptied tables (moto's state would otherwise grow with the run)
+    assert emptied_after == [0, len(subjects), 2 * len(subjects)]
 
 
 def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
