@@ -10,8 +10,9 @@ Prints two tables and writes benchmarks/results/authorizer.json:
    handler's floor (issue 15: the deployed handler at most 1.15x it at p50):
    - `checks`: `api.signed_request(event)` + `SignatureAuthorizer.authorize`,
      the nonce's conditional write kept in memory (KeyGate's own CPU work);
-   - `handler_stubbed_network`: the deployed handler (functions/signature_authorizer/app.py,
-     Powertools decorators and log line included) with the nonce PutItem going
+   - `handler_stubbed_network`: the deployed handler (functions/signature_authorizer/app.py)
+     as the stack runs it (its decision log line at the template's default LogLevel
+     and its metrics flushed each invocation, the output discarded), with the nonce PutItem going
      through botocore (parameters, serialisation, SigV4, parsing) to a canned
      HTTP response: what the Lambda's CPU does per request, minus the round trip;
    - `handler_moto`: the same handler against in-process moto, nonce write
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import io
 import json
 import math
 import os
@@ -48,8 +50,8 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +68,7 @@ import kg1  # noqa: E402  # after the sys.path set-up above
 from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
 from keygate import apigw, authorizer, keys  # noqa: E402  # after the sys.path set-up above
 from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
+from keygate.observability import logger  # noqa: E402  # after the sys.path set-up above
 from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above
 from keygate.records import ED25519, ApiKeyRecord, KeyStatus  # noqa: E402  # after the sys.path set-up above
 from keygate.storage import layout  # noqa: E402  # after the sys.path set-up above
@@ -149,6 +152,46 @@ class _RawBody:
         yield self.body
 
 
+class _Discarded(io.TextIOBase):
+    """Where the handler's output goes while it is timed: nowhere, but its lines are counted."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        return len(text)
+
+
+@contextmanager
+def _as_deployed(invocations: int) -> Iterator[None]:
+    """The handler as the stack runs it: its decision log line at the template's default LogLevel and its
+    metrics flushed on every invocation, the output discarded (the benchmark stack is quiet otherwise).
+    Fails unless every one of `invocations` wrote both lines, so the figure cannot leave them out."""
+    handler, level = logger.registered_handler, logger.log_level
+    metrics_disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    discarded = _Discarded()
+    with redirect_stdout(discarded):  # Metrics prints; the Logger's handler holds its own stream
+        stream = handler.setStream(discarded)
+        logger.setLevel(template.parameter_defaults()["LogLevel"])
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
+        try:
+            yield
+        finally:
+            handler.setStream(stream)
+            logger.setLevel(level)
+            if metrics_disabled is None:
+                os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+            else:
+                os.environ["POWERTOOLS_METRICS_DISABLED"] = metrics_disabled
+    if discarded.lines < 2 * invocations:
+        raise RuntimeError(f"{invocations} invocations wrote {discarded.lines} lines, not a log line and "
+                           "a metrics line each")
+
+
 def _handler_samples(key: tuple[str, Any], iterations: int, clock: Clocks, *,
                      stub_network: bool) -> list[int]:
     """The deployed handler on `iterations` fresh signed events, after one warming event."""
@@ -159,7 +202,7 @@ def _handler_samples(key: tuple[str, Any], iterations: int, clock: Clocks, *,
     canned, client = _CannedNetwork(), layer_clients()[0]
     samples: list[int] = []
     try:
-        with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+        with _as_deployed(len(prepared)):
             assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
             if stub_network:
                 moto_stubber.enabled = False
@@ -197,7 +240,7 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
     handler_ns: list[int] = []
     floor_ns: list[int] = []
     try:
-        with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+        with _as_deployed(len(prepared)):
             assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
             moto_stubber.enabled = False
             client.meta.events.register_first("before-send", canned)
