@@ -62,9 +62,10 @@ class LocalStack:
     endpoint_url: str | None  # the moto server's URL, or None in-process
     empty_aws: Callable[[], None] = lambda: None  # the server's state back to fresh tables (server mode)
 
-    def environment(self, function_id: str) -> dict[str, str]:
+    def environment(self, function_id: str, **parameters: str) -> dict[str, str]:
+        """The function's environment on this stack, with `parameters` overriding the stack's."""
         endpoint = {"AWS_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
-        return {**function_environment(function_id, self.parameters), **AWS_BASICS, **endpoint}
+        return {**function_environment(function_id, {**self.parameters, **parameters}), **AWS_BASICS, **endpoint}
 
     def user_with_keys(self, user_id: str, count: int, **fields: Any) -> list[SeededKey]:
         """An onboarded user holding `count` active keys, created through the service."""

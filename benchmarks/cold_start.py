@@ -311,7 +311,9 @@ class ColdStarts:
         if function_id is None or code_dir is None:
             return {**base, **AWS_BASICS, "PYTHONPATH": str(self.path.runtime)}
         memory = str(function_property(function_id, "MemorySize"))
-        return {**base, **self.stack.environment(function_id),
+        # The template's default LogLevel, not the benchmark process's quiet one: the first event logs as deployed.
+        deployed = self.stack.environment(function_id, LogLevel=template.parameter_defaults()["LogLevel"])
+        return {**base, **deployed,
                 "PYTHONPATH": self.path.python_path(code_dir),
                 "LAMBDA_TASK_ROOT": str(code_dir), "AWS_LAMBDA_FUNCTION_NAME": function_id,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -375,8 +377,8 @@ class ColdStarts:
         """Interleaved rounds (the baseline, the floors and each function), so drift hits them alike.
 
         Each round starts on empty tables (`LocalStack.empty_aws`), and one place further along the
-        list, so no subject always runs first or right after the same neighbour. A wrong answer is
-        measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject.
+        list, so no subject always runs first (each still follows the same neighbour). A wrong answer
+        is measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject.
         """
         subjects = [BASELINE, *FLOORS, *function_ids]
         runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
