@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -77,6 +78,29 @@ class Expected(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+class Cancelled(Exception):
+    """A TransactWriteItems DynamoDB cancelled; `reasons` holds each item's cancellation code, in order."""
+
+    def __init__(self, error: ClientError) -> None:
+        self.error = error
+        self.reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+        super().__init__(",".join(self.reasons))
+
+
+def transact(dynamodb: Any, items: list[dict[str, Any]]) -> None:
+    """One TransactWriteItems: Cancelled with each item's reason, ServiceUnavailable for any other fault."""
+    try:
+        # The token makes botocore's own retries of this call idempotent on AWS; the domain does not rely
+        # on it alone (docs/architecture.md, "Committed, answer lost").
+        dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+    except ClientError as error:
+        if error_code(error) != "TransactionCanceledException":
+            raise unavailable("TransactWriteItems", error) from error
+        raise Cancelled(error) from error
+    except BotoCoreError as error:
+        raise unavailable("TransactWriteItems", error) from error
 
 
 def call(operation: str, function: Callable[..., Any], *, expected: frozenset[str] = frozenset(),

@@ -12,8 +12,6 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from keygate.observability import tracer
 from keygate.ports import ConditionFailed, Revocation
 from keygate.records import (
@@ -175,10 +173,7 @@ class DynamoKeyRepository:
         """The step-up use as a transaction's first item (none where the deployment needs no step-up)."""
         if use is None:
             return []
-        # DynamoDB deletes expired items late, so an expired record must not count.
-        return [self._put(layout.step_up_item(use.jti, use.expires_at_epoch, change_id),
-                          ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
-                          ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}})]
+        return [layout.step_up_put(self._table, use.jti, use.expires_at_epoch, change_id, now)]
 
     def _audit_put(self, entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
         # Append-only: a Put never replaces an entry (and IAM denies updating or deleting any).
@@ -207,21 +202,15 @@ class DynamoKeyRepository:
         if len(items) > TRANSACTION_MAX_ITEMS:
             raise ValueError("a transaction holds at most 100 items")
         try:
-            # The token makes botocore's own retries of this call idempotent on AWS; the domain does not rely
-            # on it alone (docs/architecture.md, "Committed, answer lost").
-            self._clients.dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
-        except ClientError as error:
-            if aws.error_code(error) != "TransactionCanceledException":
-                raise aws.unavailable("TransactWriteItems", error) from error
-            reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+            aws.transact(self._clients.dynamodb, items)
+        except aws.Cancelled as cancelled:
+            reasons = cancelled.reasons
             if step_up_index is not None and step_up_index < len(reasons) \
                     and reasons[step_up_index] == "ConditionalCheckFailed":
-                raise StepUpTokenReused() from error
+                raise StepUpTokenReused() from cancelled
             if any(code in {"ConditionalCheckFailed", "TransactionConflict"} for code in reasons):
-                raise ConditionFailed(",".join(reasons)) from error
-            raise aws.unavailable("TransactWriteItems", error) from error
-        except BotoCoreError as error:
-            raise aws.unavailable("TransactWriteItems", error) from error
+                raise ConditionFailed(",".join(reasons)) from cancelled
+            raise aws.unavailable("TransactWriteItems", cancelled.error) from cancelled
 
     @tracer.capture_method(capture_response=False)
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,

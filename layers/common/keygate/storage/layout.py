@@ -296,6 +296,14 @@ def step_up_item(jti: str, expires_at_epoch: int, change_id: str) -> dict[str, A
                                            "change_id": change_id})}
 
 
+def step_up_put(table: str, jti: str, expires_at_epoch: int, change_id: str, now: datetime) -> dict[str, Any]:
+    """The spent step-up token as a transaction item that fails if the token was spent already."""
+    # DynamoDB deletes expired items late, so an expired record must not count.
+    return {"Put": {"TableName": table, "Item": step_up_item(jti, expires_at_epoch, change_id),
+                    "ConditionExpression": "attribute_not_exists(pk) OR expires_ttl < :now",
+                    "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}}}}
+
+
 def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
     return {**nonce_key(key_id, nonce),
             **to_item({"expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}

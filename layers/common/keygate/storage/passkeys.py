@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from keygate.passkeys import (
     Challenge,
@@ -252,27 +252,20 @@ class DynamoPasskeyStore:
                         "ConditionExpression": "attribute_not_exists(pk)"}}
 
     def _step_up_put(self, use: StepUpUse, now: datetime, change_id: str) -> dict[str, Any]:
-        # DynamoDB deletes expired items late, so an expired record must not count.
-        return {"Put": {"TableName": self._table, "Item": layout.step_up_item(use.jti, use.expires_at_epoch, change_id),
-                        "ConditionExpression": "attribute_not_exists(pk) OR expires_ttl < :now",
-                        "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}}}}
+        return layout.step_up_put(self._table, use.jti, use.expires_at_epoch, change_id, now)
 
     def _transact(self, items: list[dict[str, Any]], *, step_up: bool, refused: type[Exception]) -> None:
         """One transaction; the step-up use, if any, is its first item. A failed condition on it is
         StepUpTokenReused, on another item `refused`."""
         try:
-            self._clients.dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
-        except ClientError as error:
-            if aws.error_code(error) != "TransactionCanceledException":
-                raise aws.unavailable("TransactWriteItems", error) from error
-            reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+            aws.transact(self._clients.dynamodb, items)
+        except aws.Cancelled as cancelled:
+            reasons = cancelled.reasons
             if step_up and reasons and reasons[0] == "ConditionalCheckFailed":
-                raise StepUpTokenReused() from error
+                raise StepUpTokenReused() from cancelled
             if "ConditionalCheckFailed" in reasons:
-                raise refused() from error
-            raise aws.unavailable("TransactWriteItems", error) from error
-        except BotoCoreError as error:
-            raise aws.unavailable("TransactWriteItems", error) from error
+                raise refused() from cancelled
+            raise aws.unavailable("TransactWriteItems", cancelled.error) from cancelled
 
     def commit_registration(self, passkey: Passkey, event: PasskeyEvent, step_up: StepUpUse | None,
                             now: datetime) -> None:
