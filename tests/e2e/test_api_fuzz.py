@@ -106,9 +106,10 @@ def credentials(case: schemathesis.Case, account: FuzzAccount,
 
 @pytest.fixture
 def account(local_server: LocalServer, identity: LocalIdentityProvider) -> FuzzAccount:
-    """A fresh onboarded user with real keys, so that each operation starts from the same state."""
+    """A fresh onboarded user with real keys, so that each operation starts from the same state. Onboarded
+    directly (`LocalServer.onboard`): the exchange's events that onboard a user have their own tests."""
     user_id = f"fuzz-{uuid.uuid4().hex[:10]}"
-    local_server.keygate("onboard", "--user", user_id)
+    local_server.onboard(user_id)
     fuzz_account = FuzzAccount(user_id, identity.session_token(user_id), [], [], ("", ""))
     for body in SEEDED_KEYS:
         created = requests.post(f"{local_server.base_url}/v1/trade/api-keys", json=body, timeout=30, headers={
