@@ -42,10 +42,10 @@ STAGE_RUNNER = $(MAKE) --no-print-directory
 test: $(SETUP)
 	@scripts/run-stages "$(STAGE_RUNNER)" $(TEST_STAGES)
 
-## Every test (unit, integration, e2e, the benchmark smoke run) on two workers, a module's tests on one: a
-## module-scoped fixture (a local server, the benchmarks' quick run) is then built once, not once per worker.
+## Every test (unit, integration, e2e, the benchmark smoke run) on two workers, a module's tests on one
+## (pyproject.toml's addopts).
 pytest: $(SETUP)
-	$(BIN)/python -m pytest -n 2 --dist loadscope -q
+	$(BIN)/python -m pytest -n 2 -q
 
 ## Set up the environment if needed, then serve the whole API on 127.0.0.1:$(PORT) (default 3000),
 ## Docker-free, on an embedded AWS emulation (docs/local-development.md). Ctrl-C stops it.

@@ -157,8 +157,7 @@ def _serve(arguments: argparse.Namespace) -> None:
               demo_user=arguments.demo_user, aws_port=arguments.aws_port, jwks_port=arguments.jwks_port)
     except ServeError as error:
         raise CliError(str(error)) from None
-    # Everything is stopped and flushed by now. The emulation's data can reach gigabytes, and freeing it object by
-    # object at interpreter exit took 10 to 20 s after a busy session, so the process ends here without that.
+    # Stopped and cleaned up: end without the interpreter's teardown (docs/local-development.md, "Stopping").
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -323,11 +323,11 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
             print(f"{READY_LINE} {base_url}", file=out, flush=True)
             with suppress(KeyboardInterrupt, _Stop):
                 server.serve_forever()
-            if lifecycle_events is not None:  # while the emulation still answers: its thread ends at once
-                lifecycle_events.stop()
-            # A second Ctrl-C during clean-up must not leave the port or server.json behind.
+            # A second Ctrl-C during clean-up (bounded: the threads' joins time out) must not cut it short.
             for signum in _STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
+            if lifecycle_events is not None:  # while the emulation still answers: its thread ends at once
+                lifecycle_events.stop()
     finally:
         if lifecycle_events is not None:
             lifecycle_events.stop()
