@@ -16,13 +16,15 @@ from moto import mock_aws
 from keygate import tokens, wiring
 from keygate.storage import aws as layer_aws
 from keygate.storage.kms import forget_public_keys
-from keygate_dev import template
+from keygate_dev import moto_speedups, template
 from keygate_dev.identity import LocalIdentityProvider
 from keygate_dev.jwks_server import JwksServer
 from tests.support.client import ApiClient, local_gateway
 from tests.support.faults import AwsCalls, serialised_moto
 from tests.support.logs import CapturedLogs, capture_logs
 from tests.support.stack import REGION, RESOURCE_NAMES, create_step_up_key, onboard, stack_parameters
+
+moto_speedups.install()
 
 
 @pytest.fixture(scope="session")

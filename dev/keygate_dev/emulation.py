@@ -124,6 +124,9 @@ class AwsEmulation:
         if self.mode == "embedded":
             from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+            from keygate_dev import moto_speedups
+
+            moto_speedups.install()
             # moto's werkzeug server would log every AWS call of every request.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
             _check_port_is_free(self.port)  # moto's start() would wait forever on a taken port
