@@ -1,17 +1,13 @@
-"""One backup copy of a table per TransactWriteItems in moto, not one per item.
-
-moto backs up each table a transaction writes before applying it, so that a cancelled transaction
-leaves nothing behind. It makes the copy once per *item* naming the table, keeping the last: the
-same deep copy of the whole table (its stream records included) up to 100 times over, which made a
-revoke-all of a few dozen keys take seconds and grew with the session. The copies are made before
-any item is applied, so the first is the same as the last: keeping it changes nothing a request
-sees. Used by the local server's embedded moto and by the tests' in-process moto.
-"""
+"""One backup copy of a table per TransactWriteItems in moto, not one per item (docs/local-development.md,
+"The embedded moto")."""
 
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import threading
+import warnings
 from typing import Any
 
 from moto.dynamodb import models
@@ -29,18 +25,21 @@ class _CopyOncePerTransaction:
         return getattr(copy, name)
 
     def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
-        copies: dict[int, Any] | None = getattr(self._local, "tables", None)
+        copies: dict[int, tuple[Any, Any]] | None = getattr(self._local, "tables", None)
         if copies is None or not isinstance(value, Table):
             return copy.deepcopy(value, memo)
-        if id(value) not in copies:
-            copies[id(value)] = copy.deepcopy(value, memo)
-        return copies[id(value)]
+        original, copied = copies.get(id(value), (None, None))
+        if original is not value:  # the original is held, so its id cannot pass to another table meanwhile
+            copied = copy.deepcopy(value, memo)
+            copies[id(value)] = (value, copied)
+        return copied
 
     def transaction(self, transact_write_items: Any) -> Any:
-        def copying_each_table_once(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        @functools.wraps(transact_write_items)
+        def copying_each_table_once(*args: Any, **kwargs: Any) -> Any:
             self._local.tables = {}
             try:
-                return transact_write_items(backend, transact_items)
+                return transact_write_items(*args, **kwargs)
             finally:
                 self._local.tables = None
 
@@ -48,10 +47,23 @@ class _CopyOncePerTransaction:
         return copying_each_table_once
 
 
+def _backs_up_as_expected(transact_write_items: Any) -> bool:
+    """moto's code as the shim assumes it: the module's `copy`, one table copy (the backup) per transaction."""
+    try:
+        source = inspect.getsource(transact_write_items)
+    except (OSError, TypeError):
+        return False
+    return getattr(models, "copy", None) is copy and source.count("copy.deepcopy(") == 1
+
+
 def install() -> None:
-    """Idempotent: a second call finds it installed."""
+    """Idempotent: a second call finds it installed. A moto whose transaction code differs is left as it is."""
     backend = models.DynamoDBBackend
     if getattr(backend.transact_write_items, "keygate_copies_once", False):
+        return
+    if not _backs_up_as_expected(backend.transact_write_items):
+        warnings.warn("moto's TransactWriteItems changed: keygate_dev.moto_speedups is not installed",
+                      stacklevel=2)
         return
     shim = _CopyOncePerTransaction()
     models.copy = shim  # type: ignore[assignment]

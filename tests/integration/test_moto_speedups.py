@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import threading
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb import models
 from moto.dynamodb.models.table import Table
 
 from keygate_dev import moto_speedups
@@ -50,6 +53,10 @@ def _puts(*names: str, condition: str | None = None) -> list[dict[str, Any]]:
                      **({"ConditionExpression": condition} if condition else {})}} for name in names]
 
 
+def _table() -> Table:
+    return models.dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].tables[TABLE]
+
+
 def _keys(dynamodb: Any) -> set[str]:
     return {item["pk"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]}
 
@@ -65,23 +72,60 @@ def test_a_transaction_of_many_items_copies_their_table_once_and_applies_them_al
 
 
 def test_a_cancelled_transaction_still_leaves_nothing_behind(dynamodb, table_copies):
-    # Given a transaction whose last item's condition fails, after two that would succeed
-    before = _keys(dynamodb)
-    items = _puts("first", "second") + _puts("existing-0", condition="attribute_not_exists(pk)")
+    # Given a transaction whose last item's condition fails, after a put, an update and a delete that would succeed
+    before = dynamodb.scan(TableName=TABLE)["Items"]
+    items = [*_puts("first"),
+             {"Update": {"TableName": TABLE, "Key": {"pk": {"S": "existing-1"}},
+                         "UpdateExpression": "SET touched = :yes",
+                         "ExpressionAttributeValues": {":yes": {"BOOL": True}}}},
+             {"Delete": {"TableName": TABLE, "Key": {"pk": {"S": "existing-2"}}}},
+             *_puts("existing-0", condition="attribute_not_exists(pk)")]
     # When it is sent
     with pytest.raises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
         dynamodb.transact_write_items(TransactItems=items)
     # Then DynamoDB's answer names the failed item, and the backup (one copy) restored the table as it was
     reasons = [reason["Code"] for reason in cancelled.value.response["CancellationReasons"]]
-    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
     assert len(table_copies) == 1
-    assert _keys(dynamodb) == before
+    assert sorted(dynamodb.scan(TableName=TABLE)["Items"], key=str) == sorted(before, key=str)
 
 
-def test_outside_a_transaction_tables_are_copied_as_moto_copies_them(dynamodb, table_copies):
-    # Given two transactions one after the other
+def test_no_copy_outlives_its_transaction(dynamodb, table_copies):
+    # Given a committed transaction and a cancelled one
     dynamodb.transact_write_items(TransactItems=_puts("a", "b"))
-    dynamodb.transact_write_items(TransactItems=_puts("c", "d"))
-    # Then each backed its table up afresh (a copy is never reused across transactions)
-    assert len(table_copies) == 2
-    assert {"a", "b", "c", "d"} <= _keys(dynamodb)
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=_puts("c") + _puts("a", condition="attribute_not_exists(pk)"))
+    # When a third is sent, and the table is then deep-copied outside any transaction
+    dynamodb.transact_write_items(TransactItems=_puts("d", "e"))
+    table = _table()
+    outside = [models.copy.deepcopy(table), models.copy.deepcopy(table)]
+    # Then each transaction backed its table up afresh, and a copy outside one is a new copy each time
+    assert len(table_copies) == 3 + 2
+    assert outside[0] is not outside[1] and table not in outside
+    assert {"a", "b", "d", "e"} <= _keys(dynamodb) and "c" not in _keys(dynamodb)
+
+
+def test_transactions_on_two_threads_each_get_their_own_copy(dynamodb):
+    # Given a transaction held open on one thread, between its backup and its writes
+    table, inside, release = _table(), threading.Event(), threading.Event()
+    held: list[Any] = []
+
+    def hold_open(*_args: Any) -> None:
+        held.append(models.copy.deepcopy(table))
+        inside.set()
+        release.wait(timeout=10)
+
+    shim = models.copy
+    holder = threading.Thread(target=shim.transaction(hold_open), args=(None, []))
+    holder.start()
+    assert inside.wait(timeout=10)
+    try:
+        # When code outside any transaction on another thread copies the same table, then a transaction there
+        outside = models.copy.deepcopy(table)
+        other_transaction = shim.transaction(lambda *_args: models.copy.deepcopy(table))(None, [])
+    finally:
+        release.set()
+        holder.join(timeout=10)
+    # Then each got a copy of its own: a rollback on one thread can never restore another's backup
+    assert len({id(held[0]), id(other_transaction), id(outside)}) == 3
+    assert table not in (held[0], other_transaction, outside)
