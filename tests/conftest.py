@@ -24,7 +24,7 @@ from tests.support.faults import AwsCalls, serialised_moto
 from tests.support.logs import CapturedLogs, capture_logs
 from tests.support.stack import REGION, RESOURCE_NAMES, create_step_up_key, onboard, stack_parameters
 
-moto_speedups.install()
+moto_speedups.install()  # faster transactions, same outcomes (docs/local-development.md, "The embedded moto")
 
 
 @pytest.fixture(scope="session")
