@@ -67,7 +67,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` 
 import kg1  # noqa: E402  # after the sys.path set-up above
 from benchmarks._stack import CallRecorder, LocalStack, local_stack  # noqa: E402  # after the sys.path set-up above
 from keygate import apigw, authorizer, keys  # noqa: E402  # after the sys.path set-up above
-from keygate.config import AuthorizerConfig  # noqa: E402  # after the sys.path set-up above
+from keygate.config import AuthorizerConfig, StorageConfig  # noqa: E402  # after the sys.path set-up above
 from keygate.observability import logger  # noqa: E402  # after the sys.path set-up above
 from keygate.ports import NonceReused  # noqa: E402  # after the sys.path set-up above
 from keygate.records import ED25519, ApiKeyRecord, KeyStatus  # noqa: E402  # after the sys.path set-up above
@@ -232,7 +232,9 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
     handler, context = template.load_handler("SignatureAuthorizerFunction"), LambdaContext("SignatureAuthorizer")
     prepared = [signed_event(key, clock) for _ in range(iterations + 1)]
     canned, client = _CannedNetwork(), layer_clients()[0]
-    nonces_table = os.environ["NONCES_TABLE_NAME"]
+    nonces_table = StorageConfig.from_environ().nonces_table_name
+    if not nonces_table:
+        raise RuntimeError("the benchmark stack gives the authorizer no NONCES_TABLE_NAME")
 
     def floor(nonce: str) -> None:
         assert verify()
@@ -383,7 +385,7 @@ def seed_ed25519_key(user_id: str = "bench-authorizer-ed25519") -> tuple[str, An
                           public_key=ed25519.public_key_base64(ed25519.public_key_of(private_key)))
     client = layer_clients()[0]
     for item in (layout.record_item(record), layout.pointer_item(record)):
-        client.put_item(TableName=os.environ["TABLE_NAME"], Item=item)
+        client.put_item(TableName=StorageConfig.from_environ().table_name, Item=item)
     return record.key_id, private_key
 
 
