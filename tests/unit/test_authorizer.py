@@ -791,5 +791,6 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
     # none of the management side's modules
     assert not loaded & {"pydantic", "pydantic_core", "jwt", "aws_xray_sdk", "wrapt"}, loaded
     assert not loaded & {"keygate.models", "keygate.tokens", "keygate.session", "keygate.stepup", "keygate.wiring",
-                         "keygate.service", "keygate.api", "keygate.routes", "kg1.ed25519"}, loaded
+                         "keygate.service", "keygate.api", "keygate.routes", "kg1.ed25519",
+                         "keygate.config.management", "keygate.records.lifecycle"}, loaded
     assert {"keygate.authorizer", "kg1"} <= loaded

@@ -11,22 +11,21 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from keygate.records import (
-    AccountState,
-    ApiKeyRecord,
-    AuditEntry,
-    DueNotice,
-    Onboarding,
-    PendingCleanup,
-    Trade,
-    UserSnapshot,
-)
-
-if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module, never PyJWT
+if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module, never PyJWT nor these records
+    from keygate.records import (
+        AccountState,
+        ApiKeyRecord,
+        AuditEntry,
+        DueNotice,
+        Onboarding,
+        PendingCleanup,
+        Trade,
+        UserSnapshot,
+    )
     from keygate.stepup import StepUpUse
 
 # One revocation: the record as read, as it will be, and its audit entry.
-Revocation = tuple[ApiKeyRecord, ApiKeyRecord, AuditEntry]
+type Revocation = tuple[ApiKeyRecord, ApiKeyRecord, AuditEntry]
 
 
 class ConditionFailed(Exception):

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from keygate.records import (
-    HMAC_SHA256,
-    AccountState,
-    ApiKeyRecord,
-    AuditEntry,
-    AuditEvent,
-    Credential,
-    DueNotice,
-    KeyStatus,
-)
+from keygate import records  # records.AuditEntry, ...: loaded on first use, never by the signature authorizer
+from keygate.records import HMAC_SHA256, ApiKeyRecord, Credential, KeyStatus
+
+if TYPE_CHECKING:
+    from keygate.records import AccountState, AuditEntry, AuditEvent, DueNotice
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -239,7 +234,7 @@ def account_item(user_id: str, state: AccountState) -> dict[str, Any]:
 
 
 def account_from(values: dict[str, Any]) -> AccountState:
-    return AccountState(onboarding_completed=bool(values.get("onboarding_completed", False)),
+    return records.AccountState(onboarding_completed=bool(values.get("onboarding_completed", False)),
                         trading_handshake_completed=bool(values.get("trading_handshake_completed", False)))
 
 
@@ -260,8 +255,9 @@ def audit_item(entry: AuditEntry, changed: ApiKeyRecord, unique: str) -> dict[st
 
 
 def audit_from(values: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(event=AuditEvent(values["event"]), api_key=values["api_key"], ip_address=values["ip_address"],
-                      created_at=datetime.fromisoformat(values["created_at"]), details=values.get("details", {}))
+    return records.AuditEntry(event=records.AuditEvent(values["event"]), api_key=values["api_key"],
+                              ip_address=values["ip_address"], created_at=datetime.fromisoformat(values["created_at"]),
+                              details=values.get("details", {}))
 
 
 def cleanup_item(key_id: str, due: datetime, reason: str, secret_version: str | None = None) -> dict[str, Any]:
@@ -277,7 +273,7 @@ def expiry_item(record: ApiKeyRecord, notice: str, due: datetime) -> dict[str, A
 
 
 def expiry_from(values: dict[str, Any]) -> DueNotice:
-    return DueNotice(key_id=values["key_id"], user_id=values["user_id"], notice=values["notice"],
+    return records.DueNotice(key_id=values["key_id"], user_id=values["user_id"], notice=values["notice"],
                      expires_at=datetime.fromisoformat(values["expires_at"]),
                      due=datetime.fromtimestamp(int(values["sk"].split("#", 1)[0]) / 1000, UTC))
 
