@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module, never PyJWT nor these records
+if TYPE_CHECKING:  # not at run time: the signature authorizer imports this module (docs/architecture.md, "Cold start")
     from keygate.records import (
         AccountState,
         ApiKeyRecord,

@@ -39,7 +39,7 @@ Fetch = Callable[[str], bytes]
 
 
 def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310  # nosec B310  # https:// (config.py)
+    with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310  # nosec B310  # https:// (config/management.py)
         return bytes(answer.read(1024 * 1024))
 
 

@@ -3,10 +3,10 @@
 A function builds only the groups it uses (`KeyPolicy.from_environ()`, ...), so
 it validates only its own environment; a mis-configured stack fails at the
 first request with one message naming every wrong variable. Standard library
-only. This module holds the reader and the signature authorizer's groups;
-the other functions' groups live in `keygate.config.management`, loaded on
-their first use through this module (docs/architecture.md, "Cold start").
-Nothing else in the layer reads `os.environ`.
+only. The reader and the signature authorizer's groups are here, the other
+functions' in `keygate.config.management`, imported through this module
+(docs/architecture.md, "Cold start"). Nothing outside `keygate.config` reads
+`os.environ`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Self
 
-if TYPE_CHECKING:  # re-exported: loaded on first use by __getattr__ below
+if TYPE_CHECKING:  # re-exported: imported on first use by __getattr__ below
     from keygate.config.management import GITHUB_SECRET_SCANNING_KEYS_URL as GITHUB_SECRET_SCANNING_KEYS_URL
     from keygate.config.management import EventsConfig as EventsConfig
     from keygate.config.management import ExchangeEventsConfig as ExchangeEventsConfig
@@ -207,15 +207,16 @@ def is_greedy(resource: str) -> bool:
     return "+}" in resource
 
 
-# The management side's groups (keygate.config.management), built on first use: see the module's docstring.
+# What __getattr__ imports from keygate.config.management on first use.
 _MANAGEMENT = ("KeyPolicy", "EventsConfig", "TokenIssuer", "StepUpConfig", "SessionConfig", "ExchangeEventsConfig",
                "SecretScanningConfig", "GITHUB_SECRET_SCANNING_KEYS_URL")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MANAGEMENT:
-        from keygate.config import management
+if not TYPE_CHECKING:  # so that mypy still reports a misspelt name
+    def __getattr__(name: str) -> Any:
+        if name in _MANAGEMENT:
+            from keygate.config import management
 
-        globals().update({each: getattr(management, each) for each in _MANAGEMENT})
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            globals().update({each: getattr(management, each) for each in _MANAGEMENT})
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

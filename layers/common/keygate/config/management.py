@@ -1,9 +1,7 @@
 """The settings of every function but the signature authorizer: the key policy, the lifecycle events, the
 tokens (sessions, step-up), the exchange's events and secret scanning.
 
-Import them from `keygate.config` (which loads this module on first use), read through the same
-`_Environment` as the authorizer's settings. Kept out of `keygate.config` itself so that the signature
-authorizer's cold start does not build them (docs/architecture.md, "Cold start").
+Imported through `keygate.config` (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations

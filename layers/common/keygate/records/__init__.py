@@ -2,9 +2,9 @@
 
 The signature authorizer reads `ApiKeyRecord` on every cold path, so records
 carry no validation framework (docs/architecture.md, "Cold start"); what goes
-into them was validated by the request models (keygate.models) first. This
-module holds the key records; the lifecycle's other records live in
-`keygate.records.lifecycle`, loaded on their first use through this module.
+into them was validated by the request models (keygate.models) first. The key
+records are here, the lifecycle's others in `keygate.records.lifecycle`,
+imported through this module (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # re-exported: loaded on first use by __getattr__ below
+if TYPE_CHECKING:  # re-exported: imported on first use by __getattr__ below
     from keygate.records.lifecycle import EXPIRY_NOTICES as EXPIRY_NOTICES
     from keygate.records.lifecycle import AccountState as AccountState
     from keygate.records.lifecycle import AuditEntry as AuditEntry
@@ -106,15 +106,16 @@ class ApiKeyRecord:
         return dataclasses.replace(self, **changes)
 
 
-# The lifecycle's other records (keygate.records.lifecycle), built on first use: see the module's docstring.
+# What __getattr__ imports from keygate.records.lifecycle on first use.
 _LIFECYCLE = ("AccountState", "UserSnapshot", "AuditEvent", "AuditEntry", "EXPIRY_NOTICES", "NoticeEvent", "DueNotice",
               "PendingCleanup", "Onboarding", "Trade")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LIFECYCLE:
-        from keygate.records import lifecycle
+if not TYPE_CHECKING:  # so that mypy still reports a misspelt name
+    def __getattr__(name: str) -> Any:
+        if name in _LIFECYCLE:
+            from keygate.records import lifecycle
 
-        globals().update({each: getattr(lifecycle, each) for each in _LIFECYCLE})
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            globals().update({each: getattr(lifecycle, each) for each in _LIFECYCLE})
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

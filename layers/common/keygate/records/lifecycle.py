@@ -1,9 +1,7 @@
 """The records the key lifecycle keeps besides the keys themselves: a user's account state and snapshot, audit
 entries, expiry notices, the janitor's pending cleanups, and the exchange's events (onboarding, trades).
 
-Import them from `keygate.records` (which loads this module on first use); they are kept out of it so that
-the signature authorizer, which reads key records only, does not build them on its cold start
-(docs/architecture.md, "Cold start").
+Imported through `keygate.records` (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations

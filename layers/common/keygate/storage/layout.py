@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from keygate import records  # records.AuditEntry, ...: loaded on first use, never by the signature authorizer
+from keygate import records  # records.AuditEntry, ...: on first use (docs/architecture.md, "Cold start")
 from keygate.records import HMAC_SHA256, ApiKeyRecord, Credential, KeyStatus
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def account_item(user_id: str, state: AccountState) -> dict[str, Any]:
 
 def account_from(values: dict[str, Any]) -> AccountState:
     return records.AccountState(onboarding_completed=bool(values.get("onboarding_completed", False)),
-                        trading_handshake_completed=bool(values.get("trading_handshake_completed", False)))
+                                trading_handshake_completed=bool(values.get("trading_handshake_completed", False)))
 
 
 def audit_item(entry: AuditEntry, changed: ApiKeyRecord, unique: str) -> dict[str, Any]:
@@ -274,8 +274,8 @@ def expiry_item(record: ApiKeyRecord, notice: str, due: datetime) -> dict[str, A
 
 def expiry_from(values: dict[str, Any]) -> DueNotice:
     return records.DueNotice(key_id=values["key_id"], user_id=values["user_id"], notice=values["notice"],
-                     expires_at=datetime.fromisoformat(values["expires_at"]),
-                     due=datetime.fromtimestamp(int(values["sk"].split("#", 1)[0]) / 1000, UTC))
+                             expires_at=datetime.fromisoformat(values["expires_at"]),
+                             due=datetime.fromtimestamp(int(values["sk"].split("#", 1)[0]) / 1000, UTC))
 
 
 def notice_item(record: ApiKeyRecord, notice: DueNotice, now: datetime) -> dict[str, Any]:
