@@ -36,6 +36,7 @@ layer ship bytecode in both):
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -46,7 +47,8 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -378,15 +380,20 @@ class ColdStarts:
 
         Each round starts on empty tables (`LocalStack.empty_aws`), and one place further along the
         list, so no subject always runs first (each still follows the same neighbour). A wrong answer
-        is measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject.
+        is measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject. This
+        process's garbage collector (the moto server's, a thread here) runs between rounds only: a
+        collection inside a child's AWS call would charge the stand-in's pause to every subject but the
+        baseline, which calls nothing.
         """
         subjects = [BASELINE, *FLOORS, *function_ids]
         runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
-        for round_number in range(repeats):
-            self.stack.empty_aws()  # each round's first events see tables of one round's size
-            start = round_number % len(subjects)
-            for function_id in subjects[start:] + subjects[:start]:
-                runs[function_id].append(self.run_answered(function_id))
+        with _collector_between_rounds():
+            for round_number in range(repeats):
+                self.stack.empty_aws()  # each round's first events see tables of one round's size
+                gc.collect()
+                start = round_number % len(subjects)
+                for function_id in subjects[start:] + subjects[:start]:
+                    runs[function_id].append(self.run_answered(function_id))
         return runs
 
     def run_answered(self, function_id: str) -> Run:
@@ -399,6 +406,18 @@ class ColdStarts:
                 if attempt == WRONG_ANSWER_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
+
+
+@contextmanager
+def _collector_between_rounds() -> Iterator[None]:
+    """Automatic garbage collection off (`measure` collects between rounds), as it was afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _median(runs: list[Run], field: str) -> float:
