@@ -380,10 +380,8 @@ class ColdStarts:
 
         Each round starts on empty tables (`LocalStack.empty_aws`), and one place further along the
         list, so no subject always runs first (each still follows the same neighbour). A wrong answer
-        is measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject. This
-        process's garbage collector (the moto server's, a thread here) runs between rounds only: a
-        collection inside a child's AWS call would charge the stand-in's pause to every subject but the
-        baseline, which calls nothing.
+        is measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject. This process
+        (the moto server's) collects garbage between rounds only (docs/performance.md, "Cold start").
         """
         subjects = [BASELINE, *FLOORS, *function_ids]
         runs: dict[str, list[Run]] = {subject: [] for subject in subjects}
@@ -410,7 +408,7 @@ class ColdStarts:
 
 @contextmanager
 def _collector_between_rounds() -> Iterator[None]:
-    """Automatic garbage collection off (`measure` collects between rounds), as it was afterwards."""
+    """Automatic garbage collection off while the rounds run (`measure` collects between them), then restored."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,10 +1,10 @@
 """What KeyGate stores, as the domain sees it: plain frozen dataclasses, standard library only.
 
 The signature authorizer reads `ApiKeyRecord` on every cold path, so records
-carry no validation framework (docs/architecture.md, "Cold start"); what goes
-into them was validated by the request models (keygate.models) first. The key
-records are here, the lifecycle's others in `keygate.records.lifecycle`,
-imported through this module (docs/architecture.md, "Cold start").
+carry no validation framework; what goes into them was validated by the request
+models (keygate.models) first. The key records are here, the lifecycle's others
+in `keygate.records.lifecycle`, imported through this module
+(docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
