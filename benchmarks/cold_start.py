@@ -39,6 +39,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import random
 import re
 import statistics
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
@@ -378,8 +379,8 @@ class ColdStarts:
     def measure(self, function_ids: list[str], repeats: int) -> dict[str, list[Run]]:
         """Interleaved rounds (the baseline, the floors and each function), so drift hits them alike.
 
-        Each round starts on empty tables (`LocalStack.empty_aws`), and one place further along the
-        list, so no subject always runs first (each still follows the same neighbour). A wrong answer
+        Each round starts on empty tables (`LocalStack.empty_aws`) and runs the subjects in an order of
+        its own (`round_order`), so no subject always runs first or always follows the same one. A wrong answer
         is measured again (WRONG_ANSWER_ATTEMPTS); `self.retried` counts them per subject. This process
         (the moto server's) collects garbage between rounds only (docs/performance.md, "Cold start").
         """
@@ -389,8 +390,7 @@ class ColdStarts:
             for round_number in range(repeats):
                 self.stack.empty_aws()  # each round's first events see tables of one round's size
                 gc.collect()
-                start = round_number % len(subjects)
-                for function_id in subjects[start:] + subjects[:start]:
+                for function_id in round_order(subjects, round_number):
                     runs[function_id].append(self.run_answered(function_id))
         return runs
 
@@ -404,6 +404,12 @@ class ColdStarts:
                 if attempt == WRONG_ANSWER_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
+
+
+def round_order(subjects: list[str], round_number: int) -> list[str]:
+    """The subjects in a shuffled order, the same for a round number in every run (docs/performance.md,
+    "Cold start": a cold start that follows a heavy one measured slower)."""
+    return random.Random(round_number).sample(subjects, k=len(subjects))  # noqa: S311  # nosec B311  # an order, no secret
 
 
 @contextmanager

@@ -191,7 +191,7 @@ def test_keygate_cost_beyond_the_stack_is_paired_by_round() -> None:
     assert beyond == 20.0
 
 
-def test_cold_start_rounds_pair_every_subject_and_rotate_who_runs_first() -> None:
+def test_cold_start_rounds_pair_every_subject_and_vary_the_order() -> None:
     # Given a cold-start run whose interpreters are replaced by a log of who ran when
     order: list[str] = []
 
@@ -214,8 +214,11 @@ def test_cold_start_rounds_pair_every_subject_and_rotate_who_runs_first() -> Non
     rounds = [order[index * len(subjects):(index + 1) * len(subjects)] for index in range(3)]
     assert all(sorted(round_order) == sorted(subjects) for round_order in rounds)
     assert {subject: len(measured) for subject, measured in runs.items()} == dict.fromkeys(subjects, 3)
-    # And each round started one place further along, in the table's order
-    assert [round_order[0] for round_order in rounds] == subjects[:3]
+    # And each round ran in an order of its own, the same in every run, so that no subject always ran first
+    # nor always after the same subject (the authorizer after SessionAuthorizerFunction, in the table's order)
+    assert rounds == [cold_start.round_order(subjects, index) for index in range(3)]
+    assert len({round_order[0] for round_order in rounds}) > 1
+    assert len({round_order[round_order.index(cold_start.AUTHORIZER) - 1] for round_order in rounds}) > 1
     assert list(runs) == subjects
     # And each round started on emptied tables (moto's state would otherwise grow with the run)
     assert emptied_after == [0, len(subjects), 2 * len(subjects)]
