@@ -17,7 +17,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
+
+from keygate import lazy
 
 if TYPE_CHECKING:  # re-exported: imported on first use by __getattr__ below
     from keygate.config.management import GITHUB_SECRET_SCANNING_KEYS_URL as GITHUB_SECRET_SCANNING_KEYS_URL
@@ -213,10 +215,4 @@ _MANAGEMENT = ("KeyPolicy", "EventsConfig", "TokenIssuer", "StepUpConfig", "Sess
 
 
 if not TYPE_CHECKING:  # so that mypy still reports a misspelt name
-    def __getattr__(name: str) -> Any:
-        if name in _MANAGEMENT:
-            from keygate.config import management
-
-            globals().update({each: getattr(management, each) for each in _MANAGEMENT})
-            return globals()[name]
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __getattr__ = lazy.module_getattr(globals(), "keygate.config.management", _MANAGEMENT)

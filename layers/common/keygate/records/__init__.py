@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from keygate import lazy
+
 if TYPE_CHECKING:  # re-exported: imported on first use by __getattr__ below
     from keygate.records.lifecycle import EXPIRY_NOTICES as EXPIRY_NOTICES
     from keygate.records.lifecycle import AccountState as AccountState
@@ -112,10 +114,4 @@ _LIFECYCLE = ("AccountState", "UserSnapshot", "AuditEvent", "AuditEntry", "EXPIR
 
 
 if not TYPE_CHECKING:  # so that mypy still reports a misspelt name
-    def __getattr__(name: str) -> Any:
-        if name in _LIFECYCLE:
-            from keygate.records import lifecycle
-
-            globals().update({each: getattr(lifecycle, each) for each in _LIFECYCLE})
-            return globals()[name]
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __getattr__ = lazy.module_getattr(globals(), "keygate.records.lifecycle", _LIFECYCLE)
