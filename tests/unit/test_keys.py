@@ -28,6 +28,16 @@ def test_a_secret_has_its_own_prefix_for_secret_scanners_and_at_least_256_random
     assert not keys.is_well_formed_key_id(secret, PREFIX)
 
 
+def test_a_key_id_is_checked_against_the_prefix_asked_for_each_time():
+    key_id = keys.new_key_id(PREFIX)
+    # The answer for one prefix (remembered: the authorizer checks a bot's id on every request) ...
+    assert keys.is_well_formed_key_id(key_id, PREFIX) and keys.is_well_formed_key_id(key_id, PREFIX)
+    # ... is not the answer for another, and anything but a string is refused, not an error
+    assert not keys.is_well_formed_key_id(key_id, "kgx_")
+    assert not keys.is_well_formed_key_id(key_id[:-1] + ("A" if key_id[-1] != "A" else "B"), PREFIX)
+    assert not keys.is_well_formed_key_id([key_id], PREFIX)  # type: ignore[arg-type]
+
+
 def test_ids_are_not_repeated():
     assert len({keys.new_key_id(PREFIX) for _ in range(1000)}) == 1000
 

@@ -255,6 +255,14 @@ def test_canonical_path_encodes_each_segment():
     assert signing.canonical_path("/v1/orders/a b/ü~") == "/v1/orders/a%20b/%C3%BC~"
 
 
+@pytest.mark.parametrize("path", ["", "/", "//", "/v1/", "/v1/trade/api-keys/self", "/a.b_c~d-e/0",
+                                  *(f"/v1/x{character}y/z" for character in map(chr, range(0x20, 0x7f))),
+                                  "/v1/\u00e9", "/v1/a\nb", "/v1/\ud800"])
+def test_canonical_path_is_each_segment_encoded_whatever_the_path(path):
+    # The shortcut for paths with nothing to escape must give exactly the segment-by-segment encoding
+    assert signing.canonical_path(path) == "/".join(signing.enc(segment) for segment in path.split("/"))
+
+
 def test_canonical_query_sorts_encoded_pairs_in_byte_order_and_keeps_repeats():
     pairs = [("b", "2"), ("a", "10"), ("a", "2"), ("flag", ""), ("Z", "x"), ("a b", "/"), ("é", "1")]
     # Upper case sorts before lower case, "%" (0x25) before letters, and "10" before "2".

@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 import zlib
+from functools import lru_cache
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SECRET_PREFIX = "kgs_"  # noqa: S105  # nosec B105  # the public prefix of every secret, not a secret
@@ -69,7 +70,14 @@ def new_secret() -> str:
 
 def is_well_formed_key_id(key_id: str, prefix: str) -> bool:
     """Prefix, length, alphabet and checksum: no lookup needed to refuse a bad id."""
-    return isinstance(key_id, str) and _has_valid_checksum(key_id, prefix, KEY_ID_RANDOM_CHARS)
+    return isinstance(key_id, str) and _key_id_has_valid_checksum(key_id, prefix)
+
+
+@lru_cache(maxsize=4096)
+def _key_id_has_valid_checksum(key_id: str, prefix: str) -> bool:
+    # The signature authorizer checks the key id of every request, and a bot sends the same id each time. Ids
+    # are public; secrets are never cached here.
+    return _has_valid_checksum(key_id, prefix, KEY_ID_RANDOM_CHARS)
 
 
 def is_well_formed_secret(secret: str) -> bool:

@@ -13,6 +13,7 @@ SCHEME = "KG1-HMAC-SHA256"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9._~/-]*")  # a path none of whose segments has anything to escape
 
 
 def enc(text: str) -> str:
@@ -25,6 +26,8 @@ def enc(text: str) -> str:
 
 def canonical_path(path: str) -> str:
     """The decoded path relative to the API root, each `/`-separated segment enc-ed."""
+    if _UNRESERVED_PATH.fullmatch(path):  # most paths: every segment is its own encoding
+        return path
     return "/".join(enc(segment) for segment in path.split("/"))
 
 
