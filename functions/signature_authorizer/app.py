@@ -7,8 +7,10 @@ and message, which the ACCESS_DENIED Gateway Response answers 401. Only an AWS
 fault raises (AUTHORIZER_FAILURE, 503), never an allow.
 """
 
+import logging
+
 from keygate import apigw, authorizer
-from keygate.observability import logger, metrics
+from keygate.observability import flush_added_metrics, logger, metrics
 
 _authorizer: authorizer.SignatureAuthorizer | None = None
 _cold_start = True
@@ -42,19 +44,28 @@ def _log_context(event, context) -> None:
     _cold_start = False
 
 
-@metrics.log_metrics
+def _decision_line(decision: authorizer.Decision, event) -> dict:
+    return {"allowed": decision.allowed, "status": decision.status,
+            "error_code": decision.code.value if decision.code else "OK",
+            "api_key": decision.key_id, "user_id": decision.user_id, "apigw_request_id": apigw.request_id(event)}
+
+
 def handler(event, context):
     _log_context(event, context)
-    decision = _signature_authorizer().authorize(apigw.signed_request(event))
-    logger.info("signature checked", extra={
-        "allowed": decision.allowed, "status": decision.status,
-        "error_code": decision.code.value if decision.code else "OK",
-        "api_key": decision.key_id, "user_id": decision.user_id, "apigw_request_id": apigw.request_id(event)})
-    # Every refusal is a 401 (the code is in the log line): the signature-refusals alarm reads this metric
-    metrics.add_metric(name="SignatureAllowed" if decision.allowed else "SignatureRefused401", unit="Count", value=1)
-    if decision.allowed:
-        return apigw.allow_policy(decision.user_id, event["methodArn"], {
-            "user_id": decision.user_id, "key_id": decision.key_id,
-            "permissions": ",".join(decision.permissions)}, whole_api=False)
-    return apigw.deny_policy(decision.user_id or "anonymous", event["methodArn"],
-                             {"error_code": decision.code.value, "error_message": decision.message})
+    try:
+        decision = _signature_authorizer().authorize(apigw.signed_request(event))
+        if decision.allowed:
+            # The API's access log records allowed requests; a line and a metric here would add to every bot
+            # request what the checks cost (docs/architecture.md, "Observability of the signature authorizer").
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("signature checked", extra=_decision_line(decision, event))
+            return apigw.allow_policy(decision.user_id, event["methodArn"], {
+                "user_id": decision.user_id, "key_id": decision.key_id,
+                "permissions": ",".join(decision.permissions)}, whole_api=False)
+        logger.info("signature checked", extra=_decision_line(decision, event))
+        # Every refusal is a 401 (its code is in the line): the signature-refusals alarm reads this metric
+        metrics.add_metric(name="SignatureRefused401", unit="Count", value=1)
+        return apigw.deny_policy(decision.user_id or "anonymous", event["methodArn"],
+                                 {"error_code": decision.code.value, "error_message": decision.message})
+    finally:
+        flush_added_metrics()

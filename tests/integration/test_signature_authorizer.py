@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import boto3
@@ -21,6 +23,7 @@ import keygate_client
 import kg1
 from keygate import keys
 from keygate.config import AuthorizerConfig
+from keygate.observability import metrics
 from keygate.records import ApiKeyRecord, KeyStatus
 from keygate.storage import layout
 from kg1 import ed25519
@@ -310,6 +313,72 @@ def test_a_failed_last_use_refresh_never_denies(gate, aws_calls):
     key = gate.create_key()
     aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation="dynamodb.UpdateItem"))
     assert gate.send(key).status == 200
+
+
+# ------------------------------------------------------ what it writes
+# Allowed requests are recorded by the API's access log, refusals by the authorizer (docs/architecture.md,
+# "Observability of the signature authorizer").
+def _decisions(captured_logs) -> list[tuple[str, bool, str]]:
+    """(level, allowed, error_code) of each decision line the Logger wrote."""
+    lines = [json.loads(line) for line in captured_logs.lines() if line.startswith("{")]
+    return [(line["level"], line["allowed"], line["error_code"]) for line in lines
+            if line.get("message") == "signature checked"]
+
+
+def _published(capsys) -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, metric name, dimensions) of each metric Powertools printed (CloudWatch's embedded format)."""
+    published = []
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: document[name] for names in directive["Dimensions"] for name in names}
+            published += [(directive["Namespace"], metric["Name"], dimensions) for metric in directive["Metrics"]]
+    return published
+
+
+@contextmanager
+def _metrics_on(capsys) -> Iterator[None]:
+    """Metrics printed as deployed (the test stack switches them off and so keeps what other handlers added),
+    from a clean capture."""
+    metrics.clear_metrics()
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+        yield
+
+
+def test_an_allowed_request_is_logged_at_debug_only_and_publishes_no_metric(gate, captured_logs, capsys):
+    key = gate.create_key()
+    # When a signed request is allowed
+    with _metrics_on(capsys):
+        assert gate.send(key).status == 200
+    # Then its decision line is a DEBUG one (not written at the stack's default INFO), and no metric is printed:
+    # the signature-refusals alarm counts requests by the authorizer's invocations
+    assert _decisions(captured_logs) == [("DEBUG", True, "OK")]
+    assert _published(capsys) == []
+
+
+def test_a_refusal_is_logged_at_info_with_its_code_and_counted_once(gate, captured_logs, capsys):
+    key = gate.create_key()
+    # When a request signed with the wrong secret arrives
+    with _metrics_on(capsys):
+        assert refused(gate.send((key[0], key[1][:-1] + "x")), "SIGNATURE_MISMATCH")
+    # Then its decision line is an INFO one with the code, and one SignatureRefused401 is published, with the
+    # dimension the signature-refusals alarm reads
+    assert _decisions(captured_logs) == [("INFO", False, "SIGNATURE_MISMATCH")]
+    assert _published(capsys) == [("KeyGate", "SignatureRefused401", {"service": "keygate"})]
+
+
+def test_a_metric_the_checks_add_is_published_with_an_allowed_request(gate, aws_calls, capsys):
+    key = gate.create_key()
+    # When the last-use refresh of an allowed request fails
+    aws_calls.arm(Fault(Mode.FAIL_BEFORE, operation="dynamodb.UpdateItem"))
+    with _metrics_on(capsys):
+        assert gate.send(key).status == 200
+    # Then its metric is still published, with that invocation
+    assert _published(capsys) == [("KeyGate", "LastUsedRefreshFailed", {"service": "keygate"})]
 
 
 def test_secrets_manager_unreachable_for_a_cached_secret_changes_nothing(gate, aws_calls):

@@ -21,6 +21,16 @@ metrics = Metrics(namespace="KeyGate", service="keygate")
 tracer: Tracer
 
 
+def flush_added_metrics() -> None:
+    """Publish the metrics this invocation added, if it added any.
+
+    For handlers that add a metric only now and then (the signature authorizer: for a refusal, or a failed
+    last-use refresh): Powertools' `log_metrics` would warn on every invocation that added none.
+    """
+    if metrics.metric_set:
+        metrics.flush_metrics()
+
+
 def __getattr__(name: str) -> Any:
     if name == "tracer":
         from aws_lambda_powertools import Tracer
