@@ -11,8 +11,8 @@ Prints two tables and writes benchmarks/results/authorizer.json:
    - `checks`: `api.signed_request(event)` + `SignatureAuthorizer.authorize`,
      the nonce's conditional write kept in memory (KeyGate's own CPU work);
    - `handler_stubbed_network`: the deployed handler (functions/signature_authorizer/app.py)
-     as the stack runs it (its decision log line at the template's default LogLevel
-     and its metrics flushed each invocation, the output discarded), with the nonce PutItem going
+     as the stack runs it (at the template's default LogLevel, metrics on, the output
+     discarded; an allowed request writes no line: docs/architecture.md), with the nonce PutItem going
      through botocore (parameters, serialisation, SigV4, parsing) to a canned
      HTTP response: what the Lambda's CPU does per request, minus the round trip;
    - `handler_moto`: the same handler against in-process moto, nonce write
@@ -170,11 +170,9 @@ class _Discarded(io.TextIOBase):
 
 
 @contextmanager
-def _as_deployed(invocations: int) -> Iterator[None]:
-    """The handler as the stack runs it: its decision log line at the template's default LogLevel and its
-    metrics flushed on every invocation, the output discarded (the benchmark stack is quiet otherwise).
-    Fails unless the `invocations` wrote one decision line and one metric line each, so the figure cannot
-    leave them out."""
+def _as_deployed() -> Iterator[_Discarded]:
+    """The handler as the stack runs it: at the template's default LogLevel with metrics on, the output discarded
+    but counted (the benchmark stack is quiet otherwise). Check it with `_check_output_as_deployed`."""
     handler, level = logger.registered_handler, logger.log_level
     metrics_disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED")
     discarded = _Discarded()
@@ -183,7 +181,7 @@ def _as_deployed(invocations: int) -> Iterator[None]:
         logger.setLevel(template.parameter_defaults()["LogLevel"])
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
         try:
-            yield
+            yield discarded
         finally:
             handler.setStream(stream)
             logger.setLevel(level)
@@ -191,9 +189,24 @@ def _as_deployed(invocations: int) -> Iterator[None]:
                 os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
             else:
                 os.environ["POWERTOOLS_METRICS_DISABLED"] = metrics_disabled
-    if discarded.decisions != invocations or discarded.metric_lines != invocations:
-        raise RuntimeError(f"{invocations} invocations wrote {discarded.decisions} decision lines and "
-                           f"{discarded.metric_lines} metric lines, not one of each per invocation")
+
+
+def _check_output_as_deployed(discarded: _Discarded, handler: Callable[..., Any], context: Any,
+                              event: dict[str, Any]) -> None:
+    """The timed (allowed) invocations wrote what the deployed handler writes for them, nothing (the API's
+    access log records allowed requests: docs/architecture.md), and the output was live: a refusal of
+    `event` with its signature altered then writes its decision line and its metric line. Raises otherwise,
+    so the figures can neither leave out nor add what the deployed handler writes."""
+    written = (discarded.decisions, discarded.metric_lines)
+    if written != (0, 0):
+        raise RuntimeError(f"allowed requests wrote {written[0]} decision lines and {written[1]} metric lines; "
+                           "the deployed handler writes none")
+    signature = event["headers"]["X-KG-SIGNATURE"]
+    forged = {**event, "headers": {**event["headers"], "X-KG-SIGNATURE": "0" * len(signature)}}
+    assert handler(forged, context)["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    if (discarded.decisions, discarded.metric_lines) != (1, 1):
+        raise RuntimeError(f"a refusal wrote {discarded.decisions} decision lines and {discarded.metric_lines} "
+                           "metric lines, not one of each: the output was not live")
 
 
 def _handler_samples(key: tuple[str, Any], iterations: int, clock: Clocks, *,
@@ -206,13 +219,14 @@ def _handler_samples(key: tuple[str, Any], iterations: int, clock: Clocks, *,
     canned, client = _CannedNetwork(), layer_clients()[0]
     samples: list[int] = []
     try:
-        with _as_deployed(len(prepared)):
+        with _as_deployed() as discarded:
             assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
             if stub_network:
                 moto_stubber.enabled = False
                 client.meta.events.register_first("before-send", canned)
             for event in prepared[1:]:
                 assert "principalId" in _timed(lambda: handler(event, context), samples)  # noqa: B023  # called at once, within this iteration
+            _check_output_as_deployed(discarded, handler, context, signed_event(key, clock))
     finally:
         client.meta.events.unregister("before-send", canned)
         moto_stubber.enabled = True
@@ -247,7 +261,7 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
     handler_ns: list[int] = []
     floor_ns: list[int] = []
     try:
-        with _as_deployed(len(prepared)):
+        with _as_deployed() as discarded:
             assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
             moto_stubber.enabled = False
             client.meta.events.register_first("before-send", canned)
@@ -255,6 +269,7 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
             for event in prepared[1:]:
                 assert "principalId" in _timed(lambda: handler(event, context), handler_ns)  # noqa: B023  # called at once, within this iteration
                 _timed(lambda: floor(kg1.new_nonce()), floor_ns)
+            _check_output_as_deployed(discarded, handler, context, signed_event(key, clock))
     finally:
         client.meta.events.unregister("before-send", canned)
         moto_stubber.enabled = True

@@ -249,3 +249,31 @@ def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
 
     with pytest.raises(cold_start.WrongAnswer):
         Broken(None, None, Path(".")).run_answered("CreateApiKeyFunction")  # type: ignore[arg-type]
+
+
+def test_the_warm_path_figures_fail_unless_the_handler_wrote_what_it_writes_as_deployed() -> None:
+    from benchmarks import authorizer_bench
+
+    event = {"headers": {"X-KG-SIGNATURE": "ab" * 32}}
+
+    def refuses_and_writes(discarded: Any, lines: str) -> Any:
+        def handler(forged: dict[str, Any], context: Any) -> dict[str, Any]:
+            assert forged["headers"]["X-KG-SIGNATURE"] == "0" * 64  # the probe is a forged signature
+            discarded.write(lines)
+            return {"policyDocument": {"Statement": [{"Effect": "Deny"}]}}
+        return handler
+
+    decision, metric = '{"message":"signature checked"}\n', '{"_aws":{}}\n'
+    # A refusal that writes its decision line and its metric line, after timed requests that wrote nothing: passes
+    quiet = authorizer_bench._Discarded()
+    authorizer_bench._check_output_as_deployed(quiet, refuses_and_writes(quiet, decision + metric), None, event)
+    # Timed requests that wrote a decision line (the handler logging allowed requests): the figures would
+    # include work the deployed handler does not do
+    logged = authorizer_bench._Discarded()
+    logged.write(decision)
+    with pytest.raises(RuntimeError, match="allowed requests wrote 1 decision lines"):
+        authorizer_bench._check_output_as_deployed(logged, refuses_and_writes(logged, decision + metric), None, event)
+    # A refusal that writes nothing: the output the timed requests went to was not live
+    silent = authorizer_bench._Discarded()
+    with pytest.raises(RuntimeError, match="not live"):
+        authorizer_bench._check_output_as_deployed(silent, refuses_and_writes(silent, ""), None, event)
