@@ -38,6 +38,15 @@ def test_a_key_id_is_checked_against_the_prefix_asked_for_each_time():
     assert not keys.is_well_formed_key_id([key_id], PREFIX)  # type: ignore[arg-type]
 
 
+def test_only_strings_of_a_key_ids_shape_are_remembered_never_a_secret():
+    # A bot author who swaps key id and secret sends the secret in X-KG-API-KEY: refused, and not kept
+    remembered = keys._key_id_has_valid_checksum.cache_info().currsize
+    assert not keys.is_well_formed_key_id(keys.new_secret(), PREFIX)
+    assert not keys.is_well_formed_key_id(keys.new_secret(), keys.SECRET_PREFIX)
+    assert not keys.is_well_formed_key_id(PREFIX + "x" * 200, PREFIX)
+    assert keys._key_id_has_valid_checksum.cache_info().currsize == remembered
+
+
 def test_ids_are_not_repeated():
     assert len({keys.new_key_id(PREFIX) for _ in range(1000)}) == 1000
 

@@ -70,13 +70,15 @@ def new_secret() -> str:
 
 def is_well_formed_key_id(key_id: str, prefix: str) -> bool:
     """Prefix, length, alphabet and checksum: no lookup needed to refuse a bad id."""
-    return isinstance(key_id, str) and _key_id_has_valid_checksum(key_id, prefix)
+    return isinstance(key_id, str) and key_id.startswith(prefix) \
+        and len(key_id) == len(prefix) + KEY_ID_RANDOM_CHARS + CHECKSUM_CHARS \
+        and _key_id_has_valid_checksum(key_id, prefix)
 
 
 @lru_cache(maxsize=4096)
 def _key_id_has_valid_checksum(key_id: str, prefix: str) -> bool:
-    # The signature authorizer checks the key id of every request, and a bot sends the same id each time. Ids
-    # are public; secrets are never cached here.
+    # The signature authorizer checks the key id of every request, and a bot sends the same id each time. Only
+    # strings of a key id's shape get here, never a secret (longer, with its own prefix) sent by mistake.
     return _has_valid_checksum(key_id, prefix, KEY_ID_RANDOM_CHARS)
 
 
