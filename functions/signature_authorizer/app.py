@@ -55,14 +55,16 @@ def handler(event, context):
     try:
         decision = _signature_authorizer().authorize(apigw.signed_request(event))
         if decision.allowed:
-            # The API's access log records allowed requests; a line and a metric here would add to every bot
-            # request what the checks cost (docs/architecture.md, "Observability of the signature authorizer").
+            # The API's access log records allowed requests; a Logger line and a metric here would cost every
+            # bot request more than the checks do (docs/architecture.md, "Observability of the signature
+            # authorizer").
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("signature checked", extra=_decision_line(decision, event))
             return apigw.allow_policy(decision.user_id, event["methodArn"], {
                 "user_id": decision.user_id, "key_id": decision.key_id,
                 "permissions": ",".join(decision.permissions)}, whole_api=False)
-        logger.info("signature checked", extra=_decision_line(decision, event))
+        # WARNING: written at every LogLevel short of ERROR (docs/architecture.md, same section)
+        logger.warning("signature checked", extra=_decision_line(decision, event))
         # Every refusal is a 401 (its code is in the line): the signature-refusals alarm reads this metric
         metrics.add_metric(name="SignatureRefused401", unit="Count", value=1)
         return apigw.deny_policy(decision.user_id or "anonymous", event["methodArn"],

@@ -11,6 +11,7 @@ The handler's authorizer gets injected clocks, so time moves without sleeping
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,9 +24,10 @@ import keygate_client
 import kg1
 from keygate import keys
 from keygate.config import AuthorizerConfig
-from keygate.observability import metrics
+from keygate.observability import logger, metrics
 from keygate.records import ApiKeyRecord, KeyStatus
 from keygate.storage import layout
+from keygate_dev import template
 from kg1 import ed25519
 from tests.support.bots import BOT_IP, authorizer_failure
 from tests.support.faults import AWS_FAULTS, Fault, Mode
@@ -339,6 +341,18 @@ def _published(capsys) -> list[tuple[str, str, dict[str, str]]]:
 
 
 @contextmanager
+def _log_level(level: str) -> Iterator[None]:
+    """KeyGate's Logger at `level` (the captured logs run at DEBUG)."""
+    keygate_logging = logging.getLogger(logger.name)
+    before = keygate_logging.level
+    keygate_logging.setLevel(level)
+    try:
+        yield
+    finally:
+        keygate_logging.setLevel(before)
+
+
+@contextmanager
 def _metrics_on(capsys) -> Iterator[None]:
     """Metrics printed as deployed (the test stack switches them off and so keeps what other handlers added),
     from a clean capture."""
@@ -351,23 +365,25 @@ def _metrics_on(capsys) -> Iterator[None]:
 
 def test_an_allowed_request_is_logged_at_debug_only_and_publishes_no_metric(gate, captured_logs, capsys):
     key = gate.create_key()
-    # When a signed request is allowed
+    # When a signed request is allowed at the stack's default LogLevel (INFO), then another at DEBUG
+    with _metrics_on(capsys), _log_level(template.parameter_defaults()["LogLevel"]):
+        assert gate.send(key).status == 200
     with _metrics_on(capsys):
         assert gate.send(key).status == 200
-    # Then its decision line is a DEBUG one (not written at the stack's default INFO), and no metric is printed:
-    # the signature-refusals alarm counts requests by the authorizer's invocations
+    # Then only the second wrote its decision line, a DEBUG one, and neither printed a metric: the
+    # signature-refusals alarm counts requests by the authorizer's invocations
     assert _decisions(captured_logs) == [("DEBUG", True, "OK")]
     assert _published(capsys) == []
 
 
-def test_a_refusal_is_logged_at_info_with_its_code_and_counted_once(gate, captured_logs, capsys):
+def test_a_refusal_is_logged_as_a_warning_with_its_code_and_counted_once(gate, captured_logs, capsys):
     key = gate.create_key()
     # When a request signed with the wrong secret arrives
     with _metrics_on(capsys):
         assert refused(gate.send((key[0], key[1][:-1] + "x")), "SIGNATURE_MISMATCH")
-    # Then its decision line is an INFO one with the code, and one SignatureRefused401 is published, with the
-    # dimension the signature-refusals alarm reads
-    assert _decisions(captured_logs) == [("INFO", False, "SIGNATURE_MISMATCH")]
+    # Then its decision line is a WARNING one (written at every LogLevel short of ERROR) with the code, and one
+    # SignatureRefused401 is published, with the dimension the signature-refusals alarm reads
+    assert _decisions(captured_logs) == [("WARNING", False, "SIGNATURE_MISMATCH")]
     assert _published(capsys) == [("KeyGate", "SignatureRefused401", {"service": "keygate"})]
 
 

@@ -161,6 +161,13 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
         assert api["Properties"]["GatewayResponses"][response_type] == \
             template.gateway_responses()[response_type] == \
             template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)[response_type], response_type
+    # And it keeps the example's access log, the record of every request a key got through (the authorizer
+    # logs refusals only)
+    [example_api] = [resource["Properties"] for resource in template.load_template(template.EXAMPLE_TEMPLATE_PATH)[
+        "Resources"].values() if resource["Type"] == "AWS::Serverless::Api"]
+    assert api["Properties"]["AccessLogSetting"]["Format"] == example_api["AccessLogSetting"]["Format"]
+    assert snippet[api["Properties"]["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"][0]]["Type"] == \
+        "AWS::Logs::LogGroup"
     # And it puts KeyGate's exported web ACL in front of its stage, as the example does
     [association] = [resource["Properties"] for resource in snippet.values()
                      if resource["Type"] == "AWS::WAFv2::WebACLAssociation"]

@@ -180,6 +180,30 @@ def test_the_topic_is_the_stacks_own_unless_a_topic_is_given():
     assert DOCUMENT["Outputs"]["AlarmTopicArn"]["Value"] == TOPIC
 
 
+def test_the_refusal_share_is_refusals_over_the_signature_authorizers_invocations():
+    # Allowed requests publish no metric (docs/architecture.md, "Observability of the signature authorizer"):
+    # the share divides SignatureRefused401 by the invocations of that function, the one that publishes it
+    queries = {query["Id"]: query for query in ALARMS["SignatureRefusalsAlarm"]["Properties"]["Metrics"]}
+    assert next(alarm_metrics({"Properties": {"Metrics": [queries["requests"]]}})) == (
+        "AWS/Lambda", "Invocations", {"FunctionName": {"Ref": "SignatureAuthorizerFunction"}})
+    assert next(alarm_metrics({"Properties": {"Metrics": [queries["refused"]]}})) == (
+        "KeyGate", "SignatureRefused401", {"service": SERVICE})
+    assert queries["refusedshare"]["Expression"] == \
+        "IF(FILL(requests, 0) >= 20, FILL(refused, 0) / FILL(requests, 0), 0)"
+
+
+@pytest.mark.parametrize("template_path", [template.TEMPLATE_PATH, template.EXAMPLE_TEMPLATE_PATH],
+                         ids=["keygate", "example"])
+def test_the_access_log_records_which_key_got_through_from_where_to_what(template_path):
+    # The record of every allowed signed request (the authorizer logs refusals only)
+    [api] = [resource["Properties"] for resource in template.load_template(template_path)["Resources"].values()
+             if resource["Type"] == "AWS::Serverless::Api"]
+    fields = json.loads(api["AccessLogSetting"]["Format"])
+    assert {name: fields.get(name) for name in ("keyId", "sourceIp", "resourcePath", "status", "requestId")} == {
+        "keyId": "$context.authorizer.key_id", "sourceIp": "$context.identity.sourceIp",
+        "resourcePath": "$context.resourcePath", "status": "$context.status", "requestId": "$context.requestId"}
+
+
 def test_the_api_throttling_metric_counts_429s_in_the_access_log():
     [metric_filter] = template.resources("AWS::Logs::MetricFilter").values()
     properties = metric_filter["Properties"]

@@ -22,13 +22,16 @@ tracer: Tracer
 
 
 def flush_added_metrics() -> None:
-    """Publish the metrics this invocation added, if it added any.
+    """Publish the metrics this invocation added, if it added any, and forget them.
 
     For handlers that add a metric only now and then (the signature authorizer: for a refusal, or a failed
-    last-use refresh): Powertools' `log_metrics` would warn on every invocation that added none.
+    last-use refresh): Powertools' `log_metrics` would warn on every invocation that added none. With metrics
+    switched off (POWERTOOLS_METRICS_DISABLED) Powertools keeps them; they are dropped here instead of
+    piling up across invocations.
     """
     if metrics.metric_set:
         metrics.flush_metrics()
+        metrics.clear_metrics()
 
 
 def __getattr__(name: str) -> Any:
