@@ -153,10 +153,11 @@ class _RawBody:
 
 
 class _Discarded(io.TextIOBase):
-    """Where the handler's output goes while it is timed: nowhere, but its decision lines and metric lines
-    (EMF, with their `_aws` metadata) are counted."""
+    """Where the handler's output goes while it is timed: nowhere, but every write is counted, and its decision
+    lines and metric lines (EMF, with their `_aws` metadata) on their own."""
 
     def __init__(self) -> None:
+        self.characters = 0
         self.decisions = 0
         self.metric_lines = 0
 
@@ -164,26 +165,28 @@ class _Discarded(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        self.characters += len(text)
         self.decisions += text.count('"message":"signature checked"')
         self.metric_lines += text.count('"_aws":')
         return len(text)
 
 
 @contextmanager
-def _as_deployed() -> Iterator[_Discarded]:
+def _as_deployed(handler: Callable[..., Any], context: Any, probe: dict[str, Any]) -> Iterator[None]:
     """The handler as the stack runs it: at the template's default LogLevel with metrics on, the output discarded
-    but counted (the benchmark stack is quiet otherwise). Check it with `_check_output_as_deployed`."""
-    handler, level = logger.registered_handler, logger.log_level
+    (the benchmark stack is quiet otherwise). On leaving, `_check_output_as_deployed` with `probe`."""
+    registered, level = logger.registered_handler, logger.log_level
     metrics_disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED")
     discarded = _Discarded()
     with redirect_stdout(discarded):  # Metrics prints; the Logger's handler holds its own stream
-        stream = handler.setStream(discarded)
+        stream = registered.setStream(discarded)
         logger.setLevel(template.parameter_defaults()["LogLevel"])
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
         try:
-            yield discarded
+            yield
+            _check_output_as_deployed(discarded, handler, context, probe)
         finally:
-            handler.setStream(stream)
+            registered.setStream(stream)
             logger.setLevel(level)
             if metrics_disabled is None:
                 os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
@@ -193,17 +196,18 @@ def _as_deployed() -> Iterator[_Discarded]:
 
 def _check_output_as_deployed(discarded: _Discarded, handler: Callable[..., Any], context: Any,
                               event: dict[str, Any]) -> None:
-    """The timed (allowed) invocations wrote what the deployed handler writes for them, nothing (the API's
-    access log records allowed requests: docs/architecture.md), and the output was live: a refusal of
+    """The (allowed) invocations so far wrote what the deployed handler writes for them, nothing at all (the
+    API's access log records allowed requests: docs/architecture.md), and the output was live: a refusal of
     `event` with its signature altered then writes its decision line and its metric line. Raises otherwise,
     so the figures can neither leave out nor add what the deployed handler writes."""
-    written = (discarded.decisions, discarded.metric_lines)
-    if written != (0, 0):
-        raise RuntimeError(f"allowed requests wrote {written[0]} decision lines and {written[1]} metric lines; "
-                           "the deployed handler writes none")
+    if discarded.characters:
+        raise RuntimeError(f"allowed requests wrote {discarded.characters} characters ({discarded.decisions} "
+                           f"decision lines, {discarded.metric_lines} metric lines); the deployed handler writes "
+                           "nothing for them")
     signature = event["headers"]["X-KG-SIGNATURE"]
     forged = {**event, "headers": {**event["headers"], "X-KG-SIGNATURE": "0" * len(signature)}}
-    assert handler(forged, context)["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    if handler(forged, context)["policyDocument"]["Statement"][0]["Effect"] != "Deny":
+        raise RuntimeError("a forged signature was not refused")
     if (discarded.decisions, discarded.metric_lines) != (1, 1):
         raise RuntimeError(f"a refusal wrote {discarded.decisions} decision lines and {discarded.metric_lines} "
                            "metric lines, not one of each: the output was not live")
@@ -219,14 +223,13 @@ def _handler_samples(key: tuple[str, Any], iterations: int, clock: Clocks, *,
     canned, client = _CannedNetwork(), layer_clients()[0]
     samples: list[int] = []
     try:
-        with _as_deployed() as discarded:
+        with _as_deployed(handler, context, signed_event(key, clock)):
             assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
             if stub_network:
                 moto_stubber.enabled = False
                 client.meta.events.register_first("before-send", canned)
             for event in prepared[1:]:
                 assert "principalId" in _timed(lambda: handler(event, context), samples)  # noqa: B023  # called at once, within this iteration
-            _check_output_as_deployed(discarded, handler, context, signed_event(key, clock))
     finally:
         client.meta.events.unregister("before-send", canned)
         moto_stubber.enabled = True
@@ -261,7 +264,7 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
     handler_ns: list[int] = []
     floor_ns: list[int] = []
     try:
-        with _as_deployed() as discarded:
+        with _as_deployed(handler, context, signed_event(key, clock)):
             assert "principalId" in handler(prepared[0], context)  # warm: record and secret cached
             moto_stubber.enabled = False
             client.meta.events.register_first("before-send", canned)
@@ -269,7 +272,6 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
             for event in prepared[1:]:
                 assert "principalId" in _timed(lambda: handler(event, context), handler_ns)  # noqa: B023  # called at once, within this iteration
                 _timed(lambda: floor(kg1.new_nonce()), floor_ns)
-            _check_output_as_deployed(discarded, handler, context, signed_event(key, clock))
     finally:
         client.meta.events.unregister("before-send", canned)
         moto_stubber.enabled = True

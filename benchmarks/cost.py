@@ -20,8 +20,9 @@ benchmarks/authorizer_bench.py: the real SignatureAuthorizer against moto on
 a simulated clock, one warm instance.
 
 Billed duration per request: the deployed handler's warm-path p50 from the
-same benchmark (Powertools, the log line and botocore's client-side work for
-the nonce write included, the network round trip excluded), plus an assumed
+same benchmark (Powertools, what the handler writes for an allowed request
+(nothing at INFO) and botocore's client-side work for the nonce write
+included, the network round trip excluded), plus an assumed
 round trip for each AWS call the request makes, as a Lambda in the same
 region sees it; rounded up to the millisecond, as Lambda bills. Measured on
 this x86_64 machine, not on Graviton: the duration is an estimate, but at

@@ -255,25 +255,24 @@ def test_the_warm_path_figures_fail_unless_the_handler_wrote_what_it_writes_as_d
     from benchmarks import authorizer_bench
 
     event = {"headers": {"X-KG-SIGNATURE": "ab" * 32}}
+    decision, metric = '{"message":"signature checked"}\n', '{"_aws":{}}\n'
 
-    def refuses_and_writes(discarded: Any, lines: str) -> Any:
+    def refusing(*lines: str) -> Any:
+        """A handler that refuses the probe (a forged signature) and prints `lines`."""
         def handler(forged: dict[str, Any], context: Any) -> dict[str, Any]:
-            assert forged["headers"]["X-KG-SIGNATURE"] == "0" * 64  # the probe is a forged signature
-            discarded.write(lines)
+            assert forged["headers"]["X-KG-SIGNATURE"] == "0" * 64
+            print(*lines, sep="", end="")
             return {"policyDocument": {"Statement": [{"Effect": "Deny"}]}}
         return handler
 
-    decision, metric = '{"message":"signature checked"}\n', '{"_aws":{}}\n'
-    # A refusal that writes its decision line and its metric line, after timed requests that wrote nothing: passes
-    quiet = authorizer_bench._Discarded()
-    authorizer_bench._check_output_as_deployed(quiet, refuses_and_writes(quiet, decision + metric), None, event)
-    # Timed requests that wrote a decision line (the handler logging allowed requests): the figures would
-    # include work the deployed handler does not do
-    logged = authorizer_bench._Discarded()
-    logged.write(decision)
-    with pytest.raises(RuntimeError, match="allowed requests wrote 1 decision lines"):
-        authorizer_bench._check_output_as_deployed(logged, refuses_and_writes(logged, decision + metric), None, event)
+    # Timed requests that wrote nothing, then a refusal that writes its decision line and its metric line: passes
+    with authorizer_bench._as_deployed(refusing(decision, metric), None, event):
+        pass
+    # Timed requests that wrote anything (here a decision line): the figures would include work the deployed
+    # handler does not do
+    with pytest.raises(RuntimeError, match=r"allowed requests wrote 32 characters \(1 decision lines"), \
+            authorizer_bench._as_deployed(refusing(decision, metric), None, event):
+        print(decision, end="")
     # A refusal that writes nothing: the output the timed requests went to was not live
-    silent = authorizer_bench._Discarded()
-    with pytest.raises(RuntimeError, match="not live"):
-        authorizer_bench._check_output_as_deployed(silent, refuses_and_writes(silent, ""), None, event)
+    with pytest.raises(RuntimeError, match="not live"), authorizer_bench._as_deployed(refusing(), None, event):
+        pass
