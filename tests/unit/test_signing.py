@@ -256,7 +256,7 @@ def test_canonical_path_encodes_each_segment():
 
 
 @pytest.mark.parametrize("path", ["", "/", "//", "/v1/", "/v1/trade/api-keys/self", "/a.b_c~d-e/0",
-                                  *(f"/v1/x{character}y/z" for character in map(chr, range(0x7f))),
+                                  *(f"/v1/x{character}y/z" for character in map(chr, range(0x80))),
                                   "/v1/a\n", "/v1/\u00e9", "/v1/\u0661", "/\u212a", "/v1/\u017f", "/v1/\ud800"])
 def test_canonical_path_is_each_segment_encoded_whatever_the_path(path):
     # The shortcut for paths with nothing to escape must give exactly the segment-by-segment encoding
