@@ -253,26 +253,31 @@ def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
 
 def test_the_warm_path_figures_fail_unless_the_handler_wrote_what_it_writes_as_deployed() -> None:
     from benchmarks import authorizer_bench
+    from keygate.observability import flush_added_metrics, logger, metrics
 
     event = {"headers": {"X-KG-SIGNATURE": "ab" * 32}}
-    decision, metric = '{"message":"signature checked"}\n', '{"_aws":{}}\n'
 
-    def refusing(*lines: str) -> Any:
-        """A handler that refuses the probe (a forged signature) and prints `lines`."""
+    def refusing(*, writes: bool) -> Any:
+        """A handler that refuses the probe (a forged signature), writing its decision line through KeyGate's
+        Logger and its metric through Metrics, as the deployed one does, or writing nothing."""
         def handler(forged: dict[str, Any], context: Any) -> dict[str, Any]:
             assert forged["headers"]["X-KG-SIGNATURE"] == "0" * 64
-            print(*lines, sep="", end="")
+            if writes:
+                logger.warning("signature checked")
+                metrics.add_metric(name="SignatureRefused401", unit="Count", value=1)
+                flush_added_metrics()
             return {"policyDocument": {"Statement": [{"Effect": "Deny"}]}}
         return handler
 
     # Timed requests that wrote nothing, then a refusal that writes its decision line and its metric line: passes
-    with authorizer_bench._as_deployed(refusing(decision, metric), None, event):
+    with authorizer_bench._as_deployed(refusing(writes=True), None, event):
         pass
     # Timed requests that wrote anything (here a decision line): the figures would include work the deployed
     # handler does not do
-    with pytest.raises(RuntimeError, match=r"allowed requests wrote 32 characters \(1 decision lines"), \
-            authorizer_bench._as_deployed(refusing(decision, metric), None, event):
-        print(decision, end="")
+    with pytest.raises(RuntimeError, match=r"allowed requests wrote \d+ characters \(1 decision lines"), \
+            authorizer_bench._as_deployed(refusing(writes=True), None, event):
+        logger.info("signature checked")
     # A refusal that writes nothing: the output the timed requests went to was not live
-    with pytest.raises(RuntimeError, match="not live"), authorizer_bench._as_deployed(refusing(), None, event):
+    with pytest.raises(RuntimeError, match="not live"), \
+            authorizer_bench._as_deployed(refusing(writes=False), None, event):
         pass
