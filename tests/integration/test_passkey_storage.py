@@ -214,7 +214,7 @@ def test_the_items_are_where_the_layout_puts_them(aws: None):
     # Then the passkey is in alice's partition, with its key as binary
     saved = items[(layout.user_pk("alice"), "PASSKEY#cred-1")]
     assert saved["type"] == "passkey"
-    assert bytes(saved["public_key"].value) == b"\xa5\x01\x02\x03\x26"
+    assert saved["public_key"] == b"\xa5\x01\x02\x03\x26"
     assert (saved["sign_count"], saved["transports"], saved["created_at"]) == \
         (0, ["internal", "hybrid"], "2026-11-24T12:00:00.000+00:00")
     # And the challenge has its own partition, an expiry readers compare and a TTL for DynamoDB

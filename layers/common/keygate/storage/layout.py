@@ -11,16 +11,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from keygate import records  # records.AuditEntry, ...: on first use (docs/architecture.md, "Cold start")
 from keygate.records import HMAC_SHA256, ApiKeyRecord, Credential, KeyStatus
+from keygate.storage import attribute_values
 
 if TYPE_CHECKING:
     from keygate.records import AccountState, AuditEntry, AuditEvent, DueNotice
-
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 
 KEYSET = "KEYSET"
 ACCOUNT = "ACCOUNT"
@@ -142,11 +138,11 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: _SERIALIZER.serialize(value) for name, value in values.items() if value is not None}
+    return {name: attribute_values.serialize(value) for name, value in values.items() if value is not None}
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _plain(_DESERIALIZER.deserialize(value)) for name, value in item.items()}
+    return {name: _plain(attribute_values.deserialize(value)) for name, value in item.items()}
 
 
 def _plain(value: Any) -> Any:

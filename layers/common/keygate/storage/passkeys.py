@@ -103,11 +103,10 @@ def passkey_item(passkey: Passkey) -> dict[str, Any]:
 
 def passkey_from(item: dict[str, Any]) -> Passkey:
     values = layout.from_item(item)
-    public_key = values["public_key"]
     return Passkey(
         credential_id=values["credential_id"],
         user_id=values["user_id"],
-        public_key=bytes(public_key.value if hasattr(public_key, "value") else public_key),
+        public_key=bytes(values["public_key"]),
         sign_count=int(values.get("sign_count", 0)),
         backed_up=bool(values.get("backed_up", False)),
         backup_eligible=bool(values.get("backup_eligible", False)),
