@@ -19,7 +19,8 @@ median(function) / median(baseline).
 
 Four floors (benchmarks/cold_start_floors/) serve the authorizer's first event
 without any KeyGate code, each adding one part of the stack the team's rules
-fix: boto3 with the first event's two clients and five calls, then the
+fix: botocore (which boto3 wraps; keygate.storage uses it alone) with the
+first event's two clients and five calls, then the
 Powertools Logger and Metrics (the signature authorizer's whole fixed stack,
 AUTHORIZER_FLOOR), then a pydantic model of the environment and the
 Powertools Tracer (what the management functions add). They show how much of
@@ -83,7 +84,7 @@ BASELINE = "baseline"
 FLOORS_DIR = Path(__file__).parent / "cold_start_floors"
 # Each floor adds one part of the fixed stack to the one before it (module docstrings say what).
 FLOORS = {
-    "floor 1: boto3 + AWS calls": "floor_aws.handler",
+    "floor 1: botocore + AWS calls": "floor_aws.handler",
     "floor 2: + Logger, Metrics": "floor_logger_metrics.handler",
     "floor 3: + pydantic config": "floor_pydantic.handler",
     "floor 4: + Tracer": "floor_tracer.handler",

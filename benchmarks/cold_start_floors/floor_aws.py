@@ -1,6 +1,7 @@
-"""Floor 1: the authorizer's first event with no KeyGate code and nothing but boto3.
+"""Floor 1: the authorizer's first event with no KeyGate code and nothing but botocore.
 
-The two clients (with keygate.storage's client config) and the five requests
+botocore's own session, as keygate.storage.aws makes its clients (boto3 only wraps it),
+the two clients (with keygate.storage's client config) and the five requests
 keygate.storage sends for a bot's first signed request, with the same
 parameters: the key pointer, the key record, the secret, the nonce's
 conditional PutItem, the last use's conditional UpdateItem. The user it
@@ -14,13 +15,22 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 # keygate.storage.aws.BOTO_CONFIG: the retry mode changes how botocore builds the client.
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 NONCE_TTL_MS = 60_000
 LAST_USED_INTERVAL_SECONDS = 60
+
+_sessions = []
+
+
+def session():
+    """The process's botocore session, made on first use."""
+    if not _sessions:
+        _sessions.append(botocore.session.get_session())
+    return _sessions[0]
 
 
 def _iso(moment):
@@ -29,7 +39,7 @@ def _iso(moment):
 
 def serve(event):
     table, nonces_table, key_id = event["table"], event["nonces_table"], event["key_id"]
-    dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
+    dynamodb = session().create_client("dynamodb", config=CLIENT_CONFIG)
     pointer = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"KEY#{key_id}"}, "sk": {"S": "KEY"}},
                                 ConsistentRead=True)
     if "Item" not in pointer:
@@ -39,7 +49,7 @@ def serve(event):
                                ConsistentRead=True)
     if "Item" not in record:
         raise LookupError("no key record")
-    secrets = boto3.client("secretsmanager", config=CLIENT_CONFIG)
+    secrets = session().create_client("secretsmanager", config=CLIENT_CONFIG)
     if not secrets.get_secret_value(SecretId=event["secret_id"]).get("SecretString"):
         raise LookupError("the key's secret is empty")
     now_ms = time.time_ns() // 1_000_000

@@ -13,8 +13,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-
 from benchmarks.cold_start import FLOORS_DIR
 from keygate.config import StorageConfig
 from keygate.storage import aws
@@ -69,20 +67,18 @@ def test_floor_one_sends_the_requests_of_the_authorizers_first_event(gate):
     # And floor 1 serves its first event for the same key, on fresh clients of its own
     floor = _floor_module()
     floor_requests: list[Request] = []
-    boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("provide-client-params", _recorder(floor_requests))
-    try:
-        answer = floor.serve({"table": StorageConfig.from_environ().table_name,
-                              "nonces_table": StorageConfig.from_environ().nonces_table_name, "key_id": key[0],
-                              "secret_id": layer().secrets.name(key[0])})
-    finally:
-        boto3.setup_default_session()
+    floor.session().register("provide-client-params", _recorder(floor_requests))
+    answer = floor.serve({"table": StorageConfig.from_environ().table_name,
+                          "nonces_table": StorageConfig.from_environ().nonces_table_name, "key_id": key[0],
+                          "secret_id": layer().secrets.name(key[0])})
     # Then the floor found the key's user through its pointer, as the authorizer does
     assert answer == {"principalId": "alice"}
     # And it sent the same five operations, in order, on the same items with the same expressions
     assert [operation for operation, _ in authorizer_requests] == [
         "GetItem", "GetItem", "GetSecretValue", "PutItem", "UpdateItem"]
     assert floor_requests == authorizer_requests
-    # And its clients are configured as keygate.storage's (the retry mode changes client creation)
+    # And its clients are configured as keygate.storage's (the retry mode changes client creation) and made
+    # the same way, by botocore alone
+    assert "boto3" not in vars(floor)
     for setting in ("connect_timeout", "read_timeout", "retries"):
         assert getattr(floor.CLIENT_CONFIG, setting) == getattr(aws.BOTO_CONFIG, setting), setting

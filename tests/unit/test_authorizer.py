@@ -789,10 +789,67 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.split())
     # Then none of what the issue-15 decision keeps off its cold path is loaded (docs/architecture.md,
-    # "Cold start"): no pydantic, no PyJWT, no X-Ray SDK (nor the Tracer's wrapt), no Ed25519 verifier, and
-    # none of the management side's modules
-    assert not loaded & {"pydantic", "pydantic_core", "jwt", "aws_xray_sdk", "wrapt"}, loaded
+    # "Cold start"): no pydantic, no PyJWT, no X-Ray SDK (nor the Tracer's wrapt), no boto3 (botocore alone
+    # makes the clients), no Ed25519 verifier, and none of the management side's modules
+    assert not loaded & {"pydantic", "pydantic_core", "jwt", "aws_xray_sdk", "wrapt", "boto3"}, loaded
     assert not loaded & {"keygate.models", "keygate.tokens", "keygate.session", "keygate.stepup", "keygate.wiring",
                          "keygate.service", "keygate.api", "keygate.routes", "kg1.ed25519",
                          "keygate.config.management", "keygate.records.lifecycle"}, loaded
     assert {"keygate.authorizer", "kg1"} <= loaded
+
+
+STORAGE_CHILD = r"""
+import json, sys
+items, secret, event = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+sys.path[:0] = sys.argv[4:]
+import app  # the deployed handler module, as Lambda imports it
+from botocore.stub import Stubber
+from keygate.config import StorageConfig
+from keygate.storage import aws
+
+clients = aws.clients(StorageConfig.from_environ().aws_endpoint_url)  # those the composition root takes
+with Stubber(clients.dynamodb) as dynamodb, Stubber(clients.secretsmanager) as secretsmanager:
+    for item in items:  # the key's pointer, then its record
+        dynamodb.add_response("get_item", {"Item": item})
+    secretsmanager.add_response("get_secret_value", {"SecretString": secret})
+    dynamodb.add_response("put_item", {})  # the nonce
+    dynamodb.add_response("update_item", {})  # the last use
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "SignatureAuthorizerFunction", 512, "r-1"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:SignatureAuthorizerFunction"
+    allowed = app.handler(event, Context())["policyDocument"]["Statement"][0]["Effect"]
+    dynamodb.assert_no_pending_responses()
+    secretsmanager.assert_no_pending_responses()
+print(allowed, sorted({name.split(".")[0] for name in sys.modules} & {"boto3", "botocore"}))
+"""
+
+
+def test_the_deployed_authorizer_serves_its_first_request_through_botocore_without_importing_boto3():
+    # Given a key's pointer and record as layout stores them, its secret, and a request it signed now
+    from keygate.storage import layout
+    from keygate_dev import template
+    from tests.support.stack import AGENT_ADDRESS, RESOURCE_NAMES, STAGE
+    clocks = Clocks(int(datetime.now(UTC).timestamp() * 1000))
+    key_id, secret = keys.new_key_id(PREFIX), keys.new_secret()
+    record = ApiKeyRecord(key_id=key_id, user_id="alice", label="bot", permissions=["read"], ip_whitelist=[],
+                          status=KeyStatus.ACTIVE, created_at=datetime.now(UTC))
+    items = [layout.pointer_item(record), layout.record_item(record)]
+    parameters = {**template.parameter_defaults(), "Stage": STAGE, "ExchangeAgentAddress": AGENT_ADDRESS,
+                  "SessionIssuer": "https://issuer.invalid", "SessionJwksUrl": "https://issuer.invalid/jwks"}
+    environment = {**os.environ, **template.function_environment("SignatureAuthorizerFunction", parameters,
+                                                                 RESOURCE_NAMES),
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                   "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_METRICS_DISABLED": "true"}  # nosec B105
+    environment.pop("AWS_ENDPOINT_URL", None)
+    root = Path(__file__).resolve().parents[2]
+    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+             str(root / "sdk" / "kg1")]
+    # When a fresh interpreter imports the deployed function and serves the request, its AWS calls answered by
+    # botocore's Stubber in the order the authorizer makes them (the real storage adapters, no network)
+    result = subprocess.run([sys.executable, "-c", STORAGE_CHILD, json.dumps(items), secret,  # noqa: S603
+                             json.dumps(Bot(key_id, secret, clocks).event(resource=SELF)), *paths],
+                            capture_output=True, text=True, check=False, env=environment)  # nosec B603
+    # Then it allows the request, every stubbed call made, with botocore alone: boto3 is never imported
+    # (docs/architecture.md, "Cold start")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "Allow ['botocore']"

@@ -1,13 +1,19 @@
-"""boto3 clients, created on first use and shared per endpoint, and the one translation of AWS faults."""
+"""AWS SDK clients, created on first use and shared per endpoint, and the one translation of AWS faults.
+
+The clients come from botocore's own session, not boto3's: boto3.client is a wrapper around it that adds
+nothing for these services, and importing boto3 costs the signature authorizer's cold start about a tenth of
+the baseline's (docs/architecture.md, "Cold start").
+"""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,31 +26,38 @@ BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "st
 
 
 class AwsClients:
-    """The DynamoDB, Secrets Manager and EventBridge clients of one endpoint (None: AWS itself), each made on
-    first use."""
+    """The clients of one endpoint (None: AWS itself), each made on first use from one SDK session."""
 
     def __init__(self, endpoint_url: str | None) -> None:
         self.endpoint_url = endpoint_url
+        self._session: botocore.session.Session | None = None
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # a botocore session must not create two clients at once
+
+    def client(self, service: str) -> Any:
+        """This endpoint's client of `service` (an AWS service name such as "dynamodb"), made on first use."""
+        existing = self._clients.get(service)
+        if existing is not None:
+            return existing
+        with self._lock:
+            if service not in self._clients:
+                if self._session is None:
+                    self._session = botocore.session.get_session()
+                self._clients[service] = self._session.create_client(service, config=BOTO_CONFIG,
+                                                                      endpoint_url=self.endpoint_url)
+            return self._clients[service]
 
     @property
     def dynamodb(self) -> Any:
-        if "dynamodb" not in self._clients:
-            self._clients["dynamodb"] = boto3.client("dynamodb", config=BOTO_CONFIG, endpoint_url=self.endpoint_url)
-        return self._clients["dynamodb"]
+        return self.client("dynamodb")
 
     @property
     def secretsmanager(self) -> Any:
-        if "secretsmanager" not in self._clients:
-            self._clients["secretsmanager"] = boto3.client("secretsmanager", config=BOTO_CONFIG,
-                                                           endpoint_url=self.endpoint_url)
-        return self._clients["secretsmanager"]
+        return self.client("secretsmanager")
 
     @property
     def events(self) -> Any:
-        if "events" not in self._clients:
-            self._clients["events"] = boto3.client("events", config=BOTO_CONFIG, endpoint_url=self.endpoint_url)
-        return self._clients["events"]
+        return self.client("events")
 
     def created(self) -> list[Any]:
         """The clients made so far."""

@@ -1,19 +1,15 @@
 """KMS for KeyGate's own step-up tokens (keygate.stepup_issuer.TokenSigner): ES256 signatures made by an
 asymmetric KMS key, whose private half never leaves KMS, and its public key for verification.
 
-The KMS client is made on first use, one per `aws.AwsClients` (so `aws.forget_clients()` forgets it
-too), with the shared client configuration. A key's public key is fetched once per process and key id:
-an asymmetric KMS key's material never changes (KMS does not rotate it), but an alias can be pointed
-at another key, so configure a key id or ARN.
+The KMS client is one of `aws.AwsClients`'s (so `aws.forget_clients()` forgets it too). A key's public
+key is fetched once per process and key id: an asymmetric KMS key's material never changes (KMS does not
+rotate it), but an alias can be pointed at another key, so configure a key id or ARN.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
-
-import boto3
 
 from keygate.storage import aws
 
@@ -21,19 +17,13 @@ SIGNING_ALGORITHM = "ECDSA_SHA_256"
 # kms:Sign takes at most 4096 bytes with MessageType RAW.
 MAX_RAW_MESSAGE_BYTES = 4096
 
-_CLIENTS: weakref.WeakKeyDictionary[aws.AwsClients, Any] = weakref.WeakKeyDictionary()
 _PUBLIC_KEYS: dict[tuple[str | None, str], bytes] = {}
 _LOCK = threading.Lock()
 
 
 def kms_client(clients: aws.AwsClients) -> Any:
     """The KMS client of these clients' endpoint, made on first use."""
-    with _LOCK:
-        client = _CLIENTS.get(clients)
-        if client is None:
-            client = boto3.client("kms", config=aws.BOTO_CONFIG, endpoint_url=clients.endpoint_url)
-            _CLIENTS[clients] = client
-        return client
+    return clients.client("kms")
 
 
 def forget_public_keys() -> None:
