@@ -88,13 +88,13 @@ KEYS_PER_USER = 10  # the stack's default key limit
 MANY_KEYS = 100
 
 
-def signed_event(key: tuple[str, Any], clock: Clocks) -> dict[str, Any]:
+def signed_event(key: tuple[str, Any], clock: Clocks, **sdk: Any) -> dict[str, Any]:
     """A bot's signed GET /v1/trade/api-keys/self at `clock`'s time, as API Gateway's REQUEST authorizer event.
-    `key` is (key id, secret), or (key id, Ed25519 private key)."""
+    `key` is (key id, secret), or (key id, Ed25519 private key); `sdk` are keygate_client.Signer's options."""
     key_id, credential = key
     if isinstance(credential, str):
-        return Bot(key_id, credential, clock, STAGE).event("GET", PATH, resource=PATH)
-    return Bot(key_id, None, clock, STAGE, private_key=credential).event("GET", PATH, resource=PATH)
+        return Bot(key_id, credential, clock, STAGE).event("GET", PATH, resource=PATH, **sdk)
+    return Bot(key_id, None, clock, STAGE, private_key=credential).event("GET", PATH, resource=PATH, **sdk)
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:

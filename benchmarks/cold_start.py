@@ -42,6 +42,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
@@ -68,6 +69,7 @@ from benchmarks.package_size import (
 from keygate import routes
 from keygate_dev import template
 from keygate_dev.events import SeededKey, response_status
+from kg1 import MAX_RECV_WINDOW_MS
 from tests.support.apigw_events import ProxyRequest, proxy_event, resource_parameters
 from tests.support.clocks import Clocks
 from tests.support.stack import REGION
@@ -224,13 +226,18 @@ def _session_event(stack: LocalStack, user: str) -> dict[str, Any]:
 
 
 def _signed_request_event(stack: LocalStack, user: str, keys: list[SeededKey]) -> dict[str, Any]:
-    """What API Gateway hands the REQUEST authorizer for a bot's signed GET /v1/trade/api-keys/self."""
-    return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), Clocks(time.time_ns() // 1_000_000))
+    """What API Gateway hands the REQUEST authorizer for a bot's signed GET /v1/trade/api-keys/self.
+
+    Signed with the longest receive window: under valgrind (`instruction_counts`) a cold start takes seconds.
+    """
+    return authorizer_bench.signed_event((keys[0].api_key, keys[0].api_secret), Clocks(time.time_ns() // 1_000_000),
+                                         recv_window_ms=MAX_RECV_WINDOW_MS)
 
 
 def _ed25519_signed_request_event(stack: LocalStack, user: str, keys: list[SeededKey]) -> dict[str, Any]:
     """The same request signed KG1-ED25519 with a fresh Ed25519 key of the (onboarded) user."""
-    return authorizer_bench.signed_event(authorizer_bench.seed_ed25519_key(user), Clocks(time.time_ns() // 1_000_000))
+    return authorizer_bench.signed_event(authorizer_bench.seed_ed25519_key(user), Clocks(time.time_ns() // 1_000_000),
+                                         recv_window_ms=MAX_RECV_WINDOW_MS)
 
 
 @dataclass(frozen=True)
@@ -338,8 +345,9 @@ class ColdStarts:
                 "key_id": key.api_key,
                 "secret_id": environment["SECRET_NAME_PREFIX"] + key.api_key}, user
 
-    def run_once(self, function_id: str, *, profile: bool = False) -> tuple[Run, str]:
-        """One cold start; returns its timings and, with `profile`, the -X importtime report."""
+    def run_once(self, function_id: str, *, profile: bool = False, under: tuple[str, ...] = ()) -> tuple[Run, str]:
+        """One cold start; returns its timings and its standard error: with `profile`, the -X importtime
+        report; `under` is a command the interpreter runs under (valgrind), whose report is there too."""
         scratch = self.scratch / uuid.uuid4().hex
         scratch.mkdir()
         event_path, result_path = scratch / "event.json", scratch / "result.json"
@@ -361,7 +369,7 @@ class ColdStarts:
             event = first.build(self.stack, user, self.stack.user_with_keys(user, first.keys))
             event_path.write_text(json.dumps(event))
             environment = self._child_environment(function_of(function_id), code_dir)
-        command = [sys.executable, "-S", *(["-X", "importtime"] if profile else []), "-c", _CHILD,
+        command = [*under, sys.executable, "-S", *(["-X", "importtime"] if profile else []), "-c", _CHILD,
                    str(result_path), str(event_path), handler_spec]
         spawned_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         finished = subprocess.run(command, env=environment, cwd=code_dir or scratch, text=True,  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
@@ -506,6 +514,31 @@ def import_profile(function_stderr: str, baseline_stderr: str, handler_module: s
             "handler_imports_ms": {name: round(us / 1000, 1) for name, us in handler_imports}}
 
 
+# The instructions a cold start executes (valgrind's callgrind, the child process alone: waiting on the moto
+# server is not counted). Unlike its time, the count does not move with this machine's speed (docs/performance.md,
+# "Cold start"); one run each suffices.
+INSTRUCTION_SUBJECTS = (BASELINE, AUTHORIZER_FLOOR, AUTHORIZER, AUTHORIZER_ED25519)
+QUICK_INSTRUCTION_SUBJECTS = (BASELINE, AUTHORIZER)
+_COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.MULTILINE)
+
+
+def instruction_counts(cold: ColdStarts, subjects: Iterable[str]) -> dict[str, Any]:
+    """Each subject's cold start in instructions, and its ratio to the baseline's; skipped without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return {"skipped": "valgrind is not installed"}
+    counts: dict[str, int] = {}
+    for subject in subjects:
+        report = cold.scratch / f"callgrind-{uuid.uuid4().hex}.out"
+        stderr = cold.run_once(subject, under=(valgrind, "--tool=callgrind", f"--callgrind-out-file={report}"))[1]
+        collected = _COLLECTED.search(stderr)
+        if collected is None:
+            raise RuntimeError(f"{subject}: valgrind reported no instruction count:\n{stderr[-2000:]}")
+        counts[subject] = int(collected[1])
+    return {"tool": "valgrind --tool=callgrind", "variant": "as_built", "instructions": counts,
+            "ratio_to_baseline": {subject: round(count / counts[BASELINE], 3) for subject, count in counts.items()}}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     repeats = 1 if quick else 11
     subjects = [*template.function_ids(), *(subject for subject, function_id in SUBJECT_FUNCTIONS.items()
@@ -536,6 +569,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                                  "authorizer_floor": AUTHORIZER_FLOOR, "authorizer_beyond_floor_ms": beyond_floor,
                                  "wrong_answers_retried": dict(cold.retried)}
             cold.retried.clear()
+        # The layer is as built now
+        instructions = instruction_counts(cold, QUICK_INSTRUCTION_SUBJECTS if quick else INSTRUCTION_SUBJECTS)
     authorizer = {variant: figures["functions"].get(AUTHORIZER, {}).get("ratio_to_baseline")
                   for variant, figures in variants.items()}
     authorizer_ed25519 = {variant: figures["functions"].get(AUTHORIZER_ED25519, {}).get("ratio_to_baseline")
@@ -545,4 +580,4 @@ def run(quick: bool = False) -> dict[str, Any]:
             "machine": os.uname().machine, "layer_distributions": path.layer_distributions,
             "runtime_distributions": path.runtime_distributions, "functions_without_first_event": missing,
             "authorizer_ratio": authorizer, "authorizer_ed25519_ratio": authorizer_ed25519,
-            "variants": variants}
+            "variants": variants, "instructions": instructions}

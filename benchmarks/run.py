@@ -124,6 +124,16 @@ def _cold_start_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, str, s
                      f"{timing['ratio_of_fastest']:.2f}x (import {timing['import_ms_median']:.0f}, "
                      f"first event {timing['first_event_ms_median']:.0f})")
             yield f"cold start ({variant})", function_id, value, target
+    yield from _instruction_rows(cold.get("instructions", {}))
+
+
+def _instruction_rows(counted: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
+    """The cold starts' CPU work (as_built), which the machine's speed does not move (docs/performance.md)."""
+    if "skipped" in counted:
+        yield "cold start (instructions)", "all subjects", f"not counted: {counted['skipped']}", ""
+    for subject, count in counted.get("instructions", {}).items():
+        yield ("cold start (instructions)", subject,
+               f"{count / 1e6:,.0f} M = {counted['ratio_to_baseline'][subject]:.2f}x", "network waits excluded")
 
 
 def _size_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 from pathlib import Path
@@ -132,6 +133,24 @@ def test_cold_start_figures_for_both_layer_variants(quick_run: Any) -> None:
     assert not {"moto", "pytest", "aws-sam-cli", "awscrt", "pyopenssl"} & on_lambda_path
 
 
+def test_cold_start_instructions_are_counted_under_valgrind(quick_run: Any) -> None:
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (.ci/run installs it): the run reports the count as skipped")
+    # Given the quick run's instruction counts (the layer as built) and its table
+    finished, results = quick_run
+    counted = results["cold_start"]["instructions"]
+    # Then the baseline and the signature authorizer were each counted: a real interpreter's hundreds of
+    # millions of instructions (it imports botocore), and the authorizer's ratio to the baseline
+    assert set(counted["instructions"]) == set(cold_start.QUICK_INSTRUCTION_SUBJECTS)
+    assert all(count > 100_000_000 for count in counted["instructions"].values()), counted
+    assert counted["ratio_to_baseline"][cold_start.BASELINE] == 1.0
+    assert counted["ratio_to_baseline"][cold_start.AUTHORIZER] == round(
+        counted["instructions"][cold_start.AUTHORIZER] / counted["instructions"][cold_start.BASELINE], 3)
+    # And the table has their rows
+    rows = [line for line in finished.stdout.splitlines() if line.startswith("cold start (instructions)")]
+    assert len(rows) == len(cold_start.QUICK_INSTRUCTION_SUBJECTS) and all(" M = " in row for row in rows), rows
+
+
 def test_layer_and_function_sizes(quick_run: Any) -> None:
     # Given the size figures
     size = quick_run[1]["package_size"]
@@ -196,7 +215,8 @@ def test_cold_start_rounds_pair_every_subject_and_vary_the_order() -> None:
     order: list[str] = []
 
     class Logged(cold_start.ColdStarts):
-        def run_once(self, function_id: str, *, profile: bool = False) -> tuple[cold_start.Run, str]:
+        def run_once(self, function_id: str, *, profile: bool = False,
+                     under: tuple[str, ...] = ()) -> tuple[cold_start.Run, str]:
             order.append(function_id)
             return cold_start.Run(total_ms=len(order), startup_ms=0, import_ms=0, first_event_ms=0), ""
 
@@ -229,7 +249,8 @@ def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
     attempts: list[str] = []
 
     class Flaky(cold_start.ColdStarts):
-        def run_once(self, function_id: str, *, profile: bool = False) -> tuple[cold_start.Run, str]:
+        def run_once(self, function_id: str, *, profile: bool = False,
+                     under: tuple[str, ...] = ()) -> tuple[cold_start.Run, str]:
             attempts.append(function_id)
             if len(attempts) == 1:
                 raise cold_start.WrongAnswer("answered 403 STEP_UP_REQUIRED")
@@ -244,7 +265,8 @@ def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
 
     # And a function that never answers right still fails the run, after WRONG_ANSWER_ATTEMPTS
     class Broken(cold_start.ColdStarts):
-        def run_once(self, function_id: str, *, profile: bool = False) -> tuple[cold_start.Run, str]:
+        def run_once(self, function_id: str, *, profile: bool = False,
+                     under: tuple[str, ...] = ()) -> tuple[cold_start.Run, str]:
             raise cold_start.WrongAnswer("answered 500")
 
     with pytest.raises(cold_start.WrongAnswer):
