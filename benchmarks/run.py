@@ -129,8 +129,9 @@ def _cold_start_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, str, s
 
 def _instruction_rows(counted: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
     """The cold starts' CPU work (as_built), which the machine's speed does not move (docs/performance.md)."""
-    if "skipped" in counted:
-        yield "cold start (instructions)", "all subjects", f"not counted: {counted['skipped']}", ""
+    for outcome in ("skipped", "failed"):
+        if outcome in counted:
+            yield "cold start (instructions)", "all subjects", f"not counted ({outcome}): {counted[outcome]}", ""
     for subject, count in counted.get("instructions", {}).items():
         yield ("cold start (instructions)", subject,
                f"{count / 1e6:,.0f} M = {counted['ratio_to_baseline'][subject]:.2f}x", "network waits excluded")

@@ -6,7 +6,7 @@ protocol, so SAM CLI's local API Gateway (samcli.local.apigw) drives it
 unchanged, plus `run()` which returns the result or the error as Lambda
 reports it. Invocations are serialised: the process has one `os.environ`, and
 each function sees exactly its own variables while it runs (the layer's
-config and boto3 clients are rebuilt when they change), as in its own
+config and AWS clients are rebuilt when they change), as in its own
 Lambda sandbox. Handler modules stay imported between calls, like a warm
 Lambda instance, so module-level caches (the signature authorizer's) behave
 as in AWS.

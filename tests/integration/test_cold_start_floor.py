@@ -8,6 +8,7 @@ parameters, for a bot's first signed request.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from collections.abc import Callable
@@ -79,6 +80,9 @@ def test_floor_one_sends_the_requests_of_the_authorizers_first_event(gate):
     assert floor_requests == authorizer_requests
     # And its clients are configured as keygate.storage's (the retry mode changes client creation) and made
     # the same way, by botocore alone
-    assert "boto3" not in vars(floor)
+    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse((FLOORS_DIR / "floor_aws.py").read_text()))
+                if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert "botocore" in imported and "boto3" not in imported
     for setting in ("connect_timeout", "read_timeout", "retries"):
         assert getattr(floor.CLIENT_CONFIG, setting) == getattr(aws.BOTO_CONFIG, setting), setting

@@ -800,20 +800,26 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
 
 STORAGE_CHILD = r"""
 import json, sys
-items, secret, event = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-sys.path[:0] = sys.argv[4:]
+items, secret, event, expected = (json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]),
+                                  json.loads(sys.argv[4]))
+sys.path[:0] = sys.argv[5:]
 import app  # the deployed handler module, as Lambda imports it
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from keygate.config import StorageConfig
 from keygate.storage import aws
 
+def params(value):  # "<any>" stands for a value of the moment (a time, the nonce)
+    if isinstance(value, dict):
+        return {name: params(entry) for name, entry in value.items()}
+    return ANY if value == "<any>" else value
+
 clients = aws.clients(StorageConfig.from_environ().aws_endpoint_url)  # those the composition root takes
 with Stubber(clients.dynamodb) as dynamodb, Stubber(clients.secretsmanager) as secretsmanager:
-    for item in items:  # the key's pointer, then its record
-        dynamodb.add_response("get_item", {"Item": item})
-    secretsmanager.add_response("get_secret_value", {"SecretString": secret})
-    dynamodb.add_response("put_item", {})  # the nonce
-    dynamodb.add_response("update_item", {})  # the last use
+    for item, key in zip(items, expected["keys"]):  # the key's pointer, then its record
+        dynamodb.add_response("get_item", {"Item": item}, params({**expected["read"], "Key": key}))
+    secretsmanager.add_response("get_secret_value", {"SecretString": secret}, params(expected["secret"]))
+    dynamodb.add_response("put_item", {}, params(expected["nonce"]))
+    dynamodb.add_response("update_item", {}, params(expected["last_use"]))
     class Context:
         function_name, memory_limit_in_mb, aws_request_id = "SignatureAuthorizerFunction", 512, "r-1"
         invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:SignatureAuthorizerFunction"
@@ -828,12 +834,24 @@ def test_the_deployed_authorizer_serves_its_first_request_through_botocore_witho
     # Given a key's pointer and record as layout stores them, its secret, and a request it signed now
     from keygate.storage import layout
     from keygate_dev import template
-    from tests.support.stack import AGENT_ADDRESS, RESOURCE_NAMES, STAGE
+    from tests.support.stack import AGENT_ADDRESS, NONCES_TABLE_NAME, RESOURCE_NAMES, STAGE, TABLE_NAME
     clocks = Clocks(int(datetime.now(UTC).timestamp() * 1000))
     key_id, secret = keys.new_key_id(PREFIX), keys.new_secret()
     record = ApiKeyRecord(key_id=key_id, user_id="alice", label="bot", permissions=["read"], ip_whitelist=[],
                           status=KeyStatus.ACTIVE, created_at=datetime.now(UTC))
     items = [layout.pointer_item(record), layout.record_item(record)]
+    # And the requests the authorizer must send for it, as DynamoDB's typed values ("<any>": a time, the nonce)
+    expected = {
+        "read": {"TableName": TABLE_NAME, "ConsistentRead": True},
+        "keys": [layout.pointer_key(key_id), layout.key(layout.user_pk("alice"), layout.key_sk(key_id))],
+        "secret": {"SecretId": "<any>"},
+        "nonce": {"TableName": NONCES_TABLE_NAME,
+                  "Item": {"pk": {"S": "<any>"}, "expires_at_ms": {"N": "<any>"}, "expires_ttl": {"N": "<any>"}},
+                  "ConditionExpression": "<any>", "ExpressionAttributeValues": {":now": {"N": "<any>"}}},
+        "last_use": {"TableName": TABLE_NAME, "Key": layout.usage_key("alice", key_id), "UpdateExpression": "<any>",
+                     "ConditionExpression": "<any>", "ExpressionAttributeNames": {"#type": "type"},
+                     "ExpressionAttributeValues": {":now": {"S": "<any>"}, ":cutoff": {"S": "<any>"},
+                                                   ":type": {"S": "usage"}}}}
     parameters = {**template.parameter_defaults(), "Stage": STAGE, "ExchangeAgentAddress": AGENT_ADDRESS,
                   "SessionIssuer": "https://issuer.invalid", "SessionJwksUrl": "https://issuer.invalid/jwks"}
     environment = {**os.environ, **template.function_environment("SignatureAuthorizerFunction", parameters,
@@ -845,11 +863,12 @@ def test_the_deployed_authorizer_serves_its_first_request_through_botocore_witho
     paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
              str(root / "sdk" / "kg1")]
     # When a fresh interpreter imports the deployed function and serves the request, its AWS calls answered by
-    # botocore's Stubber in the order the authorizer makes them (the real storage adapters, no network)
+    # botocore's Stubber, which checks each request's parameters and order (the real storage adapters, no network)
     result = subprocess.run([sys.executable, "-c", STORAGE_CHILD, json.dumps(items), secret,  # noqa: S603
-                             json.dumps(Bot(key_id, secret, clocks).event(resource=SELF)), *paths],
+                             json.dumps(Bot(key_id, secret, clocks).event(resource=SELF)), json.dumps(expected),
+                             *paths],
                             capture_output=True, text=True, check=False, env=environment)  # nosec B603
-    # Then it allows the request, every stubbed call made, with botocore alone: boto3 is never imported
+    # Then it allows the request, every expected call made, with botocore alone: boto3 is never imported
     # (docs/architecture.md, "Cold start")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[0] == "Allow ['botocore']"

@@ -139,6 +139,7 @@ def test_cold_start_instructions_are_counted_under_valgrind(quick_run: Any) -> N
     # Given the quick run's instruction counts (the layer as built) and its table
     finished, results = quick_run
     counted = results["cold_start"]["instructions"]
+    assert "instructions" in counted, counted
     # Then the baseline and the signature authorizer were each counted: a real interpreter's hundreds of
     # millions of instructions (it imports botocore), and the authorizer's ratio to the baseline
     assert set(counted["instructions"]) == set(cold_start.QUICK_INSTRUCTION_SUBJECTS)
@@ -258,7 +259,7 @@ def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
 
     flaky = Flaky(None, None, Path("."))  # type: ignore[arg-type]  # never used
     # When it is measured
-    run = flaky.run_answered("CreateApiKeyFunction")
+    run, _ = flaky.run_answered("CreateApiKeyFunction")
     # Then the run goes on with the second attempt, and the retry is counted
     assert run.total_ms == 1 and attempts == ["CreateApiKeyFunction"] * 2
     assert flaky.retried == {"CreateApiKeyFunction": 1}
@@ -271,6 +272,28 @@ def test_a_wrong_answer_is_measured_again_not_a_crash() -> None:
 
     with pytest.raises(cold_start.WrongAnswer):
         Broken(None, None, Path(".")).run_answered("CreateApiKeyFunction")  # type: ignore[arg-type]
+
+
+def test_an_instruction_count_that_fails_is_reported_and_the_timed_figures_stand(monkeypatch: Any) -> None:
+    # Given valgrind, and a cold start that outlasts its timeout under it (a loaded machine)
+    monkeypatch.setattr(cold_start.shutil, "which", lambda name: "/usr/bin/valgrind")
+    counted: list[str] = []
+
+    class Slow(cold_start.ColdStarts):
+        def run_once(self, function_id: str, *, profile: bool = False,
+                     under: tuple[str, ...] = ()) -> tuple[cold_start.Run, str]:
+            counted.append(function_id)
+            if function_id == cold_start.AUTHORIZER:
+                raise subprocess.TimeoutExpired([*under, "python"], 600)
+            return cold_start.Run(total_ms=1, startup_ms=0, import_ms=0, first_event_ms=0), \
+                "==42== Collected : 1000000000\n"
+
+    # When the instructions are counted
+    result = cold_start.instruction_counts(Slow(None, None, Path(".")),  # type: ignore[arg-type]  # never used
+                                           cold_start.INSTRUCTION_SUBJECTS)
+    # Then the run is not raised out of (the timed variants before it would be lost) but says what failed
+    assert counted == [cold_start.BASELINE, cold_start.AUTHORIZER_FLOOR, cold_start.AUTHORIZER]
+    assert set(result) == {"failed"} and result["failed"].startswith(f"{cold_start.AUTHORIZER}: ")
 
 
 def test_the_warm_path_figures_fail_unless_the_handler_wrote_what_it_writes_as_deployed() -> None:

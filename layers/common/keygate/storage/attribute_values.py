@@ -2,7 +2,10 @@
 
 The same conversions as boto3.dynamodb.types' TypeSerializer and TypeDeserializer, in the standard library:
 importing anything from boto3 imports all of boto3 (docs/architecture.md, "Cold start").
-tests/unit/test_attribute_values.py holds both functions to boto3's, value for value and error for error.
+tests/unit/test_attribute_values.py holds both functions to boto3's, value for value and error for error,
+but for these: every non-finite number is refused (boto3 passes -Infinity and signalling or negative NaNs
+on, for DynamoDB to refuse); an error names a value's type, never the value; a binary reads back as bytes
+(boto3 wraps it in its Binary, which is not accepted here); type tags are DynamoDB's, upper case.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def serialize(value: Any) -> dict[str, Any]:
         return {"M": {name: serialize(entry) for name, entry in value.items()}}
     elif isinstance(value, (list, tuple)):
         return {"L": [serialize(entry) for entry in value]}
-    raise TypeError(f'Unsupported type "{type(value)}" for value "{value}"')
+    raise TypeError(f'Unsupported type "{type(value)}"')
 
 
 def deserialize(value: Mapping[str, Any]) -> Any:
