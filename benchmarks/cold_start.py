@@ -442,16 +442,21 @@ def _median(runs: list[Run], field: str) -> float:
 
 
 def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
-    """Medians, and the fastest runs' ratio next to them.
+    """Medians, and the fastest runs' ratio and the paired ratio next to them.
 
-    A shared machine only ever adds time, so the minimum of each subject is its
-    least disturbed figure; the two ratios together show how far noise moves it.
+    The ratio of the medians is the figure issue 15 counts. A shared machine only ever adds time, so the
+    minimum of each subject is its least disturbed figure; and the median of each round's own ratio (the
+    subject against the baseline of the same round, `runs` holding one run per round in round order)
+    cancels the drift between rounds that the ratio of the medians keeps. Together they show how far noise
+    moves the figure. Every round's total is kept.
     """
     baseline = statistics.median(run.total_ms for run in runs[BASELINE])
     baseline_fastest = min(run.total_ms for run in runs[BASELINE])
     summary = {}
     for function_id, measured in runs.items():
         fastest = min(run.total_ms for run in measured)
+        paired = statistics.median(run.total_ms / base.total_ms
+                                   for run, base in zip(measured, runs[BASELINE], strict=True))
         summary[function_id] = {
             "runs": len(measured),
             **{f"{field}_median": _median(measured, field)
@@ -459,6 +464,8 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
             "total_ms_min": round(fastest, 1),
             "ratio_to_baseline": round(statistics.median(run.total_ms for run in measured) / baseline, 2),
             "ratio_of_fastest": round(fastest / baseline_fastest, 2),
+            "paired_ratio_to_baseline": round(paired, 2),
+            "total_ms_by_round": [round(run.total_ms, 1) for run in measured],
         }
     return summary
 

@@ -121,8 +121,8 @@ def _cold_start_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, str, s
                 floor = figures["authorizer_floor"].partition(":")[0]
                 target += f"; {beyond:.0f} ms beyond {floor}"
             value = (f"{timing['total_ms_median']:.0f} ms = {timing['ratio_to_baseline']:.2f}x, fastest "
-                     f"{timing['ratio_of_fastest']:.2f}x (import {timing['import_ms_median']:.0f}, "
-                     f"first event {timing['first_event_ms_median']:.0f})")
+                     f"{timing['ratio_of_fastest']:.2f}x, paired {timing['paired_ratio_to_baseline']:.2f}x "
+                     f"(import {timing['import_ms_median']:.0f}, first event {timing['first_event_ms_median']:.0f})")
             yield f"cold start ({variant})", function_id, value, target
     yield from _instruction_rows(cold.get("instructions", {}))
 

@@ -116,6 +116,7 @@ def test_cold_start_figures_for_both_layer_variants(quick_run: Any) -> None:
         for timing in functions.values():
             assert timing["runs"] >= 1 and timing["total_ms_median"] > 0 and timing["ratio_to_baseline"] > 0
             assert 0 < timing["total_ms_min"] <= timing["total_ms_median"] and timing["ratio_of_fastest"] > 0
+            assert len(timing["total_ms_by_round"]) == timing["runs"] and timing["paired_ratio_to_baseline"] > 0
         authorizer = functions["SignatureAuthorizerFunction"]
         assert cold["authorizer_ratio"][variant] == authorizer["ratio_to_baseline"]
         ed25519 = functions[cold_start.AUTHORIZER_ED25519]  # answered its KG1-ED25519 request with an Allow
@@ -209,6 +210,20 @@ def test_keygate_cost_beyond_the_stack_is_paired_by_round() -> None:
     beyond = cold_start.beyond_floor_ms(runs)
     # Then it is the median of the differences within rounds (10, 30, 20), not the difference of the medians (30)
     assert beyond == 20.0
+
+
+def test_the_paired_ratio_cancels_the_drift_between_rounds_that_the_ratio_of_medians_keeps() -> None:
+    # Given five rounds in which the machine slowed down threefold after the second, and the subject, 10% slower
+    # than the baseline in every round, happened to run its third round before the slowdown
+    def rounds(*totals: float) -> list[cold_start.Run]:
+        return [cold_start.Run(total_ms=total, startup_ms=0, import_ms=0, first_event_ms=0) for total in totals]
+    runs = {cold_start.BASELINE: rounds(100, 100, 300, 300, 300), "subject": rounds(110, 110, 110, 330, 330)}
+    # When summarising
+    subject = cold_start.summarise(runs)["subject"]
+    # Then the ratio of the medians (issue 15's figure) reads 0.37x, the paired ratio 1.10x, and every round is kept
+    assert subject["ratio_to_baseline"] == 0.37
+    assert subject["paired_ratio_to_baseline"] == 1.1
+    assert subject["total_ms_by_round"] == [110, 110, 110, 330, 330]
 
 
 def test_cold_start_rounds_pair_every_subject_and_vary_the_order() -> None:
