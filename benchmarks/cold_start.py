@@ -513,7 +513,7 @@ def _handler_imports_us(stderr: str, module_name: str) -> dict[str, int]:
 
 def import_profile(function_stderr: str, baseline_stderr: str, handler_module: str,
                    top: int = 12) -> dict[str, Any]:
-    """-X importtime of a function next to the baseline's: what the function imports beyond boto3."""
+    """-X importtime of a function next to the baseline's: what the function imports beyond the baseline."""
     function, baseline = _self_us_by_package(function_stderr), _self_us_by_package(baseline_stderr)
     extra = {name: us - baseline.get(name, 0) for name, us in function.items()}
     ranked = sorted(((name, us) for name, us in extra.items() if us > 0), key=lambda item: -item[1])[:top]
@@ -552,7 +552,8 @@ def instruction_counts(cold: ColdStarts, subjects: Iterable[str]) -> dict[str, A
             return {"failed": f"{subject}: valgrind reported no instruction count: {stderr[-500:]}"}
         counts[subject] = int(collected[1])
     return {"tool": "valgrind --tool=callgrind", "variant": "as_built", "instructions": counts,
-            "ratio_to_baseline": {subject: round(count / counts[BASELINE], 3) for subject, count in counts.items()}}
+            "ratio_to_baseline": {subject: round(count / counts[BASELINE], 3) for subject, count in counts.items()},
+            "wrong_answers_retried": dict(cold.retried)}
 
 
 def run(quick: bool = False) -> dict[str, Any]:

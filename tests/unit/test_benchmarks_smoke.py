@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
@@ -50,6 +51,9 @@ def test_quick_run_prints_one_table_of_every_benchmark(quick_run: Any) -> None:
     assert {("authorizer warm path", "handler / floor (HMAC)"), ("authorizer warm path", "handler / floor (Ed25519)"),
             ("cold start (as_built)", cold_start.AUTHORIZER),
             ("cold start (as_built)", cold_start.AUTHORIZER_ED25519)} <= figures
+    # And the cold-start row keeps the format issue 15 fixes: `N ms = R.RRx` first, the other figures after it
+    issue_row = re.compile(r"^cold start \(as_built\)\s+SignatureAuthorizerFunction\s+\d+ ms = \d+\.\d\dx, fastest")
+    assert sum(bool(issue_row.match(line)) for line in finished.stdout.splitlines()) == 1
 
 
 def test_authorizer_latency_scopes_next_to_bare_hmac(quick_run: Any) -> None:
@@ -250,6 +254,9 @@ def test_cold_start_rounds_pair_every_subject_and_vary_the_order() -> None:
     rounds = [order[index * len(subjects):(index + 1) * len(subjects)] for index in range(3)]
     assert all(sorted(round_order) == sorted(subjects) for round_order in rounds)
     assert {subject: len(measured) for subject, measured in runs.items()} == dict.fromkeys(subjects, 3)
+    # And each subject's i-th run is the one of round i (the paired ratio divides within a round)
+    assert all(index * len(subjects) < run.total_ms <= (index + 1) * len(subjects)
+               for measured in runs.values() for index, run in enumerate(measured))
     # And each round ran in an order of its own, the same in every run, so that no subject always ran first
     # nor always after the same subject (the authorizer after SessionAuthorizerFunction, in the table's order)
     assert rounds == [cold_start.round_order(subjects, index) for index in range(3)]

@@ -1,11 +1,11 @@
 """DynamoDB's typed attribute values ({"S": "text"}, {"N": "12"}, ...) to Python values and back.
 
-The same conversions as boto3.dynamodb.types' TypeSerializer and TypeDeserializer, in the standard library:
-importing anything from boto3 imports all of boto3 (docs/architecture.md, "Cold start").
-tests/unit/test_attribute_values.py holds both functions to boto3's, value for value and error for error,
-but for these: every non-finite number is refused (boto3 passes -Infinity and signalling or negative NaNs
-on, for DynamoDB to refuse); an error names a value's type, never the value; a binary reads back as bytes
-(boto3 wraps it in its Binary, which is not accepted here); type tags are DynamoDB's, upper case.
+The same conversions as boto3.dynamodb.types' TypeSerializer and TypeDeserializer, in the standard library
+(docs/architecture.md, "Cold start"). tests/unit/test_attribute_values.py holds both functions to boto3's,
+value for value and error for error, but for these: every non-finite number is refused (boto3 passes
+-Infinity and signalling or negative NaNs on, for DynamoDB to refuse); an error names a value's type, never
+the value; a binary reads back as bytes (boto3 wraps it in its Binary, which is not accepted here); type
+tags are DynamoDB's, upper case.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def deserialize(value: Mapping[str, Any]) -> Any:
         raise TypeError("Value must be a nonempty dictionary whose key is a valid dynamodb type.")
     kind = next(iter(value))
     data = value[kind]
-    if kind == "S" or kind == "BOOL" or kind == "B":
+    if kind in ("S", "BOOL", "B"):
         return data
     if kind == "N":
         return NUMBER_CONTEXT.create_decimal(data)
@@ -61,7 +61,7 @@ def deserialize(value: Mapping[str, Any]) -> Any:
         return [deserialize(entry) for entry in data]
     if kind == "NULL":
         return None
-    if kind == "SS" or kind == "BS":
+    if kind in ("SS", "BS"):
         return set(data)
     if kind == "NS":
         return set(map(NUMBER_CONTEXT.create_decimal, data))

@@ -1,8 +1,6 @@
 """AWS SDK clients, created on first use and shared per endpoint, and the one translation of AWS faults.
 
-The clients come from botocore's own session, not boto3's: boto3.client is a wrapper around it that adds
-nothing for these services, and importing boto3 costs the signature authorizer's cold start about a tenth of
-the baseline's (docs/architecture.md, "Cold start").
+The clients come from botocore's own session; nothing imports boto3 (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
