@@ -718,6 +718,13 @@ def test_an_ed25519_record_without_a_usable_public_key_verifies_nothing(public_k
     assert decision.code == "SIGNATURE_MISMATCH" and "public key" in decision.message
 
 
+def _lambda_path() -> list[str]:
+    """What Lambda puts on sys.path for the deployed signature authorizer: its code, the layer, kg1."""
+    root = Path(__file__).resolve().parents[2]
+    return [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+            str(root / "sdk" / "kg1")]
+
+
 LEAN_CHILD = r"""
 import json, sys
 from datetime import UTC, datetime
@@ -761,9 +768,7 @@ def test_the_authorizer_imports_the_ed25519_verifier_only_when_an_ed25519_key_ar
     events = [Bot(*hmac_key, clocks).event(resource=SELF), Bot(ed25519_id, None, clocks, private_key=private_key)
               .event(resource=SELF)]
     records = {hmac_key[0]: ["hmac-sha256", hmac_key[1]], ed25519_id: ["ed25519", public]}
-    root = Path(__file__).resolve().parents[2]
-    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
-             str(root / "sdk" / "kg1")]
+    paths = _lambda_path()
     # When a fresh interpreter imports the deployed function and serves the HMAC key, then the Ed25519 key
     result = subprocess.run([sys.executable, "-c", LEAN_CHILD, json.dumps(records), json.dumps(events), *paths],  # noqa: S603
                             capture_output=True, text=True, check=False,
@@ -780,9 +785,7 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
     code = ("import sys; sys.path[:0] = sys.argv[1:]; import app; "
             "print(' '.join(sorted({name.split('.')[0] for name in sys.modules} | "
             "{name for name in sys.modules if name.startswith(('keygate.', 'kg1.'))})))")
-    root = Path(__file__).resolve().parents[2]
-    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
-             str(root / "sdk" / "kg1")]
+    paths = _lambda_path()
     # When it imports the handler module, as Lambda's runtime does
     result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=False,  # noqa: S603
                             env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
@@ -859,9 +862,7 @@ def test_the_deployed_authorizer_serves_its_first_request_through_botocore_witho
                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
                    "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_METRICS_DISABLED": "true"}  # nosec B105
     environment.pop("AWS_ENDPOINT_URL", None)
-    root = Path(__file__).resolve().parents[2]
-    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
-             str(root / "sdk" / "kg1")]
+    paths = _lambda_path()
     # When a fresh interpreter imports the deployed function and serves the request, its AWS calls answered by
     # botocore's Stubber, which checks each request's parameters and order (the real storage adapters, no network)
     result = subprocess.run([sys.executable, "-c", STORAGE_CHILD, json.dumps(items), secret,  # noqa: S603
