@@ -203,6 +203,8 @@ def test_cold_start_floors_run_no_keygate_code_and_build_on_one_another() -> Non
         assert not imported & {"keygate", "keygate_dev", "keygate_client", "importlib"} and not dynamic, module
         if number:
             assert modules[number - 1] in imported, module
+        # And the first makes its clients as keygate.storage does, with botocore; none imports boto3
+        assert "boto3" not in imported and (number or "botocore" in imported), module
 
 
 def test_keygate_cost_beyond_the_stack_is_paired_by_round() -> None:
