@@ -320,6 +320,31 @@ def test_an_instruction_count_that_fails_is_reported_and_the_timed_figures_stand
     assert set(result) == {"failed"} and result["failed"].startswith(f"{cold_start.AUTHORIZER}: ")
 
 
+PROBE_HANDLER = """
+import atexit, pathlib
+def handler(event, context):
+    atexit.register(pathlib.Path(event["marker"]).write_text, "the interpreter shut down")
+    return {"served": True}
+"""
+
+
+def test_a_measured_cold_start_ends_at_its_response_not_at_the_interpreters_shutdown(tmp_path: Path) -> None:
+    # Given a handler that leaves a marker at interpreter shutdown, and its first event
+    (tmp_path / "probe.py").write_text(PROBE_HANDLER)
+    marker, result_path, event_path = tmp_path / "shut-down", tmp_path / "result.json", tmp_path / "event.json"
+    event_path.write_text(json.dumps({"marker": str(marker)}))
+    # When the cold-start child serves it, as a measured cold start does
+    finished = subprocess.run([sys.executable, "-S", "-c", cold_start._CHILD, str(result_path), str(event_path),  # noqa: S603  # nosec B603  # argv of this project's own command, no shell
+                               "probe.handler"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              check=False, env={"PYTHONPATH": str(tmp_path), "AWS_LAMBDA_FUNCTION_NAME": "Probe",
+                                                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"})
+    # Then its response is reported, and the interpreter was not shut down (Lambda never does; the instruction
+    # count must stop where the timed figure does)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(result_path.read_text())["result"] == {"served": True}
+    assert not marker.exists()
+
+
 def test_the_warm_path_figures_fail_unless_the_handler_wrote_what_it_writes_as_deployed() -> None:
     from benchmarks import authorizer_bench
     from keygate.observability import flush_added_metrics, logger, metrics
