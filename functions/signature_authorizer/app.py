@@ -9,8 +9,11 @@ fault raises (AUTHORIZER_FAILURE, 503), never an allow.
 
 import logging
 
-from keygate import apigw, authorizer
-from keygate.observability import flush_added_metrics, logger, metrics
+from keygate.cold_start import frozen_imports
+
+with frozen_imports():  # this function's whole cold path: docs/architecture.md, "Cold start"
+    from keygate import apigw, authorizer
+    from keygate.observability import flush_added_metrics, logger, metrics
 
 _authorizer: authorizer.SignatureAuthorizer | None = None
 _cold_start = True

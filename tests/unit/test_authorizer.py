@@ -801,6 +801,21 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
     assert {"keygate.authorizer", "kg1"} <= loaded
 
 
+def test_the_deployed_authorizer_freezes_what_its_imports_built_and_leaves_the_collector_on():
+    # Given a fresh interpreter with the function's code, the layer and kg1 on its path (as Lambda's)
+    code = "import gc, sys; sys.path[:0] = sys.argv[1:]; import app; print(gc.isenabled(), gc.get_freeze_count())"
+    # When it imports the handler module, as Lambda's runtime does
+    result = subprocess.run([sys.executable, "-c", code, *_lambda_path()], capture_output=True, text=True,  # noqa: S603
+                            check=False, env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
+    assert result.returncode == 0, result.stderr
+    enabled, frozen = result.stdout.split()
+    # Then what the imports built (botocore, Powertools, KeyGate: tens of thousands of objects) is frozen out of
+    # every later collection, and the collector runs again for what requests build (docs/architecture.md,
+    # "Cold start")
+    assert enabled == "True"
+    assert int(frozen) > 20_000
+
+
 STORAGE_CHILD = r"""
 import json, sys
 items, secret, event, expected = (json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]),
