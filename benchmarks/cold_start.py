@@ -131,8 +131,9 @@ else:
 with open(result_path, "w") as file:
     json.dump({"started_ns": started_ns, "imported_ns": imported_ns, "served_ns": served_ns,
                "result": result}, file)
-# Lambda freezes an environment and never tears its interpreter down: so that the instruction count stops
-# where the timed figure does, the interpreter's own shutdown is skipped
+# No interpreter shutdown, which Lambda never runs (docs/performance.md, "Cold start", *Instructions*)
+sys.stdout.flush()
+sys.stderr.flush()
 import os
 os._exit(0)
 """
@@ -529,10 +530,8 @@ def import_profile(function_stderr: str, baseline_stderr: str, handler_module: s
             "handler_imports_ms": {name: round(us / 1000, 1) for name, us in handler_imports}}
 
 
-# The instructions a cold start executes (valgrind's callgrind, the child process alone, up to its response:
-# waiting on the moto server is not counted, nor the interpreter's shutdown, which Lambda never runs). Unlike
-# its time, the count does not move with this machine's speed (docs/performance.md, "Cold start"); one run
-# each suffices.
+# The instructions a cold start executes, up to its response, under valgrind's callgrind (docs/performance.md,
+# "Cold start", *Instructions*); one run each suffices.
 INSTRUCTION_SUBJECTS = (BASELINE, AUTHORIZER_FLOOR, AUTHORIZER, AUTHORIZER_ED25519)
 QUICK_INSTRUCTION_SUBJECTS = (BASELINE, AUTHORIZER)
 _COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.MULTILINE)

@@ -11,7 +11,7 @@ import logging
 
 from keygate.cold_start import frozen_imports
 
-with frozen_imports():  # this function's whole cold path: docs/architecture.md, "Cold start"
+with frozen_imports():  # docs/architecture.md, "Cold start"
     from keygate import apigw, authorizer
     from keygate.observability import flush_added_metrics, logger, metrics
 

@@ -801,7 +801,7 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
     assert {"keygate.authorizer", "kg1"} <= loaded
 
 
-def test_the_deployed_authorizer_freezes_what_its_imports_built_and_leaves_the_collector_on():
+def test_the_deployed_authorizer_freezes_the_heap_its_imports_built_and_leaves_the_collector_on():
     # Given a fresh interpreter with the function's code, the layer and kg1 on its path (as Lambda's)
     code = "import gc, sys; sys.path[:0] = sys.argv[1:]; import app; print(gc.isenabled(), gc.get_freeze_count())"
     # When it imports the handler module, as Lambda's runtime does

@@ -1,5 +1,5 @@
-"""keygate.cold_start: a handler module's imports run without the cyclic garbage collector, and what they built is
-frozen out of later collections (docs/architecture.md, "Cold start")."""
+"""keygate.cold_start: a handler module's imports run without the cyclic garbage collector, then everything it
+tracks is frozen out of later collections (docs/architecture.md, "Cold start")."""
 
 import gc
 
@@ -10,7 +10,8 @@ from keygate.cold_start import frozen_imports
 
 @pytest.fixture
 def collector():
-    """The collector as this test found it, afterwards: enabled as it was, nothing left frozen by the test."""
+    """The collector enabled or not as this test found it, afterwards, and nothing frozen (what was frozen before the
+    test is thawed too)."""
     was_enabled = gc.isenabled()
     yield
     gc.unfreeze()
@@ -28,8 +29,10 @@ def test_the_block_runs_without_collection_and_what_it_built_is_frozen(collector
     with frozen_imports():
         paused = not gc.isenabled()
         built = [{"a module's": [index]} for index in range(1000)]
-    # Then it ran without collection, and afterwards they are frozen and the collector runs again
+    # Then it ran without collection, and afterwards they are frozen (out of what the collector looks at) and the
+    # collector runs again
     assert paused
+    assert not any(tracked is built for tracked in gc.get_objects())
     assert gc.get_freeze_count() >= len(built)
     assert gc.isenabled()
 
@@ -53,6 +56,6 @@ def test_a_failed_block_is_not_frozen_and_the_collector_runs_again(collector):
         built = [{"half an import's": [index]} for index in range(1000)]
         raise ImportError("no such module")
     # Then the error reaches the caller, nothing was frozen, and the collector runs again
-    assert built
+    assert any(tracked is built for tracked in gc.get_objects())
     assert gc.get_freeze_count() == 0
     assert gc.isenabled()

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 
 @contextmanager
 def frozen_imports() -> Iterator[None]:
-    """Run the block (a handler module's imports) with the cyclic garbage collector paused, then freeze what it
-    built (`gc.freeze`), so that no later collection traverses it. The collector is left as it was, whatever the
-    block raises; what a failed block built is not frozen."""
+    """Run the block (a handler module's imports) with the cyclic garbage collector paused, then freeze everything
+    it tracks (`gc.freeze`: on Lambda, the runtime's objects and what the imports built), so that no later
+    collection traverses them. The collector is left enabled or not as it was, whatever the block raises; after
+    a failed block nothing is frozen. The collector's state is the process's: not for nested or concurrent use."""
     collecting = gc.isenabled()
     gc.disable()
     try:
