@@ -17,10 +17,8 @@ from keygate.storage import aws
 def layer_clients() -> list[Any]:
     """The DynamoDB, Secrets Manager, EventBridge and KMS clients the layer uses in this environment (created if
     need be)."""
-    from keygate.storage.kms import kms_client
-
     clients = aws.clients(StorageConfig.from_environ().aws_endpoint_url)
-    return [clients.dynamodb, clients.secretsmanager, clients.events, kms_client(clients)]
+    return [clients.dynamodb, clients.secretsmanager, clients.events, clients.kms]
 
 
 class StoreClientHooks:

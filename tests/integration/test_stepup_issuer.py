@@ -32,7 +32,7 @@ from keygate.stepup_issuer import (
     sign_jwt,
 )
 from keygate.storage import aws as layer_aws
-from keygate.storage.kms import KmsSigner, forget_public_keys, kms_client
+from keygate.storage.kms import KmsSigner, forget_public_keys
 from tests.support.stack import REGION
 
 CHANGE = "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -144,7 +144,7 @@ def test_der_signatures_with_short_coordinates_keep_their_width():
 
 def test_the_public_key_is_fetched_once_per_key(key_id: str, monkeypatch: pytest.MonkeyPatch):
     # Given a count of kms:GetPublicKey calls
-    client = kms_client(layer_aws.clients())
+    client = layer_aws.clients().kms
     calls: list[str] = []
     original = client.get_public_key
 

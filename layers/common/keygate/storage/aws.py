@@ -57,6 +57,10 @@ class AwsClients:
     def events(self) -> Any:
         return self.client("events")
 
+    @property
+    def kms(self) -> Any:
+        return self.client("kms")
+
     def created(self) -> list[Any]:
         """The clients made so far."""
         return list(self._clients.values())

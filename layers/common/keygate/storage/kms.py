@@ -1,7 +1,7 @@
 """KMS for KeyGate's own step-up tokens (keygate.stepup_issuer.TokenSigner): ES256 signatures made by an
 asymmetric KMS key, whose private half never leaves KMS, and its public key for verification.
 
-The KMS client is one of `aws.AwsClients`'s (so `aws.forget_clients()` forgets it too). A key's public
+The KMS client is `aws.AwsClients.kms` (so `aws.forget_clients()` forgets it too). A key's public
 key is fetched once per process and key id: an asymmetric KMS key's material never changes (KMS does not
 rotate it), but an alias can be pointed at another key, so configure a key id or ARN.
 """
@@ -9,7 +9,6 @@ rotate it), but an alias can be pointed at another key, so configure a key id or
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from keygate.storage import aws
 
@@ -19,11 +18,6 @@ MAX_RAW_MESSAGE_BYTES = 4096
 
 _PUBLIC_KEYS: dict[tuple[str | None, str], bytes] = {}
 _LOCK = threading.Lock()
-
-
-def kms_client(clients: aws.AwsClients) -> Any:
-    """The KMS client of these clients' endpoint, made on first use."""
-    return clients.client("kms")
 
 
 def forget_public_keys() -> None:
@@ -42,7 +36,7 @@ class KmsSigner:
         """The DER-encoded ECDSA signature KMS makes of `message` with the key."""
         if len(message) > MAX_RAW_MESSAGE_BYTES:
             raise ValueError(f"kms:Sign takes at most {MAX_RAW_MESSAGE_BYTES} bytes as a RAW message")
-        response = aws.call("Sign", kms_client(self._clients).sign, KeyId=key_id, Message=message,
+        response = aws.call("Sign", self._clients.kms.sign, KeyId=key_id, Message=message,
                             MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM)
         return bytes(response["Signature"])
 
@@ -52,7 +46,7 @@ class KmsSigner:
         with _LOCK:
             cached = _PUBLIC_KEYS.get(cache_key)
         if cached is None:
-            response = aws.call("GetPublicKey", kms_client(self._clients).get_public_key, KeyId=key_id)
+            response = aws.call("GetPublicKey", self._clients.kms.get_public_key, KeyId=key_id)
             cached = bytes(response["PublicKey"])
             with _LOCK:
                 _PUBLIC_KEYS[cache_key] = cached
