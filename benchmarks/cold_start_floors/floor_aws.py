@@ -11,6 +11,7 @@ No pydantic, no Powertools.
 """
 
 import contextlib
+import functools
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,14 +24,11 @@ CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "stan
 NONCE_TTL_MS = 60_000
 LAST_USED_INTERVAL_SECONDS = 60
 
-_sessions = []
 
-
+@functools.cache
 def session():
     """The process's botocore session, made on first use."""
-    if not _sessions:
-        _sessions.append(botocore.session.get_session())
-    return _sessions[0]
+    return botocore.session.get_session()
 
 
 def _iso(moment):
