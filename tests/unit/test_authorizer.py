@@ -718,11 +718,17 @@ def test_an_ed25519_record_without_a_usable_public_key_verifies_nothing(public_k
     assert decision.code == "SIGNATURE_MISMATCH" and "public key" in decision.message
 
 
-def _lambda_path() -> list[str]:
-    """What Lambda puts on sys.path for the deployed signature authorizer: its code, the layer, kg1."""
+def _run_deployed(child: str, *arguments: str, environment: dict[str, str] | None = None) -> str:
+    """`child` run by a fresh interpreter with `arguments`, then what Lambda puts on sys.path for the deployed
+    signature authorizer (its code, the layer, kg1), which the child prepends to its own; its standard output.
+    Metrics are off unless `environment` (the whole environment) says otherwise."""
     root = Path(__file__).resolve().parents[2]
-    return [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
-            str(root / "sdk" / "kg1")]
+    paths = [str(root / "functions" / "signature_authorizer"), str(root / "layers" / "common"),
+             str(root / "sdk" / "kg1")]
+    result = subprocess.run([sys.executable, "-c", child, *arguments, *paths], capture_output=True, text=True,  # noqa: S603
+                            check=False, env=environment or {**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 LEAN_CHILD = r"""
@@ -768,15 +774,11 @@ def test_the_authorizer_imports_the_ed25519_verifier_only_when_an_ed25519_key_ar
     events = [Bot(*hmac_key, clocks).event(resource=SELF), Bot(ed25519_id, None, clocks, private_key=private_key)
               .event(resource=SELF)]
     records = {hmac_key[0]: ["hmac-sha256", hmac_key[1]], ed25519_id: ["ed25519", public]}
-    paths = _lambda_path()
     # When a fresh interpreter imports the deployed function and serves the HMAC key, then the Ed25519 key
-    result = subprocess.run([sys.executable, "-c", LEAN_CHILD, json.dumps(records), json.dumps(events), *paths],  # noqa: S603
-                            capture_output=True, text=True, check=False,
-                            env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
-    assert result.returncode == 0, result.stderr
+    output = _run_deployed(LEAN_CHILD, json.dumps(records), json.dumps(events))
     # Then importing the function and serving an HMAC key do not load the Ed25519 verifier; the first Ed25519 key does,
     # and neither builds the other functions' settings nor the lifecycle's other records
-    assert result.stdout.splitlines() == ["False", "False", "True", "[]"]
+    assert output.splitlines() == ["False", "False", "True", "[]"]
 
 
 # ------------------------------------------------------------ the lean import path
@@ -785,12 +787,8 @@ def test_the_deployed_authorizer_imports_neither_pydantic_nor_pyjwt_nor_the_xray
     code = ("import sys; sys.path[:0] = sys.argv[1:]; import app; "
             "print(' '.join(sorted({name.split('.')[0] for name in sys.modules} | "
             "{name for name in sys.modules if name.startswith(('keygate.', 'kg1.'))})))")
-    paths = _lambda_path()
     # When it imports the handler module, as Lambda's runtime does
-    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=False,  # noqa: S603
-                            env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
+    loaded = set(_run_deployed(code).split())
     # Then none of what the issue-15 decision keeps off its cold path is loaded (docs/architecture.md,
     # "Cold start"): no pydantic, no PyJWT, no X-Ray SDK (nor the Tracer's wrapt), no boto3 (botocore alone
     # makes the clients), no Ed25519 verifier, and none of the management side's modules
@@ -805,10 +803,7 @@ def test_the_deployed_authorizer_freezes_the_heap_its_imports_built_and_leaves_t
     # Given a fresh interpreter with the function's code, the layer and kg1 on its path (as Lambda's)
     code = "import gc, sys; sys.path[:0] = sys.argv[1:]; import app; print(gc.isenabled(), gc.get_freeze_count())"
     # When it imports the handler module, as Lambda's runtime does
-    result = subprocess.run([sys.executable, "-c", code, *_lambda_path()], capture_output=True, text=True,  # noqa: S603
-                            check=False, env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"})  # nosec B603
-    assert result.returncode == 0, result.stderr
-    enabled, frozen = result.stdout.split()
+    enabled, frozen = _run_deployed(code).split()
     # Then what the imports built (botocore, Powertools, KeyGate: tens of thousands of objects) is frozen out of
     # every later collection, and the collector runs again for what requests build (docs/architecture.md,
     # "Cold start")
@@ -877,14 +872,11 @@ def test_the_deployed_authorizer_serves_its_first_request_through_botocore_witho
                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
                    "AWS_SECRET_ACCESS_KEY": "testing", "POWERTOOLS_METRICS_DISABLED": "true"}  # nosec B105
     environment.pop("AWS_ENDPOINT_URL", None)
-    paths = _lambda_path()
     # When a fresh interpreter imports the deployed function and serves the request, its AWS calls answered by
     # botocore's Stubber, which checks each request's parameters and order (the real storage adapters, no network)
-    result = subprocess.run([sys.executable, "-c", STORAGE_CHILD, json.dumps(items), secret,  # noqa: S603
-                             json.dumps(Bot(key_id, secret, clocks).event(resource=SELF)), json.dumps(expected),
-                             *paths],
-                            capture_output=True, text=True, check=False, env=environment)  # nosec B603
+    output = _run_deployed(STORAGE_CHILD, json.dumps(items), secret,
+                           json.dumps(Bot(key_id, secret, clocks).event(resource=SELF)), json.dumps(expected),
+                           environment=environment)
     # Then it allows the request, every expected call made, with botocore alone: boto3 is never imported
     # (docs/architecture.md, "Cold start")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[0] == "Allow ['botocore']"
+    assert output.split("\n")[0] == "Allow ['botocore']"
