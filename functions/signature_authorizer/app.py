@@ -36,12 +36,15 @@ def _signature_authorizer() -> authorizer.SignatureAuthorizer:
 
 def _log_context(event, context) -> None:
     """The keys Powertools' inject_lambda_context gives every log line (the function, its request id, the cold
-    start, API Gateway's request id as the correlation id), at a fraction of its cost per request: this
-    function fronts every bot request of the exchange (docs/performance.md, "Warm path")."""
+    start, API Gateway's request id as the correlation id) and its debug sampling (POWERTOOLS_LOGGER_SAMPLE_RATE),
+    at a fraction of its cost per request: this function fronts every bot request of the exchange
+    (docs/performance.md, "Warm path")."""
     global _cold_start
     if _cold_start:
         logger.append_keys(function_name=context.function_name, function_memory_size=context.memory_limit_in_mb,
                            function_arn=context.invoked_function_arn)
+    elif logger.sampling_rate:
+        logger.refresh_sample_rate_calculation()  # a fresh draw per warm request, as Powertools does
     logger.append_keys(cold_start=_cold_start, function_request_id=context.aws_request_id,
                        correlation_id=apigw.request_id(event))
     _cold_start = False

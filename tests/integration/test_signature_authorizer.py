@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import boto3
 import pytest
+from aws_lambda_powertools.logging import logger as powertools_logger
 
 import keygate_client
 import kg1
@@ -395,6 +397,26 @@ def test_a_metric_the_checks_add_is_published_with_an_allowed_request(gate, aws_
         assert gate.send(key).status == 200
     # Then its metric is still published, with that invocation
     assert _published(capsys) == [("KeyGate", "LastUsedRefreshFailed", {"service": "keygate"})]
+
+
+def test_debug_sampling_is_drawn_again_for_each_warm_request(gate, captured_logs, monkeypatch):
+    # Given a warm instance whose Logger samples debug lines (POWERTOOLS_LOGGER_SAMPLE_RATE=0.5) at the stack's
+    # default LogLevel, and Powertools' next draws 0.9, 0.1, 0.9
+    key = gate.create_key()
+    default = template.parameter_defaults()["LogLevel"]
+    monkeypatch.setattr(template.module_for("SignatureAuthorizerFunction"), "_cold_start", False)
+    monkeypatch.setattr(logger, "sampling_rate", 0.5)
+    monkeypatch.setattr(logger, "initial_log_level", logging.getLevelName(default))
+    draws = [0.9, 0.1, 0.9]
+    monkeypatch.setattr(powertools_logger, "random", SimpleNamespace(random=lambda: draws.pop(0)))
+    # When three signed requests are allowed
+    with _log_level(default):
+        for _ in range(3):
+            assert gate.send(key).status == 200
+    # Then each request drew once, and only the second, whose draw fell within the rate, wrote its DEBUG decision
+    # line: as Powertools' inject_lambda_context samples, per request, not once per warm instance
+    assert draws == []
+    assert _decisions(captured_logs) == [("DEBUG", True, "OK")]
 
 
 def test_secrets_manager_unreachable_for_a_cached_secret_changes_nothing(gate, aws_calls):
