@@ -248,8 +248,8 @@ def test_an_ed25519_key_rotates_to_the_public_key_sent_with_the_same_grace():
 
 
 @pytest.mark.parametrize(("ed25519", "public_key", "says"), [
-    (True, None, "new public_key"),
-    (False, "DAN+6JEhx8AXpAfhAEBAplSmovBkWV+KxT5TsT/J0O8=", "send no public_key"),
+    (True, None, "new public key"),
+    (False, "DAN+6JEhx8AXpAfhAEBAplSmovBkWV+KxT5TsT/J0O8=", "send no public key"),
 ])
 def test_the_public_key_is_sent_for_an_ed25519_key_and_only_then(ed25519, public_key, says):
     world = World(instances=1, ed25519=ed25519)

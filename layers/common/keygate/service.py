@@ -410,14 +410,15 @@ class KeyLifecycle:
         if record.is_expired(now):
             raise KeyGateError(ErrorCode.KEY_EXPIRED, "This API key has expired and cannot be rotated; create a "
                                                       "new key.")
+        # "public key", not a field name: each wire profile spells the field its own way
         if record.key_type == ED25519 and request.public_key is None:
-            raise KeyGateError(ErrorCode.INVALID_REQUEST, "This is an Ed25519 key: send its new public_key (PEM or "
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "This is an Ed25519 key: send its new public key (PEM or "
                                                           "base64 of its 32 raw bytes) to rotate it.")
         if record.key_type != ED25519 and request.public_key is not None:
             raise KeyGateError(ErrorCode.INVALID_REQUEST, "This is an HMAC-SHA256 key: KeyGate makes its new secret, "
-                                                          "so send no public_key.")
+                                                          "so send no public key.")
         if record.key_type == ED25519 and request.public_key == record.public_key:
-            raise KeyGateError(ErrorCode.INVALID_REQUEST, "The public_key sent is already this key's: make a new key "
+            raise KeyGateError(ErrorCode.INVALID_REQUEST, "The public key sent is already this key's: make a new key "
                                                           "pair and send its public key.")
         return record
 
