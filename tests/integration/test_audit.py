@@ -11,7 +11,7 @@ from keygate.profiles.gaiaex import UpdateApiKeyRequest
 from keygate.records import AuditEntry, AuditEvent, now_utc
 from keygate.service import KeyRef
 from keygate.stepup import StepUpUse
-from keygate.storage import dynamodb, layout
+from keygate.storage import layout
 from keygate_dev.events import seed_key
 from tests.support.errors import assert_error
 from tests.support.stack import REGION, TABLE_NAME, gaiaex_time, layer, table_items
@@ -116,19 +116,18 @@ def test_the_key_created_entry_shows_the_expiry_the_create_answered(client, alic
     gaiaex_time(entry["data"]["expires_at"])
 
 
-def test_a_commit_never_overwrites_an_audit_entry(client, alice, monkeypatch):
+def test_a_commit_never_overwrites_an_audit_entry(client, alice):
     # Given a key, and an audit entry already stored exactly where the key's next change would write its own
     # (issue 13, finding 6: audit entries are append-only; a collision would need the same version, time and
-    # random part, so the random part is fixed here)
+    # change id, so the change id is the stored entry's here)
     key_id = client.create(label="bot").json()["api_key"]
-    monkeypatch.setattr(dynamodb.uuid, "uuid4", lambda: type("Fixed", (), {"hex": "f" * 32})())
     before = layer().keys.get_key("alice", key_id)
-    after = before.changed(label="renamed", version=before.version + 1)
+    after = before.changed(label="renamed", version=before.version + 1, change_id="f" * 32)
     now = now_utc()
     entry = AuditEntry(event=AuditEvent.KEY_UPDATED, api_key=key_id, ip_address="198.51.100.9", created_at=now,
                        details={"changes": {"label": {"from": "bot", "to": "renamed"}}})
     existing = layout.audit_item(AuditEntry(event=AuditEvent.KEY_UPDATED, api_key=key_id,
-                                            ip_address="203.0.113.1", created_at=now), after, "f" * 32)
+                                            ip_address="203.0.113.1", created_at=now), after)
     boto3.client("dynamodb", region_name=REGION).put_item(TableName=TABLE_NAME, Item=existing)
     stored = sorted(map(str, table_items()))
     # When a change commits with that audit entry

@@ -18,6 +18,7 @@ from keygate.storage import layout
 from kg1 import ed25519 as kg1_ed25519
 from tests.support.bots import SELF, Bot
 from tests.support.errors import assert_error
+from tests.support.faults import retried_after_lost_response
 from tests.support.stack import gaiaex_time, onboard, run_janitor, secret_names, secret_value
 
 ZDEX_STYLE = {"MaxActiveKeysPerUser": "5", "AllowedPermissions": "read,trade,withdraw", "StepUpRequired": "false"}
@@ -231,6 +232,27 @@ def test_an_ed25519_rotation_without_a_new_public_key_is_400(client, alice):
     error = assert_error(rotate(client, key_id), 400, "INVALID_REQUEST")
     assert "new public key" in error["message"]
     assert_error(rotate(client, key_id, public_key=SMALL_ORDER), 400, "INVALID_REQUEST")
+
+
+def test_a_rotation_whose_answer_was_lost_stays_committed_though_another_change_landed_before_the_resend(
+        client, alice):
+    # Given a key, and a rotation whose transaction commits but whose answer is lost: botocore sends it again
+    # (and its conditions fail against the first attempt's writes), and a label change from another tab lands
+    # in between, so the record no longer carries the rotation's change id
+    key_id = client.create(label="bot").json()["api_key"]
+    with retried_after_lost_response(idempotent=False,
+                                     meanwhile=lambda: client.update(key_id, label="renamed")):
+        # When the rotation is answered
+        rotated = rotate(client, key_id, grace_seconds=600)
+    # Then it is answered as what committed, once: the new secret, which the record names and Secrets Manager
+    # still holds (not rotated again onto itself, nor deleted as never committed), the old one in its grace
+    assert rotated.status == 200, rotated.json()
+    record = wiring.management().keys.get_key("alice", key_id)
+    assert record.label == "renamed" and record.status is KeyStatus.ACTIVE
+    assert wiring.management().secrets.read(key_id, record.secret_version) == rotated.json()["api_secret"]
+    assert record.grace is not None and wiring.management().secrets.read(key_id, record.grace.secret_version)
+    audit = [entry["action"] for entry in client.audit(key_id).json()["audit"]]
+    assert audit.count("key_rotated") == 1, audit
 
 
 def test_another_users_key_is_404_and_unchanged(client, alice):

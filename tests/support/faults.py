@@ -179,22 +179,28 @@ class LostResponseRetries:
 
 
 @contextmanager
-def retried_after_lost_response(*, idempotent: bool) -> Iterator[LostResponseRetries]:
+def retried_after_lost_response(*, idempotent: bool,
+                                meanwhile: Callable[[], object] | None = None) -> Iterator[LostResponseRetries]:
     """Every TransactWriteItems the layer sends is sent twice, as botocore does when a read timeout lost
     the answer of the first attempt: the first attempt takes effect, the caller sees the second's outcome.
 
     `idempotent=True` answers the second as DynamoDB does a repeated ClientRequestToken; `False` is moto
     (and DynamoDB without a token): the second attempt runs its conditions again, against the first's writes.
+    `meanwhile` runs once, between the first transaction's two attempts: another request landing while
+    the answer was lost (its own transactions are sent twice too).
     """
     client = layer_clients()[0]
     send = client.transact_write_items
     seen = LostResponseRetries()
+    pending = [meanwhile] if meanwhile is not None else []
 
     def twice(**kwargs: Any) -> Any:
         seen.tokens.append(kwargs.get("ClientRequestToken"))
         attempt = (lambda: seen.idempotent(send, kwargs)) if idempotent else (lambda: send(**kwargs))
         with suppress(ClientError):  # the first attempt's answer is lost, whatever it was
             attempt()
+        if pending:
+            pending.pop()()
         return attempt()
 
     client.transact_write_items = twice  # on this client object only: moto and the checks use their own

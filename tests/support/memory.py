@@ -95,6 +95,7 @@ class MemoryKeyStore(_Recorded):
     keyset_versions: dict[str, int] = field(default_factory=dict)
     records: dict[str, ApiKeyRecord] = field(default_factory=dict)  # by key id (its pointer names the user)
     audit: dict[str, list[AuditEntry]] = field(default_factory=dict)  # by key id, in commit (= version) order
+    audited_changes: set[tuple[str, int, str]] = field(default_factory=set)  # (key id, version, change id)
     step_ups: dict[str, tuple[int, str]] = field(default_factory=dict)  # jti -> (expires_ttl, change id)
     nonces: dict[tuple[str, str], int] = field(default_factory=dict)  # (key id, nonce) -> expires_at_ms
     last_used: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (user id, key id)
@@ -204,10 +205,16 @@ class MemoryKeyStore(_Recorded):
         if step_up is not None:
             self.step_ups[step_up.jti] = (step_up.expires_at_epoch, change_id)
 
-    def _add_audit(self, entry: AuditEntry) -> None:
+    def _add_audit(self, entry: AuditEntry, changed: ApiKeyRecord) -> None:
         stored = AuditEntry(event=entry.event, api_key=entry.api_key, ip_address=entry.ip_address,
                             created_at=stored_time(entry.created_at), details=copy.deepcopy(entry.details))
         self.audit.setdefault(entry.api_key, []).append(stored)
+        self.audited_changes.add((entry.api_key, changed.version, changed.change_id))
+
+    def audit_entry_written(self, entry: AuditEntry, changed: ApiKeyRecord) -> bool:
+        self._call("audit_entry_written")
+        with self._lock:
+            return (entry.api_key, changed.version, changed.change_id) in self.audited_changes
 
     def commit_create(self, record: ApiKeyRecord, audit: AuditEntry, step_up: StepUpUse | None, *,
                       expected_keyset_version: int, cleanup_due: datetime, now: datetime,
@@ -224,7 +231,7 @@ class MemoryKeyStore(_Recorded):
             self.records[record.key_id] = _stored_record(record)
             if secret_fingerprint is not None:
                 self.fingerprints[secret_fingerprint] = record.key_id
-            self._add_audit(audit)
+            self._add_audit(audit, record)
             if has_secret:
                 self.cleanups.pop((_epoch_ms(cleanup_due), record.key_id, None), None)
             if has_secret and record.expires_at is not None:
@@ -238,7 +245,7 @@ class MemoryKeyStore(_Recorded):
             self._commit(2 + (step_up is not None), step_up, now,
                          conditions_fail=self._versioned_update_fails(before, after), change_id=after.change_id)
             self.records[after.key_id] = _stored_record(after)
-            self._add_audit(audit)
+            self._add_audit(audit, after)
 
     def commit_revocations(self, revocations: Iterable[Revocation], step_up: StepUpUse | None,
                            now: datetime) -> None:
@@ -250,7 +257,7 @@ class MemoryKeyStore(_Recorded):
                 change_id=revocations[0][1].change_id if revocations else "")
             for _, after, audit in revocations:
                 self.records[after.key_id] = _stored_record(after)
-                self._add_audit(audit)
+                self._add_audit(audit, after)
                 self.cleanups[(_epoch_ms(now), after.key_id, None)] = "revoked"
 
     def commit_rotation(self, before: ApiKeyRecord, after: ApiKeyRecord, audit: AuditEntry,
@@ -265,7 +272,7 @@ class MemoryKeyStore(_Recorded):
             if secret_fingerprint is not None:
                 self.fingerprints[secret_fingerprint] = after.key_id
             self.records[after.key_id] = _stored_record(after)
-            self._add_audit(audit)
+            self._add_audit(audit, after)
             for entry in cleanups:
                 self.cleanups[(_epoch_ms(entry.due), entry.key_id, entry.secret_version)] = entry.reason
             if retired is not None:

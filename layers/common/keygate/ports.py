@@ -79,6 +79,10 @@ class KeyRepository(Protocol):
         """The record with its new credential, its audit entry, the rotated-away secrets' deletions queued, the
         new secret's own cleanup entry retired and its fingerprint stored (a leak of it then finds the key)."""
 
+    def audit_entry_written(self, entry: AuditEntry, changed: ApiKeyRecord) -> bool:
+        """Whether `entry`, the audit entry of the change that gave `changed` its version, is stored: written in
+        that change's own transaction, it shows the change committed, whatever changed the key since."""
+
     def consume_step_up(self, step_up: StepUpUse, now: datetime, change_id: str) -> None:
         """Record a step-up token's use on a path that changes nothing else."""
 

@@ -283,7 +283,7 @@ class KeyLifecycle:
                                          secret_fingerprint=None if secret is None else keys.secret_fingerprint(secret))
             except (ConditionFailed, StepUpTokenReused):
                 seen.append(self._keys.load_user(user_id))
-                if any(existing.change_id == record.change_id for existing in seen[-1].keys):
+                if any(existing.key_id == record.key_id for existing in seen[-1].keys):
                     return  # this very create committed; its answer was lost ("Committed, answer lost")
                 raise
 
@@ -386,9 +386,15 @@ class KeyLifecycle:
             audit = _audit(AuditEvent.KEY_ROTATED, before.key_id, source_ip, now, key_type=before.key_type,
                            grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends),
                            earlier_grace_ended=before.grace_at(now) is not None)
-            self._commit(after, self._keys.commit_rotation, before, after, audit, step_up, now,
-                         cleanups=cleanups, retired=orphan,
-                         secret_fingerprint=None if secret is None else keys.secret_fingerprint(secret))
+            fingerprint = None if secret is None else keys.secret_fingerprint(secret)
+            try:
+                self._keys.commit_rotation(before, after, audit, step_up, now, cleanups=cleanups, retired=orphan,
+                                           secret_fingerprint=fingerprint)
+            except (ConditionFailed, StepUpTokenReused):
+                # Committed, answer lost: told by the audit entry, not the record, which another change may have
+                # moved on since (docs/architecture.md, "Committed, answer lost")
+                if not self._keys.audit_entry_written(audit, after):
+                    raise
             return after
 
         try:

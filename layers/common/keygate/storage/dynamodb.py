@@ -7,7 +7,6 @@ docs/architecture.md ("Write order", "The key limit under concurrency").
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -177,8 +176,10 @@ class DynamoKeyRepository:
 
     def _audit_put(self, entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
         # Append-only: a Put never replaces an entry (and IAM denies updating or deleting any).
-        return self._put(layout.audit_item(entry, changed, uuid.uuid4().hex),
-                         ConditionExpression="attribute_not_exists(pk)")
+        return self._put(layout.audit_item(entry, changed), ConditionExpression="attribute_not_exists(pk)")
+
+    def audit_entry_written(self, entry: AuditEntry, changed: ApiKeyRecord) -> bool:
+        return self._get(layout.audit_key(entry, changed)) is not None
 
     def _expiry_puts(self, before: ApiKeyRecord | None, after: ApiKeyRecord, now: datetime) -> list[dict[str, Any]]:
         """The expiry notices of a record whose expiry is new (a create, or a change of it), each due in the
