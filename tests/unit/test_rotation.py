@@ -115,6 +115,54 @@ def test_the_new_secret_verifies_everywhere_from_usable_from_and_the_old_one_unt
     assert all(world.send(new, instance).allowed for instance in range(3))
 
 
+def _slow_rotation(grace_seconds: int, monkeypatch: pytest.MonkeyPatch):
+    """A rotation call that takes 4 s to make the new secret, 1 s to commit and 1 s more to be told so, while three
+    instances each read the record (the old secret only) just before the commit; the world and the answer."""
+    world = World(instances=3)
+    create, commit = world.storage.vault.create, world.storage.keys.commit_rotation
+
+    def slow_create(*args, **kwargs):
+        world.clocks.advance(4)
+        return create(*args, **kwargs)
+
+    def slow_commit(*args, **kwargs):
+        assert all(world.send(world.bot, instance).allowed for instance in range(3))
+        world.clocks.advance(1)
+        commit(*args, **kwargs)
+        world.clocks.advance(1)
+
+    monkeypatch.setattr(world.storage.vault, "create", slow_create)
+    monkeypatch.setattr(world.storage.keys, "commit_rotation", slow_commit)
+    return world, world.rotate(grace_seconds=grace_seconds)
+
+
+@pytest.mark.parametrize("grace_seconds", [0, GRACE])
+def test_after_a_slow_rotation_call_the_old_secret_is_refused_everywhere_within_the_ttl_of_previous_valid_until(
+        grace_seconds, monkeypatch):
+    # Given a slow rotation call, and instances whose cached records predate its commit
+    world, rotated = _slow_rotation(grace_seconds, monkeypatch)
+    # When the old secret is sent RecordCacheTtlSeconds after the answer's previous_valid_until (or now, if later)
+    refused_from_ms = int((rotated.previous_valid_until + timedelta(seconds=TTL)).timestamp() * 1000)
+    world.clocks.advance(max(0, refused_from_ms - world.clocks.wall_ms) / 1000)
+    # Then every instance refuses it: previous_valid_until is the grace's end from the commit, and never before
+    # the commit was answered
+    assert [world.send(world.bot, instance).code for instance in range(3)] == ["SIGNATURE_MISMATCH"] * 3
+
+
+def test_after_a_slow_rotation_call_a_grace_of_the_ttl_plus_ten_seconds_still_reaches_usable_from(monkeypatch):
+    # Given a slow rotation call with the shortest grace the docs promise to lose nothing with
+    world, rotated = _slow_rotation(TTL + 10, monkeypatch)
+    new = Bot(world.key_id, rotated.secret, world.clocks)
+    # When a bot sends with the old secret just before usable_from, then with the new one from it
+    world.clocks.advance((int(rotated.usable_from.timestamp() * 1000) - 1 - world.clocks.wall_ms) / 1000)
+    before = [world.send(world.bot, instance).allowed for instance in range(3)]
+    world.clocks.advance(0.001)
+    after = [world.send(new, instance).allowed for instance in range(3)]
+    # Then every instance lets each in: the grace, counted from the commit, outlasts usable_from
+    assert before == after == [True] * 3
+    assert rotated.previous_valid_until > rotated.usable_from
+
+
 def test_a_failed_signature_never_forces_a_fresh_read_of_the_record():
     world = World(instances=1)
     assert world.send(world.bot).allowed

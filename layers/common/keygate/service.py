@@ -143,7 +143,9 @@ class RotatedKey:
     record: ApiKeyRecord
     secret: str | None = field(repr=False)  # the new secret, in this one answer; None for an Ed25519 key
     usable_from: datetime  # from when every authorizer verifies the new secret (RecordCacheTtlSeconds after commit)
-    previous_valid_until: datetime  # when the previous secret (or public key) stops verifying
+    # When the previous secret's (or public key's) grace ends, or the commit was answered if later: every
+    # authorizer refuses it at most RecordCacheTtlSeconds after
+    previous_valid_until: datetime
 
 
 @dataclass(frozen=True)
@@ -366,12 +368,16 @@ class KeyLifecycle:
                                     reason="rotate", secret_version=version)
             self._keys.add_cleanup(orphan.key_id, orphan.due, orphan.reason, version)
             self._secrets.create(first.key_id, user_id, secret, version)
-        grace_ends = now + timedelta(seconds=request.grace_seconds)
         reads = [first]
+        grace = timedelta(seconds=request.grace_seconds)
+        grace_ends = [now]
 
         def attempt() -> ApiKeyRecord:
             before = reads.pop() if reads else self._rotatable(self._owned_key(user_id, key), request, now)
-            previous = Credential(valid_until=grace_ends, secret_version=before.secret_version,
+            # From the commit, not the request's start: the secret's creation and a lost race take time that
+            # would come off the grace (docs/architecture.md, "Rotation")
+            grace_ends[0] = max(self._clock(), now) + grace
+            previous = Credential(valid_until=grace_ends[0], secret_version=before.secret_version,
                                   public_key=before.public_key)
             after = before.changed(secret_version=version, public_key=request.public_key,
                                    grace=previous if request.grace_seconds > 0 else None,
@@ -379,12 +385,12 @@ class KeyLifecycle:
             cleanups = []
             if before.key_type == HMAC_SHA256:
                 # The previous secret goes when its grace ends; one still in an earlier grace goes now.
-                cleanups.append(PendingCleanup(before.key_id, grace_ends, "rotated", before.secret_version))
+                cleanups.append(PendingCleanup(before.key_id, grace_ends[0], "rotated", before.secret_version))
                 ended = before.grace_at(now)
                 if ended is not None:
                     cleanups.append(PendingCleanup(before.key_id, now, "grace_ended", ended.secret_version))
             audit = _audit(AuditEvent.KEY_ROTATED, before.key_id, source_ip, now, key_type=before.key_type,
-                           grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends),
+                           grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends[0]),
                            earlier_grace_ended=before.grace_at(now) is not None)
             fingerprint = None if secret is None else keys.secret_fingerprint(secret)
             try:
@@ -403,11 +409,14 @@ class KeyLifecycle:
             if orphan is not None and refused.code is not ErrorCode.SERVICE_UNAVAILABLE:
                 self._discard_secret(orphan.key_id, orphan.due, version)  # known not to have committed
             raise
-        # Every authorizer instance re-reads the record within RecordCacheTtlSeconds of the commit.
-        usable_from = max(self._clock(), now) + timedelta(seconds=self.policy.record_cache_ttl_seconds)
+        # Every authorizer instance re-reads the record within RecordCacheTtlSeconds of the commit, which came
+        # before `committed`: one that read it just before still accepts the previous credential until then.
+        committed = max(self._clock(), now)
+        usable_from = committed + timedelta(seconds=self.policy.record_cache_ttl_seconds)
         metrics.add_metric(name="ApiKeyRotated", unit="Count", value=1)
         logger.info("api key rotated", extra={"api_key": rotated.key_id, "grace_seconds": request.grace_seconds})
-        return RotatedKey(record=rotated, secret=secret, usable_from=usable_from, previous_valid_until=grace_ends)
+        return RotatedKey(record=rotated, secret=secret, usable_from=usable_from,
+                          previous_valid_until=max(grace_ends[0], committed))
 
     def _rotatable(self, record: ApiKeyRecord, request: Rotation, now: datetime) -> ApiKeyRecord:
         if record.status is KeyStatus.REVOKED:
