@@ -293,8 +293,9 @@ def response_status(function_id: str, result: dict[str, Any]) -> int:
     """The HTTP status a result stands for, as API Gateway would answer it.
 
     A proxy response carries its own; an authorizer's Allow is 200, a Deny the template's ACCESS_DENIED
-    status (401), an error 'Unauthorized' 401 and any other failure 503 (the template's AUTHORIZER_FAILURE
-    response); a function without an HTTP face (the janitor) is 200 when it returns and 500 when it raises.
+    status (401), an error 'Unauthorized' 401 and any other failure 503 (the template's
+    AUTHORIZER_CONFIGURATION_ERROR response); a function without an HTTP face (the janitor) is 200 when it
+    returns and 500 when it raises.
     """
     if "statusCode" in result:
         return int(result["statusCode"])

@@ -18,7 +18,8 @@ API Gateway:
   an authorizer error "Unauthorized" is UNAUTHORIZED, a Deny or a policy that
   does not cover the method is ACCESS_DENIED (with $context.authorizer.* from
   the authorizer's context; KeyGate's authorizers refuse only this way), any
-  other authorizer error is AUTHORIZER_FAILURE, an authorizer without identity
+  other authorizer error is AUTHORIZER_CONFIGURATION_ERROR (AuthorizerConfigurationException, as API
+  Gateway answers an authorizer that raises or times out), an authorizer without identity
   sources is invoked for every request,
   an unknown route or method (HEAD and OPTIONS too, which Flask would route to
   GET or answer 405) is MISSING_AUTHENTICATION_TOKEN (403), a failed
@@ -92,7 +93,8 @@ _BUILT_IN: dict[str, tuple[int, str | None]] = {
     "DEFAULT_5XX": (502, "Internal server error"),
 }
 _ERROR_TYPES = {"UNAUTHORIZED": "UnauthorizedException", "ACCESS_DENIED": "AccessDeniedException",
-                "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException"}  # nosec B105  # error type names
+                "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",  # nosec B105  # error type names
+                "AUTHORIZER_CONFIGURATION_ERROR": "AuthorizerConfigurationException"}
 # $context.a.b, $!context.a.b or the formal ${context.a.b}
 _CONTEXT_VARIABLE = re.compile(
     r"\$!?(?:\{context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\}|context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*))")
@@ -504,7 +506,7 @@ class KeyGateLocalApigwService(LocalApigwService):
                     raise GatewayError("UNAUTHORIZED")
                 LOG.error("authorizer %s failed: %s: %s", lambda_authorizer.authorizer_name,
                           outcome.error.get("errorType"), outcome.error.get("errorMessage"))
-                raise GatewayError("AUTHORIZER_FAILURE")
+                raise GatewayError("AUTHORIZER_CONFIGURATION_ERROR")
             response = outcome.output()
             if ttl > 0:
                 self._authorizer_cache.put(cache_key, response, ttl)

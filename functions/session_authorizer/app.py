@@ -4,7 +4,7 @@ Results are cached per Authorization header (template: SessionAuthorizerCacheTtl
 an Allow covers every route of the stage for that token, and so does a refusal: a
 Deny carrying its code (SESSION_EXPIRED, SESSION_WRONG_AUDIENCE, SESSION_INVALID),
 which the ACCESS_DENIED Gateway Response answers 401. Only a failure to fetch the
-JWKS raises (AUTHORIZER_FAILURE, 503). Log lines carry API Gateway's request id.
+JWKS raises (AUTHORIZER_CONFIGURATION_ERROR, 503). Log lines carry API Gateway's request id.
 A request without the header never reaches this function: API Gateway answers 401 itself.
 """
 
@@ -35,7 +35,7 @@ def handler(event, context):
         session = verify_session(token.strip(), wiring.session())
     except KeyGateError as refused:
         if refused.code.status != 401:
-            raise  # the JWKS cannot be fetched: the authorizer fails, AUTHORIZER_FAILURE answers 503
+            raise  # the JWKS cannot be fetched: the authorizer fails, AUTHORIZER_CONFIGURATION_ERROR answers 503
         code = ErrorCode.SESSION_INVALID if refused.code is ErrorCode.UNAUTHORIZED else refused.code
         logger.info("session refused", extra={"error_code": code.value, "apigw_request_id": apigw.request_id(event)})
         return apigw.deny_policy("anonymous", event["methodArn"],

@@ -4,7 +4,7 @@ How each outcome reaches the bot, as API Gateway decides it, is in
 docs/architecture.md ("Errors"): an Allow for this request's method ARN only,
 with the context a backend reads; for every refusal a Deny carrying its code
 and message, which the ACCESS_DENIED Gateway Response answers 401. Only an AWS
-fault raises (AUTHORIZER_FAILURE, 503), never an allow.
+fault raises (API Gateway's AUTHORIZER_CONFIGURATION_ERROR, 503), never an allow.
 """
 
 import logging

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import pytest
 
+from keygate.errors import ServiceUnavailable
 from keygate_dev import template
 from keygate_dev.local_api import GatewayError
 from tests.support.client import local_gateway as support_gateway
@@ -108,3 +110,22 @@ def test_the_local_gateway_still_answers_a_known_route_without_a_session_401(loc
     # A control: a real route without Authorization is the authorizer's 401, not a missing route.
     response = local_gateway.request("GET", "/v1/trade/api-keys")
     assert response.status == 401 and response.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/trade/api-keys/self"), ("POST", "/v1/trade/orders")],
+                         ids=["keygate", "example"])
+def test_the_local_gateway_answers_an_authorizer_that_raises_503_with_retry_after(local_gateway, monkeypatch, method,
+                                                                                    path):
+    # Given a signature authorizer whose checks raise (an AWS fault), on KeyGate's API and on the example's
+    def unavailable(request):
+        raise ServiceUnavailable()
+
+    monkeypatch.setattr(template.module_for("SignatureAuthorizerFunction"), "_signature_authorizer",
+                        lambda: SimpleNamespace(authorize=unavailable))
+    # When a bot calls a route it guards
+    response = local_gateway.request(method, path)
+    # Then API Gateway's answer to an authorizer that raises, AUTHORIZER_CONFIGURATION_ERROR, is the template's:
+    # 503 with Retry-After in the error shape, never a bare 500
+    assert response.status == 503 and response.headers["Retry-After"] == "2", response.body
+    assert error_of(response.json())["code"] == "SERVICE_UNAVAILABLE"
+    assert response.headers["x-amzn-ErrorType"] == "AuthorizerConfigurationException"

@@ -2,7 +2,7 @@
 
 A REQUEST authorizer (its identity source is the Authorization header): every refusal is a Deny whose
 context carries its code, which the ACCESS_DENIED Gateway Response answers 401; only an unreachable
-JWKS makes it fail (AUTHORIZER_FAILURE, 503).
+JWKS makes it fail (AUTHORIZER_CONFIGURATION_ERROR, 503).
 """
 
 import json
@@ -131,7 +131,7 @@ def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, id
     wiring.forget()
     tokens.forget_jwks()
     # When a well-formed session arrives
-    # Then the authorizer fails (AUTHORIZER_FAILURE -> 503 Gateway Response): it neither allows nor denies
+    # Then the authorizer fails (AUTHORIZER_CONFIGURATION_ERROR -> 503 Gateway Response): it neither allows nor denies
     with pytest.raises(Exception, match="cannot be fetched"):
         authorize(f"Bearer {identity.session_token('alice')}")
 

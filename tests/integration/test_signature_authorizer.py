@@ -3,7 +3,7 @@
 Events are shaped like API Gateway's REQUEST authorizer events; the outcome
 is read the way API Gateway reads it (Allow -> 200, Deny -> ACCESS_DENIED,
 which the template answers 401 with the Deny's code and message, any error ->
-503 AUTHORIZER_FAILURE). Every refusal is a Deny: none raises.
+503 AUTHORIZER_CONFIGURATION_ERROR). Every refusal is a Deny: none raises.
 The handler's authorizer gets injected clocks, so time moves without sleeping
 (the `gate` fixture, tests/integration/conftest.py; tests/support/bots.py).
 """
@@ -303,7 +303,7 @@ def test_an_aws_fault_is_a_503_never_an_allow_nor_a_401(gate, aws_calls, call, f
     # When a correctly signed request arrives
     outcome = gate.send(key)
     # Then the call that failed is the one meant, and the authorizer raised (no Deny, no Allow): no policy
-    # at all, so API Gateway answers its AUTHORIZER_FAILURE response ...
+    # at all, so API Gateway answers its AUTHORIZER_CONFIGURATION_ERROR response ...
     assert armed.fired_at == operation
     assert outcome.policy is None and outcome.error is not None
     # ... which the template makes a 503 with Retry-After in the error shape, never a bare 500

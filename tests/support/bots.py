@@ -80,7 +80,7 @@ class Bot:
 class Outcome:
     """What API Gateway makes of a REQUEST authorizer's answer: an Allow is 200, a Deny the ACCESS_DENIED
     Gateway Response (401, rendering the code and message of the Deny's context), any error the
-    AUTHORIZER_FAILURE Gateway Response (503)."""
+    AUTHORIZER_CONFIGURATION_ERROR Gateway Response (503)."""
 
     status: int
     policy: dict[str, Any] | None = None
@@ -101,8 +101,9 @@ class Outcome:
 
 
 def authorizer_failure() -> dict[str, Any]:
-    """What API Gateway answers when the authorizer fails (raises anything), as deployed."""
-    return template.gateway_responses()["AUTHORIZER_FAILURE"]
+    """What API Gateway answers when the authorizer fails (raises anything: AuthorizerConfigurationException),
+    as deployed."""
+    return template.gateway_responses()["AUTHORIZER_CONFIGURATION_ERROR"]
 
 
 def access_denied_status() -> int:
@@ -114,7 +115,7 @@ def outcome_of(handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: 
     """Invoke an authorizer's handler with `event` and read its answer as API Gateway does."""
     try:
         policy = handler(event, LambdaContext(AUTHORIZER_FUNCTION))
-    except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_FAILURE
+    except Exception as failure:  # noqa: BLE001 - API Gateway's AUTHORIZER_CONFIGURATION_ERROR
         return Outcome(int(authorizer_failure()["StatusCode"]), error=failure)
     effects = {statement["Effect"] for statement in policy["policyDocument"]["Statement"]}
     return Outcome(200 if effects == {"Allow"} else access_denied_status(), policy=policy)

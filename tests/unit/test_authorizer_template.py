@@ -139,9 +139,11 @@ def test_every_authorizer_refusal_is_a_401_that_renders_the_denys_code_and_messa
     assert responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"] == (
         '{"ok": false, "error": {"code": "$context.authorizer.error_code", '
         '"message": "$context.authorizer.error_message"}}')
-    # 503: an AWS fault in the authorizer
-    assert responses["AUTHORIZER_FAILURE"]["StatusCode"] == "503"
-    assert responses["AUTHORIZER_FAILURE"]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"
+    # 503 with Retry-After, never a bare 500: an AWS fault makes the authorizer raise, which API Gateway answers
+    # with AUTHORIZER_CONFIGURATION_ERROR (AUTHORIZER_FAILURE and any other 5xx alike)
+    for response_type in ("AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE", "DEFAULT_5XX"):
+        assert responses[response_type]["StatusCode"] == "503", response_type
+        assert responses[response_type]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'", response_type
 
 
 def test_unauthorized_is_only_an_app_route_without_a_session():

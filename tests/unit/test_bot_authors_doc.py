@@ -154,10 +154,10 @@ def test_the_attach_snippet_imports_what_keygate_exports_and_matches_its_own_aut
         "SignatureAuthorizer"]
     assert (attached["FunctionPayloadType"], attached["Identity"]) == (own["FunctionPayloadType"], own["Identity"])
     assert attached["Identity"] == {"ReauthorizeEvery": 0}
-    # And its ACCESS_DENIED (every refusal: 401 with the Deny's code and message) and AUTHORIZER_FAILURE (503
-    # with Retry-After, never a bare 500) responses are KeyGate's and the example's (declared on the Api, so
-    # that a change to one redeploys the stage)
-    for response_type in ("ACCESS_DENIED", "AUTHORIZER_FAILURE"):
+    # And its ACCESS_DENIED (every refusal: 401 with the Deny's code and message) and AUTHORIZER_CONFIGURATION_ERROR
+    # and AUTHORIZER_FAILURE (an authorizer that raises: 503 with Retry-After, never a bare 500) responses are
+    # KeyGate's and the example's (declared on the Api, so that a change to one redeploys the stage)
+    for response_type in ("ACCESS_DENIED", "AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE"):
         assert api["Properties"]["GatewayResponses"][response_type] == \
             template.gateway_responses()[response_type] == \
             template.gateway_responses(template.EXAMPLE_TEMPLATE_PATH)[response_type], response_type

@@ -128,11 +128,11 @@ def test_limits_are_parameters_not_constants():
 
 def test_gateway_responses_use_the_error_shape():
     types = template.gateway_responses()
-    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_FAILURE", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED",
-            "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE",
+            "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(types)
     for properties in types.values():
         assert properties["ResponseTemplates"]["application/json"].startswith('{"ok": false, "error": {"code": ')
-    for response_type in ("AUTHORIZER_FAILURE", "DEFAULT_5XX"):
+    for response_type in ("AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE", "DEFAULT_5XX"):
         assert types[response_type]["StatusCode"] == "503"
         assert types[response_type]["ResponseParameters"]["Headers"]["Retry-After"] == "'2'"
 
