@@ -37,7 +37,9 @@ def handler(event, context):
         if refused.code.status != 401:
             raise  # the JWKS cannot be fetched: the authorizer fails, AUTHORIZER_CONFIGURATION_ERROR answers 503
         code = ErrorCode.SESSION_INVALID if refused.code is ErrorCode.UNAUTHORIZED else refused.code
-        logger.info("session refused", extra={"error_code": code.value, "apigw_request_id": apigw.request_id(event)})
+        # WARNING, as the signature authorizer's refusals: written at every LogLevel short of ERROR (operations.md)
+        logger.warning("session refused",
+                       extra={"error_code": code.value, "apigw_request_id": apigw.request_id(event)})
         return apigw.deny_policy("anonymous", event["methodArn"],
                                  {"error_code": code.value, "error_message": refused.message}, whole_api=True)
     # auth_time (when the user signed in) reaches the functions: a first passkey needs a recent sign-in.

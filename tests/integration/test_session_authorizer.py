@@ -16,6 +16,7 @@ from keygate import tokens, wiring
 from keygate_dev.identity import SigningKey
 from keygate_dev.lambda_runner import LambdaContext
 from keygate_dev.template import load_handler
+from tests.support.loopback import serving
 from tests.support.stack import rsa_private_key
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/test/GET/v1/trade/api-keys"
@@ -109,6 +110,8 @@ def test_a_refusal_is_logged_with_api_gateways_request_id(authorize, identity, c
               if line.startswith("{") and json.loads(line).get("message") == "session refused"]
     assert line["correlation_id"] == request_id and line["apigw_request_id"] == request_id
     assert line["error_code"] == "SESSION_EXPIRED"
+    # And it is a WARNING, so production's LogLevel (WARNING, samconfig.toml) writes it too
+    assert line["level"] == "WARNING"
     assert "eyJ" not in json.dumps(line)
 
 
@@ -132,6 +135,35 @@ def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, id
     tokens.forget_jwks()
     # When a well-formed session arrives
     # Then the authorizer fails (AUTHORIZER_CONFIGURATION_ERROR -> 503 Gateway Response): it neither allows nor denies
+    with pytest.raises(Exception, match="cannot be fetched"):
+        authorize(f"Bearer {identity.session_token('alice')}")
+
+
+@pytest.mark.parametrize("document", [[{"kty": "EC"}], "<html>maintenance</html>", {"keys": []},
+                                      {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}],
+                         ids=["a JSON array", "a JSON string", "no keys", "no signing key"])
+def test_a_jwks_that_answers_but_holds_no_usable_key_fails_the_authorizer_rather_than_denying(
+        authorize, identity, monkeypatch, document):
+    # Given a JWKS URL that answers 200 with a document holding no key that could sign a session
+    with serving(lambda request: (200, document), path="/jwks.json") as url:
+        monkeypatch.setenv("SESSION_JWKS_URL", url)
+        wiring.forget()
+        tokens.forget_jwks()
+        # When a well-formed session arrives
+        # Then the authorizer fails (503), as for a JWKS it cannot reach: the identity provider's fault is not
+        # the user's, and a Deny would be cached by API Gateway for the token
+        with pytest.raises(Exception, match="cannot be fetched"):
+            authorize(f"Bearer {identity.session_token('alice')}")
+
+
+def test_a_jwks_that_is_not_json_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
+    # Given a JWKS URL whose answer is not JSON (a proxy's error page)
+    def html(self):
+        raise json.JSONDecodeError("Expecting value", "<html>", 0)  # what PyJWKClient's json.load raises
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", html)
+    tokens.forget_jwks()
+    # When a well-formed session arrives, then the authorizer fails (503) rather than denying
     with pytest.raises(Exception, match="cannot be fetched"):
         authorize(f"Bearer {identity.session_token('alice')}")
 

@@ -60,13 +60,19 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
     """The token's claims once its signature, issuer, audience and expiry check out.
 
     Raises InvalidToken (ExpiredToken for an expired one) or ValueError for a token that is not
-    acceptable, and ServiceUnavailable when the JWKS cannot be fetched.
+    acceptable, and ServiceUnavailable when the JWKS cannot be fetched or holds no usable signing key.
     """
+    client = _jwks_client(issuer.jwks_url)
     try:
-        signing_key = _jwks_client(issuer.jwks_url).get_signing_key_from_jwt(token)
-    except jwt.PyJWKClientConnectionError as error:
-        logger.warning("jwks unreachable", extra={"jwks_url": issuer.jwks_url})
-        raise ServiceUnavailable("The identity provider's keys cannot be fetched; retry shortly.") from error
+        # The issuer's keys first (cached): a JWKS that cannot be fetched, is not JSON, or holds no usable
+        # signing key is the issuer's fault, never a reason to refuse the token
+        client.get_signing_keys()
+    except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as error:
+        raise _jwks_unusable(issuer, error) from error
+    try:
+        signing_key = client.get_signing_key_from_jwt(token)
+    except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError) as error:  # the refetch for a new kid
+        raise _jwks_unusable(issuer, error) from error
     try:
         claims = jwt.decode(
             # The PyJWK, not its bare key: PyJWT then refuses a token whose `alg` does not match the key
@@ -78,6 +84,11 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
         raise InvalidToken("A time claim is out of range.") from error
     _check_time_claims(claims)
     return claims
+
+
+def _jwks_unusable(issuer: TokenIssuer, error: Exception) -> ServiceUnavailable:
+    logger.warning("jwks unreachable", extra={"jwks_url": issuer.jwks_url, "error_type": type(error).__name__})
+    return ServiceUnavailable("The identity provider's keys cannot be fetched; retry shortly.")
 
 
 def _check_time_claims(claims: Mapping[str, Any]) -> None:
