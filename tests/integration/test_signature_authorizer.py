@@ -194,7 +194,10 @@ def test_a_header_sent_twice_is_refused(gate):
     headers = gate.headers(key, "GET", "/v1/trade/api-keys/self")
     event = gate.event("GET", "/v1/trade/api-keys/self", "", headers)
     event["multiValueHeaders"]["X-KG-SIGNATURE"] = [headers["X-KG-SIGNATURE"], "0" * 64]
-    assert refused(gate.invoke(event), "MALFORMED_HEADER")
+    outcome = gate.invoke(event)
+    # Then it is refused, and the message names the header, as the README's table promises
+    assert refused(outcome, "MALFORMED_HEADER")
+    assert outcome.context["error_message"] == "X-KG-SIGNATURE must be sent exactly once."
 
 
 @pytest.mark.parametrize("window", ["0", "60001", "five"])

@@ -223,8 +223,9 @@ class SignatureAuthorizer:
         """docs/signing.md's checks 1-7, in order. AWS faults raise ServiceUnavailable, never a Decision."""
         now_ms = self._clock_ms()
         # 1. headers present and well formed (each exactly once)
-        if request.duplicated_headers & kg1.SIGNED_HEADER_NAMES:
-            return Decision.refuse(ErrorCode.MALFORMED_HEADER, "Each X-KG-* header must be sent exactly once.")
+        duplicated = request.duplicated_headers & kg1.SIGNED_HEADER_NAMES
+        if duplicated:  # named as kg1 names a header sent twice in different case
+            return Decision.refuse(ErrorCode.MALFORMED_HEADER, f"{min(duplicated).upper()} must be sent exactly once.")
         try:
             signed = kg1.parse_signed_headers(request.headers)
             # 2. timestamp inside the window
