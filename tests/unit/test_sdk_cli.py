@@ -180,9 +180,16 @@ def test_keygen_never_overwrites_a_file_unless_forced(tmp_path, capsys):
     path.chmod(0o644)
     assert keygen.main(["--out", str(path)]) == keygen.EXIT_USAGE
     assert path.read_text() == "precious" and "--force" in capsys.readouterr().err
-    # With --force the file is replaced, and its mode narrowed to 0600
-    assert keygen.main(["--out", str(path), "--force"]) == 0
+    # With --force the file is replaced by a new one of mode 0600: whoever holds the old file open, or a hard
+    # link to it, still reads the old content, never the new key
+    backup = tmp_path / "backup.pem"
+    backup.hardlink_to(path)
+    with path.open() as reader:
+        assert keygen.main(["--out", str(path), "--force"]) == 0
+        assert reader.read() == "precious"
     assert path.read_text().startswith("-----BEGIN PRIVATE KEY-----") and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert backup.read_text() == "precious"
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["backup.pem", "bot.pem"]  # nothing staged is left
 
 
 def ed25519_server(public_key: bytes):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -31,17 +32,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def write_private_key(path: str, pem: str, *, force: bool) -> None:
-    """Create `path` with mode 0600 before a byte of the key is written (no umask window)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL) | getattr(os, "O_NOFOLLOW", 0)
-    descriptor = os.open(path, flags, 0o600)
+    """Write `pem` to a new file of mode 0600, created so before a byte of the key is written (no umask window).
+
+    Without `force` an existing `path` (or symlink) is refused. With it, the key goes to a new file beside
+    `path` that then replaces it by a rename: whoever still holds the old file open, or a hard link to it,
+    never reads the new key, and a failure leaves the old file as it was.
+    """
+    if not force:
+        _create(path, pem)
+        return
+    directory, name = os.path.split(os.path.abspath(path))
+    staged = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    _create(staged, pem)
     try:
-        os.fchmod(descriptor, 0o600)  # an existing file replaced with --force keeps no wider mode
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            descriptor = -1
-            file.write(pem)
-    finally:
-        if descriptor != -1:
-            os.close(descriptor)
+        os.replace(staged, path)
+    except BaseException:
+        os.unlink(staged)
+        raise
+
+
+def _create(path: str, pem: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as file:
+        file.write(pem)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
