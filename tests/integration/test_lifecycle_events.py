@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -20,7 +20,7 @@ from keygate.storage.events import PUBLISHED_ITEM_TYPES
 from tests.support.clocks import FixedClock
 from tests.support.faults import Fault, HandlerCrashed, Mode
 from tests.support.lifecycle import Mailer, invoke_publisher, stream_source
-from tests.support.stack import BUILTIN_STEP_UP, layer, table_items
+from tests.support.stack import BUILTIN_STEP_UP, gaiaex_time, layer, table_items
 
 EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -93,6 +93,24 @@ def test_an_update_event_says_what_changed(client, alice):
     assert updated["detail"]["label"] == "grid-bot"
     assert updated["detail"]["changes"]["updated_fields"] == ["label"]
     assert updated["detail"]["changes"]["changes"] == {"label": {"from": "bot", "to": "grid-bot"}}
+
+
+def test_a_rotation_event_says_how_long_the_previous_secret_lasts(client, alice):
+    # Given a key rotated with a 10-minute grace
+    mailer = Mailer()
+    key_id = client.create(label="bot").json()["api_key"]
+    rotated = client.rotate(key_id, grace_seconds=600).json()
+    stream_source().drain()
+    # Then its event carries what README's catalogue shows: the key type, the grace and when it ends (the
+    # answer's previous_valid_until, to the second), whether it cut an earlier grace short; never the secret
+    [event] = mailer.of_type("ApiKeyRotated")
+    changes = event["detail"]["changes"]
+    assert set(changes) == {"key_type", "grace_seconds", "grace_ends_at", "earlier_grace_ended"}
+    assert (changes["key_type"], changes["grace_seconds"], changes["earlier_grace_ended"]) == ("hmac-sha256", 600,
+                                                                                               False)
+    assert abs(datetime.fromisoformat(changes["grace_ends_at"]) - gaiaex_time(rotated["previous_valid_until"])) \
+        < timedelta(seconds=1)
+    assert rotated["api_secret"] not in json.dumps(event)
 
 
 @pytest.mark.parametrize("operation", ["dynamodb.TransactWriteItems", "secretsmanager.CreateSecret"])
