@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shlex
@@ -172,6 +173,16 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read_and_prints_both_pub
     raw = ed25519.public_key_of(ed25519.load_private_key(pem))
     assert ed25519.parse_public_key(public_pem) == ed25519.parse_public_key(public_base64) == raw
     assert "0600" in printed.err
+    # And its fingerprint, the one the app's passkey confirmation of a create or rotation shows for that key,
+    # which the README's shell recipe computes from the base64 form
+    from keygate.binding import requested_change, summary
+    from keygate.service import Rotation
+    from keygate.stepup import Action
+    [shown] = [line.rsplit(" ", 1)[1] for line in printed.err.splitlines() if "fingerprint" in line]
+    assert shown == "SHA256:" + hashlib.sha256(public_base64.encode()).hexdigest()[:16]
+    confirmed = summary(requested_change(Action.ROTATE, Rotation(grace_seconds=60, public_key=public_base64)),
+                        target_label="bot", target="kgk_x")
+    assert f"the new public key {shown};" in confirmed
 
 
 def test_keygen_never_overwrites_a_file_unless_forced(tmp_path, capsys):

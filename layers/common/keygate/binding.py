@@ -22,6 +22,7 @@ from typing import Any
 from keygate.records import iso
 from keygate.service import KeyChange, NewKey, Rotation
 from keygate.stepup import Action
+from kg1 import ed25519
 
 DIGEST_PREFIX = "sha256:"
 _FIELD_NAMES = {"label": "label", "permissions": "permissions", "ip_whitelist": "IP whitelist"}
@@ -70,8 +71,8 @@ def requested_change(action: Action, domain: NewKey | KeyChange | Rotation | Non
 
 
 def _fingerprint(public_key: str) -> str:
-    """A public key as a person can compare it with the one their tool printed: SHA-256 of its base64, cut."""
-    return "SHA256:" + hashlib.sha256(public_key.encode()).hexdigest()[:16]
+    """A public key as a person compares it with the one their tool printed (keygate-keygen prints it)."""
+    return ed25519.fingerprint(ed25519.parse_public_key(public_key))
 
 
 def _listed(values: list[str]) -> str:
@@ -107,7 +108,8 @@ def summary(change: RequestedChange, *, target_label: str | None = None, target:
         return f"Change API key {named}: {'; '.join(parts)}" if parts else f"Change nothing on API key {named}"
     if change.action is Action.ROTATE:
         grace = values.get("grace_seconds", 0)
-        new = "the new public key sent" if values.get("public_key") else "a new secret, shown once"
+        new = (f"the new public key {_fingerprint(values['public_key'])}" if values.get("public_key")
+               else "a new secret, shown once")
         previous = (f"the previous one keeps working for {grace} seconds" if grace
                     else "the previous one stops working at once")
         return f"Rotate API key {named}: {new}; {previous}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from functools import lru_cache
@@ -137,6 +138,13 @@ def _recover_x(y: int, x_is_odd: int) -> int | None:
 def public_key_base64(raw: bytes) -> str:
     """The base64 of the raw public key, one of the two forms KeyGate takes."""
     return base64.b64encode(raw).decode("ascii")
+
+
+def fingerprint(raw: bytes) -> str:
+    """The public key as a person compares it by eye: "SHA256:" and the first 16 hex digits of the SHA-256 of
+    its base64 (`printf %s BASE64 | sha256sum`). The passkey confirmation of a create or rotation shows it;
+    keygate-keygen prints it."""
+    return "SHA256:" + hashlib.sha256(public_key_base64(raw).encode("ascii")).hexdigest()[:16]
 
 
 def public_key_pem(raw: bytes) -> str:

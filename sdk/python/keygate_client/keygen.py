@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           file=sys.stderr)
     sys.stdout.write(ed25519.public_key_pem(public))
     print(ed25519.public_key_base64(public))
+    print(f"# fingerprint (the app's passkey confirmation shows it: compare before you confirm): "
+          f"{ed25519.fingerprint(public)}", file=sys.stderr)
     return 0
 
 
