@@ -320,7 +320,8 @@ def test_malformed_values_of_every_header_are_refused(name, kind):
     ("X-KG-SIGNATURE", GET_SIGNATURE.upper()), ("X-KG-SIGNATURE", GET_SIGNATURE + "0"),
     ("X-KG-API-KEY", "kg key"),
     # Bounded before int() converts them (int() refuses more than 4,300 digits: issue 13, finding 4)
-    ("X-KG-TIMESTAMP", "1" * 17), ("X-KG-TIMESTAMP", "1" * 4301), ("X-KG-RECV-WINDOW", "1" * 4301),
+    ("X-KG-TIMESTAMP", "1" * 65), ("X-KG-TIMESTAMP", "1" * 4301), ("X-KG-RECV-WINDOW", "1" * 65),
+    ("X-KG-RECV-WINDOW", "1" * 4301),
 ])
 def test_values_outside_the_grammar_are_malformed(name, value):
     with pytest.raises(signing.SigningError) as refused:
@@ -328,7 +329,20 @@ def test_values_outside_the_grammar_are_malformed(name, value):
     assert refused.value.code == "MALFORMED_HEADER"
 
 
-@pytest.mark.parametrize("window", ["1", "60000", "00500"])
+@pytest.mark.parametrize("stamp", ["1767225600000000", "1767225600000000000", "9" * 64],
+                         ids=["microseconds", "nanoseconds", "64 digits"])
+def test_a_timestamp_of_many_digits_is_out_of_the_window_with_the_servers_time(stamp):
+    # Given a timestamp in the grammar (digits only) but not in milliseconds, e.g. a clock read in nanoseconds
+    signed = signing.parse_signed_headers(valid_headers(X_KG_TIMESTAMP=stamp))
+    # When check 2 runs
+    with pytest.raises(signing.SigningError) as refused:
+        signing.check_timestamp(signed, 1767225600000)
+    # Then it is TIMESTAMP_OUT_OF_WINDOW, naming the server's time, as SIGNING.md's check 2 says
+    assert refused.value.code == "TIMESTAMP_OUT_OF_WINDOW"
+    assert "ahead of the server's clock (server time 1767225600000 ms" in refused.value.message
+
+
+@pytest.mark.parametrize("window", ["1", "60000", "00500", "000000001"])
 def test_recv_window_bounds_are_inclusive(window):
     assert signing.parse_signed_headers(valid_headers(X_KG_RECV_WINDOW=window)).recv_window == window
 

@@ -20,8 +20,11 @@ MAX_RECV_WINDOW_MS = 60000
 MAX_CLOCK_AHEAD_MS = 1000
 
 # fullmatch everywhere: `$` would also accept a trailing newline.
-TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,16}")  # 16 digits reach the year 318857: any real clock fits
-RECV_WINDOW_PATTERN = re.compile(r"[0-9]{1,8}")
+# Digits of any count a clock could be mistaken for (microseconds, nanoseconds: check 2 then says how far
+# ahead), bounded before int() converts them (it refuses more than 4,300 digits).
+MAX_NUMBER_DIGITS = 64
+TIMESTAMP_PATTERN = re.compile(rf"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
+RECV_WINDOW_PATTERN = re.compile(rf"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")  # leading zeros allowed: "000500" is 500
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 HEX_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 HMAC_SIGNATURE_PATTERN = HEX_SHA256_PATTERN

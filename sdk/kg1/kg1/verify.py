@@ -26,6 +26,7 @@ from .headers import (
     HEX_SHA256_PATTERN,
     KEY_ID_PATTERN,
     MAX_CLOCK_AHEAD_MS,
+    MAX_NUMBER_DIGITS,
     MAX_RECV_WINDOW_MS,
     NONCE_PATTERN,
     RECV_WINDOW_PATTERN,
@@ -99,7 +100,7 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
     present = _signed_headers_by_name(headers)
     key_id = _required(present, HEADER_API_KEY, KEY_ID_PATTERN, "the API key id as issued")
     timestamp = _required(present, HEADER_TIMESTAMP, TIMESTAMP_PATTERN,
-                          "milliseconds since the Unix epoch, digits only")
+                          f"milliseconds since the Unix epoch, digits only (at most {MAX_NUMBER_DIGITS})")
     nonce = _required(present, HEADER_NONCE, NONCE_PATTERN, "16 to 64 characters of A-Z a-z 0-9 _ -")
     digest = _required(present, HEADER_CONTENT_SHA256, HEX_SHA256_PATTERN,
                        "the lower-case hex SHA-256 of the body (of the empty string without a body)")
