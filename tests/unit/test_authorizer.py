@@ -29,7 +29,7 @@ from keygate import apigw, keys
 from keygate.authorizer import MAX_MESSAGE_LENGTH, REFUSAL_CODES, SignatureAuthorizer, TtlCache, safe_message
 from keygate.config import AuthorizerConfig
 from keygate.errors import ServiceUnavailable
-from keygate.records import ApiKeyRecord, KeyStatus
+from keygate.records import ApiKeyRecord, KeyStatus, secret_ref
 from kg1 import ed25519 as kg1_ed25519
 from tests.support.bots import CATCH_ALL, SELF, Bot, request_event
 from tests.support.clocks import Clocks
@@ -322,6 +322,24 @@ def test_the_secret_is_read_once_per_secret_ttl_and_the_record_once_per_record_t
     assert storage.calls.count("get_key") == 2
     assert storage.calls.count("get_key_owner") == 1
     assert storage.calls.count("read") == 1
+
+
+def test_a_secret_gone_while_the_cached_record_names_it_is_read_once_per_record_ttl(world):
+    authorizer, storage, clocks, bot = world
+    # Given a key whose secret is gone while the record this instance reads still names it (deleted right after
+    # a revocation, or a rotation without grace, that the instance has not seen yet)
+    del storage.vault.secrets[secret_ref(bot.key_id)]
+    # When requests for it keep arriving within the record TTL (anyone may send them: forged ones too)
+    codes = {authorizer.authorize(bot.request()).code for _ in range(20)}
+    clocks.advance(4.999)
+    codes.add(authorizer.authorize(bot.request()).code)
+    # Then each is refused, and Secrets Manager was asked once, not once a request
+    assert codes == {"KEY_REVOKED"}
+    assert storage.calls.count("read") == 1
+    # And it is asked again once the record has been re-read
+    clocks.advance(0.001)
+    assert authorizer.authorize(bot.request()).code == "KEY_REVOKED"
+    assert storage.calls.count("read") == 2
 
 
 # ---------------------------------------------------------- checks 5 and 6

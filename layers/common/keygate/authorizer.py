@@ -150,7 +150,7 @@ class SignatureAuthorizer:
         self._unknown: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
         self._withdrawal_routes = frozenset(config.withdrawal_routes)
         self._safe_proxies = frozenset(config.safe_proxy_resources)
-        self._secrets: TtlCache[str] = TtlCache(monotonic, cache_max_entries)
+        self._secrets: TtlCache[str | None] = TtlCache(monotonic, cache_max_entries)  # None: gone
         self._last_touched: TtlCache[bool] = TtlCache(monotonic, cache_max_entries)
 
     # ------------------------------------------------------------- lookups
@@ -200,8 +200,10 @@ class SignatureAuthorizer:
         if found:
             return secret
         stored = self.secret_reader.read(key_id, version) if version else self.secret_reader.read(key_id)
-        if stored is not None:
-            self._secrets.put(name, stored, self._config.secret_cache_ttl_seconds)
+        # A deleted secret never comes back; its absence is kept as long as the record naming it, so requests
+        # (forged ones too) for a key whose record this instance has not re-read cost one read, not one each
+        self._secrets.put(name, stored, self._config.secret_cache_ttl_seconds if stored is not None
+                          else self._config.record_cache_ttl_seconds)
         return stored
 
     # --------------------------------------------------------------- checks
