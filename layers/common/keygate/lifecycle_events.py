@@ -42,7 +42,7 @@ DETAIL_TYPES: dict[tuple[str, str | None], str] = {
 # What of an entry's details an event may carry ("what changed"): named fields only, so nothing an audit
 # entry gains later reaches the exchange's mailer without a decision here.
 DETAIL_FIELDS = ("label", "permissions", "ip_whitelist", "expires_at", "updated_fields", "changes", "reason",
-                 "expires_in_days", "grace_seconds", "grace_ends_at", "earlier_grace_ended", "key_type", "url",
+                 "expires_in_days", "grace_seconds", "previous_valid_until", "earlier_grace_ended", "key_type", "url",
                  "operator", "passkey_id", "passkey_label")
 
 # Shapes no event may carry, whatever a field holds: a KeyGate secret, a JWT (session or step-up token),

@@ -390,7 +390,7 @@ class KeyLifecycle:
                 if ended is not None:
                     cleanups.append(PendingCleanup(before.key_id, now, "grace_ended", ended.secret_version))
             audit = _audit(AuditEvent.KEY_ROTATED, before.key_id, source_ip, now, key_type=before.key_type,
-                           grace_seconds=request.grace_seconds, grace_ends_at=iso(grace_ends[0]),
+                           grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends[0]),
                            earlier_grace_ended=before.grace_at(now) is not None)
             fingerprint = None if secret is None else keys.secret_fingerprint(secret)
             try:
