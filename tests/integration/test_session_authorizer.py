@@ -156,6 +156,26 @@ def test_a_jwks_that_answers_but_holds_no_usable_key_fails_the_authorizer_rather
             authorize(f"Bearer {identity.session_token('alice')}")
 
 
+def test_a_refetch_for_a_new_kid_that_finds_no_usable_key_fails_the_authorizer_rather_than_denying(
+        authorize, identity, monkeypatch):
+    # Given a JWKS this instance has fetched and cached, whose endpoint then answers without a signing key
+    documents = [identity.session_jwks(), {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}]
+    with serving(lambda request: (200, documents[0]), path="/jwks.json") as url:
+        monkeypatch.setenv("SESSION_JWKS_URL", url)
+        monkeypatch.setattr(tokens, "JWKS_REFETCH_COOLDOWN_SECONDS", 0)
+        wiring.forget()
+        tokens.forget_jwks()
+        assert authorize(f"Bearer {identity.session_token('alice')}")["principalId"] == "alice"
+        documents.pop(0)
+        # When a session signed with a key the cache does not have arrives (the identity provider rotated), so
+        # PyJWT fetches the JWKS again
+        rotated = "Bearer " + SigningKey(kid="rotated-in").sign(
+            {"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice", "exp": int(time.time()) + 60})
+        # Then the authorizer fails (503), as for a JWKS it cannot reach, rather than refusing the session
+        with pytest.raises(Exception, match="cannot be fetched"):
+            authorize(rotated)
+
+
 def test_a_jwks_that_is_not_json_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
     # Given a JWKS URL whose answer is not JSON (a proxy's error page)
     def html(self):

@@ -12,6 +12,7 @@ their default audiences differ too (README, "external mode").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -71,8 +72,16 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
         raise _jwks_unusable(issuer, error) from error
     try:
         signing_key = client.get_signing_key_from_jwt(token)
-    except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError) as error:  # the refetch for a new kid
+    except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, json.JSONDecodeError) as error:  # a new kid's refetch
         raise _jwks_unusable(issuer, error) from error
+    except jwt.PyJWKClientError as error:
+        # No key has the token's kid, or the refetch it forced found no usable key: the key set as it now
+        # stands tells the two apart
+        try:
+            client.get_signing_keys()
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as unusable:
+            raise _jwks_unusable(issuer, unusable) from error
+        raise
     try:
         claims = jwt.decode(
             # The PyJWK, not its bare key: PyJWT then refuses a token whose `alg` does not match the key
