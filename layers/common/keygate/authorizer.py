@@ -200,10 +200,10 @@ class SignatureAuthorizer:
         if found:
             return secret
         stored = self.secret_reader.read(key_id, version) if version else self.secret_reader.read(key_id)
-        # A deleted secret never comes back; its absence is kept as long as the record naming it, so requests
-        # (forged ones too) for a key whose record this instance has not re-read cost one read, not one each
+        # A deleted secret never comes back: its absence is kept as briefly as an unknown key id's, so requests
+        # (forged ones too) for a key whose record this instance has not re-read cost one read per that bound
         self._secrets.put(name, stored, self._config.secret_cache_ttl_seconds if stored is not None
-                          else self._config.record_cache_ttl_seconds)
+                          else self._config.unknown_key_cache_ttl_seconds)
         return stored
 
     # --------------------------------------------------------------- checks
