@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -179,7 +180,7 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read_and_prints_both_pub
     from keygate.service import Rotation
     from keygate.stepup import Action
     [shown] = [line.rsplit(" ", 1)[1] for line in printed.err.splitlines() if "fingerprint" in line]
-    assert shown == "SHA256:" + hashlib.sha256(public_base64.encode()).hexdigest()[:16]
+    assert shown == "SHA256:" + base64.b64encode(hashlib.sha256(public_base64.encode()).digest()).decode().rstrip("=")
     confirmed = summary(requested_change(Action.ROTATE, Rotation(grace_seconds=60, public_key=public_base64)),
                         target_label="bot", target="kgk_x")
     assert f"the new public key {shown};" in confirmed
@@ -201,6 +202,32 @@ def test_keygen_never_overwrites_a_file_unless_forced(tmp_path, capsys):
     assert path.read_text().startswith("-----BEGIN PRIVATE KEY-----") and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert backup.read_text() == "precious"
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["backup.pem", "bot.pem"]  # nothing staged is left
+
+
+def test_keygen_force_leaves_no_copy_of_the_key_when_writing_fails(tmp_path, monkeypatch, capsys):
+    # Given a file to replace, and a disk that fails the write
+    path = tmp_path / "bot.pem"
+    path.write_text("precious")
+
+    def full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keygen.os, "fsync", full)
+    # When keygen --force runs
+    assert keygen.main(["--out", str(path), "--force"]) == keygen.EXIT_USAGE
+    # Then it says so, the old file is intact, and no staged copy of the new key is left behind
+    assert "No space left" in capsys.readouterr().err
+    assert path.read_text() == "precious" and [entry.name for entry in tmp_path.iterdir()] == ["bot.pem"]
+
+
+def test_keygen_force_refuses_a_symlink(tmp_path, capsys):
+    # Given --out naming a symlink (to where the user keeps keys)
+    target, link = tmp_path / "vault.pem", tmp_path / "bot.pem"
+    target.write_text("precious")
+    link.symlink_to(target)
+    # Then keygen --force refuses it rather than writing the key beside the link
+    assert keygen.main(["--out", str(link), "--force"]) == keygen.EXIT_USAGE
+    assert link.is_symlink() and target.read_text() == "precious"
 
 
 def ed25519_server(public_key: bytes):

@@ -141,10 +141,11 @@ def public_key_base64(raw: bytes) -> str:
 
 
 def fingerprint(raw: bytes) -> str:
-    """The public key as a person compares it by eye: "SHA256:" and the first 16 hex digits of the SHA-256 of
-    its base64 (`printf %s BASE64 | sha256sum`). The passkey confirmation of a create or rotation shows it;
-    keygate-keygen prints it."""
-    return "SHA256:" + hashlib.sha256(public_key_base64(raw).encode("ascii")).hexdigest()[:16]
+    """The public key as a person compares it by eye, in OpenSSH's style: "SHA256:" and the unpadded base64 of
+    the whole SHA-256 of its base64 form (no shorter: a prefix of 64 bits could be matched by a made key).
+    The passkey confirmation of a create or rotation shows it; keygate-keygen prints it."""
+    digest = hashlib.sha256(public_key_base64(raw).encode("ascii")).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def public_key_pem(raw: bytes) -> str:

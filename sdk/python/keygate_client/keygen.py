@@ -10,6 +10,8 @@ private key never leaves this machine. Needs the `ed25519` extra (cryptography).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import secrets
 import sys
@@ -41,13 +43,16 @@ def write_private_key(path: str, pem: str, *, force: bool) -> None:
     if not force:
         _create(path, pem)
         return
+    if os.path.islink(path):  # the key would land beside the link, not where it points
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
     directory, name = os.path.split(os.path.abspath(path))
     staged = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
-    _create(staged, pem)
     try:
+        _create(staged, pem)
         os.replace(staged, path)
     except BaseException:
-        os.unlink(staged)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)  # never leave a copy of the key behind
         raise
 
 
