@@ -255,6 +255,18 @@ def test_a_rotation_whose_answer_was_lost_stays_committed_though_another_change_
     assert audit.count("key_rotated") == 1, audit
 
 
+def test_the_audit_log_shows_a_rotation_with_when_the_previous_secret_stops(client, alice):
+    # Given a key rotated with a 10-minute grace
+    key_id = client.create(label="bot").json()["api_key"]
+    rotated = rotate(client, key_id, grace_seconds=600).json()
+    # When its audit log is read
+    [entry] = [entry for entry in client.audit(key_id).json()["audit"] if entry["action"] == "key_rotated"]
+    # Then the entry names the grace and its end, written as GaiaEx writes times (as the rotation answered it)
+    assert entry["data"]["grace_seconds"] == 600 and entry["data"]["key_type"] == "hmac-sha256"
+    assert abs(gaiaex_time(entry["data"]["previous_valid_until"]) - gaiaex_time(rotated["previous_valid_until"])) \
+        <= timedelta(seconds=1)
+
+
 def test_another_users_key_is_404_and_unchanged(client, alice):
     onboard("bob")
     key_id = client.create("bob").json()["api_key"]
