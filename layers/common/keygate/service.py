@@ -370,14 +370,15 @@ class KeyLifecycle:
             self._secrets.create(first.key_id, user_id, secret, version)
         reads = [first]
         grace = timedelta(seconds=request.grace_seconds)
-        grace_ends = [now]
+        grace_ends = now
 
         def attempt() -> ApiKeyRecord:
+            nonlocal grace_ends
             before = reads.pop() if reads else self._rotatable(self._owned_key(user_id, key), request, now)
             # From the commit, not the request's start: the secret's creation and a lost race take time that
             # would come off the grace (docs/architecture.md, "Rotation")
-            grace_ends[0] = max(self._clock(), now) + grace
-            previous = Credential(valid_until=grace_ends[0], secret_version=before.secret_version,
+            grace_ends = max(self._clock(), now) + grace
+            previous = Credential(valid_until=grace_ends, secret_version=before.secret_version,
                                   public_key=before.public_key)
             after = before.changed(secret_version=version, public_key=request.public_key,
                                    grace=previous if request.grace_seconds > 0 else None,
@@ -385,12 +386,12 @@ class KeyLifecycle:
             cleanups = []
             if before.key_type == HMAC_SHA256:
                 # The previous secret goes when its grace ends; one still in an earlier grace goes now.
-                cleanups.append(PendingCleanup(before.key_id, grace_ends[0], "rotated", before.secret_version))
+                cleanups.append(PendingCleanup(before.key_id, grace_ends, "rotated", before.secret_version))
                 ended = before.grace_at(now)
                 if ended is not None:
                     cleanups.append(PendingCleanup(before.key_id, now, "grace_ended", ended.secret_version))
             audit = _audit(AuditEvent.KEY_ROTATED, before.key_id, source_ip, now, key_type=before.key_type,
-                           grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends[0]),
+                           grace_seconds=request.grace_seconds, previous_valid_until=iso(grace_ends),
                            earlier_grace_ended=before.grace_at(now) is not None)
             fingerprint = None if secret is None else keys.secret_fingerprint(secret)
             try:
@@ -416,7 +417,7 @@ class KeyLifecycle:
         metrics.add_metric(name="ApiKeyRotated", unit="Count", value=1)
         logger.info("api key rotated", extra={"api_key": rotated.key_id, "grace_seconds": request.grace_seconds})
         return RotatedKey(record=rotated, secret=secret, usable_from=usable_from,
-                          previous_valid_until=max(grace_ends[0], committed))
+                          previous_valid_until=max(grace_ends, committed))
 
     def _rotatable(self, record: ApiKeyRecord, request: Rotation, now: datetime) -> ApiKeyRecord:
         if record.status is KeyStatus.REVOKED:
