@@ -156,10 +156,17 @@ def test_a_jwks_that_answers_but_holds_no_usable_key_fails_the_authorizer_rather
             authorize(f"Bearer {identity.session_token('alice')}")
 
 
+def _not_utf8(self):
+    raise UnicodeDecodeError("utf-8", b"\xe4", 0, 1, "invalid continuation byte")  # what json.load raises
+
+
+@pytest.mark.parametrize("second", [
+    {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, [], "maintenance", _not_utf8,
+], ids=["no signing key", "a JSON array", "a JSON string", "not UTF-8"])
 def test_a_refetch_for_a_new_kid_that_finds_no_usable_key_fails_the_authorizer_rather_than_denying(
-        authorize, identity, monkeypatch):
-    # Given a JWKS this instance has fetched and cached, whose endpoint then answers without a signing key
-    documents = [identity.session_jwks(), {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}]
+        authorize, identity, monkeypatch, second):
+    # Given a JWKS this instance has fetched and cached, whose endpoint then answers without a usable key set
+    documents = [identity.session_jwks(), second]
     with serving(lambda request: (200, documents[0]), path="/jwks.json") as url:
         monkeypatch.setenv("SESSION_JWKS_URL", url)
         monkeypatch.setattr(tokens, "JWKS_REFETCH_COOLDOWN_SECONDS", 0)
@@ -167,11 +174,14 @@ def test_a_refetch_for_a_new_kid_that_finds_no_usable_key_fails_the_authorizer_r
         tokens.forget_jwks()
         assert authorize(f"Bearer {identity.session_token('alice')}")["principalId"] == "alice"
         documents.pop(0)
+        if callable(second):
+            monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", second)
         # When a session signed with a key the cache does not have arrives (the identity provider rotated), so
         # PyJWT fetches the JWKS again
         rotated = "Bearer " + SigningKey(kid="rotated-in").sign(
             {"iss": identity.session_issuer, "aud": identity.audience, "sub": "alice", "exp": int(time.time()) + 60})
-        # Then the authorizer fails (503), as for a JWKS it cannot reach, rather than refusing the session
+        # Then the authorizer fails (503), as for a JWKS it cannot reach, rather than refusing the session (a
+        # refusal API Gateway would cache for the token)
         with pytest.raises(Exception, match="cannot be fetched"):
             authorize(rotated)
 

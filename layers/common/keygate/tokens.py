@@ -12,7 +12,6 @@ their default audiences differ too (README, "external mode").
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -44,17 +43,36 @@ ExpiredToken = jwt.ExpiredSignatureError
 WrongAudience = jwt.InvalidAudienceError
 
 
+class _JwksFault(Exception):
+    """The issuer's JWKS could not be fetched or read: whatever the fetch raised, never the token's fault."""
+
+
+class _JwksClient(jwt.PyJWKClient):
+    """PyJWT's client, its fetch's failures told apart from the token's (PyJWT raises some of each alike)."""
+
+    def fetch_data(self) -> Any:
+        try:
+            return super().fetch_data()
+        except Exception as error:  # not reachable, not JSON, not an object: the issuer's
+            raise _JwksFault(type(error).__name__) from error
+
+
 @cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
     # One per URL and process: keys are cached for JWKS_CACHE_SECONDS, and an unknown `kid`
     # refetches at most once per JWKS_REFETCH_COOLDOWN_SECONDS (README, "external mode").
-    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS, timeout=5,
-                           cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS)
+    return _JwksClient(url, cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS, timeout=5,
+                       cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS)
 
 
 def forget_jwks() -> None:
     """Drop every cached JWKS (tests and local mode change issuers)."""
     _jwks_client.cache_clear()
+
+
+# A key set that holds no usable signing key (PyJWKSetError: none at all; PyJWKClientError from
+# get_signing_keys: none with a kid for signing) is the issuer's fault too.
+_UNUSABLE_KEY_SET = (_JwksFault, jwt.PyJWKSetError, jwt.PyJWKClientError)
 
 
 def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str, Any]:
@@ -65,21 +83,19 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
     """
     client = _jwks_client(issuer.jwks_url)
     try:
-        # The issuer's keys first (cached): a JWKS that cannot be fetched, is not JSON, or holds no usable
-        # signing key is the issuer's fault, never a reason to refuse the token
-        client.get_signing_keys()
-    except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as error:
+        client.get_signing_keys()  # the issuer's keys first (cached), before the token is looked at
+    except _UNUSABLE_KEY_SET as error:
         raise _jwks_unusable(issuer, error) from error
     try:
         signing_key = client.get_signing_key_from_jwt(token)
-    except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, json.JSONDecodeError) as error:  # a new kid's refetch
+    except (_JwksFault, jwt.PyJWKSetError) as error:  # the refetch a kid the cached keys lack forces
         raise _jwks_unusable(issuer, error) from error
     except jwt.PyJWKClientError as error:
-        # No key has the token's kid, or the refetch it forced found no usable key: the key set as it now
-        # stands tells the two apart
+        # No key has the token's kid, or that refetch brought a set without a signing key: the key set as
+        # it now stands tells the two apart
         try:
             client.get_signing_keys()
-        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as unusable:
+        except _UNUSABLE_KEY_SET as unusable:
             raise _jwks_unusable(issuer, unusable) from error
         raise
     try:
