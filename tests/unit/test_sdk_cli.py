@@ -204,20 +204,23 @@ def test_keygen_never_overwrites_a_file_unless_forced(tmp_path, capsys):
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["backup.pem", "bot.pem"]  # nothing staged is left
 
 
-def test_keygen_force_leaves_no_copy_of_the_key_when_writing_fails(tmp_path, monkeypatch, capsys):
-    # Given a file to replace, and a disk that fails the write
+@pytest.mark.parametrize("force", [False, True], ids=["new file", "--force"])
+def test_keygen_leaves_no_copy_of_the_key_when_writing_fails(tmp_path, monkeypatch, capsys, force):
+    # Given a disk that fails the write (and, with --force, a file to replace)
     path = tmp_path / "bot.pem"
-    path.write_text("precious")
+    if force:
+        path.write_text("precious")
 
     def full(descriptor):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(keygen.os, "fsync", full)
-    # When keygen --force runs
-    assert keygen.main(["--out", str(path), "--force"]) == keygen.EXIT_USAGE
-    # Then it says so, the old file is intact, and no staged copy of the new key is left behind
+    # When keygen runs
+    assert keygen.main(["--out", str(path), *(["--force"] if force else [])]) == keygen.EXIT_USAGE
+    # Then it says so, no file holds part of the new key, and a file it was to replace is intact
     assert "No space left" in capsys.readouterr().err
-    assert path.read_text() == "precious" and [entry.name for entry in tmp_path.iterdir()] == ["bot.pem"]
+    assert [entry.name for entry in tmp_path.iterdir()] == (["bot.pem"] if force else [])
+    assert not force or path.read_text() == "precious"
 
 
 def test_keygen_force_refuses_a_symlink(tmp_path, capsys):

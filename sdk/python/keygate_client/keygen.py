@@ -10,7 +10,6 @@ private key never leaves this machine. Needs the `ed25519` extra (cryptography).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import os
 import secrets
@@ -47,21 +46,24 @@ def write_private_key(path: str, pem: str, *, force: bool) -> None:
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
     directory, name = os.path.split(os.path.abspath(path))
     staged = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    _create(staged, pem)
     try:
-        _create(staged, pem)
         os.replace(staged, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staged)  # never leave a copy of the key behind
+        os.unlink(staged)  # never leave a copy of the key behind
         raise
 
 
 def _create(path: str, pem: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(pem)
-        file.flush()
-        os.fsync(file.fileno())
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        os.unlink(path)  # created by this call (O_EXCL): never leave part of a key behind
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
