@@ -128,7 +128,7 @@ def test_an_expired_session_passes_only_within_the_5_second_clock_skew(authorize
         assert denied_code(authorize(f"Bearer {token}")) == "SESSION_EXPIRED"
 
 
-def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch):
+def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, identity, monkeypatch, captured_logs):
     # Given a JWKS URL on a closed loopback port
     monkeypatch.setenv("SESSION_JWKS_URL", "http://127.0.0.1:9/jwks.json")
     wiring.forget()
@@ -137,6 +137,10 @@ def test_unreachable_jwks_fails_the_authorizer_rather_than_denying(authorize, id
     # Then the authorizer fails (AUTHORIZER_CONFIGURATION_ERROR -> 503 Gateway Response): it neither allows nor denies
     with pytest.raises(Exception, match="cannot be fetched"):
         authorize(f"Bearer {identity.session_token('alice')}")
+    # And its log line names the JWKS and what its fetch raised, for the operator
+    [line] = [json.loads(line) for line in captured_logs.lines()
+              if line.startswith("{") and json.loads(line).get("message") == "jwks unreachable"]
+    assert line["jwks_url"] == "http://127.0.0.1:9/jwks.json" and line["error_type"] == "PyJWKClientConnectionError"
 
 
 @pytest.mark.parametrize("document", [[{"kty": "EC"}], "<html>maintenance</html>", {"keys": []},

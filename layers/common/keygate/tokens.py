@@ -112,7 +112,9 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
 
 
 def _jwks_unusable(issuer: TokenIssuer, error: Exception) -> ServiceUnavailable:
-    logger.warning("jwks unreachable", extra={"jwks_url": issuer.jwks_url, "error_type": type(error).__name__})
+    # A fetch's fault carries the name of what the fetch raised (PyJWKClientConnectionError, JSONDecodeError, ...)
+    reason = str(error) if isinstance(error, _JwksFault) else type(error).__name__
+    logger.warning("jwks unreachable", extra={"jwks_url": issuer.jwks_url, "error_type": reason})
     return ServiceUnavailable("The identity provider's keys cannot be fetched; retry shortly.")
 
 
