@@ -82,21 +82,15 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
     acceptable, and ServiceUnavailable when the JWKS cannot be fetched or holds no usable signing key.
     """
     client = _jwks_client(issuer.jwks_url)
-    try:
-        client.get_signing_keys()  # the issuer's keys first (cached), before the token is looked at
-    except _UNUSABLE_KEY_SET as error:
-        raise _jwks_unusable(issuer, error) from error
+    _check_key_set(client, issuer)  # the issuer's keys first (cached), before the token is looked at
     try:
         signing_key = client.get_signing_key_from_jwt(token)
     except (_JwksFault, jwt.PyJWKSetError) as error:  # the refetch a kid the cached keys lack forces
         raise _jwks_unusable(issuer, error) from error
-    except jwt.PyJWKClientError as error:
+    except jwt.PyJWKClientError:
         # No key has the token's kid, or that refetch brought a set without a signing key: the key set as
         # it now stands tells the two apart
-        try:
-            client.get_signing_keys()
-        except _UNUSABLE_KEY_SET as unusable:
-            raise _jwks_unusable(issuer, unusable) from error
+        _check_key_set(client, issuer)
         raise
     try:
         claims = jwt.decode(
@@ -109,6 +103,14 @@ def decode(token: str, issuer: TokenIssuer, *, required: list[str]) -> dict[str,
         raise InvalidToken("A time claim is out of range.") from error
     _check_time_claims(claims)
     return claims
+
+
+def _check_key_set(client: jwt.PyJWKClient, issuer: TokenIssuer) -> None:
+    """ServiceUnavailable unless the issuer's key set (cached, or fetched now) holds a usable signing key."""
+    try:
+        client.get_signing_keys()
+    except _UNUSABLE_KEY_SET as error:
+        raise _jwks_unusable(issuer, error) from error
 
 
 def _jwks_unusable(issuer: TokenIssuer, error: Exception) -> ServiceUnavailable:
