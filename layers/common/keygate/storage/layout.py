@@ -234,16 +234,21 @@ def account_from(values: dict[str, Any]) -> AccountState:
                                 trading_handshake_completed=bool(values.get("trading_handshake_completed", False)))
 
 
+def _entry_sk(entry: AuditEntry, changed: ApiKeyRecord) -> str:
+    # Named by the change's `change_id`: the same key for the entry and for the check that it was written
+    return audit_sk(changed.version, entry.created_at, changed.change_id)
+
+
 def audit_key(entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
-    """Where the audit entry of the change that gave `changed` its version is: named by that change's `change_id`."""
-    return key(audit_pk(entry.api_key), audit_sk(changed.version, entry.created_at, changed.change_id))
+    """Where the audit entry of the change that gave `changed` its version is."""
+    return key(audit_pk(entry.api_key), _entry_sk(entry, changed))
 
 
 def audit_item(entry: AuditEntry, changed: ApiKeyRecord) -> dict[str, Any]:
     """The audit entry of the change that gave `changed` its version."""
     return to_item({
         "pk": audit_pk(entry.api_key),
-        "sk": audit_sk(changed.version, entry.created_at, changed.change_id),
+        "sk": _entry_sk(entry, changed),
         "type": "audit",
         "user_id": changed.user_id,
         "event": entry.event.value,
