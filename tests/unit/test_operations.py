@@ -367,3 +367,34 @@ def test_every_shell_block_of_the_runbooks_is_valid_bash(path, tmp_path):
         script.write_text(block + "\n")
         parsed = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603  # parses a doc's block, runs nothing
         assert parsed.returncode == 0, (path.name, number, parsed.stderr)
+
+
+PREAMBLE = (template.ROOT / "docs" / "runbooks" / "README.md").read_text()
+
+
+def test_the_runbooks_key_secrets_query_finds_every_secret_of_a_key_and_only_its_own():
+    import jmespath
+
+    from keygate.storage.secrets import SecretsManagerVault
+
+    # Given the names KeyGate gives secrets: a key's first one, a rotated one, and other keys' (one whose id the
+    # first key's is a prefix of)
+    vault = SecretsManagerVault(clients=None, name_prefix="keygate/prod/")  # type: ignore[arg-type]  # names only
+    key, other = "kgk_0123456789abcdef", "kgk_0123456789abcdefXY"
+    own = [vault.name(key), vault.name(key, "c0ffee")]
+    listed = [*own, vault.name(other), vault.name(other, "c0ffee"), vault.name(key, "v").replace("prod", "dev")]
+    # When the preamble's key_secrets query runs over them, as the AWS CLI would
+    [query] = re.findall(r'key_secrets\(\) \{.*?--query "([^"]+)"', PREAMBLE, re.DOTALL)
+    expression = query.replace("$STAGE", "prod").replace("$1", key)
+    found = jmespath.search(expression, {"SecretList": [{"Name": name} for name in listed]})
+    # Then it lists exactly the key's secrets, the rotated one included
+    assert [name for [name] in found] == own
+
+
+def test_the_runbooks_route_logs_cover_every_function_behind_an_api_key_route():
+    from keygate import routes
+
+    [loop] = re.findall(r"for function in (.*?); do", PREAMBLE, re.DOTALL)
+    listed = set(loop.replace("\\", " ").split())
+    api_key_functions = {route.function_id for route in routes.ROUTES if route.tag in ("gaiaex", "zdex")}
+    assert api_key_functions <= listed, sorted(api_key_functions - listed)
