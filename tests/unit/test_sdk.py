@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -312,3 +313,37 @@ def test_a_signer_takes_a_secret_or_a_private_key():
         keygate_client.Signer("kgk_x", "kgs_y", private_key=kg1.ed25519.generate_private_key())
     with pytest.raises(ValueError, match="not an unencrypted PEM"):  # the SDK's copy of kg1's KeyFormatError
         keygate_client.Signer("kgk_x", private_key="-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+
+
+# ------------------------------------------------------------------ bot authors' edge cases
+def test_a_private_apis_stage_is_stripped_too():
+    host = "abc123def4-vpce-0123456789abcdef0.execute-api.eu-west-1.amazonaws.com"
+    assert keygate_client.signed_path(f"https://{host}/prod/v1/time") == "/v1/time"
+
+
+def test_a_refusal_survives_pickling_and_copying():
+    import copy
+    import pickle
+
+    refused = keygate_client.KeyGateAuthError("NONCE_REUSED", "This nonce was already used.", 401)
+    for rebuilt in (pickle.loads(pickle.dumps(refused)), copy.copy(refused)):  # noqa: S301  # nosec B301  # its own bytes
+        assert (rebuilt.code, rebuilt.message, rebuilt.status, str(rebuilt)) == \
+            ("NONCE_REUSED", "This nonce was already used.", 401, "NONCE_REUSED: This nonce was already used.")
+
+
+@pytest.mark.parametrize("body", [b'{"ok": false, "error": {"code": "", "message": ""}}', b'{"message": null}'])
+def test_a_401_without_a_code_is_not_taken_for_a_keygate_refusal(body):
+    assert keygate_client.refusals.refusal(401, body) is None
+
+
+@pytest.mark.parametrize("window", [0, 60_001, 10e3, True, "5000"])
+def test_a_signer_refuses_a_receive_window_when_it_is_made(window):
+    with pytest.raises(ValueError, match="recv_window_ms"):
+        keygate_client.Signer("kgk_x", "kgs_y", recv_window_ms=window)
+
+
+@pytest.mark.parametrize("clock", [lambda: time.time() * 1000, lambda: True], ids=["float", "bool"])
+def test_a_clock_that_is_not_whole_milliseconds_is_refused_not_sent(clock):
+    signer = keygate_client.Signer("kgk_x", "kgs_y", clock=clock)
+    with pytest.raises(ValueError, match="timestamp_ms"):
+        signer.headers_for("GET", "https://api.example.com/v1/time", b"")

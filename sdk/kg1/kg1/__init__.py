@@ -22,7 +22,7 @@ from .canonical import (
     signature,
     string_to_sign,
 )
-from .client import new_nonce, sign_request
+from .client import check_recv_window, new_nonce, sign_request
 from .headers import (
     DEFAULT_RECV_WINDOW_MS,
     ED25519_SIGNATURE_HEX_LENGTH,
@@ -56,7 +56,7 @@ __all__ = [
     "HEADER_CONTENT_SHA256", "HEADER_NONCE", "HEADER_RECV_WINDOW", "HEADER_SIGNATURE", "HEADER_TIMESTAMP",
     "HMAC_SIGNATURE_HEX_LENGTH", "MALFORMED_HEADER", "MAX_CLOCK_AHEAD_MS", "MAX_RECV_WINDOW_MS", "MISSING_HEADER",
     "SCHEME", "SIGNED_HEADER_NAMES", "TIMESTAMP_OUT_OF_WINDOW", "SignedHeaders", "SigningError", "body_matches",
-    "canonical_path", "canonical_query", "check_timestamp", "content_sha256", "enc", "expected_signature",
-    "new_nonce", "parse_signed_headers", "sign_request", "signature", "string_to_sign", "verify_ed25519_signature",
-    "verify_signature",
+    "canonical_path", "canonical_query", "check_recv_window", "check_timestamp", "content_sha256", "enc",
+    "expected_signature", "new_nonce", "parse_signed_headers", "sign_request", "signature", "string_to_sign",
+    "verify_ed25519_signature", "verify_signature",
 ]

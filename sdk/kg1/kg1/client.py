@@ -28,6 +28,15 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(24)
 
 
+def check_recv_window(recv_window_ms: int | None) -> None:
+    """ValueError unless `recv_window_ms` is None (the server's default) or an int in 1..MAX_RECV_WINDOW_MS."""
+    if recv_window_ms is None:
+        return
+    if isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int) \
+            or not 1 <= recv_window_ms <= MAX_RECV_WINDOW_MS:
+        raise ValueError(f"recv_window_ms must be whole milliseconds (an int) from 1 to {MAX_RECV_WINDOW_MS}")
+
+
 def sign_request(key_id: str, secret: str | None, method: str, path: str,
                  query_pairs: Iterable[tuple[str, str]] = (), body: bytes | None = b"", *,
                  timestamp_ms: int | None = None, recv_window_ms: int | None = None, nonce: str | None = None,
@@ -44,8 +53,9 @@ def sign_request(key_id: str, secret: str | None, method: str, path: str,
         raise ValueError("sign with either the key's secret (HMAC-SHA256) or its private key (Ed25519)")
     if not path.startswith("/"):
         raise ValueError("path must be the decoded path relative to the API root, starting with '/'")
-    if recv_window_ms is not None and not 1 <= recv_window_ms <= MAX_RECV_WINDOW_MS:
-        raise ValueError(f"recv_window_ms must be from 1 to {MAX_RECV_WINDOW_MS}")
+    check_recv_window(recv_window_ms)
+    if timestamp_ms is not None and (isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int)):
+        raise ValueError("timestamp_ms must be whole epoch milliseconds (an int), e.g. time.time_ns() // 1_000_000")
     nonce = new_nonce() if nonce is None else nonce
     if not NONCE_PATTERN.fullmatch(nonce):
         raise ValueError("nonce must be 16 to 64 characters of A-Z a-z 0-9 _ -")

@@ -31,7 +31,8 @@ SCHEME = "KG1-ED25519"
 KEY_TYPE = "ed25519"
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
-EXTRA = "the cryptography package (pip install 'keygate-client[ed25519]' or 'keygate-kg1[ed25519]')"
+# keygate-client and keygate-kg1 are installed from KeyGate's repository, not from a public index
+EXTRA = "the cryptography package: pip install 'cryptography>=41' (the ed25519 extra of keygate-client or keygate-kg1)"
 
 # DER of SubjectPublicKeyInfo { AlgorithmIdentifier { id-Ed25519 (1.3.101.112) }, BIT STRING (32 bytes) }
 # (RFC 8410): the only encoding of an Ed25519 public key, so a byte comparison refuses every other one.

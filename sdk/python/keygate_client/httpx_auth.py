@@ -1,4 +1,4 @@
-"""httpx integration (`pip install keygate-client[httpx]`)."""
+"""httpx integration (the `httpx` extra: `pip install "./sdk/python[httpx]"`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 try:
     import httpx
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError("HttpxAuth needs httpx: pip install 'keygate-client[httpx]'") from error
+    raise ImportError("HttpxAuth needs httpx: pip install httpx (the httpx extra of keygate-client)") from error
 
 from keygate_client import _kg1
 from keygate_client.core import Clock, Signer

@@ -39,10 +39,13 @@ class KeyGateAuthError(Exception):
     and `fix`, what to change. Never carries a secret: the server's message never echoes one."""
 
     def __init__(self, code: str, message: str, status: int = 401) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(code, message, status)  # all three, so that pickle and copy rebuild it
         self.code = code
         self.message = message
         self.status = status
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
     @property
     def fix(self) -> str:
@@ -50,7 +53,8 @@ class KeyGateAuthError(Exception):
 
 
 def refusal(status: int, body: bytes | str | Any) -> KeyGateAuthError | None:
-    """The KeyGateAuthError a response stands for (a 401 with an error code), else None."""
+    """The KeyGateAuthError a response stands for (a 401 with an error code), else None (a 401 without a code
+    did not come from KeyGate's authorizer or its backends' body check)."""
     if status != 401:
         return None
     if isinstance(body, (bytes, str)):
@@ -59,7 +63,7 @@ def refusal(status: int, body: bytes | str | Any) -> KeyGateAuthError | None:
         except ValueError:
             return None
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str) or not error["code"]:
         return None
     message = error.get("message")
     return KeyGateAuthError(error["code"], message if isinstance(message, str) else "", status)

@@ -1,4 +1,4 @@
-"""requests integration (`pip install keygate-client[requests]`)."""
+"""requests integration (the `requests` extra: `pip install "./sdk/python[requests]"`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ try:
     from requests import PreparedRequest
     from requests.auth import AuthBase
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError("RequestsAuth needs requests: pip install 'keygate-client[requests]'") from error
+    raise ImportError("RequestsAuth needs requests: pip install requests (keygate-client's requests extra)") from error
 
 from keygate_client import _kg1
 from keygate_client.core import Clock, Signer
