@@ -7,17 +7,21 @@ and the app rotates the key to a new public key while the bot keeps working.
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import requests
 
 from keygate_client import RequestsAuth, ServerClock, read_private_key
 from tests.e2e.test_journey import ORDER, TIMEOUT, App, error_code
 from tests.support.local_server import LocalServer
+from tests.unit.test_bot_authors_doc import block_after
 
 USER = "e2e-ed25519"
 BIN = Path(sys.executable).parent
@@ -90,3 +94,26 @@ def test_an_ed25519_bot_from_keygen_to_rotation(local_server: LocalServer, tmp_p
     # And the audit log shows the creation and the rotation
     audit = app.call("GET", f"/v1/trade/api-keys/{key['api_key']}/audit").json()["audit"]
     assert [entry["action"] for entry in audit] == ["key_rotated", "key_created"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs OpenSSL")
+def test_the_readmes_openssl_create_makes_an_ed25519_key_of_that_public_key(local_server: LocalServer, tmp_path: Path):
+    # Given a key pair made as the README's OpenSSL recipe makes it, and the walkthrough's session
+    private_key = tmp_path / "keygate-ed25519.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private_key)], check=True,  # noqa: S603, S607  # nosec B603 B607
+                   capture_output=True, timeout=60)
+    session = local_server.keygate("token", "--user", "demo").stdout.strip()
+    # When the README's create snippet runs in that directory
+    script = block_after("openssl ed25519 create")
+    created = subprocess.run(["/bin/bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,  # noqa: S603  # nosec B603
+                             text=True, timeout=120, check=False,
+                             env={**local_server.environment, "KG": local_server.base_url, "BIN": str(BIN),
+                                  "SESSION": session})
+    # Then the step-up approves that body and KeyGate creates an Ed25519 key without a secret
+    assert created.returncode == 0, (created.stdout, created.stderr)
+    key = json.loads(created.stdout)
+    assert key["key_type"] == "ed25519" and "api_secret" not in key, key
+    # And it is the file's key: a request signed with its private key gets in
+    signed = requests.get(local_server.base_url + "/v1/trade/api-keys/self", timeout=TIMEOUT, auth=RequestsAuth(
+        key["api_key"], private_key=read_private_key(private_key), clock=ServerClock.sync(local_server.base_url)))
+    assert signed.status_code == 200 and signed.json()["api_key"] == key["api_key"], signed.text

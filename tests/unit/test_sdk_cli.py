@@ -268,3 +268,104 @@ def test_a_private_key_file_that_is_not_an_ed25519_key_is_a_usage_error(tmp_path
     path.write_text("hello")
     assert cli.main([f"{STAGE_URL}/v1/time", "--private-key-file", str(path)]) == cli.EXIT_USAGE
     assert "cannot use" in capsys.readouterr().err
+
+
+# ------------------------------------------------ what curl users and bot authors bring
+def test_a_body_given_as_curls_at_file_is_refused_and_data_file_named(key_in_env, capsys):
+    # When a curl user passes -d @file, which curl would read as a file but keygate-sign would sign as 11 bytes
+    with pytest.raises(SystemExit) as exited:
+        cli.main([STAGE_URL + "/v1/trade/orders", "-d", "@order.json"])
+    # Then it is a usage error that says how to sign a file's bytes
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "--data-file" in capsys.readouterr().err
+
+
+def trading_api(request: JsonRequest) -> tuple[int, dict[str, Any]]:
+    """An API KeyGate protects, which serves no /v1/time (only KeyGate's own API does)."""
+    if urlsplit(request.target).path.endswith("/v1/time"):
+        return 403, {"message": "Missing Authentication Token"}
+    return checking_server(request)
+
+
+def test_sync_clock_reads_keygates_own_api_when_the_request_goes_to_another(key_in_env, api_root, capsys):
+    # Given KeyGate's API (with /v1/time) and a trading API without it
+    with serving(trading_api) as trading:
+        # When a request to the trading API syncs its clock from KeyGate's root
+        code = cli.main([f"{trading}/v1/trade/orders/42", "-X", "DELETE", "--api-root", trading, "--sync-clock",
+                         "--keygate-root", api_root, "--send"])
+        assert code == 0 and capsys.readouterr().out.startswith("HTTP 200")
+        # And without it, the sync against the trading API fails with what to do, as a network failure
+        code = cli.main([f"{trading}/v1/trade/orders/42", "-X", "DELETE", "--api-root", trading, "--sync-clock",
+                         "--send"])
+    error = capsys.readouterr().err
+    assert code == cli.EXIT_NETWORK and "answered HTTP 403" in error and "KeyGate's own API root" in error
+
+
+@pytest.mark.parametrize("answer", [(200, {}), (200, {"server_time": "abc"}), (200, ["x"]),
+                                    (200, {"server_time": True})], ids=["empty", "text", "list", "bool"])
+def test_a_clock_sync_answer_that_is_not_keygates_is_one_clear_error(key_in_env, capsys, answer):
+    with serving(lambda request: answer) as root:
+        code = cli.main([f"{root}/v1/trade/api-keys/self", "--api-root", root, "--sync-clock"])
+    error = capsys.readouterr().err
+    assert code == cli.EXIT_NETWORK and "did not answer KeyGate's" in error and "Traceback" not in error
+
+
+def test_keygate_root_without_sync_clock_is_a_usage_error(key_in_env):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([STAGE_URL + "/v1/time", "--keygate-root", STAGE_URL])
+    assert exited.value.code == cli.EXIT_USAGE
+
+
+@pytest.mark.parametrize("typed, sent_path, sent_query", [
+    ("/v1/misc/caf\u00e9?q=hello world", "/v1/misc/caf%C3%A9", "q=hello%20world"),
+    ("/v1/misc/a%2Fb?q=caf\u00e9&r=%41", "/v1/misc/a%2Fb", "q=caf%C3%A9&r=%41"),
+], ids=["spaces and non-ASCII", "escapes kept"])
+def test_a_url_as_typed_is_sent_and_signed_as_an_http_client_encodes_it(key_in_env, api_root, capsys, typed,
+                                                                         sent_path, sent_query):
+    # When the URL carries a space or a non-ASCII character, as typed in a shell
+    code = cli.main([api_root + typed, "--api-root", api_root, "--send"])
+    # Then the request goes out percent-encoded (UTF-8) and the server verifies it
+    assert code == 0 and capsys.readouterr().out.startswith("HTTP 200")
+    # And the printed curl command carries that same URL
+    cli.main([api_root + typed, "--api-root", api_root])
+    method, url, headers, _ = parse_curl(capsys.readouterr().out)
+    parts = urlsplit(url)
+    assert (parts.path, parts.query) == ("/prod" + sent_path, sent_query)
+    assert verifies(method, unquote(sent_path), sent_query, headers, b"")
+
+
+def test_an_answer_that_is_not_http_is_a_network_error(key_in_env, capsys):
+    import socket
+    import threading
+
+    # Given a port that answers garbage instead of HTTP
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def garbage() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    thread = threading.Thread(target=garbage, daemon=True)
+    thread.start()
+    try:
+        code = cli.main([f"http://127.0.0.1:{port}/v1/time", "--send", "--timeout", "5"])
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    error = capsys.readouterr().err
+    assert code == cli.EXIT_NETWORK and "did not answer HTTP" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("form, lines", [("pem", 3), ("base64", 1)])
+def test_keygen_prints_one_public_form_when_asked(tmp_path, capsys, form, lines):
+    # When keygate-keygen is asked for one form of the public key (to redirect it into a file)
+    assert keygen.main(["-o", str(tmp_path / "key.pem"), "--public-format", form]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    # Then standard output holds that form alone, which KeyGate's parser takes as it is
+    assert len(printed) == lines
+    private = keygate_client.read_private_key(tmp_path / "key.pem")
+    text = "\n".join(printed) + ("\n" if form == "pem" else "")
+    assert ed25519.parse_public_key(text) == ed25519.public_key_of(private)

@@ -5,7 +5,8 @@
   an Ed25519 key signs with `private_key=` instead of a secret (`read_private_key(path)`);
 - `HttpxAuth` / `RequestsAuth`: sign every request an httpx or requests client sends
   (install the `httpx` or `requests` extra);
-- `ServerClock.sync(api_root)`: a clock corrected by its offset to KeyGate's (GET /v1/time);
+- `ServerClock.sync(keygate_root)`: a clock corrected by its offset to KeyGate's (GET /v1/time on KeyGate's
+  own API; `ClockSyncError` when that fails);
 - `raise_for_refusal(response)`: a refusal (401 with its code) as `KeyGateAuthError`, whose `code`
   says which check refused the request and `fix` what to change (`raise_on_refusal=True` on the
   auth classes does it for every response);
@@ -20,6 +21,7 @@ from typing import Any
 
 from keygate_client._kg1 import SigningError
 from keygate_client.core import (
+    ClockSyncError,
     ServerClock,
     Signer,
     local_clock_ms,
@@ -30,8 +32,9 @@ from keygate_client.core import (
 )
 from keygate_client.refusals import FIXES, KeyGateAuthError, raise_for_refusal
 
-__all__ = ["FIXES", "HttpxAuth", "KeyGateAuthError", "RequestsAuth", "ServerClock", "Signer", "SigningError",
-           "local_clock_ms", "query_pairs", "raise_for_refusal", "read_private_key", "sign", "signed_path"]
+__all__ = ["FIXES", "ClockSyncError", "HttpxAuth", "KeyGateAuthError", "RequestsAuth", "ServerClock", "Signer",
+           "SigningError", "local_clock_ms", "query_pairs", "raise_for_refusal", "read_private_key", "sign",
+           "signed_path"]
 __version__ = "0.1.0"
 
 

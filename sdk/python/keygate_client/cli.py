@@ -11,13 +11,14 @@ otherwise): run it at once.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import shlex
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from keygate_client import _kg1
 from keygate_client.core import ServerClock, Signer, api_root_path, read_private_key, require_http_url
@@ -39,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-X", "--request", dest="method", metavar="METHOD",
                         help="HTTP method (default GET, or POST with a body)")
     body = parser.add_mutually_exclusive_group()
-    body.add_argument("-d", "--data", metavar="BODY", help="request body (sent as UTF-8, exactly as given)")
+    body.add_argument("-d", "--data", metavar="BODY",
+                      help="request body (sent as UTF-8, exactly as given; a file's bytes: --data-file)")
     body.add_argument("--data-file", metavar="PATH", help="read the body from this file ('-' for standard input)")
     parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
                         help="an extra header (repeatable); Content-Type defaults to application/json with a body")
@@ -51,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
                              f"{SECRET_ENV}")
     parser.add_argument("--recv-window", type=int, metavar="MS", default=_kg1.DEFAULT_RECV_WINDOW_MS,
                         help=f"receive window, 1..{_kg1.MAX_RECV_WINDOW_MS} ms (default {_kg1.DEFAULT_RECV_WINDOW_MS})")
-    parser.add_argument("--sync-clock", action="store_true", help="correct the clock with GET <api root>/v1/time first")
+    parser.add_argument("--sync-clock", action="store_true",
+                        help="correct the clock with GET <KeyGate's API root>/v1/time first")
+    parser.add_argument("--keygate-root", metavar="URL",
+                        help="KeyGate's own API root, for --sync-clock, when the request goes to another API "
+                             "(default: the request's API root)")
     parser.add_argument("--send", action="store_true",
                         help="send the request and print the response (and, for a refusal, its code and the fix)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
@@ -87,6 +93,16 @@ def _api_root(url: str, api_root: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc}{api_root_path(url)}"
 
 
+# What requests and httpx leave as it is when they percent-encode a URL: the reserved characters, and `%`
+# (an escape already made).
+_KEPT_IN_URL = "!#$%&'()*+,/:;=?@[]~"
+
+
+def requote(url: str) -> str:
+    """The URL as an HTTP client sends it: spaces and non-ASCII characters percent-encoded (UTF-8), escapes kept."""
+    return quote(url, safe=_KEPT_IN_URL)
+
+
 def curl_command(method: str, url: str, headers: dict[str, str], body: bytes, data_file: str | None) -> str:
     words = ["curl", "-sS", "-X", method, url]
     for name, value in headers.items():
@@ -106,6 +122,8 @@ def _send(method: str, url: str, headers: dict[str, str], body: bytes, timeout: 
             status, text = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, text = error.code, error.read()
+    except http.client.HTTPException as error:  # an answer that is not HTTP
+        raise OSError(f"{url} did not answer HTTP: {type(error).__name__}") from error
     print(f"HTTP {status}")
     sys.stdout.write(text.decode("utf-8", "replace"))
     if text and not text.endswith(b"\n"):
@@ -134,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "key (never pass a secret as an argument)", file=sys.stderr)
         return EXIT_USAGE
     headers = _headers(arguments.header, parser)
+    if arguments.data is not None and arguments.data.startswith("@"):
+        parser.error("-d takes the body itself, not @FILE as curl's -d does: sign and send a file's bytes with "
+                     "--data-file PATH")
+    url = requote(arguments.url)
     try:
         body = _body(arguments)
     except OSError as error:
@@ -143,20 +165,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     method = (arguments.method or ("POST" if body else "GET")).upper()
     if body and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = "application/json"
+    if arguments.keygate_root is not None and not arguments.sync_clock:
+        parser.error("--keygate-root names where --sync-clock reads KeyGate's clock: add --sync-clock")
     try:
-        clock = ServerClock.sync(_api_root(arguments.url, arguments.api_root), timeout=arguments.timeout) \
-            if arguments.sync_clock else None
+        clock = ServerClock.sync(arguments.keygate_root or _api_root(url, arguments.api_root),
+                                 timeout=arguments.timeout) if arguments.sync_clock else None
         signer = Signer(key_id, secret, private_key=private_key, api_root=arguments.api_root, clock=clock,
                         recv_window_ms=arguments.recv_window)
-        headers.update(signer.headers_for(method, arguments.url, body))
+        headers.update(signer.headers_for(method, url, body))
         if arguments.send:
-            return _send(method, arguments.url, headers, body, arguments.timeout)
+            return _send(method, url, headers, body, arguments.timeout)
     except ValueError as error:
         parser.error(str(error))
-    except OSError as error:  # URLError, timeouts, refused connections
+    except OSError as error:  # URLError, timeouts, refused connections, a failed clock sync
         print(f"keygate-sign: {error}", file=sys.stderr)
         return EXIT_NETWORK
-    print(curl_command(method, arguments.url, headers, body, arguments.data_file))
+    print(curl_command(method, url, headers, body, arguments.data_file))
     window = arguments.recv_window
     print(f"# valid for {window} ms from now (X-KG-RECV-WINDOW); run it at once", file=sys.stderr)
     return 0

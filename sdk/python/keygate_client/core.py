@@ -10,9 +10,11 @@ the stage of `*.execute-api.*.amazonaws.com` hosts and nothing elsewhere.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 Clock = Callable[[], int]
-_EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+# A regional or edge API's host, and a private API's (<api id>-<VPC endpoint id>.execute-api...)
+_EXECUTE_API_HOST = re.compile(r"[a-z0-9]+(-vpce-[a-z0-9]+)?\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 
 
 def local_clock_ms() -> int:
@@ -111,6 +114,7 @@ class Signer:
             from keygate_client._kg1 import ed25519
 
             self._private_key = ed25519.load_private_key(private_key)
+        _kg1.check_recv_window(recv_window_ms)  # now, not at the first request
         self.api_root = api_root
         self.clock = clock or local_clock_ms
         self.recv_window_ms = recv_window_ms
@@ -125,6 +129,18 @@ class Signer:
 
     def __repr__(self) -> str:  # never the secret nor the private key
         return f"{type(self).__name__}(key_id={self.key_id!r}, key_type={self.key_type!r}, api_root={self.api_root!r})"
+
+
+class ClockSyncError(OSError):
+    """KeyGate's clock could not be read: GET <root>/v1/time failed or did not answer as KeyGate's does."""
+
+
+def _server_time(body: object, time_url: str) -> int:
+    server_time = body.get("server_time") if isinstance(body, dict) else None
+    if isinstance(server_time, bool) or not isinstance(server_time, int):
+        raise ClockSyncError(f"GET {time_url} did not answer KeyGate's {{\"server_time\": <epoch ms>}}: "
+                             "sync the clock from KeyGate's own API root")
+    return server_time
 
 
 class ServerClock:
@@ -143,13 +159,27 @@ class ServerClock:
 
     @classmethod
     def sync(cls, api_root: str, *, samples: int = 3, timeout: float = 5.0) -> ServerClock:
-        """Measure the offset with GET <api_root>/v1/time, keeping the sample with the shortest round trip."""
+        """Measure the offset with GET <api_root>/v1/time, keeping the sample with the shortest round trip.
+
+        `api_root` is KeyGate's own API (the one serving /v1/time), which may not be the API the bot trades on.
+        Raises ClockSyncError (an OSError) when that fails or answers something else.
+        """
         best: tuple[int, int] | None = None
         time_url = require_http_url(api_root.rstrip("/") + "/v1/time")
         for _ in range(max(1, samples)):
             sent = local_clock_ms()
-            with urllib.request.urlopen(time_url, timeout=timeout) as response:  # noqa: S310  # nosec B310  # http(s) only
-                server_ms = int(json.load(response)["server_time"])
+            try:
+                with urllib.request.urlopen(time_url, timeout=timeout) as response:  # noqa: S310  # nosec B310  # http(s) only
+                    body = json.load(response)
+            except urllib.error.HTTPError as error:
+                raise ClockSyncError(f"GET {time_url} answered HTTP {error.code}: sync the clock from KeyGate's "
+                                     "own API root, which serves /v1/time") from error
+            except (OSError, http.client.HTTPException) as error:
+                raise ClockSyncError(f"GET {time_url} failed: {error}") from error
+            except ValueError as error:  # not JSON
+                raise ClockSyncError(f"GET {time_url} did not answer JSON: sync the clock from KeyGate's own "
+                                     "API root") from error
+            server_ms = _server_time(body, time_url)
             received = local_clock_ms()
             round_trip, offset = received - sent, server_ms - (sent + received) // 2
             if best is None or round_trip < best[0]:

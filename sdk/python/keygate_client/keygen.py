@@ -2,8 +2,8 @@
 
 Writes the private key as unencrypted PKCS#8 PEM to a new file readable by its
 owner only (mode 0600; an existing file is never overwritten unless --force),
-and prints the public key in both forms KeyGate takes: PEM SubjectPublicKeyInfo
-and base64 of the 32 raw bytes. Create the key with the public key; the
+and prints the public key in both forms KeyGate takes, PEM SubjectPublicKeyInfo
+and base64 of the 32 raw bytes (--public-format picks one, for `> key.pub`). Create the key with the public key; the
 private key never leaves this machine. Needs the `ed25519` extra (cryptography).
 """
 
@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--out", default=DEFAULT_PATH, metavar="PATH",
                         help=f"the private key file to create (default {DEFAULT_PATH})")
     parser.add_argument("--force", action="store_true", help="replace the file if it exists")
+    parser.add_argument("--public-format", choices=("both", "pem", "base64"), default="both",
+                        help="the public key's form on standard output: PEM, base64 of the 32 raw bytes, or both "
+                             "(default both, one after the other)")
     return parser
 
 
@@ -84,10 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     public = ed25519.public_key_of(key)
     print(f"# private key written to {arguments.out} (mode 0600); keep it there, never send it", file=sys.stderr)
-    print("# public key for KeyGate, either form (PEM SubjectPublicKeyInfo, or base64 of the 32 raw bytes):",
-          file=sys.stderr)
-    sys.stdout.write(ed25519.public_key_pem(public))
-    print(ed25519.public_key_base64(public))
+    form = arguments.public_format
+    print({"both": "# public key for KeyGate, either form (PEM SubjectPublicKeyInfo, or base64 of the 32 raw bytes):",
+           "pem": "# public key for KeyGate (PEM SubjectPublicKeyInfo):",
+           "base64": "# public key for KeyGate (base64 of the 32 raw bytes):"}[form], file=sys.stderr)
+    if form in ("both", "pem"):
+        sys.stdout.write(ed25519.public_key_pem(public))
+    if form in ("both", "base64"):
+        print(ed25519.public_key_base64(public))
     print(f"# fingerprint (the app's passkey confirmation shows it: compare before you confirm): "
           f"{ed25519.fingerprint(public)}", file=sys.stderr)
     return 0
