@@ -100,6 +100,30 @@ _CONTEXT_VARIABLE = re.compile(
     r"\$!?(?:\{context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\}|context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*))")
 
 
+_INVOKE_ACTIONS = frozenset({"execute-api:Invoke", "execute-api:*", "*"})
+
+
+def _resource_pattern(resource: str) -> re.Pattern[str]:
+    """An IAM resource as API Gateway matches it: `*` any run of characters, `?` any one, the rest literally."""
+    return re.compile("".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in resource),
+                      re.DOTALL)
+
+
+def policy_allows(response: Mapping[str, Any], method_arn: str) -> bool:
+    """Whether an authorizer's IAM policy lets `method_arn` in: an explicit Deny that matches wins, else an Allow
+    that matches; nothing matching is a denial."""
+    effects = set()
+    for statement in response.get("policyDocument", {}).get("Statement", []):
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        if not _INVOKE_ACTIONS & set(actions if isinstance(actions, list) else [actions]):
+            continue
+        if any(_resource_pattern(resource).fullmatch(method_arn)
+               for resource in (resources if isinstance(resources, list) else [resources])):
+            effects.add(statement.get("Effect"))
+    return "Allow" in effects and "Deny" not in effects
+
+
 class GatewayError(Exception):
     """A request API Gateway answers itself, with the Gateway Response of `response_type`."""
 
@@ -511,6 +535,9 @@ class KeyGateLocalApigwService(LocalApigwService):
             if ttl > 0:
                 self._authorizer_cache.put(cache_key, response, ttl)
         method_arn = self._create_method_arn(flask_request, route.event_type)
+        # SAM CLI's own check reads each Resource as a regular expression: a path with `+`, `$` or `(` in it
+        # was refused or crashed. API Gateway matches it as IAM does (policy_allows).
+        lambda_authorizer._is_resource_authorized = policy_allows  # type: ignore[method-assign]
         try:
             allowed = lambda_authorizer.is_valid_response(response, method_arn)
             context = lambda_authorizer.get_context(response)

@@ -129,3 +129,21 @@ def test_the_local_gateway_answers_an_authorizer_that_raises_503_with_retry_afte
     assert response.status == 503 and response.headers["Retry-After"] == "2", response.body
     assert error_of(response.json())["code"] == "SERVICE_UNAVAILABLE"
     assert response.headers["x-amzn-ErrorType"] == "AuthorizerConfigurationException"
+
+
+@pytest.mark.parametrize(("statements", "allowed"), [
+    ([("Allow", "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a+b")], True),
+    ([("Allow", "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/aab")], False),  # `+` is not a quantifier
+    ([("Allow", "arn:aws:execute-api:r:1:api/dev/*")], True),
+    ([("Allow", "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a?b")], True),
+    ([("Allow", "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a.b")], False),  # `.` is a dot
+    ([("Allow", "arn:aws:execute-api:r:1:api/dev/*"), ("Deny", "arn:aws:execute-api:r:1:api/dev/GET/*")], False),
+    ([("Deny", "arn:aws:execute-api:r:1:api/dev/*")], False),
+    ([], False),
+], ids=["exact", "plus", "stage-wide", "question mark", "dot", "deny wins", "deny", "none"])
+def test_the_local_gateway_matches_an_authorizers_policy_as_iam_does(statements, allowed):
+    from keygate_dev.local_api import policy_allows
+
+    policy = {"principalId": "u", "policyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource} for effect, resource in statements]}}
+    assert policy_allows(policy, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a+b") is allowed

@@ -526,3 +526,14 @@ def test_an_ed25519_bot_is_let_in_through_the_gateway_without_any_secret(gate, a
     assert refused_answer.status == 401
     assert refused_answer.json()["error"]["code"] == "ALGORITHM_MISMATCH"
     assert "KG1-ED25519" in refused_answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stack_env", [{"AllowedPermissions": "read,trade,withdraw"}], indirect=True)
+@pytest.mark.parametrize("segment", ["a+b", "a$b", "a^b", "aa{2}", "a(b", "a)b", "a[b", "a|b", "a.b*c?", "a\\b"])
+def test_a_path_with_regular_expression_characters_gets_through_the_gateway(gate, segment):
+    # Given a key that may call the example API's catch-all
+    withdrawer = gate.create_key(permissions=["read", "trade", "withdraw"], ip_whitelist=[BOT_IP])
+    # When it signs a request whose path holds characters a regular expression would read as syntax
+    response = gate.via_gateway(withdrawer, "GET", f"/v1/misc/{segment}")
+    # Then the gateway matches the authorizer's Allow as API Gateway does (as text) and lets it in
+    assert response.status == 200, response.body
