@@ -113,8 +113,10 @@ OTHER_KEYS = {
 
 
 @pytest.mark.parametrize("form", [PUBLIC_BASE64, PUBLIC_PEM, PUBLIC_PEM.encode(), PUBLIC_PEM.replace("\n", "\r\n"),
-                                  PUBLIC_PEM.rstrip("\n"), f"  {PUBLIC_BASE64}\n"],
-                         ids=["base64", "pem", "pem bytes", "pem crlf", "pem no final newline", "base64 padded"])
+                                  PUBLIC_PEM.rstrip("\n"), f"  {PUBLIC_BASE64}\n", PUBLIC_PEM + "\n\n",
+                                  f" \t{PUBLIC_PEM}  "],
+                         ids=["base64", "pem", "pem bytes", "pem crlf", "pem no final newline", "base64 padded",
+                              "pem and blank lines", "pem padded"])
 def test_the_two_accepted_forms(form):
     assert kg1_ed25519.parse_public_key(form) == RAW
 
@@ -123,6 +125,25 @@ def test_the_two_accepted_forms(form):
 def test_anything_else_is_refused(kind):
     with pytest.raises(kg1_ed25519.KeyFormatError):
         kg1_ed25519.parse_public_key(OTHER_KEYS[kind]())
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("Ed25519 private key", "this is a private key: never send it"),
+    ("unpadded base64", "add the padding"),
+    ("URL-safe base64", "not URL-safe base64"),
+    ("two PEM blocks", "nothing before or after"),
+    ("hex", "PEM (BEGIN PUBLIC KEY) or base64 of its 32 raw bytes"),
+])
+def test_a_refusal_says_what_was_sent_instead_of_a_public_key(kind, says):
+    with pytest.raises(kg1_ed25519.KeyFormatError) as refused:
+        kg1_ed25519.parse_public_key(OTHER_KEYS[kind]())
+    assert says in str(refused.value)
+
+
+def test_a_point_off_the_curve_is_told_it_may_be_a_private_or_x25519_key():
+    off_curve = next(_encoding(y, 0) for y in range(2, 60) if kg1_ed25519._recover_x(y, 0) is None)
+    with pytest.raises(kg1_ed25519.KeyFormatError, match="not a private or X25519 key"):
+        kg1_ed25519.parse_public_key(base64.b64encode(off_curve).decode())
 
 
 P = 2**255 - 19
@@ -148,7 +169,7 @@ def test_points_off_the_curve_are_refused():
     off_curve = [y for y in range(2, 200) if kg1_ed25519._recover_x(y, 0) is None]
     assert len(off_curve) > 50
     for y in off_curve:
-        with pytest.raises(kg1_ed25519.KeyFormatError, match="not a point"):
+        with pytest.raises(kg1_ed25519.KeyFormatError, match="not an Ed25519 point"):
             kg1_ed25519.check_point(_encoding(y, 0))
 
 

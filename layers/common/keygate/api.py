@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def parse_body(model: type[BaseModel], body: bytes | None, *, empty_means: Mappi
         data: Any = dict(empty_means)
     else:
         try:
-            data = json.loads(body.decode("utf-8"))
+            data = json.loads(body.decode("utf-8"), parse_int=_integer)
         except (UnicodeDecodeError, ValueError) as error:
             raise KeyGateError(ErrorCode.MALFORMED_JSON, "The request body is not valid JSON.") from error
         except RecursionError:
@@ -112,6 +113,15 @@ def parse_body(model: type[BaseModel], body: bytes | None, *, empty_means: Mappi
         return model.model_validate(data, context=dict(context or {}))
     except ValidationError as error:
         raise KeyGateError(ErrorCode.INVALID_REQUEST, describe_validation_error(error)) from None
+
+
+def _integer(digits: str) -> int | float:
+    """A JSON integer; one too long for Python to convert (over 4,300 digits) is valid JSON but no value any field
+    takes, so it becomes an infinity, which the model refuses naming its field."""
+    try:
+        return int(digits)
+    except ValueError:
+        return -math.inf if digits.startswith("-") else math.inf
 
 
 def describe_validation_error(error: ValidationError) -> str:

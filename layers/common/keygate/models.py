@@ -83,13 +83,17 @@ def partial_update_schema(schema: JsonDict) -> None:
             field_schema.pop("default", None)
 
 
-def refuse_nulls(data: Any, names: tuple[str, ...]) -> Any:
-    """A partial update may leave a field out, never send it as null."""
+def refuse_nulls(data: Any, names: tuple[str, ...], instead: str = "leave it out to keep the current value") -> Any:
+    """A field that may be left out, never sent as null (a partial update's, or an optional public key)."""
     if isinstance(data, dict):
         for name in names:
             if name in data and data[name] is None:
-                raise ValueError(f"{name} must not be null; leave it out to keep the current value")
+                raise ValueError(f"{name} must not be null; {instead}")
     return data
+
+
+# What a null public key should have been instead.
+NULL_PUBLIC_KEY = "leave it out for an HMAC key, or send the Ed25519 public key"
 
 
 class Request(BaseModel):

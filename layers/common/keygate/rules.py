@@ -47,9 +47,11 @@ def normalise_public_key(value: str) -> str:
     try:
         raw = ed25519.parse_public_key(value)
     except ed25519.KeyFormatError as error:
-        # (short: validation messages are cut at 120 characters)
-        hint = "" if "32 raw bytes" in str(error) else " (send an Ed25519 key: PEM or base64 of its 32 raw bytes)"
-        raise ValueError(f"{error}{hint}") from None
+        # What to send, unless the parser said so (short: validation messages are cut at 120 characters)
+        said = str(error)
+        says_what_to_send = "send" in said or "32 raw bytes" in said
+        hint = "" if says_what_to_send else " (send an Ed25519 key: PEM or base64 of its 32 raw bytes)"
+        raise ValueError(f"{said}{hint}") from None
     return ed25519.public_key_base64(raw)
 
 

@@ -39,6 +39,8 @@ EXTRA = "the cryptography package: pip install 'cryptography>=41' (the ed25519 e
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _PEM = re.compile(r"-----BEGIN PUBLIC KEY-----\r?\n((?:[A-Za-z0-9+/=]{1,76}\r?\n)+)-----END PUBLIC KEY-----\r?\n?")
 _BASE64_RAW = re.compile(r"[A-Za-z0-9+/]{43}=")
+_BASE64_UNPADDED = re.compile(r"[A-Za-z0-9+/]{43}")
+_BASE64URL_RAW = re.compile(r"[A-Za-z0-9_-]{43}=?")
 
 _P = 2**255 - 19
 _D = -121665 * pow(121666, _P - 2, _P) % _P
@@ -66,27 +68,44 @@ class KeyFormatError(ValueError):
 def parse_public_key(text: str | bytes) -> bytes:
     """The 32 raw bytes of an Ed25519 public key given as PEM SubjectPublicKeyInfo or base64 of the raw bytes.
 
-    Refused (KeyFormatError): anything else (an RSA, EC or X25519 key, a certificate, hex, URL-safe base64,
+    Whitespace around either form is ignored. Refused (KeyFormatError), with what to send instead: anything
+    else (an RSA, EC or X25519 key in PEM, a private key, a certificate, hex, URL-safe or unpadded base64,
     extra or missing bytes, non-canonical base64 or DER), a non-canonical point encoding, a point off the
-    curve, and a point of small order.
+    curve, and a point of small order. Raw bytes cannot say what they are: the 32 bytes of a private key or
+    of an X25519 public key pass whenever they happen to encode a point of the curve (about half of them),
+    which is why the app shows the key's fingerprint to compare before it is confirmed (docs/signing.md).
     """
     if isinstance(text, bytes):
         try:
             text = text.decode("ascii")
         except UnicodeDecodeError:
             raise KeyFormatError("an Ed25519 public key is ASCII: PEM or base64") from None
+    text = text.strip()
     pem = _PEM.fullmatch(text)
     if pem is not None:
         der = _strict_base64("".join(pem.group(1).split()))
         if len(der) != len(_SPKI_PREFIX) + PUBLIC_KEY_BYTES or not der.startswith(_SPKI_PREFIX):
             raise KeyFormatError("the PEM public key is not an Ed25519 SubjectPublicKeyInfo")
         raw = der[len(_SPKI_PREFIX):]
-    elif _BASE64_RAW.fullmatch(text.strip()):
-        raw = _strict_base64(text.strip())
+    elif _BASE64_RAW.fullmatch(text):
+        raw = _strict_base64(text)
     else:
-        raise KeyFormatError("an Ed25519 public key is PEM (BEGIN PUBLIC KEY) or base64 of its 32 raw bytes")
+        raise KeyFormatError(_what_to_send_instead(text))
     check_point(raw)
     return raw
+
+
+def _what_to_send_instead(text: str) -> str:
+    """Why `text` is neither accepted form, as far as its look tells (never quoting it)."""
+    if "PRIVATE KEY-----" in text:
+        return "this is a private key: never send it; send its public key (openssl pkey -pubout)"
+    if "-----BEGIN" in text:
+        return "send one -----BEGIN PUBLIC KEY----- block of an Ed25519 key, with nothing before or after it"
+    if _BASE64_UNPADDED.fullmatch(text):
+        return "base64 of the 32 raw bytes is 44 characters ending in =: add the padding"
+    if _BASE64URL_RAW.fullmatch(text):
+        return "send standard base64 (with + and /), not URL-safe base64"
+    return "an Ed25519 public key is PEM (BEGIN PUBLIC KEY) or base64 of its 32 raw bytes"
 
 
 def _strict_base64(text: str) -> bytes:
@@ -112,7 +131,7 @@ def check_point(raw: bytes) -> None:
         raise KeyFormatError("the public key's encoding is not canonical")
     x = _recover_x(y, x_is_odd)
     if x is None:
-        raise KeyFormatError("the public key is not a point of the Ed25519 curve")
+        raise KeyFormatError("the key is not an Ed25519 point: send the public key, not a private or X25519 key")
 
 
 def has_small_order(raw: bytes) -> bool:

@@ -20,6 +20,7 @@ from keygate.errors import ErrorCode
 from keygate.models import (
     IP_WHITELIST_SCHEMA,
     LABEL_SCHEMA,
+    NULL_PUBLIC_KEY,
     Request,
     Response,
     allowed_permissions,
@@ -67,6 +68,11 @@ class CreateApiKeyRequest(Request):
                                                                  "(send public_key; no secret exists).")
     public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=public_key_schema)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_public_key(cls, data: Any) -> Any:
+        return refuse_nulls(data, ("public_key",), NULL_PUBLIC_KEY)
+
     @field_validator("public_key")
     @classmethod
     def _public_key(cls, value: str | None) -> str | None:
@@ -103,6 +109,11 @@ class RotateApiKeyRequest(Request):
 
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = GRACE_SECONDS_DEFAULT
     public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=public_key_schema)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_public_key(cls, data: Any) -> Any:
+        return refuse_nulls(data, ("public_key",), NULL_PUBLIC_KEY)
 
     @field_validator("public_key")
     @classmethod

@@ -31,6 +31,7 @@ from keygate.errors import ErrorCode
 from keygate.models import (
     IP_WHITELIST_SCHEMA,
     LABEL_SCHEMA,
+    NULL_PUBLIC_KEY,
     Request,
     Response,
     allowed_permissions,
@@ -114,6 +115,11 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
                                                          json_schema_extra=public_key_schema)
     _granted: list[str] = PrivateAttr(default_factory=list)  # KeyGate's permissions for the scopes
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_public_key(cls, data: Any) -> Any:
+        return refuse_nulls(data, ("publicKey",), NULL_PUBLIC_KEY)
+
     @field_validator("public_key")
     @classmethod
     def _public_key(cls, value: str | None) -> str | None:
@@ -149,6 +155,11 @@ class ZdexRotateApiKeyRequest(_ZdexRequest):
         default=GRACE_SECONDS_DEFAULT, alias="graceSeconds")
     public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, alias="publicKey",
                                                          json_schema_extra=public_key_schema)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_public_key(cls, data: Any) -> Any:
+        return refuse_nulls(data, ("publicKey",), NULL_PUBLIC_KEY)
 
     @field_validator("public_key")
     @classmethod
