@@ -131,6 +131,35 @@ def test_the_summary_names_an_ed25519_keys_public_key(client: ApiClient, alice: 
     assert options.json()["summary"].startswith("Create Ed25519 API key 'grid-bot' for the public key SHA256:")
 
 
+def test_the_options_for_a_rotation_that_cannot_be_are_refused_before_any_passkey_prompt(client: ApiClient,
+                                                                                          alice: str):
+    # Given alice's HMAC key, her Ed25519 key and a revoked key, and her passkey
+    assert client.register_passkey("alice").status == 201
+    hmac_key = create_key(client)
+    ed25519_key = create_key(client, key_type="ed25519", public_key=_ed25519_public_key())
+    revoked_key = create_key(client)
+    assert client.revoke(revoked_key).status == 200
+
+    def options(key: str, request: dict):
+        return client.step_up_options("alice", "api_keys:rotate", api_key=key, request=request)
+
+    # When the app asks to confirm rotations the rotate route would refuse
+    cases = [(options(hmac_key, {"public_key": _ed25519_public_key()}), "INVALID_REQUEST", "send no public key"),
+             (options(ed25519_key, {}), "INVALID_REQUEST", "send its new public key"),
+             (options(revoked_key, {}), "KEY_REVOKED", "cannot be rotated")]
+    # Then each is refused as the rotation would be, before a challenge or a summary exists
+    for response, code, says in cases:
+        assert response.status == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == code and says in error["message"], error
+        assert "options" not in response.json()
+    # While rotations that can be get their options, and a summary that says what happens
+    hmac = options(hmac_key, {"grace_seconds": 60})
+    assert hmac.status == 200 and "a new secret, shown once" in hmac.json()["summary"], hmac.text
+    ed = options(ed25519_key, {"public_key": _ed25519_public_key()})
+    assert ed.status == 200 and "the new public key SHA256:" in ed.json()["summary"], ed.text
+
+
 def test_a_token_for_another_action_is_refused(client: ApiClient, alice: str):
     key = create_key(client)
     revoke = token_for(client, "alice", "api_keys:revoke", api_key=key)

@@ -90,7 +90,9 @@ STEP_UP_OPTIONS = Route(
     "StepUpOptionsFunction", "POST", "/v1/trade/step-up/options", Auth.SESSION,
     operation_id="stepUpOptions", tag=_PASSKEYS_TAG, response_model=StepUpOptions,
     summary="Options for navigator.credentials.get(), bound to the exact change, and its one-sentence summary.",
-    request_model=StepUpOptionsRequest, refusals=(*_BAD_BODY, ErrorCode.STEP_UP_REQUIRED, ErrorCode.KEY_NOT_FOUND),
+    # KEY_REVOKED / KEY_EXPIRED: a rotation that could not be is refused here, as the rotate route would
+    request_model=StepUpOptionsRequest, refusals=(*_BAD_BODY, ErrorCode.STEP_UP_REQUIRED, ErrorCode.KEY_NOT_FOUND,
+                                                  ErrorCode.KEY_REVOKED, ErrorCode.KEY_EXPIRED),
     request_examples={"create": {"action": "api_keys:create", "request": {
         "label": "grid-bot", "permissions": ["read", "trade"], "ip_whitelist": ["203.0.113.50"], "expires_days": 90}}})
 STEP_UP = Route(

@@ -169,6 +169,8 @@ class PasskeyFunctions(Management):
         elif given:
             raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{action.value} has no target; leave out "
                                                           f"{', '.join(sorted(given))}.")
+        if action is Action.ROTATE and target is not None and body is not None and hasattr(body, "domain"):
+            self.lifecycle.check_rotation(user_id, KeyRef(key_id=target), body.domain())
         sentence = summary(change, target_label=label, target=target)
         options = None
         if self.lifecycle.policy.step_up_mode == "builtin":
