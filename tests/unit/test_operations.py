@@ -398,3 +398,12 @@ def test_the_runbooks_route_logs_cover_every_function_behind_an_api_key_route():
     listed = set(loop.replace("\\", " ").split())
     api_key_functions = {route.function_id for route in routes.ROUTES if route.tag in ("gaiaex", "zdex")}
     assert api_key_functions <= listed, sorted(api_key_functions - listed)
+
+
+def test_the_runbooks_never_read_a_failed_key_secrets_listing_as_no_secrets():
+    # An empty answer means "deleted" only if the listing succeeded: every use checks its status
+    uses = [(path.name, line.strip()) for path in RUNBOOKS for line in path.read_text().splitlines()
+            if "$(key_secrets" in line]
+    assert uses
+    for name, line in uses:
+        assert "||" in line or "&&" in line or line.startswith("if "), (name, line)
