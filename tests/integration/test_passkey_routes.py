@@ -131,6 +131,20 @@ def test_the_summary_names_an_ed25519_keys_public_key(client: ApiClient, alice: 
     assert options.json()["summary"].startswith("Create Ed25519 API key 'grid-bot' for the public key SHA256:")
 
 
+def test_the_options_for_a_rotation_read_the_key_no_more_than_those_for_an_update(client: ApiClient, alice: str,
+                                                                                   aws_calls):
+    assert client.register_passkey("alice").status == 201
+    key = create_key(client)
+    # When the app asks to confirm an update, then a rotation, of the same key
+    with aws_calls.recording() as for_update:
+        assert client.step_up_options("alice", "api_keys:update", api_key=key, request={"label": "x"}).status == 200
+    with aws_calls.recording() as for_rotation:
+        assert client.step_up_options("alice", "api_keys:rotate", api_key=key, request={}).status == 200
+    # Then checking the rotation reads nothing more than finding the key did (the record is read once)
+    reads = {"dynamodb.GetItem", "dynamodb.Query", "dynamodb.BatchGetItem"}
+    assert [call for call in for_rotation if call in reads] == [call for call in for_update if call in reads]
+
+
 def test_the_options_for_a_rotation_that_cannot_be_are_refused_before_any_passkey_prompt(client: ApiClient,
                                                                                           alice: str):
     # Given alice's HMAC key, her Ed25519 key and a revoked key, and her passkey

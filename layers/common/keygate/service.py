@@ -419,10 +419,11 @@ class KeyLifecycle:
         return RotatedKey(record=rotated, secret=secret, usable_from=usable_from,
                           previous_valid_until=max(grace_ends, committed))
 
-    def check_rotation(self, user_id: str, key: KeyRef, request: Rotation) -> None:
-        """Refuse now what the rotation itself would refuse (a revoked or expired key, a public key that does not
-        fit the key's type): the step-up options ask first, so a passkey never confirms a rotation that cannot be."""
-        self._rotatable(self._owned_key(user_id, key), request, self._clock())
+    def check_rotation(self, record: ApiKeyRecord, request: Rotation) -> None:
+        """Refuse now what the rotation of `record` (one of the caller's keys) would refuse: a revoked or expired
+        key, a public key that does not fit its type. The step-up options ask first, so that a passkey never
+        confirms a rotation that cannot be."""
+        self._rotatable(record, request, self._clock())
 
     def _rotatable(self, record: ApiKeyRecord, request: Rotation, now: datetime) -> ApiKeyRecord:
         if record.status is KeyStatus.REVOKED:

@@ -31,7 +31,7 @@ from keygate.passkeys import (
     Passkeys,
     SuspectedClonedAuthenticator,
 )
-from keygate.records import now_utc
+from keygate.records import ApiKeyRecord, now_utc
 from keygate.routing import Target
 from keygate.service import KeyRef
 from keygate.stepup import Action, StepUpUse
@@ -129,16 +129,17 @@ class PasskeyFunctions(Management):
         return passkey
 
     # ------------------------------------------------------------- step-up
-    def _target(self, user_id: str, kind: Target, value: str) -> tuple[str, str | None]:
-        """The canonical target (a key id or a passkey id) and its label; 404 when it is not the caller's."""
+    def _target(self, user_id: str, kind: Target, value: str) -> tuple[str, str | None, ApiKeyRecord | None]:
+        """The canonical target (a key id or a passkey id), its label and, for a key, its record; 404 when it is
+        not the caller's."""
         if kind is Target.PASSKEY:
             passkey = self.store.get_passkey(user_id, value) if 0 < len(value) <= 1024 else None
             if passkey is None:
                 raise PasskeyNotFound()
-            return passkey.credential_id, passkey.label
+            return passkey.credential_id, passkey.label, None
         key = KeyRef(key_id=value) if kind is Target.KEY_ID else KeyRef(handle=value)
         record = self.lifecycle.owned_key(user_id, key)
-        return record.key_id, record.label or None
+        return record.key_id, record.label or None, record
 
     def step_up_options(self, user_id: str, request: StepUpOptionsRequest) -> StepUpOptions:
         """Options bound to the change `request` describes, as KeyGate will execute it, and its summary."""
@@ -158,19 +159,19 @@ class PasskeyFunctions(Management):
             raise KeyGateError(ErrorCode.INVALID_REQUEST, f"request: {action.value} sends no body; send {{}}.")
         change = requested_change(action, body.domain() if body is not None and hasattr(body, "domain") else None)
         given = {field: getattr(request, field) for field in _TARGET_FIELDS.values() if getattr(request, field)}
-        target = label = None
+        target = label = record = None
         if route.target is not None:
             kind = route.target[1]
             field = _TARGET_FIELDS[kind]
             if set(given) != {field}:
                 raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{action.value} in the {request.profile} profile "
                                                               f"needs its target in `{field}` (and no other).")
-            target, label = self._target(user_id, kind, given[field])
+            target, label, record = self._target(user_id, kind, given[field])
         elif given:
             raise KeyGateError(ErrorCode.INVALID_REQUEST, f"{action.value} has no target; leave out "
                                                           f"{', '.join(sorted(given))}.")
-        if action is Action.ROTATE and target is not None and body is not None and hasattr(body, "domain"):
-            self.lifecycle.check_rotation(user_id, KeyRef(key_id=target), body.domain())
+        if action is Action.ROTATE and record is not None and body is not None and hasattr(body, "domain"):
+            self.lifecycle.check_rotation(record, body.domain())
         sentence = summary(change, target_label=label, target=target)
         options = None
         if self.lifecycle.policy.step_up_mode == "builtin":
