@@ -36,8 +36,9 @@ def key_in_env(monkeypatch):
 
 def parse_curl(command: str) -> tuple[str, str, dict[str, str], list[str]]:
     words = shlex.split(command)
-    assert words[:2] == ["curl", "-sS"] and words[2] == "-X"
-    method, url, rest = words[3], words[4], words[5:]
+    # (-g and --path-as-is: curl sends the path as signed, [ ] and /../ included)
+    assert words[:4] == ["curl", "-sS", "-g", "--path-as-is"] and words[4] == "-X"
+    method, url, rest = words[5], words[6], words[7:]
     headers, data = {}, []
     while rest:
         flag, value, rest = rest[0], rest[1], rest[2:]
@@ -369,3 +370,28 @@ def test_keygen_prints_one_public_form_when_asked(tmp_path, capsys, form, lines)
     private = keygate_client.read_private_key(tmp_path / "key.pem")
     text = "\n".join(printed) + ("\n" if form == "pem" else "")
     assert ed25519.parse_public_key(text) == ed25519.public_key_of(private)
+
+
+def test_a_stray_percent_is_encoded_as_requests_would_and_still_verifies(key_in_env, api_root, capsys):
+    # When the query holds a % that starts no escape
+    assert cli.main([api_root + "/v1/trade/api-keys/self?discount=50%", "--api-root", api_root, "--send"]) == 0
+    assert capsys.readouterr().out.startswith("HTTP 200")
+    cli.main([api_root + "/v1/trade/api-keys/self?discount=50%", "--api-root", api_root])
+    # Then it goes out as %25, and the signature covers the value the server decodes
+    method, url, headers, _ = parse_curl(capsys.readouterr().out)
+    assert urlsplit(url).query == "discount=50%25"
+    assert verifies(method, "/v1/trade/api-keys/self", "discount=50%25", headers, b"")
+
+
+def test_an_api_root_as_typed_is_encoded_like_the_url(key_in_env, capsys):
+    # Given a URL and its API root both typed with a non-ASCII character
+    root = "https://api.example.com/caf\u00e9"
+    assert cli.main([root + "/v1/time?q=a b", "--api-root", root]) == 0
+    method, url, headers, _ = parse_curl(capsys.readouterr().out)
+    # Then the URL is sent encoded and the signed path is relative to the encoded root
+    assert urlsplit(url).path == "/caf%C3%A9/v1/time"
+    assert verifies(method, "/v1/time", "q=a%20b", headers, b"")
+
+
+def test_requote_leaves_the_host_to_urllib():
+    assert cli.requote("https://b\u00fccher.example/v1/a b") == "https://b\u00fccher.example/v1/a%20b"

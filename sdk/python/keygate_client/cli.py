@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
 import shlex
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from keygate_client import _kg1
 from keygate_client.core import ServerClock, Signer, api_root_path, read_private_key, require_http_url
@@ -93,18 +94,24 @@ def _api_root(url: str, api_root: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc}{api_root_path(url)}"
 
 
-# What requests and httpx leave as it is when they percent-encode a URL: the reserved characters, and `%`
-# (an escape already made).
+# What requests leaves as it is when it percent-encodes a URL: the reserved characters, and `%` (an escape
+# already made; a `%` that starts no escape is encoded too, as requests does).
 _KEPT_IN_URL = "!#$%&'()*+,/:;=?@[]~"
+_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def requote(url: str) -> str:
-    """The URL as an HTTP client sends it: spaces and non-ASCII characters percent-encoded (UTF-8), escapes kept."""
-    return quote(url, safe=_KEPT_IN_URL)
+    """The URL as requests sends it: in its path, query and fragment, spaces and non-ASCII characters
+    percent-encoded (UTF-8) and existing escapes kept; the host as given (urllib sends an IDN's ASCII form)."""
+    parts = urlsplit(url)
+    safe = _KEPT_IN_URL if not any(_BROKEN_ESCAPE.search(part) for part in parts[2:]) \
+        else _KEPT_IN_URL.replace("%", "")
+    return urlunsplit((parts.scheme, parts.netloc, *(quote(part, safe=safe) for part in parts[2:])))
 
 
 def curl_command(method: str, url: str, headers: dict[str, str], body: bytes, data_file: str | None) -> str:
-    words = ["curl", "-sS", "-X", method, url]
+    # -g: [ and ] are part of the path, not a curl range; --path-as-is: send /./ and /../ as signed
+    words = ["curl", "-sS", "-g", "--path-as-is", "-X", method, url]
     for name, value in headers.items():
         words += ["-H", f"{name}: {value}"]
     if data_file not in (None, "-"):
@@ -156,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("-d takes the body itself, not @FILE as curl's -d does: sign and send a file's bytes with "
                      "--data-file PATH")
     url = requote(arguments.url)
+    api_root, keygate_root = (None if root is None else requote(root) for root in (arguments.api_root,
+                                                                                   arguments.keygate_root))
     try:
         body = _body(arguments)
     except OSError as error:
@@ -168,9 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.keygate_root is not None and not arguments.sync_clock:
         parser.error("--keygate-root names where --sync-clock reads KeyGate's clock: add --sync-clock")
     try:
-        clock = ServerClock.sync(arguments.keygate_root or _api_root(url, arguments.api_root),
+        clock = ServerClock.sync(keygate_root or _api_root(url, api_root),
                                  timeout=arguments.timeout) if arguments.sync_clock else None
-        signer = Signer(key_id, secret, private_key=private_key, api_root=arguments.api_root, clock=clock,
+        signer = Signer(key_id, secret, private_key=private_key, api_root=api_root, clock=clock,
                         recv_window_ms=arguments.recv_window)
         headers.update(signer.headers_for(method, url, body))
         if arguments.send:
