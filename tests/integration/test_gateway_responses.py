@@ -142,8 +142,19 @@ def test_the_local_gateway_answers_an_authorizer_that_raises_503_with_retry_afte
     ([], False),
 ], ids=["exact", "plus", "stage-wide", "question mark", "dot", "deny wins", "deny", "none"])
 def test_the_local_gateway_matches_an_authorizers_policy_as_iam_does(statements, allowed):
+    assert _allows(statements, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a+b") is allowed
+
+
+def _allows(statements: list[tuple[str, str]], method_arn: str) -> bool:
     from keygate_dev.local_api import policy_allows
 
     policy = {"principalId": "u", "policyDocument": {"Version": "2012-10-17", "Statement": [
         {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource} for effect, resource in statements]}}
-    assert policy_allows(policy, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a+b") is allowed
+    return policy_allows(policy, method_arn)
+
+
+def test_a_resource_holding_a_bar_matches_that_path_only():
+    # (read as a regular expression, `a|c` would match any ARN that starts like this one)
+    allowed = [("Allow", "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a|c")]
+    assert _allows(allowed, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a|c")
+    assert not _allows(allowed, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a")

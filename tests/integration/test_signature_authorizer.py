@@ -529,7 +529,8 @@ def test_an_ed25519_bot_is_let_in_through_the_gateway_without_any_secret(gate, a
 
 
 @pytest.mark.parametrize("stack_env", [{"AllowedPermissions": "read,trade,withdraw"}], indirect=True)
-@pytest.mark.parametrize("segment", ["a+b", "a$b", "a^b", "aa{2}", "a(b", "a)b", "a[b", "a|b", "a.b*c?", "a\\b"])
+# (each refused or crashed while the gateway read the Allow's ARN as a regular expression)
+@pytest.mark.parametrize("segment", ["a+b", "a$b", "a^b", "aa{2}", "a(b", "a)b", "a[b", "a\\b"])
 def test_a_path_with_regular_expression_characters_gets_through_the_gateway(gate, segment):
     # Given a key that may call the example API's catch-all
     withdrawer = gate.create_key(permissions=["read", "trade", "withdraw"], ip_whitelist=[BOT_IP])

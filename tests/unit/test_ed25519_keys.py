@@ -62,6 +62,16 @@ def _parser_accepts(text: str) -> bytes | None:
         return None
 
 
+def _parsers_reason(text: str) -> str:
+    if len(text) > 512:
+        return "at most 512 characters"
+    try:
+        kg1_ed25519.parse_public_key(text)
+    except kg1_ed25519.KeyFormatError as refused:
+        return str(refused)
+    raise AssertionError("the parser accepts it")
+
+
 def _create(profile: str, public_key: str) -> bytes:
     body = {"key_type": "ed25519", "public_key": public_key} if profile == "gaiaex" else \
         {"label": "bot", "keyType": "ed25519", "publicKey": public_key}
@@ -84,6 +94,8 @@ def test_the_models_accept_exactly_what_the_authorizers_parser_accepts(profile, 
         assert expected is None, refused.message
         assert (refused.code, refused.status) == ("INVALID_REQUEST", 400)
         assert ("public_key" if profile == "gaiaex" else "publicKey") in refused.message
+        # (the parser's own reason, which says what to send instead; or, too long to parse, the bound)
+        assert _parsers_reason(text) in refused.message, refused.message
         assert "send" in refused.message or "32 raw bytes" in refused.message, refused.message
         return
     # ... and an acceptance stores the key in a form the authorizer reads back to the very same 32 bytes
