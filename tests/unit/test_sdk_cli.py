@@ -395,3 +395,19 @@ def test_an_api_root_as_typed_is_encoded_like_the_url(key_in_env, capsys):
 
 def test_requote_leaves_the_host_to_urllib():
     assert cli.requote("https://b\u00fccher.example/v1/a b") == "https://b\u00fccher.example/v1/a%20b"
+
+
+def test_a_stray_percent_in_one_part_leaves_the_escapes_of_the_others(key_in_env, capsys):
+    # (requests decides part by part: a fragment's stray % must not re-encode the query's escapes)
+    root = "https://api.example.com/prod"
+    assert cli.main([root + "/v1/orders?symbol=BTC%2FUSDT#note=50%", "--api-root", root]) == 0
+    method, url, headers, _ = parse_curl(capsys.readouterr().out)
+    assert urlsplit(url).query == "symbol=BTC%2FUSDT"
+    assert verifies(method, "/v1/orders", "symbol=BTC%2FUSDT", headers, b"")
+
+
+@pytest.mark.parametrize("typed", ["/v1/a\tb", "/v1/a?n=x\ny", "/v1/\udcff"], ids=["tab", "line break", "not utf-8"])
+def test_a_url_no_client_could_send_as_typed_is_a_usage_error(key_in_env, capsys, typed):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["https://api.example.com" + typed])
+    assert exited.value.code == cli.EXIT_USAGE and "Traceback" not in capsys.readouterr().err

@@ -102,11 +102,18 @@ _BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 def requote(url: str) -> str:
     """The URL as requests sends it: in its path, query and fragment, spaces and non-ASCII characters
-    percent-encoded (UTF-8) and existing escapes kept; the host as given (urllib sends an IDN's ASCII form)."""
+    percent-encoded (UTF-8) and existing escapes kept, each part on its own; the host as given (urllib sends
+    an IDN's ASCII form). ValueError for what no URL holds as typed: a tab or line break (which urlsplit
+    would drop), or bytes that are not UTF-8."""
+    if any(char in url for char in "\t\r\n"):
+        raise ValueError("the URL holds a tab or line break: percent-encode it (%09, %0D, %0A)")
     parts = urlsplit(url)
-    safe = _KEPT_IN_URL if not any(_BROKEN_ESCAPE.search(part) for part in parts[2:]) \
-        else _KEPT_IN_URL.replace("%", "")
-    return urlunsplit((parts.scheme, parts.netloc, *(quote(part, safe=safe) for part in parts[2:])))
+    try:
+        encoded = [quote(part, safe=_KEPT_IN_URL.replace("%", "") if _BROKEN_ESCAPE.search(part) else _KEPT_IN_URL)
+                   for part in parts[2:]]
+    except UnicodeEncodeError:
+        raise ValueError("the URL holds bytes that are not UTF-8") from None
+    return urlunsplit((parts.scheme, parts.netloc, *encoded))
 
 
 def curl_command(method: str, url: str, headers: dict[str, str], body: bytes, data_file: str | None) -> str:
@@ -162,9 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.data is not None and arguments.data.startswith("@"):
         parser.error("-d takes the body itself, not @FILE as curl's -d does: sign and send a file's bytes with "
                      "--data-file PATH")
-    url = requote(arguments.url)
-    api_root, keygate_root = (None if root is None else requote(root) for root in (arguments.api_root,
-                                                                                   arguments.keygate_root))
+    try:
+        url = requote(arguments.url)
+        api_root, keygate_root = (None if root is None else requote(root) for root in (arguments.api_root,
+                                                                                       arguments.keygate_root))
+    except ValueError as error:
+        parser.error(str(error))
     try:
         body = _body(arguments)
     except OSError as error:
