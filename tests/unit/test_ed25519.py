@@ -132,7 +132,7 @@ def test_anything_else_is_refused(kind):
     ("unpadded base64", "add the padding"),
     ("URL-safe base64", "not URL-safe base64"),
     ("two PEM blocks", "one -----BEGIN PUBLIC KEY----- block, not several"),
-    ("PEM of another label", "is a ED25519 PUBLIC KEY, not a PUBLIC KEY"),
+    ("PEM of another label", "is labelled ED25519 PUBLIC KEY, not PUBLIC KEY"),
     ("hex", "PEM (BEGIN PUBLIC KEY) or base64 of its 32 raw bytes"),
 ])
 def test_a_refusal_says_what_was_sent_instead_of_a_public_key(kind, says):
@@ -142,10 +142,12 @@ def test_a_refusal_says_what_was_sent_instead_of_a_public_key(kind, says):
 
 
 @pytest.mark.parametrize(("text", "says"), [
-    ("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "is a CERTIFICATE, not a PUBLIC KEY"),
-    ("my key: " + PUBLIC_PEM, "nothing before or after it"),
+    ("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "is labelled CERTIFICATE, not PUBLIC KEY"),
+    ("my key: " + PUBLIC_PEM, "nothing before it"),
+    (PUBLIC_PEM + "that was my key", "and nothing after it"),
+    (PUBLIC_PEM.replace("-----BEGIN PUBLIC KEY-----", "-----BEGIN PUBLIC KEY -----"), "begin with the line"),
     (PUBLIC_PEM.replace("\n-----END", " \n-----END"), "lines hold base64 only"),
-], ids=["certificate", "text before", "space in a line"])
+], ids=["certificate", "text before", "text after", "odd BEGIN line", "space in a line"])
 def test_a_pem_refusal_says_what_is_wrong_with_the_block(text, says):
     with pytest.raises(kg1_ed25519.KeyFormatError) as refused:
         kg1_ed25519.parse_public_key(text)

@@ -40,7 +40,7 @@ _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _PEM = re.compile(r"-----BEGIN PUBLIC KEY-----\r?\n((?:[A-Za-z0-9+/=]{1,76}\r?\n)+)-----END PUBLIC KEY-----\r?\n?")
 _BASE64_RAW = re.compile(r"[A-Za-z0-9+/]{43}=")
 _BASE64_UNPADDED = re.compile(r"[A-Za-z0-9+/]{43}")
-_PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+_PEM_LABEL = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,5}[A-Z0-9]+)-----")  # RFC 7468's labels, short ones only
 _BASE64URL_RAW = re.compile(r"[A-Za-z0-9_-]{43}=?")
 
 _P = 2**255 - 19
@@ -103,12 +103,16 @@ def _what_to_send_instead(text: str) -> str:
         return "this is a private key: never send it; send its public key (openssl pkey -pubout)"
     other = next((label for label in labels if label != "PUBLIC KEY"), None)
     if other is not None:  # (a label of capitals, digits and spaces only: safe to name)
-        return f"this PEM block is a {other}, not a PUBLIC KEY: send the Ed25519 public key's PEM"
+        return f"this PEM block is labelled {other}, not PUBLIC KEY: send the Ed25519 public key's PEM"
     if len(labels) > 1:
         return "send one -----BEGIN PUBLIC KEY----- block, not several"
     if "-----BEGIN" in text:
-        if not text.startswith("-----BEGIN PUBLIC KEY-----") or not text.endswith("-----END PUBLIC KEY-----"):
-            return "send the -----BEGIN PUBLIC KEY----- block alone, with nothing before or after it"
+        if not text.startswith("-----BEGIN"):
+            return "send the -----BEGIN PUBLIC KEY----- block alone, with nothing before it"
+        if not text.startswith("-----BEGIN PUBLIC KEY-----"):
+            return "the PEM block must begin with the line -----BEGIN PUBLIC KEY-----"
+        if not text.endswith("-----END PUBLIC KEY-----"):
+            return "the PEM block must end with the line -----END PUBLIC KEY-----, and nothing after it"
         return "a PEM block's lines hold base64 only: send it as openssl prints it"
     if _BASE64_UNPADDED.fullmatch(text):
         return "base64 of the 32 raw bytes is 44 characters ending in =: add the padding"
