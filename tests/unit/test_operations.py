@@ -407,3 +407,66 @@ def test_the_runbooks_never_read_a_failed_key_secrets_listing_as_no_secrets():
     assert uses
     for name, line in uses:
         assert "||" in line or "&&" in line or line.startswith("if "), (name, line)
+
+
+# A stand-in for the AWS CLI: list-secrets answers as $LISTING says, delete-secret says what it deleted.
+_STAND_IN_AWS = r"""
+aws() {
+  case "$2" in
+    list-secrets)
+      case "$LISTING" in
+        two) printf '%s\n' "keygate/$STAGE/$KEY" "keygate/$STAGE/$KEY/v2" ;;
+        none) ;;
+        fails) echo "An error occurred (AccessDeniedException)" >&2; return 254 ;;
+        page-then-fails) printf '%s\n' "keygate/$STAGE/$KEY"; echo "An error occurred (ThrottlingException)" >&2
+                         return 254 ;;
+      esac ;;
+    delete-secret) echo "DELETED $4" ;;
+  esac
+}
+"""
+
+
+def _preamble_function() -> str:
+    [function] = re.findall(r"^key_secrets\(\) \{.*?^\}$", PREAMBLE, re.DOTALL | re.MULTILINE)
+    return function
+
+
+def _run_runbook_block(marker: str, document: str, tmp_path, **environment: str) -> str:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    [block] = re.findall(r"<!-- " + re.escape(marker) + r"[^>]*-->\n```sh\n(.*?)\n```", document, re.DOTALL)
+    script = _STAND_IN_AWS + _preamble_function() + "\n" + block + "\n"
+    ran = subprocess.run([bash, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=30,  # noqa: S603  # nosec B603  # a doc's block against a stand-in aws
+                         env={"PATH": "/usr/bin:/bin", "STAGE": "prod", "KEY": "kgk_A", **environment}, check=False)
+    return ran.stdout
+
+
+LEAKED_KEY = (template.ROOT / "docs" / "runbooks" / "leaked-key-or-secret.md").read_text()
+MASS_REVOKE = (template.ROOT / "docs" / "runbooks" / "mass-revoke.md").read_text()
+
+
+@pytest.mark.parametrize(("listing", "stage", "deleted", "says"), [
+    ("two", "prod", ["keygate/prod/kgk_A", "keygate/prod/kgk_A/v2"], None),
+    ("none", "prod", [], "NONE"),
+    ("fails", "prod", [], "FAILED"),
+    ("page-then-fails", "prod", [], "FAILED"),
+    ("two", "", [], "FAILED"),
+], ids=["a rotated key", "no secret", "listing refused", "listing cut short", "no stage"])
+def test_the_break_glass_deletion_deletes_every_secret_or_says_why_not(tmp_path, listing, stage, deleted, says):
+    # When the leaked-key runbook's step 4b runs against an AWS CLI answering the listing so
+    output = _run_runbook_block("break-glass secret deletion", LEAKED_KEY, tmp_path, LISTING=listing, STAGE=stage)
+    # Then it deletes exactly the secrets listed, and nothing from a listing that failed, saying so
+    assert re.findall(r"^DELETED (\S+)$", output, re.MULTILINE) == deleted, output
+    assert says is None or says in output, output
+
+
+def test_the_bulk_deletion_reads_every_key_of_the_file_whatever_its_line_ends(tmp_path):
+    # Given keys.txt with CRLF line ends, a blank line and no newline after its last key
+    (tmp_path / "keys.txt").write_bytes(b"kgk_A\r\n\r\nkgk_B")
+    # When mass-revoke's deletion loop runs
+    output = _run_runbook_block("bulk secret deletion", MASS_REVOKE, tmp_path, LISTING="two")
+    # Then both keys' secrets are deleted, each by its exact name
+    assert re.findall(r"^DELETED (\S+)$", output, re.MULTILINE) == [
+        "keygate/prod/kgk_A", "keygate/prod/kgk_A/v2", "keygate/prod/kgk_B", "keygate/prod/kgk_B/v2"], output
