@@ -383,27 +383,23 @@ def test_a_stray_percent_is_encoded_as_requests_would_and_still_verifies(key_in_
     assert verifies(method, "/v1/trade/api-keys/self", "discount=50%25", headers, b"")
 
 
-def test_an_api_root_as_typed_is_encoded_like_the_url(key_in_env, capsys):
-    # Given a URL and its API root both typed with a non-ASCII character
-    root = "https://api.example.com/caf\u00e9"
-    assert cli.main([root + "/v1/time?q=a b", "--api-root", root]) == 0
+@pytest.mark.parametrize(("root", "typed", "sent_path", "signed_path", "query"), [
+    # a URL and its API root both typed with a non-ASCII character: the signed path is relative to the encoded root
+    ("https://api.example.com/caf\u00e9", "/v1/time?q=a b", "/caf%C3%A9/v1/time", "/v1/time", "q=a%20b"),
+    # requests decides part by part: a fragment's stray % must not re-encode the query's escapes
+    ("https://api.example.com/prod", "/v1/orders?symbol=BTC%2FUSDT#note=50%", "/prod/v1/orders", "/v1/orders",
+     "symbol=BTC%2FUSDT"),
+], ids=["root typed with non-ASCII", "stray % in the fragment only"])
+def test_the_printed_command_carries_the_url_and_roots_as_requests_encodes_them(key_in_env, capsys, root, typed,
+                                                                                sent_path, signed_path, query):
+    assert cli.main([root + typed, "--api-root", root]) == 0
     method, url, headers, _ = parse_curl(capsys.readouterr().out)
-    # Then the URL is sent encoded and the signed path is relative to the encoded root
-    assert urlsplit(url).path == "/caf%C3%A9/v1/time"
-    assert verifies(method, "/v1/time", "q=a%20b", headers, b"")
+    assert (urlsplit(url).path, urlsplit(url).query) == (sent_path, query)
+    assert verifies(method, signed_path, query, headers, b"")
 
 
 def test_requote_leaves_the_host_to_urllib():
     assert cli.requote("https://b\u00fccher.example/v1/a b") == "https://b\u00fccher.example/v1/a%20b"
-
-
-def test_a_stray_percent_in_one_part_leaves_the_escapes_of_the_others(key_in_env, capsys):
-    # (requests decides part by part: a fragment's stray % must not re-encode the query's escapes)
-    root = "https://api.example.com/prod"
-    assert cli.main([root + "/v1/orders?symbol=BTC%2FUSDT#note=50%", "--api-root", root]) == 0
-    method, url, headers, _ = parse_curl(capsys.readouterr().out)
-    assert urlsplit(url).query == "symbol=BTC%2FUSDT"
-    assert verifies(method, "/v1/orders", "symbol=BTC%2FUSDT", headers, b"")
 
 
 @pytest.mark.parametrize("typed", ["/v1/a\tb", "/v1/a?n=x\ny", "/v1/\udcff"], ids=["tab", "line break", "not utf-8"])
