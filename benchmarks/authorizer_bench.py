@@ -257,9 +257,11 @@ def _handler_and_floor_samples(key: tuple[str, Any], iterations: int, clock: Clo
         assert verify()
         now_ms = clock.wall_clock_ms()
         # The authorizer's expiry: the request's timestamp (now, for these fresh events) + its window + 1 ms.
-        client.put_item(TableName=nonces_table, Item=layout.nonce_item(key[0], nonce, now_ms + 5001),
+        client.put_item(TableName=nonces_table,
+                        Item=layout.nonce_item(key[0], nonce, now_ms + 5001, os.urandom(8).hex()),
                         ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
-                        ExpressionAttributeValues={":now": {"N": str(now_ms)}})
+                        ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD")
 
     handler_ns: list[int] = []
     floor_ns: list[int] = []

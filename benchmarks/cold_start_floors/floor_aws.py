@@ -12,6 +12,7 @@ No pydantic, no Powertools.
 
 import contextlib
 import functools
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -55,9 +56,11 @@ def serve(event):
     dynamodb.put_item(
         TableName=nonces_table,
         Item={"pk": {"S": f"{key_id}#{uuid.uuid4().hex}"},
-              "expires_at_ms": {"N": str(expires_at_ms)}, "expires_ttl": {"N": str(expires_at_ms // 1000 + 1)}},
+              "expires_at_ms": {"N": str(expires_at_ms)}, "expires_ttl": {"N": str(expires_at_ms // 1000 + 1)},
+              "writer": {"S": os.urandom(8).hex()}},
         ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
-        ExpressionAttributeValues={":now": {"N": str(now_ms)}})
+        ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+        ReturnValuesOnConditionCheckFailure="ALL_OLD")
     now = datetime.now(UTC)
     # Used within the interval already: nothing to write, as in keygate.storage.lookup.
     with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):

@@ -10,13 +10,16 @@ change that commits between a request's read and its commit (`Watched.before`).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from keygate import service
 from keygate.config import KeyPolicy, StorageConfig
@@ -599,6 +602,35 @@ def test_nonces_are_refused_until_their_record_expires(storage):
     lookup.record_nonce("kgk_a", "nonce-0123456789abcdef", now_ms=2001, expires_at_ms=7001)
     with pytest.raises(NonceReused):
         lookup.record_nonce("kgk_a", "nonce-0123456789abcdef", now_ms=7001, expires_at_ms=8001)
+
+
+@pytest.mark.parametrize("storage", ["dynamodb"], indirect=True)
+def test_a_nonce_write_whose_answer_was_lost_is_not_taken_for_a_replay(storage):
+    lookup = storage.lookup
+    assert isinstance(lookup, DynamoKeyLookup)
+    dynamodb = layer_aws.clients(StorageConfig.from_environ().aws_endpoint_url).dynamodb
+    lost: list[dict[str, Any]] = []
+
+    def write_then_lose_the_answer(request: Any, **_: Any) -> None:
+        # The first PutItem reaches the table (through another client), then its answer times out
+        if not lost:
+            lost.append(json.loads(request.body))
+            other = boto3.client("dynamodb", region_name=dynamodb.meta.region_name,
+                                 endpoint_url=dynamodb.meta.endpoint_url)
+            other.put_item(**lost[0])
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    dynamodb.meta.events.register_first("before-send.dynamodb.PutItem", write_then_lose_the_answer)
+    try:
+        # When a request's fresh nonce is written, the answer lost and the write retried by botocore
+        lookup.record_nonce("kgk_a", "nonce-0123456789abcdef", now_ms=1000, expires_at_ms=2000)
+    finally:
+        dynamodb.meta.events.unregister("before-send.dynamodb.PutItem", write_then_lose_the_answer)
+    # Then the request passes: the item its retry found is its own write
+    assert len(lost) == 1 and lost[0]["Item"]["pk"] == {"S": "kgk_a#nonce-0123456789abcdef"}
+    # And the same nonce from any later call is a replay
+    with pytest.raises(NonceReused):
+        lookup.record_nonce("kgk_a", "nonce-0123456789abcdef", now_ms=1500, expires_at_ms=2500)
 
 
 def test_a_keys_last_use_is_written_at_most_once_per_interval(world):

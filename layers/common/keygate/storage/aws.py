@@ -88,11 +88,15 @@ def unavailable(operation: str, error: Exception) -> ServiceUnavailable:
 
 
 class Expected(Exception):
-    """An AWS error the caller named as an outcome (a failed condition, a missing secret), not a fault."""
+    """An AWS error the caller named as an outcome (a failed condition, a missing secret), not a fault.
 
-    def __init__(self, code: str) -> None:
+    `item`: the item a failed condition found, when the call asked for it (ReturnValuesOnConditionCheckFailure).
+    """
+
+    def __init__(self, code: str, item: dict[str, Any] | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.item = item
 
 
 class Cancelled(Exception):
@@ -125,7 +129,8 @@ def call(operation: str, function: Callable[..., Any], *, expected: frozenset[st
         return function(**kwargs)
     except ClientError as error:
         if error_code(error) in expected:
-            raise Expected(error_code(error)) from error
+            found = error.response.get("Item")
+            raise Expected(error_code(error), found if isinstance(found, dict) else None) from error
         raise unavailable(operation, error) from error
     except BotoCoreError as error:
         raise unavailable(operation, error) from error

@@ -306,9 +306,15 @@ def step_up_put(table: str, jti: str, expires_at_epoch: int, change_id: str, now
                     "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}}}}
 
 
-def nonce_item(key_id: str, nonce: str, expires_at_ms: int) -> dict[str, Any]:
+def nonce_item(key_id: str, nonce: str, expires_at_ms: int, writer: str) -> dict[str, Any]:
+    """A used nonce; `writer` is the one invocation's random token that recorded it (`nonce_writer`)."""
     return {**nonce_key(key_id, nonce),
-            **to_item({"expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1})}
+            **to_item({"expires_at_ms": expires_at_ms, "expires_ttl": expires_at_ms // 1000 + 1, "writer": writer})}
+
+
+def nonce_writer(item: dict[str, Any] | None) -> str | None:
+    """The `writer` of a nonce item as DynamoDB returned it (typed values), if any."""
+    return ((item or {}).get("writer") or {}).get("S")
 
 
 # ------------------------------------------ issue 16: events in, leaks, operators

@@ -6,6 +6,7 @@ this path (docs/architecture.md, "Cold start").
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,15 +42,19 @@ class DynamoKeyLookup:
         return None if values is None else layout.record_from(values)
 
     def record_nonce(self, key_id: str, nonce: str, *, now_ms: int, expires_at_ms: int) -> None:
-        """A record past its expiry (not yet deleted by TTL) does not count."""
+        """A record past its expiry (not yet deleted by TTL) does not count; nor does one this call wrote
+        (docs/architecture.md, "Data model": botocore's retry of a write whose answer was lost)."""
+        writer = os.urandom(8).hex()
         try:
             aws.call("PutItem", self._clients.dynamodb.put_item, expected=_CONDITION_FAILED,
                      TableName=self._nonces_table,
-                     Item=layout.nonce_item(key_id, nonce, expires_at_ms),
+                     Item=layout.nonce_item(key_id, nonce, expires_at_ms, writer),
                      ConditionExpression="attribute_not_exists(pk) OR expires_at_ms < :now",
-                     ExpressionAttributeValues={":now": {"N": str(now_ms)}})
+                     ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                     ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except aws.Expected as reused:
-            raise NonceReused() from reused
+            if layout.nonce_writer(reused.item) != writer:
+                raise NonceReused() from reused
 
     def touch_last_used(self, user_id: str, key_id: str, now: datetime, *, at_most_every_seconds: int) -> None:
         """Refresh the key's last use at most once per interval across all authorizer instances.
