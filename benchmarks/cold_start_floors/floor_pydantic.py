@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 class Settings(BaseModel):
     table_name: str = Field(alias="TABLE_NAME", min_length=3)
     secret_name_prefix: str = Field(alias="SECRET_NAME_PREFIX")
-    record_cache_ttl_seconds: float = Field(alias="RECORD_CACHE_TTL_SECONDS", default=5, ge=0, le=60)
+    record_cache_ttl_seconds: float = Field(alias="RECORD_CACHE_TTL_SECONDS", default=5, ge=1, le=60)
 
 
 def handler(event, context):

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from keygate.config import AuthorizerConfig, ConfigError
+from keygate.config import AuthorizerConfig, ConfigError, KeyPolicy
 from keygate_dev import template
 from tests.support.stack import RESOURCE_NAMES
 
@@ -97,6 +97,27 @@ def test_cache_and_route_parameters_reach_the_authorizer_with_their_defaults():
     config = AuthorizerConfig.from_environ(environment)
     assert (config.record_cache_ttl_seconds, config.secret_cache_ttl_seconds, config.unknown_key_cache_ttl_seconds,
             config.withdrawal_routes, config.safe_proxy_resources) == (5, 300, 2, (), ())
+
+
+CACHE_TTLS = {"RecordCacheTtlSeconds": "RECORD_CACHE_TTL_SECONDS", "SecretCacheTtlSeconds": "SECRET_CACHE_TTL_SECONDS",
+              "UnknownKeyCacheTtlSeconds": "UNKNOWN_KEY_CACHE_TTL_SECONDS"}
+
+
+@pytest.mark.parametrize(("parameter", "variable"), CACHE_TTLS.items())
+def test_a_cache_ttl_is_at_least_a_second_in_the_template_and_the_settings_alike(parameter, variable):
+    # A TTL of 0 would keep nothing: every forged request would cost a DynamoDB or Secrets Manager read
+    bounds = template.load_template()["Parameters"][parameter]
+    assert bounds["MinValue"] == 1
+    assert getattr(AuthorizerConfig.from_environ({variable: str(bounds["MinValue"])}), variable.lower()) == 1
+    assert getattr(AuthorizerConfig.from_environ({variable: str(bounds["MaxValue"])}),
+                   variable.lower()) == bounds["MaxValue"]
+    for refused in ("0", "0.5", str(bounds["MaxValue"] + 1)):
+        with pytest.raises(ConfigError, match=variable):
+            AuthorizerConfig.from_environ({variable: refused})
+    if parameter == "RecordCacheTtlSeconds":  # the rotation's usable_from reads it too
+        assert KeyPolicy.from_environ({variable: "1"}).record_cache_ttl_seconds == 1
+        with pytest.raises(ConfigError, match=variable):
+            KeyPolicy.from_environ({variable: "0"})
 
 
 ROUTES = template.load_template()["Parameters"]["WithdrawalRoutes"]["AllowedPattern"]

@@ -191,12 +191,14 @@ class AuthorizerConfig:
                   "SAFE_PROXY_RESOURCES: each entry must be a resource template ending in a greedy {name+}")
         config = cls(
             key_id_prefix=_key_id_prefix(env),
+            # At least a second each: a cache that keeps nothing would give every forged request a read
+            # (docs/architecture.md, "The signature authorizer's caches").
             record_cache_ttl_seconds=env.number("RECORD_CACHE_TTL_SECONDS", cls.record_cache_ttl_seconds,
-                                                minimum=0, maximum=60),
+                                                minimum=1, maximum=60),
             secret_cache_ttl_seconds=env.number("SECRET_CACHE_TTL_SECONDS", cls.secret_cache_ttl_seconds,
-                                                minimum=0, maximum=3600),
+                                                minimum=1, maximum=3600),
             unknown_key_cache_ttl_seconds=env.number("UNKNOWN_KEY_CACHE_TTL_SECONDS",
-                                                     cls.unknown_key_cache_ttl_seconds, minimum=0, maximum=60),
+                                                     cls.unknown_key_cache_ttl_seconds, minimum=1, maximum=60),
             last_used_interval_seconds=env.integer("LAST_USED_INTERVAL_SECONDS", cls.last_used_interval_seconds,
                                                    minimum=1),
             withdrawal_routes=tuple(routes), safe_proxy_resources=safe)

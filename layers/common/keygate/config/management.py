@@ -61,7 +61,7 @@ class KeyPolicy:
                      orphan_grace_seconds=env.integer("ORPHAN_GRACE_SECONDS", cls.orphan_grace_seconds, minimum=10),
                      step_up_required=env.flag("STEP_UP_REQUIRED", cls.step_up_required),
                      record_cache_ttl_seconds=env.number("RECORD_CACHE_TTL_SECONDS", cls.record_cache_ttl_seconds,
-                                                         minimum=0, maximum=60),
+                                                         minimum=1, maximum=60),
                      step_up_mode=env.text("STEP_UP_MODE", cls.step_up_mode,
                                            pattern=re.compile("|".join(STEP_UP_MODES)),
                                            rule=" or ".join(STEP_UP_MODES)))
