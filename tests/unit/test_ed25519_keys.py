@@ -97,6 +97,7 @@ def test_the_models_accept_exactly_what_the_authorizers_parser_accepts(profile, 
         # (the parser's own reason, which says what to send instead; or, too long to parse, the bound)
         assert _parsers_reason(text) in refused.message, refused.message
         assert "send" in refused.message or "32 raw bytes" in refused.message, refused.message
+        assert not refused.message.endswith("..."), refused.message
         return
     # ... and an acceptance stores the key in a form the authorizer reads back to the very same 32 bytes
     assert expected is not None
@@ -115,10 +116,12 @@ def test_the_corpus_holds_both_answers():
 
 
 @pytest.mark.parametrize(("profile", "body", "says"), [
-    ("gaiaex", {"key_type": "ed25519"}, "public_key is required for an ed25519 key"),
+    ("gaiaex", {"key_type": "ed25519"},
+     "public_key is required for an ed25519 key: send its public key (PEM, or base64 of its 32 raw bytes)"),
     ("gaiaex", {"public_key": PUBLIC_BASE64}, 'public_key is only for ed25519 keys: send "key_type": "ed25519"'),
     ("gaiaex", {"key_type": "rsa", "public_key": PUBLIC_BASE64}, "key_type"),
-    ("zdex", {"label": "bot", "keyType": "ed25519"}, "publicKey is required for an ed25519 key"),
+    ("zdex", {"label": "bot", "keyType": "ed25519"},
+     "publicKey is required for an ed25519 key: send its public key (PEM, or base64 of its 32 raw bytes)"),
     ("zdex", {"label": "bot", "publicKey": PUBLIC_BASE64}, 'publicKey is only for ed25519 keys: send "keyType"'),
     ("zdex", {"label": "bot", "key_type": "ed25519", "public_key": PUBLIC_BASE64}, "is not a known field"),
 ])
@@ -126,6 +129,22 @@ def test_key_type_and_public_key_go_together(profile, body, says):
     with pytest.raises(KeyGateError) as refused:
         api.parse_body(MODELS[profile], json.dumps(body).encode())
     assert refused.value.code == "INVALID_REQUEST" and says in refused.value.message, refused.value.message
+    assert not refused.value.message.endswith("..."), "cut short: a rule's message fits the echo bound"
+
+
+@pytest.mark.parametrize("sent", [5, 1.5, True, [PUBLIC_BASE64], {"pem": PUBLIC_PEM}], ids=repr)
+@pytest.mark.parametrize(("model", "field"), [
+    (gaiaex.CreateApiKeyRequest, "public_key"), (gaiaex.RotateApiKeyRequest, "public_key"),
+    (zdex.ZdexCreateApiKeyRequest, "publicKey"), (zdex.ZdexRotateApiKeyRequest, "publicKey"),
+], ids=["gaiaex create", "gaiaex rotate", "zdex create", "zdex rotate"])
+def test_a_public_key_that_is_not_a_string_is_told_to_be_one(model, field, sent):
+    # Not pydantic's two union branches ("... Input should be None"), which invite the refused null
+    body = {field: sent, **({"label": "bot"} if model is zdex.ZdexCreateApiKeyRequest else {})}
+    with pytest.raises(KeyGateError) as refused:
+        api.parse_body(model, json.dumps(body).encode())
+    assert refused.value.code == "INVALID_REQUEST"
+    assert refused.value.message == (f"{field}: send it as a string: PEM, or base64 of the Ed25519 public key's 32 "
+                                     "raw bytes"), refused.value.message
 
 
 @pytest.mark.parametrize(("model", "body", "field"), [

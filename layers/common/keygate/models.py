@@ -10,20 +10,22 @@ configuration lookups.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    StrictStr,
     ValidationInfo,
     field_serializer,
     model_serializer,
 )
-from pydantic.json_schema import JsonDict
+from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from keygate.config import KeyPolicy
 from keygate.records import ApiKeyRecord, iso
@@ -94,6 +96,17 @@ def refuse_nulls(data: Any, names: tuple[str, ...], instead: str = "leave it out
 
 # What a null public key should have been instead.
 NULL_PUBLIC_KEY = "leave it out for an HMAC key, or send the Ed25519 public key"
+
+
+def _public_key_text(value: Any) -> Any:
+    if value is not None and not isinstance(value, str):  # (null: refuse_nulls, NULL_PUBLIC_KEY)
+        raise ValueError("send it as a string: PEM, or base64 of the Ed25519 public key's 32 raw bytes")
+    return value
+
+
+# An optional public key: a string, or left out. A number or an object is told so, rather than pydantic's
+# "Input should be a valid string; ... Input should be None" for the union's two branches.
+PublicKeyText = Annotated[StrictStr | SkipJsonSchema[None], BeforeValidator(_public_key_text)]
 
 
 class Request(BaseModel):

@@ -61,8 +61,9 @@ def check_key_type(key_type: str, public_key: str | None, *, names: tuple[str, s
     profile's spelling of the two fields."""
     type_name, key_name = names
     if key_type == ED25519 and public_key is None:
-        raise ValueError(f"{key_name} is required for an ed25519 key: send your Ed25519 public key (PEM or "
-                         "base64 of its 32 raw bytes); the private key stays with you")
+        # (at most 120 characters, as every validation message: api.describe_validation_error)
+        raise ValueError(f"{key_name} is required for an ed25519 key: send its public key (PEM, or base64 of its 32 "
+                         "raw bytes)")
     if key_type != ED25519 and public_key is not None:
         raise ValueError(f'{key_name} is only for ed25519 keys: send "{type_name}": "ed25519" with it, or leave '
                          f"{key_name} out for an HMAC key")

@@ -21,6 +21,7 @@ from keygate.models import (
     IP_WHITELIST_SCHEMA,
     LABEL_SCHEMA,
     NULL_PUBLIC_KEY,
+    PublicKeyText,
     Request,
     Response,
     allowed_permissions,
@@ -66,7 +67,7 @@ class CreateApiKeyRequest(Request):
     expires_days: Annotated[StrictInt, Field(ge=1, le=EXPIRES_DAYS_MAX)] | None = None
     key_type: KeyType = Field(default="hmac-sha256", description="hmac-sha256 (KeyGate makes the secret) or ed25519 "
                                                                  "(send public_key; no secret exists).")
-    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=public_key_schema)
+    public_key: PublicKeyText = Field(default=None, json_schema_extra=public_key_schema)
 
     @model_validator(mode="before")
     @classmethod
@@ -108,7 +109,7 @@ class RotateApiKeyRequest(Request):
     """How long the previous secret keeps working; an Ed25519 key's new public key."""
 
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = GRACE_SECONDS_DEFAULT
-    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, json_schema_extra=public_key_schema)
+    public_key: PublicKeyText = Field(default=None, json_schema_extra=public_key_schema)
 
     @model_validator(mode="before")
     @classmethod

@@ -32,6 +32,7 @@ from keygate.models import (
     IP_WHITELIST_SCHEMA,
     LABEL_SCHEMA,
     NULL_PUBLIC_KEY,
+    PublicKeyText,
     Request,
     Response,
     allowed_permissions,
@@ -111,7 +112,7 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
     key_type: KeyType = Field(default="hmac-sha256", alias="keyType",
                               description="hmac-sha256 (KeyGate makes the secret key) or ed25519 (send publicKey; no "
                                           "secret key exists).")
-    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, alias="publicKey",
+    public_key: PublicKeyText = Field(default=None, alias="publicKey",
                                                          json_schema_extra=public_key_schema)
     _granted: list[str] = PrivateAttr(default_factory=list)  # KeyGate's permissions for the scopes
 
@@ -153,7 +154,7 @@ class ZdexRotateApiKeyRequest(_ZdexRequest):
 
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = Field(
         default=GRACE_SECONDS_DEFAULT, alias="graceSeconds")
-    public_key: StrictStr | SkipJsonSchema[None] = Field(default=None, alias="publicKey",
+    public_key: PublicKeyText = Field(default=None, alias="publicKey",
                                                          json_schema_extra=public_key_schema)
 
     @model_validator(mode="before")
