@@ -70,6 +70,7 @@ from samcli.local.apigw.route import Route
 from samcli.yamlhelper import yaml_parse
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_options_header
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wsgi import get_input_stream
 
 from keygate_dev import template
@@ -421,6 +422,36 @@ class _AuthorizerCache:
             self.entries[key] = _CachedPolicy(time.monotonic() + ttl, response)
 
 
+# The request's header lines as the client sent them, repeats included (HeaderLinesRequestHandler puts them
+# in the WSGI environ, which joins a repeated header's values with commas).
+HEADER_LINES_ENVIRON_KEY = "keygate.header_lines"
+
+
+class HeaderLinesRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler, keeping the header lines for `headers_as_api_gateway_passes_them`."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        # (werkzeug leaves out names with an underscore; so does the event)
+        environ[HEADER_LINES_ENVIRON_KEY] = [(name, value.replace("\r\n", "")) for name, value in self.headers.items()
+                                            if "_" not in name]
+        return environ
+
+
+def headers_as_api_gateway_passes_them(event: dict, lines: list[tuple[str, str]] | None) -> None:
+    """A header sent more than once: every value in the event's multiValueHeaders and the last in its
+    headers, as API Gateway builds a REST proxy or REQUEST authorizer event, not WSGI's one joined value
+    (so the signature authorizer's "sent exactly once" check sees the repeat, as deployed)."""
+    values_by_name: dict[str, list[str]] = {}
+    for name, value in lines or ():
+        values_by_name.setdefault(name.lower(), []).append(value)
+    multi, single = event.get("multiValueHeaders") or {}, event.get("headers") or {}
+    for name in list(multi):
+        values = values_by_name.get(name.lower(), [])
+        if len(values) > 1:
+            multi[name], single[name] = values, values[-1]
+
+
 class KeyGateLocalApigwService(LocalApigwService):
     """SAM CLI's LocalApigwService with API Gateway's Gateway Responses and authorizer cache."""
 
@@ -484,6 +515,7 @@ class KeyGateLocalApigwService(LocalApigwService):
         # function and $context.requestId in a Gateway Response alike.
         event = super()._generate_lambda_event(flask_request, route, method, endpoint)
         event.setdefault("requestContext", {})["requestId"] = _request_id()
+        headers_as_api_gateway_passes_them(event, flask_request.environ.get(HEADER_LINES_ENVIRON_KEY))
         if route.function_name in self._iam_functions:
             self._check_sigv4(flask_request, event)
         return event

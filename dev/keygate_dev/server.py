@@ -272,7 +272,7 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
           env_overrides: Mapping[str, Mapping[str, str]] | None = None, demo_user: str = DEMO_USER,
           aws_port: int = 0, jwks_port: int = 0, out: TextIO = sys.stdout) -> None:
     """Run until Ctrl-C or SIGTERM; raises ServeError for problems the user can fix."""
-    from keygate_dev.local_api import KeyGateLocalApigwService, LocalApiDefinition
+    from keygate_dev.local_api import HeaderLinesRequestHandler, KeyGateLocalApigwService, LocalApiDefinition
 
     os.environ["SAM_CLI_TELEMETRY"] = "0"  # SAM CLI's emulator would otherwise report usage
     _quiet_libraries()
@@ -302,7 +302,8 @@ def serve(port: int = DEFAULT_PORT, *, parameter_overrides: Mapping[str, str] | 
                 except Exception as error:  # noqa: BLE001 (an emulator without streams or EventBridge)
                     print(f"Lifecycle events are not available on this AWS backend: {error}", file=out)
             bus_name = stack.enter_context(exchange_delivery(stage, aws))
-            server = make_server(HOST, bound_port, service.app, threaded=True, fd=listener.fileno())
+            server = make_server(HOST, bound_port, service.app, threaded=True, fd=listener.fileno(),
+                                 request_handler=HeaderLinesRequestHandler)
             base_url = f"http://{HOST}:{bound_port}"
             info = state.ServerInfo(pid=os.getpid(), api_url=base_url, aws_endpoint_url=aws.endpoint_url,
                                     aws_mode=aws.mode, aws_environment=aws.function_environment(),

@@ -6,10 +6,12 @@ the client SDK (keygate_client), exactly as a bot author would use it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -184,3 +186,28 @@ def test_the_gateway_answers_like_api_gateway(local_server: LocalServer):
     assert head.status_code == expected_status and head.text == ""
     # And the time route needs no authorizer
     assert clock.status_code == 200 and abs(clock.json()["server_time"] - time.time() * 1000) < 60_000
+
+
+@pytest.mark.parametrize("header", ["X-KG-API-KEY", "X-KG-NONCE", "X-KG-SIGNATURE"])
+def test_a_signing_header_sent_twice_is_refused_by_its_name(local_server: LocalServer, header: str):
+    # Given a bot's key
+    user = f"e2e-twice-{header.lower()}"
+    local_server.keygate("onboard", "--user", user)
+    key = App(local_server, user).call("POST", "/v1/trade/api-keys", action="api_keys:create",
+                                       body={"label": "twice"}).json()
+    signed = keygate_client.sign(key["api_key"], key["api_secret"], "GET", "/v1/trade/api-keys/self")
+    # When a correctly signed request carries one X-KG-* header line twice (as a proxy might repeat it)
+    address = urlsplit(local_server.base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=TIMEOUT)
+    try:
+        connection.putrequest("GET", "/v1/trade/api-keys/self")
+        for name, value in [*signed.items(), (header, signed[header])]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        answer = connection.getresponse()
+        status, body = answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+    # Then, as API Gateway passes both lines to the authorizer, the refusal names the header
+    assert status == 401, body
+    assert error_of(body) == {"code": "MALFORMED_HEADER", "message": f"{header} must be sent exactly once."}, body
