@@ -310,8 +310,11 @@ def _step_up(arguments: argparse.Namespace) -> None:
     app = PasskeyApp(info.api_url, identity.session_token(arguments.user), device)
     profile = arguments.profile or ("zdex" if arguments.id else "gaiaex")
     try:
+        # The summary on standard error, as the app shows it before the passkey is touched (an Ed25519 key's
+        # fingerprint in it, to compare with keygate-keygen's): stdout stays the token alone.
         token = app.step_up_token(arguments.action, request=request, profile=profile, api_key=arguments.api_key,
-                                  id=arguments.id, passkey_id=arguments.passkey_id)
+                                  id=arguments.id, passkey_id=arguments.passkey_id,
+                                  shown=lambda summary: print(f"Confirming: {summary}", file=sys.stderr))
     except CeremonyError as error:
         raise CliError(str(error)) from None
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +73,13 @@ class PasskeyApp:
         return result
 
     def step_up_token(self, action: str, *, request: Mapping[str, Any] | None = None, profile: str = "gaiaex",
-                      **target: str) -> str:
-        """A token confirming exactly this change (registering a passkey first if needed)."""
+                      shown: Callable[[str], object] | None = None, **target: str) -> str:
+        """A token confirming exactly this change (registering a passkey first if needed); `shown` gets the
+        change's summary, which an app shows before the user touches the authenticator."""
         if not self.registered():
             self.register()
         options = self.options(action, request=request, profile=profile, **target)
+        if shown is not None:
+            shown(str(options.get("summary", "")))
         answer = self.call("POST", "/v1/trade/step-up", {"credential": self.device.get(options)})
         return str(answer["step_up_token"])

@@ -8,6 +8,7 @@ and the app rotates the key to a new public key while the bot keeps working.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess  # nosec B404  # runs only this project's own commands, no shell
 import sys
@@ -113,6 +114,13 @@ def test_the_readmes_openssl_create_makes_an_ed25519_key_of_that_public_key(loca
     assert created.returncode == 0, (created.stdout, created.stderr)
     key = json.loads(created.stdout)
     assert key["key_type"] == "ed25519" and "api_secret" not in key, key
+    # And the confirmation showed the fingerprint the README's openssl pipeline computes, to compare before approving
+    fingerprint = subprocess.run(  # nosec B603
+        ["/bin/bash", "-euo", "pipefail", "-c", 'printf %s "$(openssl pkey -in keygate-ed25519.pem -pubout -outform DER'
+         ' | tail -c 32 | base64)" | openssl dgst -sha256 -binary | base64 | tr -d ='], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert re.search(r"^Confirming: Create Ed25519 API key for the public key SHA256:" + re.escape(fingerprint) + " ",
+                     created.stderr, re.MULTILINE), created.stderr
     # And it is the file's key: a request signed with its private key gets in
     signed = requests.get(local_server.base_url + "/v1/trade/api-keys/self", timeout=TIMEOUT, auth=RequestsAuth(
         key["api_key"], private_key=read_private_key(private_key), clock=ServerClock.sync(local_server.base_url)))
