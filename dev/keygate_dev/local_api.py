@@ -448,7 +448,7 @@ def headers_as_api_gateway_passes_them(event: dict, lines: list[tuple[str, str]]
     multi, single = event.get("multiValueHeaders") or {}, event.get("headers") or {}
     for name in list(multi):
         values = values_by_name.get(name.lower(), [])
-        if len(values) > 1:
+        if len(values) > 1 and not name.lower().startswith("x-forwarded-"):  # (the gateway's own, SAM CLI sets)
             multi[name], single[name] = values, values[-1]
 
 

@@ -39,7 +39,8 @@ def _key_shape(key: dict[str, Any]) -> dict[str, str]:
 def _shape(params: dict[str, Any]) -> dict[str, Any]:
     """A request without its values: what must match between the authorizer and the floor."""
     shape: dict[str, Any] = {"parameters": sorted(params), "table": params.get("TableName")}
-    for name in ("ConditionExpression", "UpdateExpression", "ExpressionAttributeNames", "ConsistentRead"):
+    for name in ("ConditionExpression", "UpdateExpression", "ExpressionAttributeNames", "ConsistentRead",
+                 "ReturnValuesOnConditionCheckFailure"):
         if name in params:
             shape[name] = params[name]
     if "ExpressionAttributeValues" in params:

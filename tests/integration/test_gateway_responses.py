@@ -158,3 +158,23 @@ def test_a_resource_holding_a_bar_matches_that_path_only():
     allowed = [("Allow", "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a|c")]
     assert _allows(allowed, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a|c")
     assert not _allows(allowed, "arn:aws:execute-api:r:1:api/dev/GET/v1/misc/a")
+
+
+@pytest.mark.parametrize(("lines", "multi", "single"), [
+    # a header sent twice: every value, in order, and the last as its single value (as API Gateway passes it)
+    ([("X-KG-NONCE", "a"), ("x-kg-nonce", "b")], ["a", "b"], "b"),
+    # sent once, or no lines kept (the in-process test client): the event as SAM CLI built it
+    ([("X-KG-NONCE", "a,b")], ["a,b"], "a,b"),
+    (None, ["a,b"], "a,b"),
+])
+def test_a_repeated_header_keeps_every_value_as_api_gateway_passes_it(lines, multi, single):
+    from keygate_dev.local_api import headers_as_api_gateway_passes_them
+
+    # Given SAM CLI's event, in which WSGI joined the header's lines with a comma
+    event = {"headers": {"X-Kg-Nonce": "a,b", "X-Forwarded-Port": "3000"},
+             "multiValueHeaders": {"X-Kg-Nonce": ["a,b"], "X-Forwarded-Port": ["3000"]}}
+    # When the header lines the client sent are applied
+    headers_as_api_gateway_passes_them(event, lines and [*lines, ("X-Forwarded-Port", "1"), ("X-Forwarded-Port", "2")])
+    # Then the header carries what was sent, and the gateway's own X-Forwarded-* stay the gateway's
+    assert event["multiValueHeaders"]["X-Kg-Nonce"] == multi and event["headers"]["X-Kg-Nonce"] == single
+    assert event["multiValueHeaders"]["X-Forwarded-Port"] == ["3000"] and event["headers"]["X-Forwarded-Port"] == "3000"

@@ -135,7 +135,10 @@ def test_every_item_keygate_writes_is_the_item_boto3_would_write_and_reads_back_
     values = layout.from_item(layout.record_item(record))
     # When layout writes it and reads it back, then it writes exactly what boto3's serializer would ...
     assert layout.record_item(record) == {name: BOTO3_SERIALIZER.serialize(value) for name, value in values.items()}
-    assert layout.nonce_item("kgk_x", "n1", 1_795_000_000_123) == {
-        **layout.nonce_key("kgk_x", "n1"), "expires_at_ms": {"N": "1795000000123"}, "expires_ttl": {"N": "1795000001"}}
+    assert layout.nonce_item("kgk_x", "n1", 1_795_000_000_123, "w0") == {
+        **layout.nonce_key("kgk_x", "n1"), "expires_at_ms": {"N": "1795000000123"}, "expires_ttl": {"N": "1795000001"},
+        "writer": {"S": "w0"}}
+    assert layout.nonce_writer(layout.nonce_item("kgk_x", "n1", 1, "w0")) == "w0"
+    assert layout.nonce_writer(None) is None and layout.nonce_writer(layout.nonce_key("kgk_x", "n1")) is None
     # ... and reads back the record it wrote
     assert layout.record_from(values) == record

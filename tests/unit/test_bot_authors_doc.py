@@ -48,13 +48,12 @@ def fenced_blocks(language: str) -> list[str]:
     return re.findall(r"```" + language + r"\n(.*?)\n```", DOC, re.DOTALL)
 
 
-def run_shell_recipe(**environment: str) -> list[str]:
+def run_shell_recipe(**environment: str) -> subprocess.CompletedProcess[str]:
     """Run the doc's signing script with `curl` replaced by a function that prints its arguments, one per line."""
     script = "curl() { printf '%s\\n' \"$@\"; }\n" + block_after("shell signing example")
-    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,  # noqa: S603, S607  # nosec B603 B607
-                            env={"PATH": os.environ["PATH"], "KEYGATE_API_KEY": EXAMPLE_KEY_ID,
-                                 "KEYGATE_API_SECRET": EXAMPLE_SECRET, **environment})
-    return result.stdout.splitlines()
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,  # noqa: S603, S607  # nosec B603 B607
+                          env={"PATH": os.environ["PATH"], "KEYGATE_API_KEY": EXAMPLE_KEY_ID,
+                               "KEYGATE_API_SECRET": EXAMPLE_SECRET, **environment})
 
 
 def curl_headers(arguments: list[str]) -> dict[str, str]:
@@ -66,7 +65,8 @@ def curl_headers(arguments: list[str]) -> dict[str, str]:
 def test_the_shell_recipe_produces_the_worked_example_signature():
     # Given docs/signing.md's POST example's timestamp, nonce, key id and secret
     # When the doc's bash + openssl recipe signs it
-    arguments = run_shell_recipe(TIMESTAMP="1767225601234", NONCE="Zx9_-abcdefghijklmnop")
+    ran = run_shell_recipe(TIMESTAMP="1767225601234", NONCE="Zx9_-abcdefghijklmnop")
+    arguments = ran.stdout.splitlines()
     headers = curl_headers(arguments)
     # Then curl would send docs/signing.md's signature and digest, the body as signed, and no recv window header
     assert headers["X-KG-SIGNATURE"] == POST_SIGNATURE
@@ -77,13 +77,21 @@ def test_the_shell_recipe_produces_the_worked_example_signature():
     url = arguments[arguments.index("-X") + 2]
     assert keygate_client.signed_path(url) == "/v1/trade/orders"
     assert sorted(keygate_client.query_pairs(url)) == sorted(POST_QUERY_PAIRS)
+    # And it shows the signature it sends (the README's comment), nothing else
+    assert ran.stderr == f"X-KG-SIGNATURE: {POST_SIGNATURE}\n"
+
+
+@needs_openssl
+def test_the_shell_recipe_sends_to_the_api_root_from_the_environment():
+    arguments = run_shell_recipe(API_ROOT="http://127.0.0.1:3000").stdout.splitlines()
+    assert arguments[arguments.index("-X") + 2].startswith("http://127.0.0.1:3000/v1/trade/orders?")
 
 
 @needs_openssl
 def test_the_shell_recipe_with_a_fresh_clock_and_nonce_signs_a_request_keygate_accepts():
     # When the recipe runs as a bot would run it (its own timestamp and nonce)
     before = keygate_client.local_clock_ms()
-    headers = curl_headers(run_shell_recipe())
+    headers = curl_headers(run_shell_recipe().stdout.splitlines())
     after = keygate_client.local_clock_ms()
     # Then the headers are well formed, stamped in ms while it ran, and verify over the request it sends
     signed = signing.parse_signed_headers(headers)
