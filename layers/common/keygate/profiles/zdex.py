@@ -112,8 +112,7 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
     key_type: KeyType = Field(default="hmac-sha256", alias="keyType",
                               description="hmac-sha256 (KeyGate makes the secret key) or ed25519 (send publicKey; no "
                                           "secret key exists).")
-    public_key: PublicKeyText = Field(default=None, alias="publicKey",
-                                                         json_schema_extra=public_key_schema)
+    public_key: PublicKeyText = Field(default=None, alias="publicKey", json_schema_extra=public_key_schema)
     _granted: list[str] = PrivateAttr(default_factory=list)  # KeyGate's permissions for the scopes
 
     @model_validator(mode="before")
@@ -154,8 +153,7 @@ class ZdexRotateApiKeyRequest(_ZdexRequest):
 
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = Field(
         default=GRACE_SECONDS_DEFAULT, alias="graceSeconds")
-    public_key: PublicKeyText = Field(default=None, alias="publicKey",
-                                                         json_schema_extra=public_key_schema)
+    public_key: PublicKeyText = Field(default=None, alias="publicKey", json_schema_extra=public_key_schema)
 
     @model_validator(mode="before")
     @classmethod
