@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,7 +30,13 @@ from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from keygate.config import KeyPolicy
 from keygate.records import ApiKeyRecord, iso
-from keygate.rules import IP_ENTRY_MAX_CHARS, IP_WHITELIST_MAX_ENTRIES, LABEL_MAX_CHARS, PUBLIC_KEY_MAX_CHARS
+from keygate.rules import (
+    IP_ENTRY_MAX_CHARS,
+    IP_WHITELIST_MAX_ENTRIES,
+    LABEL_MAX_CHARS,
+    PUBLIC_KEY_MAX_CHARS,
+    normalise_public_key,
+)
 
 
 def validation_context(policy: KeyPolicy) -> dict[str, Any]:
@@ -85,28 +92,28 @@ def partial_update_schema(schema: JsonDict) -> None:
             field_schema.pop("default", None)
 
 
-def refuse_nulls(data: Any, names: tuple[str, ...], instead: str = "leave it out to keep the current value") -> Any:
-    """A field that may be left out, never sent as null (a partial update's, or an optional public key)."""
+def refuse_nulls(data: Any, names: tuple[str, ...]) -> Any:
+    """A partial update may leave a field out, never send it as null."""
     if isinstance(data, dict):
         for name in names:
             if name in data and data[name] is None:
-                raise ValueError(f"{name} must not be null; {instead}")
+                raise ValueError(f"{name} must not be null; leave it out to keep the current value")
     return data
 
 
-# What a null public key should have been instead.
-NULL_PUBLIC_KEY = "leave it out for an HMAC key, or send the Ed25519 public key"
-
-
 def _public_key_text(value: Any) -> Any:
-    if value is not None and not isinstance(value, str):  # (null: refuse_nulls, NULL_PUBLIC_KEY)
+    if value is None:  # (left out, the field's default is None, which is never validated)
+        raise ValueError("must not be null; leave it out for an HMAC key, or send the Ed25519 public key")
+    if not isinstance(value, str):
         raise ValueError("send it as a string: PEM, or base64 of the Ed25519 public key's 32 raw bytes")
     return value
 
 
-# An optional public key: a string, or left out. A number or an object is told so, rather than pydantic's
+# An optional Ed25519 public key, in every create and rotate model: left out, or a string, stored normalised
+# (keygate.rules.normalise_public_key). Null, a number or an object is told what to send, rather than pydantic's
 # "Input should be a valid string; ... Input should be None" for the union's two branches.
-PublicKeyText = Annotated[StrictStr | SkipJsonSchema[None], BeforeValidator(_public_key_text)]
+PublicKeyText = Annotated[StrictStr | SkipJsonSchema[None], BeforeValidator(_public_key_text),
+                          AfterValidator(normalise_public_key)]
 
 
 class Request(BaseModel):

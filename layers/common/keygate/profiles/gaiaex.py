@@ -20,7 +20,6 @@ from keygate.errors import ErrorCode
 from keygate.models import (
     IP_WHITELIST_SCHEMA,
     LABEL_SCHEMA,
-    NULL_PUBLIC_KEY,
     PublicKeyText,
     Request,
     Response,
@@ -41,7 +40,6 @@ from keygate.rules import (
     normalise_ip_whitelist,
     normalise_label,
     normalise_permissions,
-    normalise_public_key,
 )
 from keygate.service import CreatedKey, KeyAudit, KeyChange, NewKey, RevokedKey, RotatedKey, Rotation, UpdatedKey
 from keygate.stepup import Action
@@ -68,16 +66,6 @@ class CreateApiKeyRequest(Request):
     key_type: KeyType = Field(default="hmac-sha256", description="hmac-sha256 (KeyGate makes the secret) or ed25519 "
                                                                  "(send public_key; no secret exists).")
     public_key: PublicKeyText = Field(default=None, json_schema_extra=public_key_schema)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null_public_key(cls, data: Any) -> Any:
-        return refuse_nulls(data, ("public_key",), NULL_PUBLIC_KEY)
-
-    @field_validator("public_key")
-    @classmethod
-    def _public_key(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_public_key(value)
 
     @field_validator("label")
     @classmethod
@@ -110,16 +98,6 @@ class RotateApiKeyRequest(Request):
 
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = GRACE_SECONDS_DEFAULT
     public_key: PublicKeyText = Field(default=None, json_schema_extra=public_key_schema)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null_public_key(cls, data: Any) -> Any:
-        return refuse_nulls(data, ("public_key",), NULL_PUBLIC_KEY)
-
-    @field_validator("public_key")
-    @classmethod
-    def _public_key(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_public_key(value)
 
     def domain(self) -> Rotation:
         return Rotation(grace_seconds=self.grace_seconds, public_key=self.public_key)

@@ -31,7 +31,6 @@ from keygate.errors import ErrorCode
 from keygate.models import (
     IP_WHITELIST_SCHEMA,
     LABEL_SCHEMA,
-    NULL_PUBLIC_KEY,
     PublicKeyText,
     Request,
     Response,
@@ -52,7 +51,6 @@ from keygate.rules import (
     normalise_ip_whitelist,
     normalise_label,
     normalise_permissions,
-    normalise_public_key,
 )
 from keygate.service import CreatedKey, KeyChange, NewKey, RevokedKey, RotatedKey, Rotation, UpdatedKey
 from keygate.stepup import Action
@@ -115,16 +113,6 @@ class ZdexCreateApiKeyRequest(_ZdexRequest):
     public_key: PublicKeyText = Field(default=None, alias="publicKey", json_schema_extra=public_key_schema)
     _granted: list[str] = PrivateAttr(default_factory=list)  # KeyGate's permissions for the scopes
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null_public_key(cls, data: Any) -> Any:
-        return refuse_nulls(data, ("publicKey",), NULL_PUBLIC_KEY)
-
-    @field_validator("public_key")
-    @classmethod
-    def _public_key(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_public_key(value)
-
     @field_validator("label")
     @classmethod
     def _label(cls, value: str) -> str:
@@ -154,16 +142,6 @@ class ZdexRotateApiKeyRequest(_ZdexRequest):
     grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_SECONDS_MAX)] = Field(
         default=GRACE_SECONDS_DEFAULT, alias="graceSeconds")
     public_key: PublicKeyText = Field(default=None, alias="publicKey", json_schema_extra=public_key_schema)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null_public_key(cls, data: Any) -> Any:
-        return refuse_nulls(data, ("publicKey",), NULL_PUBLIC_KEY)
-
-    @field_validator("public_key")
-    @classmethod
-    def _public_key(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_public_key(value)
 
     def domain(self) -> Rotation:
         return Rotation(grace_seconds=self.grace_seconds, public_key=self.public_key)
