@@ -5,6 +5,7 @@ The clients come from botocore's own session; nothing imports boto3 (docs/archit
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader
 
 from keygate.errors import ServiceUnavailable
 from keygate.observability import logger
@@ -21,6 +23,38 @@ from keygate.observability import logger
 # Short timeouts and few retries: a Lambda behind API Gateway has 29 s at most,
 # and the caller is better served by a quick 503 with Retry-After.
 BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+class AskedServicesLoader(Loader):
+    """botocore's model loader, looking only for the services its session's clients were asked for.
+
+    botocore's own loader lists every service it ships before loading one (docs/architecture.md,
+    "Cold start"); this one lists the asked services that have the data, as botocore's listing finds it.
+    """
+
+    def __init__(self, search_paths: list[str]) -> None:
+        super().__init__(extra_search_paths=list(search_paths), include_default_search_paths=False)
+        self.asked: set[str] = set()
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        return sorted(service for service in self.asked if self._has_data(service, type_name))
+
+    def _has_data(self, service: str, type_name: str) -> bool:
+        for location in self.search_paths:
+            directory = os.path.join(location, service)
+            if os.path.isdir(directory) and any(self.file_loader.exists(os.path.join(directory, version, type_name))
+                                                for version in os.listdir(directory)):
+                return True
+        return False
+
+
+def new_session() -> botocore.session.Session:
+    """A botocore session whose model loader is an AskedServicesLoader on the same search paths
+    (AWS_DATA_PATH included)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader",
+                               AskedServicesLoader(session.get_component("data_loader").search_paths))
+    return session
 
 
 class AwsClients:
@@ -40,7 +74,8 @@ class AwsClients:
         with self._lock:
             if service not in self._clients:
                 if self._session is None:
-                    self._session = botocore.session.get_session()
+                    self._session = new_session()
+                self._session.get_component("data_loader").asked.add(service)
                 self._clients[service] = self._session.create_client(service, config=BOTO_CONFIG,
                                                                       endpoint_url=self.endpoint_url)
             return self._clients[service]
