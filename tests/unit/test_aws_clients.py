@@ -1,18 +1,21 @@
-"""keygate.storage.aws's sessions: botocore's model loader looking only for the services asked for, and finding
-them as botocore's own loader does (docs/architecture.md, "Cold start")."""
+"""keygate.storage.aws's sessions: botocore's model loader finding the one service it loads instead of listing
+every service botocore ships, and loading what botocore's own loader loads (docs/architecture.md, "Cold start")."""
 
+import json
 import os
 
 import botocore.loaders
 import botocore.session
 import pytest
-from botocore.exceptions import UnknownServiceError
+from botocore.exceptions import DataNotFoundError
 
 from keygate.storage import aws
 
 DATA_TYPES = ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2")
-# What KeyGate's functions and `keygate dev` ask for, and names botocore does not ship.
-SERVICES = ("dynamodb", "secretsmanager", "events", "kms", "sqs", "no-such-service")
+# What KeyGate's functions ask for, what botocore asks for itself (STS for web identity, SSO), and names
+# botocore does not know: unknown, and paths to a known one.
+SERVICES = ("dynamodb", "secretsmanager", "events", "kms", "sts", "sso", "no-such-service", "./kms",
+            "dynamodb/../dynamodb")
 
 
 @pytest.fixture
@@ -35,46 +38,75 @@ def listed_directories(monkeypatch):
     return listed
 
 
+def _loaded(loader, service, type_name):
+    """What a loader gives for a service's data: the data, or its error's type and message."""
+    try:
+        return loader.load_service_model(service, type_name)
+    except DataNotFoundError as error:  # UnknownServiceError included
+        return type(error).__name__, str(error)
+
+
 @pytest.mark.parametrize("type_name", DATA_TYPES)
-def test_the_asked_services_are_those_botocore_lists_with_that_data(region, type_name):
-    # Given botocore's own loader, and ours on the same search paths, asked for KeyGate's services and unknown names
+def test_each_service_loads_as_botocores_own_loader_loads_it(region, type_name):
+    # Given botocore's own loader, and KeyGate's on the same search paths
     botocores = botocore.session.get_session().get_component("data_loader")
     ours = aws.new_session().get_component("data_loader")
-    ours.asked.update(SERVICES)
-    # When each lists the services that have this data
-    listed = ours.list_available_services(type_name)
-    # Then ours names exactly the asked services botocore's names (which is not all of them)
-    expected = sorted(set(botocores.list_available_services(type_name)) & set(SERVICES))
-    assert listed == expected
-    assert "dynamodb" in expected
+    for service in SERVICES:
+        # When each loads this data of the service
+        # Then both give the same data, or the same error with the same message
+        assert _loaded(ours, service, type_name) == _loaded(botocores, service, type_name), service
+    assert not isinstance(_loaded(ours, "dynamodb", type_name), tuple)
 
 
 def test_a_client_is_made_without_listing_every_service_botocore_ships(region, listed_directories):
-    # Given a session of KeyGate's clients (botocore's own loader lists all of its some 400 service directories)
+    # Given KeyGate's clients (botocore's own loader lists all of its some 420 service directories)
     clients = aws.AwsClients("http://127.0.0.1:9")
     # When its DynamoDB and Secrets Manager clients are made, as the signature authorizer's first request does
     dynamodb, secrets = clients.dynamodb, clients.secretsmanager
-    # Then they are the services' clients, and only those services' directories were listed
+    # Then they are those services' clients, and only the search paths and those services' directories were listed
     assert (dynamodb.meta.service_model.service_name, secrets.meta.service_model.service_name) == (
         "dynamodb", "secretsmanager")
-    assert {os.path.basename(path) for path in listed_directories} <= {"dynamodb", "secretsmanager"}
+    search_paths = botocore.session.get_session().get_component("data_loader").search_paths
     assert listed_directories
+    assert set(listed_directories) <= {*search_paths, *(os.path.join(path, service) for path in search_paths
+                                                         for service in ("dynamodb", "secretsmanager"))}
 
 
-def test_a_service_botocore_does_not_ship_is_refused_as_botocore_refuses_it(region):
-    # Given KeyGate's clients
-    clients = aws.AwsClients(None)
-    # When a client of a service botocore has no model for is asked for
-    # Then botocore's own error says so
-    with pytest.raises(UnknownServiceError, match="no-such-service"):
-        clients.client("no-such-service")
+def test_a_client_botocore_makes_itself_on_the_session_is_made(region):
+    # Given a session that made KeyGate's DynamoDB client
+    session = aws.new_session()
+    session.create_client("dynamodb")
+    # When botocore makes a client of its own on it, as web identity credentials make an STS client
+    sts = session.create_client("sts")
+    # Then it is made like any other
+    assert sts.meta.service_model.service_name == "sts"
 
 
-def test_the_loader_keeps_the_search_paths_aws_data_path_names(region, monkeypatch, tmp_path):
-    # Given AWS_DATA_PATH naming a directory of extra models
+def test_models_outside_botocores_data_are_found_as_botocore_finds_them(region, monkeypatch, tmp_path):
+    # Given AWS_DATA_PATH holding a newer DynamoDB model and a service botocore does not ship
+    builtin = botocore.loaders.Loader(include_default_search_paths=False,
+                                      extra_search_paths=[botocore.loaders.Loader.BUILTIN_DATA_PATH])
+    newer = builtin.load_service_model("dynamodb", "service-2")
+    newer["metadata"]["apiVersion"] = "2099-01-01"
+    _write(tmp_path / "dynamodb" / "2099-01-01" / "service-2.json", newer)
+    for type_name in ("service-2", "endpoint-rule-set-1"):
+        _write(tmp_path / "keygate-only" / "2012-11-05" / f"{type_name}.json",
+               builtin.load_service_model("sqs", type_name))
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
-    # When KeyGate's session is made
-    loader = aws.new_session().get_component("data_loader")
-    # Then its loader searches where botocore's would, that directory first
-    assert loader.search_paths == botocore.loaders.create_loader(str(tmp_path)).search_paths
-    assert loader.search_paths[0] == str(tmp_path)
+    # When KeyGate's session makes clients of both
+    clients = aws.AwsClients("http://127.0.0.1:9")
+    dynamodb, only_there = clients.client("dynamodb"), clients.client("keygate-only")
+    # Then it loaded them from there, as botocore's loader does
+    assert dynamodb.meta.service_model.api_version == "2099-01-01"
+    assert only_there.meta.service_model.service_name == "keygate-only"
+    botocores = botocore.session.get_session().get_component("data_loader")
+    ours = aws.new_session().get_component("data_loader")
+    assert ours.search_paths == botocores.search_paths
+    assert ours.search_paths[0] == str(tmp_path)
+    for service in ("dynamodb", "keygate-only"):
+        assert ours.load_service_model(service, "service-2") == botocores.load_service_model(service, "service-2")
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))

@@ -25,35 +25,55 @@ from keygate.observability import logger
 BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
-class AskedServicesLoader(Loader):
-    """botocore's model loader, looking only for the services its session's clients were asked for.
+class DirectLookupLoader(Loader):
+    """botocore's model loader, finding the one service it loads rather than listing every service first.
 
-    botocore's own loader lists every service it ships before loading one (docs/architecture.md,
-    "Cold start"); this one lists the asked services that have the data, as botocore's listing finds it.
+    botocore's own loader lists every service it ships (some 420 directories) before it loads a model,
+    only to name them in an error (docs/architecture.md, "Cold start"). This one looks for the service being
+    loaded, as botocore's listing would find it, and falls back to that listing when it is not there.
     """
 
     def __init__(self, search_paths: list[str]) -> None:
         super().__init__(extra_search_paths=list(search_paths), include_default_search_paths=False)
-        self.asked: set[str] = set()
+        self._loading = threading.local()  # the service each thread's load_service_model is loading
+        self._entries: dict[str, frozenset[str]] = {}
+
+    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+        outer = getattr(self._loading, "service", None)
+        self._loading.service = service_name
+        try:
+            return super().load_service_model(service_name, type_name, api_version=api_version)
+        finally:
+            self._loading.service = outer
 
     def list_available_services(self, type_name: str) -> list[str]:
-        return sorted(service for service in self.asked if self._has_data(service, type_name))
+        service = getattr(self._loading, "service", None)
+        if service is not None and self._has_data(service, type_name):
+            return [service]
+        return super().list_available_services(type_name)  # botocore's listing, and its error
 
     def _has_data(self, service: str, type_name: str) -> bool:
         for location in self.search_paths:
             directory = os.path.join(location, service)
-            if os.path.isdir(directory) and any(self.file_loader.exists(os.path.join(directory, version, type_name))
-                                                for version in os.listdir(directory)):
+            if (service in self._entries_of(location) and os.path.isdir(directory)
+                    and any(self.file_loader.exists(os.path.join(directory, version, type_name))
+                            for version in os.listdir(directory))):
                 return True
         return False
 
+    def _entries_of(self, location: str) -> frozenset[str]:
+        """The names in a search path (a service is one of them, as botocore lists it: never "a/../a")."""
+        if location not in self._entries:
+            self._entries[location] = frozenset(os.listdir(location)) if os.path.isdir(location) else frozenset()
+        return self._entries[location]
+
 
 def new_session() -> botocore.session.Session:
-    """A botocore session whose model loader is an AskedServicesLoader on the same search paths
+    """A botocore session whose model loader is a DirectLookupLoader on the same search paths
     (AWS_DATA_PATH included)."""
     session = botocore.session.get_session()
     session.register_component("data_loader",
-                               AskedServicesLoader(session.get_component("data_loader").search_paths))
+                               DirectLookupLoader(session.get_component("data_loader").search_paths))
     return session
 
 
@@ -75,7 +95,6 @@ class AwsClients:
             if service not in self._clients:
                 if self._session is None:
                     self._session = new_session()
-                self._session.get_component("data_loader").asked.add(service)
                 self._clients[service] = self._session.create_client(service, config=BOTO_CONFIG,
                                                                       endpoint_url=self.endpoint_url)
             return self._clients[service]
