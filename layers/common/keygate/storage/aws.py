@@ -28,9 +28,10 @@ BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5, retries={"mode": "st
 class DirectLookupLoader(Loader):
     """botocore's model loader, finding the one service it loads rather than listing every service first.
 
-    botocore's own loader lists every service it ships (some 420 directories) before it loads a model,
-    only to name them in an error (docs/architecture.md, "Cold start"). This one looks for the service being
-    loaded, as botocore's listing would find it, and falls back to that listing when it is not there.
+    botocore's own loader lists every service it ships (some 440 directories) before it loads a model, to
+    check the name and to name them all in an error (docs/architecture.md, "Cold start"). This one looks for
+    the service being loaded, as botocore's listing would find it, and falls back to that listing when it is
+    not there.
     """
 
     def __init__(self, search_paths: list[str]) -> None:
@@ -54,10 +55,11 @@ class DirectLookupLoader(Loader):
 
     def _has_data(self, service: str, type_name: str) -> bool:
         for location in self.search_paths:
+            if service not in self._entries_of(location):
+                continue
             directory = os.path.join(location, service)
-            if (service in self._entries_of(location) and os.path.isdir(directory)
-                    and any(self.file_loader.exists(os.path.join(directory, version, type_name))
-                            for version in os.listdir(directory))):
+            if os.path.isdir(directory) and any(self.file_loader.exists(os.path.join(directory, version, type_name))
+                                                for version in os.listdir(directory)):
                 return True
         return False
 
