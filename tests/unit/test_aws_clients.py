@@ -112,11 +112,12 @@ def test_web_identity_credentials_reach_sts(region, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/keygate")
     monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/sts")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9/dynamodb")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     # When a KeyGate client makes a call, its credentials first asking STS for a role's
     # Then the call fails on reaching STS's endpoint, the STS client made
-    with pytest.raises(EndpointConnectionError, match="127.0.0.1:9"):
+    with pytest.raises(EndpointConnectionError, match="127.0.0.1:9/sts"):
         aws.AwsClients(None).dynamodb.get_item(TableName="keys", Key={"pk": {"S": "a"}})
 
 
